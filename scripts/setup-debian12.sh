@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything a fresh Debian 12 machine lacks to build and test flexslurm, and prepares
+# a configured Slurm source tree of exactly the installed Slurm release (the plugins need
+# Slurm's internal headers and its config.h, which no binary package ships).
+#
+# Usage: scripts/setup-debian12.sh [SRC_PARENT_DIR]   (default: ./build/slurm-src)
+# Prints the path of the configured Slurm source tree on its last line.
+set -euo pipefail
+
+src_parent=${1:-"$(cd "$(dirname "$0")/.." && pwd)/build/slurm-src"}
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+need_pkgs=(slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev libhwloc-dev hwloc
+           libyaml-dev check pkg-config autoconf automake libtool make g++ gcc dpkg-dev
+           clang-format)
+missing=()
+for p in "${need_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+# deb-src entry: the deb stanzas of debian.sources with Types: deb-src, so `apt-get source`
+# fetches the source package of exactly the Slurm that apt installed.
+srcfile=/etc/apt/sources.list.d/flexslurm-deb-src.sources
+if [ ! -f "$srcfile" ]; then
+	log "adding deb-src entries ($srcfile)"
+	sed -e 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$srcfile"
+	updated=no
+else
+	updated=yes
+fi
+
+if [ "${#missing[@]}" -gt 0 ] || [ "$updated" = no ]; then
+	log "apt-get update"
+	apt-get update -qq
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+	log "installing: ${missing[*]}"
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian packages start their daemons; the local cluster tool runs its own on private
+# ports and sockets, so keep the system ones from holding locks or ports.
+for svc in slurmctld slurmd munge; do
+	systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	service "$svc" stop >/dev/null 2>&1 || true
+done
+
+ver=$(dpkg-query -W -f='${Version}' slurmctld) # e.g. 22.05.8-4+deb12u3
+upver=${ver%%-*}
+tree="$src_parent/slurm-wlm-$upver"
+if [ ! -f "$tree/config.h" ]; then
+	mkdir -p "$src_parent"
+	log "fetching Debian source of slurm-wlm $ver"
+	(cd "$src_parent" && apt-get source -qq "slurm-wlm=$ver" >/dev/null)
+	[ -d "$tree" ] || tree=$(find "$src_parent" -maxdepth 1 -type d -name 'slurm*' | head -n1)
+	log "configuring $tree (for config.h only)"
+	(cd "$tree" && ./configure --quiet --prefix=/usr --sysconfdir=/etc/slurm \
+		--libdir=/usr/lib/x86_64-linux-gnu >/dev/null)
+fi
+echo "$tree"

@@ -1,0 +1,394 @@
+#include "config.hpp"
+
+#include <yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <set>
+
+namespace flexslurm {
+
+const SliceRule &Config::rule_for(const Accelerator &accel) const noexcept
+{
+	const SliceRule *vendor_match = nullptr;
+	for (const SliceRule &r : classes) {
+		if (r.vendor != accel.vendor)
+			continue;
+		if (!r.model.empty() && r.model == accel.model)
+			return r;
+		if (r.model.empty() && !vendor_match)
+			vendor_match = &r;
+	}
+	return vendor_match ? *vendor_match : default_rule;
+}
+
+std::string expand_node_name(std::string_view pattern, std::string_view node_name)
+{
+	std::string out;
+	for (size_t i = 0; i < pattern.size(); ++i) {
+		if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'n') {
+			out.append(node_name);
+			++i;
+		} else {
+			out.push_back(pattern[i]);
+		}
+	}
+	return out;
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) noexcept
+{
+	size_t i = 0;
+	uint64_t v = 0;
+	while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+		const auto d = static_cast<uint64_t>(text[i] - '0');
+		if (v > (std::numeric_limits<uint64_t>::max() - d) / 10)
+			return std::nullopt;
+		v = v * 10 + d;
+		++i;
+	}
+	if (i == 0)
+		return std::nullopt;
+	std::string unit;
+	for (; i < text.size(); ++i)
+		unit.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(text[i]))));
+	int shift = 0;
+	if (unit.empty() || unit == "b")
+		shift = 0;
+	else if (unit == "k" || unit == "kib")
+		shift = 10;
+	else if (unit == "m" || unit == "mib")
+		shift = 20;
+	else if (unit == "g" || unit == "gib")
+		shift = 30;
+	else if (unit == "t" || unit == "tib")
+		shift = 40;
+	else
+		return std::nullopt;
+	if (shift && v > (std::numeric_limits<uint64_t>::max() >> shift))
+		return std::nullopt;
+	return v << shift;
+}
+
+namespace {
+
+// RAII owners of libyaml's C structs.
+struct YamlParser {
+	yaml_parser_t raw{};
+	bool ready = false;
+	YamlParser() : ready(yaml_parser_initialize(&raw) != 0) {}
+	~YamlParser()
+	{
+		if (ready)
+			yaml_parser_delete(&raw);
+	}
+	YamlParser(const YamlParser &) = delete;
+	YamlParser &operator=(const YamlParser &) = delete;
+};
+struct YamlDocument {
+	yaml_document_t raw{};
+	bool loaded = false;
+	YamlDocument() = default;
+	~YamlDocument()
+	{
+		if (loaded)
+			yaml_document_delete(&raw);
+	}
+	YamlDocument(const YamlDocument &) = delete;
+	YamlDocument &operator=(const YamlDocument &) = delete;
+};
+
+// Turns a YAML document into a Config, stopping at the first bad value.
+class ConfigReader {
+public:
+	ConfigReader(std::string source, yaml_document_t *doc) : source_(std::move(source)), doc_(doc) {}
+
+	Result<Config> read()
+	{
+		Config cfg;
+		cfg.source = source_;
+		yaml_node_t *root = yaml_document_get_root_node(doc_);
+		if (!root) // empty file: all defaults
+			return cfg;
+		if (root->type != YAML_MAPPING_NODE)
+			return fail(root, "(top level)", "must be a mapping", "keys version, inventory, slicing");
+		if (!each_key(root, "", {"version", "inventory", "slicing"}, [&](const std::string &key, yaml_node_t *k, yaml_node_t *v) {
+			    if (key == "version") {
+				    auto n = integer(k, v, "version", 1, 1, "1");
+				    return n.has_value();
+			    }
+			    if (key == "inventory")
+				    return read_inventory(v, cfg);
+			    return read_slicing(v, cfg);
+		    }))
+			return Result<Config>::failure(error_);
+		return cfg;
+	}
+
+private:
+	std::string source_;
+	yaml_document_t *doc_;
+	std::string error_;
+
+	static unsigned long line_of(const yaml_node_t *n) { return n->start_mark.line + 1; }
+
+	// "<file>:<line>: <key>: <problem> (allowed: <allowed>)"
+	bool set_error(const yaml_node_t *at, const std::string &key, const std::string &problem,
+		       const std::string &allowed)
+	{
+		error_ = source_ + ":" + std::to_string(line_of(at)) + ": " + key + ": " + problem;
+		if (!allowed.empty())
+			error_ += " (allowed: " + allowed + ")";
+		return false;
+	}
+	Result<Config> fail(const yaml_node_t *at, const std::string &key, const std::string &problem,
+			    const std::string &allowed)
+	{
+		set_error(at, key, problem, allowed);
+		return Result<Config>::failure(error_);
+	}
+
+	yaml_node_t *node(yaml_node_item_t i) { return yaml_document_get_node(doc_, i); }
+
+	static std::string scalar(const yaml_node_t *n)
+	{
+		return std::string(reinterpret_cast<const char *>(n->data.scalar.value), n->data.scalar.length);
+	}
+
+	static std::string join(const std::string &prefix, const std::string &key)
+	{
+		return prefix.empty() ? key : prefix + "." + key;
+	}
+
+	template <class F>
+	bool each_key(yaml_node_t *map, const std::string &prefix, std::initializer_list<const char *> allowed, F &&f)
+	{
+		std::string allowed_list;
+		for (const char *a : allowed)
+			allowed_list += (allowed_list.empty() ? "" : ", ") + std::string(a);
+		std::set<std::string> seen;
+		for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; ++p) {
+			yaml_node_t *k = node(p->key);
+			yaml_node_t *v = node(p->value);
+			if (k->type != YAML_SCALAR_NODE)
+				return set_error(k, prefix.empty() ? "(key)" : prefix, "keys must be plain names", allowed_list);
+			const std::string key = scalar(k);
+			const std::string full = join(prefix, key);
+			if (std::none_of(allowed.begin(), allowed.end(), [&](const char *a) { return key == a; }))
+				return set_error(k, full, "unknown key", allowed_list);
+			if (!seen.insert(key).second)
+				return set_error(k, full, "given twice", "each key once");
+			if (!f(key, k, v))
+				return false;
+		}
+		return true;
+	}
+
+	std::optional<std::string> string_value(yaml_node_t *v, const std::string &key, const std::string &allowed)
+	{
+		if (v->type != YAML_SCALAR_NODE) {
+			set_error(v, key, "must be a single value", allowed);
+			return std::nullopt;
+		}
+		return scalar(v);
+	}
+
+	std::optional<int> integer(yaml_node_t *, yaml_node_t *v, const std::string &key, int lo, int hi,
+				   const std::string &allowed)
+	{
+		auto s = string_value(v, key, allowed);
+		if (!s)
+			return std::nullopt;
+		errno = 0;
+		char *end = nullptr;
+		const long n = std::strtol(s->c_str(), &end, 10);
+		if (s->empty() || *end != '\0' || errno != 0) {
+			set_error(v, key, "\"" + *s + "\" is not an integer", allowed);
+			return std::nullopt;
+		}
+		if (n < lo || n > hi) {
+			set_error(v, key, *s + " is out of range", allowed);
+			return std::nullopt;
+		}
+		return static_cast<int>(n);
+	}
+
+	std::optional<std::string> path(yaml_node_t *v, const std::string &key)
+	{
+		const std::string allowed = "an absolute path, %n stands for the node name";
+		auto s = string_value(v, key, allowed);
+		if (!s)
+			return std::nullopt;
+		if (s->empty() || (*s)[0] != '/') {
+			set_error(v, key, "\"" + *s + "\" is not an absolute path", allowed);
+			return std::nullopt;
+		}
+		return s;
+	}
+
+	bool read_inventory(yaml_node_t *v, Config &cfg)
+	{
+		if (v->type != YAML_MAPPING_NODE)
+			return set_error(v, "inventory", "must be a mapping", "keys topology_xml, device_dir");
+		return each_key(v, "inventory", {"topology_xml", "device_dir"},
+				[&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
+					auto p = path(val, "inventory." + key);
+					if (!p)
+						return false;
+					(key == "topology_xml" ? cfg.topology_xml : cfg.device_dir) = *p;
+					return true;
+				});
+	}
+
+	// A rule's keys; shares default to an even split of the device.
+	bool read_rule(yaml_node_t *v, const std::string &prefix, SliceRule &rule, bool is_class)
+	{
+		const std::string what = is_class ? "keys vendor, model, slices, compute_percent, memory_percent, device_memory"
+						  : "keys slices, compute_percent, memory_percent";
+		if (v->type != YAML_MAPPING_NODE)
+			return set_error(v, prefix, "must be a mapping", what);
+		std::optional<int> compute, memory;
+		yaml_node_t *compute_at = nullptr, *memory_at = nullptr;
+		bool vendor_seen = false;
+		auto body = [&](const std::string &key, yaml_node_t *k, yaml_node_t *val) {
+			const std::string full = prefix + "." + key;
+			if (key == "slices") {
+				auto n = integer(k, val, full, 1, max_slices_per_device,
+						 "an integer from 1 to " + std::to_string(max_slices_per_device));
+				if (!n)
+					return false;
+				rule.slices = *n;
+			} else if (key == "compute_percent" || key == "memory_percent") {
+				auto n = integer(k, val, full, 1, 100, "an integer from 1 to 100");
+				if (!n)
+					return false;
+				(key == "compute_percent" ? compute : memory) = n;
+				(key == "compute_percent" ? compute_at : memory_at) = val;
+			} else if (key == "vendor") {
+				auto s = string_value(val, full, "nvidia, amd, ascend");
+				if (!s)
+					return false;
+				rule.vendor = parse_vendor(*s);
+				if (!rule.vendor)
+					return set_error(val, full, "unknown vendor \"" + *s + "\"", "nvidia, amd, ascend");
+				vendor_seen = true;
+			} else if (key == "model") {
+				const std::string allowed = "a GRES type: lowercase letters, digits, '-', '_', '.'";
+				auto s = string_value(val, full, allowed);
+				if (!s)
+					return false;
+				if (s->empty() || std::any_of(s->begin(), s->end(), [](char c) {
+					    return !(std::islower(static_cast<unsigned char>(c)) ||
+						     std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+						     c == '.');
+				    }))
+					return set_error(val, full, "\"" + *s + "\" is not a GRES type name", allowed);
+				rule.model = *s;
+			} else { // device_memory
+				const std::string allowed = "a size such as 80GiB, 16384MiB or a byte count";
+				auto s = string_value(val, full, allowed);
+				if (!s)
+					return false;
+				auto bytes = parse_size(*s);
+				if (!bytes || *bytes == 0)
+					return set_error(val, full, "\"" + *s + "\" is not a size", allowed);
+				rule.device_memory_bytes = *bytes;
+			}
+			return true;
+		};
+		const bool ok = is_class ? each_key(v, prefix, {"vendor", "model", "slices", "compute_percent", "memory_percent", "device_memory"}, body)
+					 : each_key(v, prefix, {"slices", "compute_percent", "memory_percent"}, body);
+		if (!ok)
+			return false;
+		if (is_class && !vendor_seen)
+			return set_error(v, prefix + ".vendor", "missing", "nvidia, amd, ascend");
+		rule.compute_percent = compute.value_or(100 / rule.slices);
+		rule.memory_percent = memory.value_or(100 / rule.slices);
+		if (rule.slices * rule.compute_percent > 100)
+			return set_error(compute_at ? compute_at : v, prefix + ".compute_percent",
+					 std::to_string(rule.slices) + " slices x " + std::to_string(rule.compute_percent) +
+					     "% exceed the device",
+					 "slices x compute_percent <= 100");
+		if (rule.slices * rule.memory_percent > 100)
+			return set_error(memory_at ? memory_at : v, prefix + ".memory_percent",
+					 std::to_string(rule.slices) + " slices x " + std::to_string(rule.memory_percent) +
+					     "% exceed the device memory",
+					 "slices x memory_percent <= 100");
+		return true;
+	}
+
+	bool read_slicing(yaml_node_t *v, Config &cfg)
+	{
+		if (v->type != YAML_MAPPING_NODE)
+			return set_error(v, "slicing", "must be a mapping", "keys default, classes");
+		return each_key(v, "slicing", {"default", "classes"}, [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
+			if (key == "default")
+				return read_rule(val, "slicing.default", cfg.default_rule, false);
+			if (val->type != YAML_SEQUENCE_NODE)
+				return set_error(val, "slicing.classes", "must be a list", "a list of mappings with a vendor key");
+			int i = 0;
+			for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top; ++it, ++i) {
+				SliceRule rule;
+				const std::string prefix = "slicing.classes[" + std::to_string(i) + "]";
+				yaml_node_t *item = node(*it);
+				if (!read_rule(item, prefix, rule, true))
+					return false;
+				for (const SliceRule &other : cfg.classes)
+					if (other.vendor == rule.vendor && other.model == rule.model)
+						return set_error(item, prefix,
+								 "a second rule for " + std::string(vendor_name(*rule.vendor)) +
+								     (rule.model.empty() ? "" : " " + rule.model),
+								 "one rule per vendor and model");
+				cfg.classes.push_back(rule);
+			}
+			return true;
+		});
+	}
+};
+
+} // namespace
+
+Result<Config> Config::from_string(const std::string &text, const std::string &source_name)
+{
+	YamlParser parser;
+	if (!parser.ready)
+		return Result<Config>::failure(source_name + ": cannot initialise the YAML parser");
+	yaml_parser_set_input_string(&parser.raw, reinterpret_cast<const unsigned char *>(text.data()), text.size());
+	YamlDocument doc;
+	doc.loaded = yaml_parser_load(&parser.raw, &doc.raw) != 0;
+	if (!doc.loaded) {
+		const auto line = parser.raw.problem_mark.line + 1;
+		return Result<Config>::failure(source_name + ":" + std::to_string(line) + ": (YAML syntax): " +
+					       (parser.raw.problem ? parser.raw.problem : "unreadable") +
+					       " (allowed: a YAML mapping, see etc/flexslurm.yaml)");
+	}
+	ConfigReader reader(source_name, &doc.raw);
+	return reader.read();
+}
+
+Result<Config> Config::from_file(const std::string &path)
+{
+	std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "re"), &std::fclose);
+	if (!f)
+		return Result<Config>::failure(path + ": cannot open: " + std::strerror(errno));
+	std::string text;
+	std::array<char, 4096> buf{};
+	size_t n;
+	constexpr size_t max_config_bytes = 1 << 20; // a config is a few KiB; refuse a runaway file
+	while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) {
+		text.append(buf.data(), n);
+		if (text.size() > max_config_bytes)
+			return Result<Config>::failure(path + ": larger than 1 MiB, not a flexslurm config");
+	}
+	if (std::ferror(f.get()))
+		return Result<Config>::failure(path + ": cannot read: " + std::strerror(errno));
+	return from_string(text, path);
+}
+
+} // namespace flexslurm

@@ -1,0 +1,50 @@
+// flexslurm.yaml: how each accelerator is cut into slices, and where the
+// inventory comes from. Every bad value is refused with one message that
+// names the file, the line, the key and what is allowed, because an admin
+// reads it in a slurmd log with nothing else to go on.
+#pragma once
+
+#include "inventory.hpp"
+#include "result.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flexslurm {
+
+constexpr int max_slices_per_device = 64;
+
+struct SliceRule {
+	std::optional<Vendor> vendor; // unset: the default rule
+	std::string model;	      // empty: any model of the vendor
+	int slices = 4;
+	int compute_percent = 25; // of the device, per slice
+	int memory_percent = 25;  // of the device memory, per slice
+	uint64_t device_memory_bytes = 0; // 0: as hwloc reports it
+};
+
+struct Config {
+	std::string source = "<built-in defaults>";
+	std::string topology_xml; // empty: the live system; may hold %n
+	std::string device_dir = "/dev"; // may hold %n
+	SliceRule default_rule;
+	std::vector<SliceRule> classes;
+
+	// The most specific rule: vendor and model, then vendor, then default.
+	const SliceRule &rule_for(const Accelerator &accel) const noexcept;
+
+	static Config defaults() { return Config{}; }
+	static Result<Config> from_file(const std::string &path);
+	static Result<Config> from_string(const std::string &text, const std::string &source_name);
+};
+
+// Slurm's %n convention (SlurmdSpoolDir=/var/spool/slurmd.%n): the node name.
+std::string expand_node_name(std::string_view pattern, std::string_view node_name);
+
+// "80GiB", "512M", "1048576": binary units, case-insensitive.
+std::optional<uint64_t> parse_size(std::string_view text) noexcept;
+
+} // namespace flexslurm

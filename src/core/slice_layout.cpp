@@ -1,0 +1,178 @@
+#include "slice_layout.hpp"
+
+#include "log.hpp"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+namespace flexslurm {
+
+std::optional<DeviceId> stat_char_device(const std::string &path, std::string &why)
+{
+	struct stat st {};
+	if (stat(path.c_str(), &st) != 0) {
+		why = std::strerror(errno);
+		return std::nullopt;
+	}
+	if (!S_ISCHR(st.st_mode)) {
+		why = "not a character device";
+		return std::nullopt;
+	}
+	return DeviceId{major(st.st_rdev), minor(st.st_rdev)};
+}
+
+SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config, const std::string &device_dir,
+			       const DeviceProbe &probe)
+{
+	SliceLayout layout;
+	int next = 0;
+	for (const Accelerator &a : inventory.accelerators) {
+		const SliceRule &rule = config.rule_for(a);
+		DeviceSlices d;
+		d.vendor = a.vendor;
+		d.vendor_index = a.vendor_index;
+		d.model = a.model;
+		d.device_path = device_dir + (device_dir.ends_with('/') ? "" : "/") + a.device_nodes.at(0);
+		std::string why;
+		auto id = probe(d.device_path, why);
+		if (!id) {
+			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " + a.model +
+				  "): " + d.device_path + ": " + why + "; its slices are not offered");
+			continue;
+		}
+		d.device_id = *id;
+		d.cpus = a.cpus;
+		d.first_slice = next;
+		d.slices = rule.slices;
+		d.compute_percent = rule.compute_percent;
+		const uint64_t mem = rule.device_memory_bytes ? rule.device_memory_bytes : a.memory_bytes;
+		d.slice_memory_bytes = mem * static_cast<uint64_t>(rule.memory_percent) / 100;
+		next += d.slices;
+		layout.devices_.push_back(std::move(d));
+	}
+	return layout;
+}
+
+int SliceLayout::total_slices() const noexcept
+{
+	return devices_.empty() ? 0 : devices_.back().first_slice + devices_.back().slices;
+}
+
+const DeviceSlices *SliceLayout::device_of_slice(int index) const noexcept
+{
+	for (const DeviceSlices &d : devices_)
+		if (index >= d.first_slice && index < d.first_slice + d.slices)
+			return &d;
+	return nullptr;
+}
+
+namespace {
+
+constexpr std::string_view layout_magic = "flexslurm-layout 1";
+
+template <class T> bool parse_number(std::string_view s, T &out, T lo, T hi)
+{
+	T v{};
+	auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+	if (ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
+		return false;
+	out = v;
+	return true;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep)
+{
+	std::vector<std::string_view> out;
+	size_t start = 0;
+	for (;;) {
+		size_t pos = s.find(sep, start);
+		out.push_back(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+		if (pos == std::string_view::npos)
+			return out;
+		start = pos + 1;
+	}
+}
+
+bool printable_field(std::string_view s)
+{
+	for (char c : s)
+		if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+			return false;
+	return !s.empty();
+}
+
+} // namespace
+
+std::string SliceLayout::serialize() const
+{
+	std::ostringstream out;
+	out << layout_magic << '\n';
+	for (const DeviceSlices &d : devices_) {
+		out << vendor_name(d.vendor) << '\t' << d.vendor_index << '\t' << d.model << '\t' << d.device_path << '\t'
+		    << d.device_id.major << ':' << d.device_id.minor << '\t' << d.first_slice << '\t' << d.slices << '\t'
+		    << d.compute_percent << '\t' << d.slice_memory_bytes << '\t';
+		for (size_t i = 0; i < d.cpus.size(); ++i)
+			out << (i ? "," : "") << d.cpus[i];
+		out << '\n';
+	}
+	return out.str();
+}
+
+Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
+{
+	auto bad = [](const std::string &why) { return Result<SliceLayout>::failure("slice layout: " + why); };
+	constexpr size_t max_layout_bytes = 1 << 20;
+	if (text.size() > max_layout_bytes)
+		return bad("too large");
+	auto lines = split(text, '\n');
+	if (lines.empty() || lines[0] != layout_magic)
+		return bad("unknown format");
+	SliceLayout layout;
+	int next = 0;
+	for (size_t li = 1; li < lines.size(); ++li) {
+		if (lines[li].empty() && li + 1 == lines.size())
+			break;
+		auto f = split(lines[li], '\t');
+		const std::string where = "line " + std::to_string(li + 1);
+		if (f.size() != 10)
+			return bad(where + ": expected 10 fields");
+		DeviceSlices d;
+		auto vendor = parse_vendor(f[0]);
+		if (!vendor)
+			return bad(where + ": unknown vendor");
+		d.vendor = *vendor;
+		auto majmin = split(f[4], ':');
+		if (!parse_number(f[1], d.vendor_index, 0, 1 << 16) || !printable_field(f[2]) || !printable_field(f[3]) ||
+		    f[3][0] != '/' || majmin.size() != 2 ||
+		    !parse_number(majmin[0], d.device_id.major, 0U, std::numeric_limits<uint32_t>::max()) ||
+		    !parse_number(majmin[1], d.device_id.minor, 0U, std::numeric_limits<uint32_t>::max()) ||
+		    !parse_number(f[5], d.first_slice, 0, 1 << 20) ||
+		    !parse_number(f[6], d.slices, 1, max_slices_per_device) ||
+		    !parse_number(f[7], d.compute_percent, 1, 100) ||
+		    !parse_number(f[8], d.slice_memory_bytes, uint64_t{0}, std::numeric_limits<uint64_t>::max()))
+			return bad(where + ": malformed field");
+		if (d.first_slice != next)
+			return bad(where + ": slice indices not contiguous");
+		d.model = f[2];
+		d.device_path = f[3];
+		if (!f[9].empty()) {
+			for (auto c : split(f[9], ',')) {
+				unsigned cpu = 0;
+				if (!parse_number(c, cpu, 0U, 1U << 20))
+					return bad(where + ": malformed cpu list");
+				d.cpus.push_back(cpu);
+			}
+		}
+		next += d.slices;
+		layout.devices_.push_back(std::move(d));
+	}
+	return layout;
+}
+
+} // namespace flexslurm

@@ -1,0 +1,63 @@
+// The slice model: which GRES unit index is which slice of which device.
+// Slice indices are the bit positions of Slurm's gres/vslice bitmap on the
+// node; devices are laid out in inventory order, each taking a contiguous
+// run of indices. select/flex (placement, reclaim) will use the same map.
+#pragma once
+
+#include "config.hpp"
+#include "inventory.hpp"
+#include "result.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flexslurm {
+
+struct DeviceId {
+	uint32_t major = 0;
+	uint32_t minor = 0;
+};
+
+struct DeviceSlices {
+	Vendor vendor = Vendor::Nvidia;
+	int vendor_index = 0;
+	std::string model;       // GRES type
+	std::string device_path; // absolute path of the node a slice is bound to
+	DeviceId device_id;
+	std::vector<unsigned> cpus;
+	int first_slice = 0;
+	int slices = 0;
+	int compute_percent = 0;	 // per slice
+	uint64_t slice_memory_bytes = 0; // per slice; 0: unknown
+};
+
+// Looks up a character device's major:minor; nullopt (and why) if absent.
+using DeviceProbe = std::function<std::optional<DeviceId>(const std::string &path, std::string &why)>;
+std::optional<DeviceId> stat_char_device(const std::string &path, std::string &why);
+
+class SliceLayout {
+public:
+	// Devices whose node is missing are left out with one log line each,
+	// so that slurmctld sees fewer slices than configured and drains the
+	// node with its usual reason instead of jobs failing later.
+	static SliceLayout build(const Inventory &inventory, const Config &config, const std::string &device_dir,
+				 const DeviceProbe &probe = stat_char_device);
+
+	const std::vector<DeviceSlices> &devices() const noexcept { return devices_; }
+	int total_slices() const noexcept;
+	const DeviceSlices *device_of_slice(int index) const noexcept;
+
+	// A line-based text form that slurmd hands to slurmstepd, which does
+	// not run discovery itself; deserialize() validates every field.
+	std::string serialize() const;
+	static Result<SliceLayout> deserialize(std::string_view text);
+
+private:
+	std::vector<DeviceSlices> devices_;
+};
+
+} // namespace flexslurm

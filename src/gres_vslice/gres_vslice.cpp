@@ -1,0 +1,351 @@
+/*
+ * gres/vslice: each accelerator a node has is cut into slices, and each slice
+ * is one unit of the GRES "vslice", bound to its physical device file so that
+ * task/cgroup ConstrainDevices fences jobs per device.
+ *
+ * This file only translates between Slurm's structures and the core (slice
+ * layout, job environment); every decision is made in src/core. No C++
+ * exception may reach Slurm: every entry point catches all.
+ */
+#include "slurm_compat.h"
+
+#include "core/config.hpp"
+#include "core/inventory.hpp"
+#include "core/job_env.hpp"
+#include "core/log.hpp"
+#include "core/slice_layout.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+extern "C" {
+extern const char plugin_name[] = "gres/vslice: accelerator slices (flexslurm " FLEXSLURM_VERSION ")";
+extern const char plugin_type[] = "gres/vslice";
+extern const uint32_t plugin_version = SLURM_VERSION_NUMBER;
+}
+
+namespace {
+
+using namespace flexslurm;
+
+constexpr const char *config_file_name = "flexslurm.yaml";
+
+// Filled by node_config_load in slurmd and by recv_stepd in slurmstepd.
+std::optional<SliceLayout> layout;
+List gres_devices = nullptr;
+
+void slurm_log_sink(LogLevel level, const char *message)
+{
+	switch (level) {
+	case LogLevel::Error:
+		error("gres/vslice: %s", message);
+		break;
+	case LogLevel::Info:
+		info("gres/vslice: %s", message);
+		break;
+	case LogLevel::Verbose:
+		verbose("gres/vslice: %s", message);
+		break;
+	case LogLevel::Debug:
+		debug("gres/vslice: %s", message);
+		break;
+	}
+}
+
+template <class F> auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> decltype(f())
+{
+	try {
+		return f();
+	} catch (const std::exception &e) {
+		error("gres/vslice: %s: %s", where, e.what());
+	} catch (...) {
+		error("gres/vslice: %s: unexpected failure", where);
+	}
+	return on_failure;
+}
+
+template <class F> void guarded_void(const char *where, F &&f) noexcept
+{
+	guarded(where, [&] { f(); return 0; }, 0);
+}
+
+// Slurm's device list: one entry per slice, all slices of a device naming
+// the same file, so task/cgroup allows the device if any slice is held.
+void rebuild_gres_devices()
+{
+	FREE_NULL_LIST(gres_devices);
+	gres_devices = list_create(destroy_gres_device);
+	for (const DeviceSlices &d : layout->devices()) {
+		for (int i = 0; i < d.slices; ++i) {
+			auto *dev = static_cast<gres_device_t *>(xmalloc(sizeof(gres_device_t)));
+			dev->index = d.first_slice + i;
+			dev->dev_num = d.vendor_index;
+			dev->dev_desc.type = DEV_TYPE_CHAR;
+			dev->dev_desc.major = d.device_id.major;
+			dev->dev_desc.minor = d.device_id.minor;
+			dev->path = xstrdup(d.device_path.c_str());
+			list_append(gres_devices, dev);
+		}
+	}
+}
+
+std::string cpu_list(const std::vector<unsigned> &cpus)
+{
+	std::string out;
+	for (unsigned c : cpus)
+		out += (out.empty() ? "" : ",") + std::to_string(c);
+	return out;
+}
+
+int is_vslice_record(void *x, void *)
+{
+	auto *rec = static_cast<gres_slurmd_conf_t *>(x);
+	return xstrcasecmp(rec->name, "vslice") == 0 ? 1 : 0;
+}
+
+int is_vslice_record_with_file(void *x, void *key)
+{
+	return is_vslice_record(x, key) && static_cast<gres_slurmd_conf_t *>(x)->file ? 1 : 0;
+}
+
+// Replaces whatever slurm.conf/gres.conf said about vslice on this node by
+// one record per discovered slice. slurmctld compares the count with
+// slurm.conf's Gres= and drains the node, with its usual reason, when fewer
+// slices were found than configured.
+void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
+{
+	if (list_find_first(gres_conf_list, is_vslice_record_with_file, nullptr))
+		info("gres/vslice: File= lines for vslice in gres.conf are ignored: slices come from discovery (%s)",
+		     config_file_name);
+	list_delete_all(gres_conf_list, is_vslice_record, nullptr);
+
+	for (const DeviceSlices &d : layout->devices()) {
+		char *abs_cpus = nullptr;
+		bitstr_t *mac_cpus = nullptr;
+		const bool cpus_fit = !d.cpus.empty() && d.cpus.back() < node_conf->cpu_cnt;
+		if (cpus_fit) {
+			mac_cpus = bit_alloc(node_conf->cpu_cnt);
+			for (unsigned c : d.cpus)
+				bit_set(mac_cpus, static_cast<bitoff_t>(c));
+			std::string mac = cpu_list(d.cpus);
+			if (!node_conf->xcpuinfo_mac_to_abs ||
+			    node_conf->xcpuinfo_mac_to_abs(const_cast<char *>(mac.c_str()), &abs_cpus) != SLURM_SUCCESS) {
+				FREE_NULL_BITMAP(mac_cpus);
+				xfree(abs_cpus);
+			}
+		} else if (!d.cpus.empty()) {
+			verbose("gres/vslice: %s: topology CPUs do not fit the node's %u CPUs; no CPU affinity",
+				d.device_path.c_str(), node_conf->cpu_cnt);
+		}
+		for (int i = 0; i < d.slices; ++i)
+			add_gres_to_list(gres_conf_list, const_cast<char *>("vslice"), 1,
+					 static_cast<int>(node_conf->cpu_cnt), abs_cpus, mac_cpus,
+					 const_cast<char *>(d.device_path.c_str()), const_cast<char *>(d.model.c_str()),
+					 nullptr, nullptr, 0);
+		info("gres/vslice: %s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64
+		     " MiB each",
+		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices, d.first_slice,
+		     d.first_slice + d.slices - 1, d.compute_percent, d.slice_memory_bytes >> 20);
+		xfree(abs_cpus);
+		FREE_NULL_BITMAP(mac_cpus);
+	}
+}
+
+int load_node_config(List gres_conf_list, node_config_load_t *node_conf)
+{
+	char *path_c = get_extra_conf_path(const_cast<char *>(config_file_name));
+	const std::string path = path_c ? path_c : config_file_name;
+	xfree(path_c);
+
+	Config config = Config::defaults();
+	struct stat st {};
+	if (stat(path.c_str(), &st) == 0) {
+		auto loaded = Config::from_file(path);
+		if (!loaded) {
+			error("flexslurm: %s", loaded.error().c_str());
+			return SLURM_ERROR;
+		}
+		config = *loaded;
+	} else {
+		info("gres/vslice: %s: %s; using built-in defaults (%d slices per device)", path.c_str(),
+		     std::strerror(errno), config.default_rule.slices);
+	}
+
+	const std::string node = compat::slurmd_node_name();
+	const std::string xml = expand_node_name(config.topology_xml, node);
+	auto inventory = xml.empty() ? Inventory::from_live_system() : Inventory::from_xml_file(xml);
+	if (!inventory) {
+		error("flexslurm: %s: inventory.topology_xml: %s", config.source.c_str(), inventory.error().c_str());
+		return SLURM_ERROR;
+	}
+	layout = SliceLayout::build(*inventory, config, expand_node_name(config.device_dir, node));
+	rebuild_gres_devices();
+	publish_slices(gres_conf_list, node_conf);
+	return SLURM_SUCCESS;
+}
+
+std::vector<int> held_slices(bitstr_t *bits)
+{
+	std::vector<int> held;
+	if (!bits)
+		return held;
+	for (bitoff_t i = bit_ffs(bits); i >= 0 && i < bit_size(bits); ++i)
+		if (bit_test(bits, i))
+			held.push_back(static_cast<int>(i));
+	return held;
+}
+
+void set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags, DeviceNumbering numbering)
+{
+	if (!layout)
+		return;
+	const auto held = held_slices(bits);
+	if (held.empty()) {
+		if (!(flags & GRES_INTERNAL_FLAG_PROTECT_ENV))
+			for (const std::string &name : owned_variable_names())
+				unsetenvp(*env, name.c_str());
+		return;
+	}
+	for (const EnvVar &v : slice_environment(*layout, held, numbering))
+		env_array_overwrite(env, v.name.c_str(), v.value.c_str());
+}
+
+DeviceNumbering job_numbering()
+{
+	return gres_use_local_device_index() ? DeviceNumbering::Local : DeviceNumbering::Physical;
+}
+
+} // namespace
+
+extern "C" {
+
+int init(void)
+{
+	set_log_sink(slurm_log_sink);
+	debug("gres/vslice: loaded");
+	return SLURM_SUCCESS;
+}
+
+int fini(void)
+{
+	FREE_NULL_LIST(gres_devices);
+	layout.reset();
+	return SLURM_SUCCESS;
+}
+
+int gres_p_node_config_load(List gres_conf_list, node_config_load_t *node_conf)
+{
+	return guarded("node_config_load", [&] { return load_node_config(gres_conf_list, node_conf); },
+		       static_cast<int>(SLURM_ERROR));
+}
+
+void gres_p_job_set_env(char ***job_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, gres_internal_flags_t flags)
+{
+	guarded_void("job_set_env", [&] { set_env(job_env_ptr, gres_bit_alloc, flags, job_numbering()); });
+}
+
+void gres_p_step_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, gres_internal_flags_t flags)
+{
+	guarded_void("step_set_env", [&] { set_env(step_env_ptr, gres_bit_alloc, flags, job_numbering()); });
+}
+
+// Per-task GPU binding is not offered for slices: every task of a step
+// sees all of the step's slices, as with the step environment.
+void gres_p_task_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, bitstr_t *,
+			 gres_internal_flags_t flags)
+{
+	guarded_void("task_set_env", [&] { set_env(step_env_ptr, gres_bit_alloc, flags, job_numbering()); });
+}
+
+void gres_p_send_stepd(buf_t *buffer)
+{
+	guarded_void("send_stepd", [&] {
+		const std::string text = layout ? layout->serialize() : std::string();
+		packstr(const_cast<char *>(text.c_str()), buffer);
+	});
+}
+
+void gres_p_recv_stepd(buf_t *buffer)
+{
+	guarded_void("recv_stepd", [&] {
+		char *text = nullptr;
+		uint32_t len = 0;
+		if (unpackstr_xmalloc(&text, &len, buffer) != SLURM_SUCCESS) {
+			error("gres/vslice: recv_stepd: cannot unpack the slice layout");
+			return;
+		}
+		const std::string s = text ? text : "";
+		xfree(text);
+		if (s.empty()) {
+			layout.reset();
+			FREE_NULL_LIST(gres_devices);
+			return;
+		}
+		auto parsed = SliceLayout::deserialize(s);
+		if (!parsed) {
+			error("gres/vslice: recv_stepd: %s", parsed.error().c_str());
+			return;
+		}
+		layout = std::move(*parsed);
+		rebuild_gres_devices();
+	});
+}
+
+int gres_p_get_job_info(gres_job_state_t *, uint32_t, enum gres_job_data_type, void *)
+{
+	return EINVAL;
+}
+
+int gres_p_get_step_info(gres_step_state_t *, uint32_t, enum gres_step_data_type, void *)
+{
+	return EINVAL;
+}
+
+List gres_p_get_devices(void)
+{
+	return gres_devices;
+}
+
+void gres_p_step_hardware_init(bitstr_t *, char *) {}
+
+void gres_p_step_hardware_fini(void) {}
+
+gres_epilog_info_t *gres_p_epilog_build_env(gres_job_state_t *gres_js)
+{
+	return guarded(
+	    "epilog_build_env",
+	    [&]() -> gres_epilog_info_t * {
+		    auto *ei = static_cast<gres_epilog_info_t *>(xmalloc(sizeof(gres_epilog_info_t)));
+		    ei->node_cnt = gres_js->node_cnt;
+		    ei->gres_bit_alloc = static_cast<bitstr_t **>(xcalloc(ei->node_cnt, sizeof(bitstr_t *)));
+		    ei->gres_cnt_node_alloc = static_cast<uint64_t *>(xcalloc(ei->node_cnt, sizeof(uint64_t)));
+		    for (uint32_t i = 0; i < ei->node_cnt; i++) {
+			    if (gres_js->gres_bit_alloc && gres_js->gres_bit_alloc[i]) {
+				    ei->gres_bit_alloc[i] = bit_copy(gres_js->gres_bit_alloc[i]);
+				    if (gres_js->gres_cnt_node_alloc)
+					    ei->gres_cnt_node_alloc[i] = gres_js->gres_cnt_node_alloc[i];
+			    }
+		    }
+		    return ei;
+	    },
+	    nullptr);
+}
+
+// Prolog and epilog run outside the job's device cgroup: host numbering.
+void gres_p_epilog_set_env(char ***epilog_env_ptr, gres_epilog_info_t *gres_ei, int node_inx)
+{
+	guarded_void("epilog_set_env", [&] {
+		if (!gres_ei || node_inx < 0 || static_cast<uint32_t>(node_inx) >= gres_ei->node_cnt ||
+		    !gres_ei->gres_bit_alloc)
+			return;
+		set_env(epilog_env_ptr, gres_ei->gres_bit_alloc[node_inx], GRES_INTERNAL_FLAG_NONE,
+			DeviceNumbering::Physical);
+	});
+}
+
+} // extern "C"

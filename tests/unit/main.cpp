@@ -1,0 +1,28 @@
+// Check runner for the Slurm-free core. Prints Check's summary line last.
+#include "suites.hpp"
+
+#include "core/log.hpp"
+
+#include <cstdlib>
+
+namespace {
+// Keep test output readable: the core's debug chatter is not asserted here.
+void quiet_sink(flexslurm::LogLevel level, const char *message)
+{
+	if (level == flexslurm::LogLevel::Error)
+		std::fprintf(stderr, "core error: %s\n", message);
+}
+} // namespace
+
+int main()
+{
+	flexslurm::set_log_sink(quiet_sink);
+	SRunner *runner = srunner_create(config_suite());
+	srunner_add_suite(runner, inventory_suite());
+	srunner_add_suite(runner, slice_layout_suite());
+	srunner_add_suite(runner, job_env_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	const int failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,179 @@
+// flexslurm.yaml: valid files, defaults, and the exact message for each
+// kind of bad input (file, line, key, what is allowed).
+#include "suites.hpp"
+
+#include "core/config.hpp"
+
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+using namespace flexslurm;
+
+START_TEST(defaults_without_a_file)
+{
+	Config c = Config::defaults();
+	ck_assert_int_eq(c.default_rule.slices, 4);
+	ck_assert_int_eq(c.default_rule.compute_percent, 25);
+	ck_assert_int_eq(c.default_rule.memory_percent, 25);
+	ck_assert_str(c.device_dir.c_str(), "/dev");
+	ck_assert(c.topology_xml.empty());
+	auto empty = Config::from_string("", "empty.yaml");
+	ck_assert(static_cast<bool>(empty));
+	ck_assert_int_eq(empty->default_rule.slices, 4);
+}
+END_TEST
+
+START_TEST(the_shipped_example_is_valid)
+{
+	auto c = Config::from_file(std::string(TOPOLOGY_DIR) + "/../../etc/flexslurm.yaml");
+	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
+	ck_assert_uint_eq(c->classes.size(), 3);
+	ck_assert_int_eq(c->classes[0].slices, 8);
+	ck_assert_int_eq(c->classes[0].compute_percent, 12);
+	ck_assert_str(c->classes[0].model.c_str(), "h100");
+	ck_assert_uint_eq(c->classes[1].device_memory_bytes, 64ULL << 30);
+}
+END_TEST
+
+START_TEST(full_valid_file)
+{
+	auto c = Config::from_string("version: 1\n"
+				     "inventory:\n"
+				     "  topology_xml: /etc/flexslurm/%n.xml\n"
+				     "  device_dir: /srv/dev/%n\n"
+				     "slicing:\n"
+				     "  default:\n"
+				     "    slices: 3\n"
+				     "    compute_percent: 30\n"
+				     "  classes:\n"
+				     "    - vendor: ascend\n"
+				     "      model: ascend910b\n"
+				     "      slices: 2\n"
+				     "      memory_percent: 40\n"
+				     "      device_memory: 65536MiB\n",
+				     "ok.yaml");
+	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
+	ck_assert_int_eq(c->default_rule.slices, 3);
+	ck_assert_int_eq(c->default_rule.compute_percent, 30);
+	ck_assert_int_eq(c->default_rule.memory_percent, 33);
+	ck_assert(c->classes[0].vendor == Vendor::Ascend);
+	ck_assert_int_eq(c->classes[0].compute_percent, 50);
+	ck_assert_int_eq(c->classes[0].memory_percent, 40);
+	ck_assert_uint_eq(c->classes[0].device_memory_bytes, 64ULL << 30);
+	ck_assert_str(expand_node_name(c->device_dir, "n3").c_str(), "/srv/dev/n3");
+	ck_assert_str(expand_node_name(c->topology_xml, "gpu-01").c_str(), "/etc/flexslurm/gpu-01.xml");
+}
+END_TEST
+
+START_TEST(sizes)
+{
+	ck_assert_uint_eq(*parse_size("80GiB"), 80ULL << 30);
+	ck_assert_uint_eq(*parse_size("512m"), 512ULL << 20);
+	ck_assert_uint_eq(*parse_size("1T"), 1ULL << 40);
+	ck_assert_uint_eq(*parse_size("4096"), 4096);
+	ck_assert(!parse_size("GiB"));
+	ck_assert(!parse_size("12PB"));
+	ck_assert(!parse_size("99999999999999999999"));
+	ck_assert(!parse_size("17179869184T")); // overflows
+}
+END_TEST
+
+struct BadCase {
+	const char *yaml;
+	const char *message;
+};
+
+// Each distinct way a config can be wrong, with the one line the admin gets.
+static const BadCase bad_cases[] = {
+    {"slicing:\n  default:\n    slices: [1\n",
+     "bad.yaml:4: (YAML syntax): did not find expected ',' or ']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
+    {"- a\n- b\n", "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing)"},
+    {"version: 1\nslices: 4\n", "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing)"},
+    {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
+    {"slicing:\n  default:\n    slices: four\n",
+     "bad.yaml:3: slicing.default.slices: \"four\" is not an integer (allowed: an integer from 1 to 64)"},
+    {"slicing:\n  default:\n    slices: 0\n",
+     "bad.yaml:3: slicing.default.slices: 0 is out of range (allowed: an integer from 1 to 64)"},
+    {"slicing:\n  default:\n    slices: 65\n",
+     "bad.yaml:3: slicing.default.slices: 65 is out of range (allowed: an integer from 1 to 64)"},
+    {"slicing:\n  default:\n    slices: 4\n    compute_percent: 101\n",
+     "bad.yaml:4: slicing.default.compute_percent: 101 is out of range (allowed: an integer from 1 to 100)"},
+    {"slicing:\n  default:\n    slices: 4\n    compute_percent: 30\n",
+     "bad.yaml:4: slicing.default.compute_percent: 4 slices x 30% exceed the device (allowed: slices x "
+     "compute_percent <= 100)"},
+    {"slicing:\n  default:\n    slices: 2\n    memory_percent: 60\n",
+     "bad.yaml:4: slicing.default.memory_percent: 2 slices x 60% exceed the device memory (allowed: slices x "
+     "memory_percent <= 100)"},
+    {"slicing:\n  classes:\n    - vendor: intel\n",
+     "bad.yaml:3: slicing.classes[0].vendor: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)"},
+    {"slicing:\n  classes:\n    - vendor: nvidia\n    - slices: 2\n",
+     "bad.yaml:4: slicing.classes[1].vendor: missing (allowed: nvidia, amd, ascend)"},
+    {"slicing:\n  classes:\n    vendor: nvidia\n",
+     "bad.yaml:3: slicing.classes: must be a list (allowed: a list of mappings with a vendor key)"},
+    {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: lots\n",
+     "bad.yaml:4: slicing.classes[0].device_memory: \"lots\" is not a size (allowed: a size such as 80GiB, 16384MiB "
+     "or a byte count)"},
+    {"slicing:\n  classes:\n    - vendor: amd\n      colour: red\n",
+     "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, compute_percent, "
+     "memory_percent, device_memory)"},
+    {"slicing:\n  classes:\n    - vendor: nvidia\n      model: H100 SXM\n",
+     "bad.yaml:4: slicing.classes[0].model: \"H100 SXM\" is not a GRES type name (allowed: a GRES type: lowercase "
+     "letters, digits, '-', '_', '.')"},
+    {"slicing:\n  classes:\n    - {vendor: nvidia, model: h100}\n    - {vendor: nvidia, model: h100}\n",
+     "bad.yaml:4: slicing.classes[1]: a second rule for nvidia h100 (allowed: one rule per vendor and model)"},
+    {"inventory:\n  device_dir: dev\n",
+     "bad.yaml:2: inventory.device_dir: \"dev\" is not an absolute path (allowed: an absolute path, %n stands for the "
+     "node name)"},
+    {"inventory:\n  topology_xml: [a, b]\n",
+     "bad.yaml:2: inventory.topology_xml: must be a single value (allowed: an absolute path, %n stands for the node "
+     "name)"},
+    {"version: 1\nversion: 1\n", "bad.yaml:2: version: given twice (allowed: each key once)"},
+    {"slicing:\n  default:\n    vendor: nvidia\n",
+     "bad.yaml:3: slicing.default.vendor: unknown key (allowed: slices, compute_percent, memory_percent)"},
+};
+
+START_TEST(bad_input_messages)
+{
+	const BadCase &bc = bad_cases[_i];
+	auto c = Config::from_string(bc.yaml, "bad.yaml");
+	ck_assert_msg(!c, "accepted:\n%s", bc.yaml);
+	ck_assert_str(c.error().c_str(), bc.message);
+}
+END_TEST
+
+START_TEST(file_errors)
+{
+	auto missing = Config::from_file("/nonexistent/flexslurm.yaml");
+	ck_assert(!missing);
+	ck_assert_str(missing.error().c_str(), "/nonexistent/flexslurm.yaml: cannot open: No such file or directory");
+
+	char path[] = "/tmp/flexslurm-test-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	const char text[] = "slicing:\n  default:\n    slices: -3\n";
+	ck_assert_int_eq(write(fd, text, sizeof text - 1), static_cast<ssize_t>(sizeof text - 1));
+	close(fd);
+	auto bad = Config::from_file(path);
+	unlink(path);
+	ck_assert(!bad);
+	ck_assert_str(bad.error().c_str(),
+			 (std::string(path) +
+			  ":3: slicing.default.slices: -3 is out of range (allowed: an integer from 1 to 64)")
+			     .c_str());
+}
+END_TEST
+
+Suite *config_suite()
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("yaml");
+	tcase_add_test(tc, defaults_without_a_file);
+	tcase_add_test(tc, the_shipped_example_is_valid);
+	tcase_add_test(tc, full_valid_file);
+	tcase_add_test(tc, sizes);
+	tcase_add_loop_test(tc, bad_input_messages, 0, static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));
+	tcase_add_test(tc, file_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}

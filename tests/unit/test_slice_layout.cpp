@@ -1,0 +1,134 @@
+// The slice model over real topologies, and the layout's wire form that
+// slurmd hands to slurmstepd (validated like any input from outside).
+#include "suites.hpp"
+
+#include "core/slice_layout.hpp"
+
+#include <string>
+
+using namespace flexslurm;
+
+namespace {
+
+Inventory load(const char *file)
+{
+	auto inv = Inventory::from_xml_file(std::string(TOPOLOGY_DIR) + "/" + file);
+	ck_assert_msg(static_cast<bool>(inv), "%s", inv.error().c_str());
+	return *inv;
+}
+
+// Every device present: minor = position, as a fake /dev would give.
+std::optional<DeviceId> fake_probe(const std::string &path, std::string &why)
+{
+	if (path.find("missing") != std::string::npos) {
+		why = "No such file or directory";
+		return std::nullopt;
+	}
+	return DeviceId{195, static_cast<uint32_t>(path.back() - '0')};
+}
+
+Config config(const char *yaml)
+{
+	auto c = Config::from_string(yaml, "test.yaml");
+	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
+	return *c;
+}
+
+} // namespace
+
+START_TEST(defaults_cut_every_device_in_four)
+{
+	SliceLayout l = SliceLayout::build(load("nvidia-8gpu-2numa.xml"), Config::defaults(), "/dev", fake_probe);
+	ck_assert_int_eq(l.total_slices(), 32);
+	ck_assert_uint_eq(l.devices().size(), 8);
+	const DeviceSlices &d5 = l.devices()[5];
+	ck_assert_int_eq(d5.first_slice, 20);
+	ck_assert_int_eq(d5.slices, 4);
+	ck_assert_int_eq(d5.compute_percent, 25);
+	ck_assert_uint_eq(d5.slice_memory_bytes, 83886080ULL * 1024 * 25 / 100);
+	ck_assert_str(d5.device_path.c_str(), "/dev/nvidia5");
+	ck_assert_uint_eq(d5.device_id.minor, 5);
+	ck_assert_ptr_eq(l.device_of_slice(23), &l.devices()[5]);
+	ck_assert_ptr_eq(l.device_of_slice(24), &l.devices()[6]);
+	ck_assert_ptr_null(l.device_of_slice(32));
+	ck_assert_ptr_null(l.device_of_slice(-1));
+}
+END_TEST
+
+START_TEST(class_rules_pick_the_most_specific)
+{
+	Config c = config("slicing:\n"
+			  "  default: {slices: 2}\n"
+			  "  classes:\n"
+			  "    - {vendor: nvidia, slices: 4}\n"
+			  "    - {vendor: nvidia, model: h100, slices: 8, memory_percent: 10}\n"
+			  "    - {vendor: amd, slices: 3, device_memory: 60GiB}\n");
+	SliceLayout h100 = SliceLayout::build(load("nvidia-8gpu-2numa.xml"), c, "/dev/", fake_probe);
+	ck_assert_int_eq(h100.total_slices(), 64);
+	ck_assert_int_eq(h100.devices()[0].compute_percent, 12);
+	ck_assert_uint_eq(h100.devices()[0].slice_memory_bytes, 83886080ULL * 1024 * 10 / 100);
+	SliceLayout t4 = SliceLayout::build(load("cluster-nvidia-2gpu.xml"), c, "/dev", fake_probe);
+	ck_assert_int_eq(t4.total_slices(), 8); // nvidia rule, not the h100 one
+	SliceLayout mi = SliceLayout::build(load("amd-4gpu.xml"), c, "/dev", fake_probe);
+	ck_assert_int_eq(mi.total_slices(), 12);
+	ck_assert_int_eq(mi.devices()[0].compute_percent, 33);
+	ck_assert_uint_eq(mi.devices()[0].slice_memory_bytes, (60ULL << 30) * 33 / 100);
+	ck_assert_str(mi.devices()[2].device_path.c_str(), "/dev/dri/renderD130");
+	SliceLayout npu = SliceLayout::build(load("ascend-8npu.xml"), c, "/dev", fake_probe);
+	ck_assert_int_eq(npu.total_slices(), 16); // default rule
+	ck_assert_uint_eq(npu.devices()[0].slice_memory_bytes, 0); // unknown memory
+}
+END_TEST
+
+START_TEST(missing_device_nodes_are_left_out)
+{
+	SliceLayout l = SliceLayout::build(load("cluster-nvidia-2gpu.xml"), Config::defaults(), "/missing", fake_probe);
+	ck_assert_int_eq(l.total_slices(), 0);
+	ck_assert(l.devices().empty());
+}
+END_TEST
+
+START_TEST(serialize_round_trip)
+{
+	SliceLayout l = SliceLayout::build(load("amd-4gpu.xml"), Config::defaults(), "/dev", fake_probe);
+	auto back = SliceLayout::deserialize(l.serialize());
+	ck_assert_msg(static_cast<bool>(back), "%s", back.error().c_str());
+	ck_assert_str(back->serialize().c_str(), l.serialize().c_str());
+	ck_assert_int_eq(back->total_slices(), 16);
+	ck_assert_uint_eq(back->devices()[3].cpus.size(), 8);
+}
+END_TEST
+
+START_TEST(deserialize_rejects_bad_input)
+{
+	const char *bad[] = {
+	    "",
+	    "flexslurm-layout 2\n",
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\n",	      // 9 fields
+	    "flexslurm-layout 1\nintel\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n",	      // vendor
+	    "flexslurm-layout 1\nnvidia\t0\tt4\tdev/nvidia0\t195:0\t0\t4\t25\t0\t\n",	      // relative path
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195\t0\t4\t25\t0\t\n",	      // major:minor
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t65\t25\t0\t\n",      // slices
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t101\t0\t\n",      // percent
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t4\t4\t25\t0\t\n",	      // gap
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t-1\t\n",      // memory
+	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t1,x\n",    // cpus
+	};
+	for (const char *text : bad)
+		ck_assert_msg(!SliceLayout::deserialize(text), "accepted: %s", text);
+	ck_assert(SliceLayout::deserialize("flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n"));
+}
+END_TEST
+
+Suite *slice_layout_suite()
+{
+	Suite *s = suite_create("slice_layout");
+	TCase *tc = tcase_create("layout");
+	tcase_add_test(tc, defaults_cut_every_device_in_four);
+	tcase_add_test(tc, class_rules_pick_the_most_specific);
+	tcase_add_test(tc, missing_device_nodes_are_left_out);
+	tcase_add_test(tc, serialize_round_trip);
+	tcase_add_test(tc, deserialize_rejects_bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
