@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-need_pkgs=(slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev libhwloc-dev hwloc
+need_pkgs=(python3 slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev libhwloc-dev hwloc
            libyaml-dev check pkg-config autoconf automake libtool make g++ gcc dpkg-dev
            clang-format)
 missing=()
@@ -50,13 +50,21 @@ done
 ver=$(dpkg-query -W -f='${Version}' slurmctld) # e.g. 22.05.8-4+deb12u3
 upver=${ver%%-*}
 tree="$src_parent/slurm-wlm-$upver"
-if [ ! -f "$tree/config.h" ]; then
+if [ ! -d "$tree" ]; then
 	mkdir -p "$src_parent"
 	log "fetching Debian source of slurm-wlm $ver"
 	(cd "$src_parent" && apt-get source -qq "slurm-wlm=$ver" >/dev/null)
-	[ -d "$tree" ] || tree=$(find "$src_parent" -maxdepth 1 -type d -name 'slurm*' | head -n1)
+	[ -d "$tree" ] || { log "apt-get source did not create $tree"; exit 1; }
+fi
+# Configured as Debian builds its package (debian/rules), so that config.h
+# matches the daemons the plugins load into.
+configure_flags=(--prefix=/usr --sysconfdir=/etc/slurm --libdir=/usr/lib/x86_64-linux-gnu
+		 --enable-multiple-slurmd --disable-debug --with-munge)
+if [ ! -f "$tree/config.h" ] || ! grep -q -- "--enable-multiple-slurmd" "$tree/config.log" 2>/dev/null; then
 	log "configuring $tree (for config.h only)"
-	(cd "$tree" && ./configure --quiet --prefix=/usr --sysconfdir=/etc/slurm \
-		--libdir=/usr/lib/x86_64-linux-gnu >/dev/null)
+	(cd "$tree" && ./configure --quiet "${configure_flags[@]}" >/dev/null 2>"$tree/flexslurm-configure.err") || {
+		tail -20 "$tree/flexslurm-configure.err" >&2
+		exit 1
+	}
 fi
 echo "$tree"

@@ -42,7 +42,8 @@ extern "C" {
  */
 #pragma weak conf
 
-namespace flexslurm::compat {
+namespace flexslurm::compat
+{
 
 /* Name of the node this slurmd runs as (-N with multiple slurmd), or "". */
 inline const char *slurmd_node_name()

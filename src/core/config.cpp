@@ -12,7 +12,8 @@
 #include <memory>
 #include <set>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 const SliceRule &Config::rule_for(const Accelerator &accel) const noexcept
 {
@@ -76,7 +77,8 @@ std::optional<uint64_t> parse_size(std::string_view text) noexcept
 	return v << shift;
 }
 
-namespace {
+namespace
+{
 
 // RAII owners of libyaml's C structs.
 struct YamlParser {
@@ -105,7 +107,8 @@ struct YamlDocument {
 };
 
 // Turns a YAML document into a Config, stopping at the first bad value.
-class ConfigReader {
+class ConfigReader
+{
 public:
 	ConfigReader(std::string source, yaml_document_t *doc) : source_(std::move(source)), doc_(doc) {}
 
@@ -117,16 +120,18 @@ public:
 		if (!root) // empty file: all defaults
 			return cfg;
 		if (root->type != YAML_MAPPING_NODE)
-			return fail(root, "(top level)", "must be a mapping", "keys version, inventory, slicing");
-		if (!each_key(root, "", {"version", "inventory", "slicing"}, [&](const std::string &key, yaml_node_t *k, yaml_node_t *v) {
-			    if (key == "version") {
-				    auto n = integer(k, v, "version", 1, 1, "1");
-				    return n.has_value();
-			    }
-			    if (key == "inventory")
-				    return read_inventory(v, cfg);
-			    return read_slicing(v, cfg);
-		    }))
+			return fail(root, "(top level)", "must be a mapping",
+			            "keys version, inventory, slicing");
+		if (!each_key(root, "", {"version", "inventory", "slicing"},
+		              [&](const std::string &key, yaml_node_t *k, yaml_node_t *v) {
+			              if (key == "version") {
+				              auto n = integer(k, v, "version", 1, 1, "1");
+				              return n.has_value();
+			              }
+			              if (key == "inventory")
+				              return read_inventory(v, cfg);
+			              return read_slicing(v, cfg);
+		              }))
 			return Result<Config>::failure(error_);
 		return cfg;
 	}
@@ -140,7 +145,7 @@ private:
 
 	// "<file>:<line>: <key>: <problem> (allowed: <allowed>)"
 	bool set_error(const yaml_node_t *at, const std::string &key, const std::string &problem,
-		       const std::string &allowed)
+	               const std::string &allowed)
 	{
 		error_ = source_ + ":" + std::to_string(line_of(at)) + ": " + key + ": " + problem;
 		if (!allowed.empty())
@@ -148,7 +153,7 @@ private:
 		return false;
 	}
 	Result<Config> fail(const yaml_node_t *at, const std::string &key, const std::string &problem,
-			    const std::string &allowed)
+	                    const std::string &allowed)
 	{
 		set_error(at, key, problem, allowed);
 		return Result<Config>::failure(error_);
@@ -158,7 +163,8 @@ private:
 
 	static std::string scalar(const yaml_node_t *n)
 	{
-		return std::string(reinterpret_cast<const char *>(n->data.scalar.value), n->data.scalar.length);
+		return std::string(reinterpret_cast<const char *>(n->data.scalar.value),
+		                   n->data.scalar.length);
 	}
 
 	static std::string join(const std::string &prefix, const std::string &key)
@@ -167,20 +173,24 @@ private:
 	}
 
 	template <class F>
-	bool each_key(yaml_node_t *map, const std::string &prefix, std::initializer_list<const char *> allowed, F &&f)
+	bool each_key(yaml_node_t *map, const std::string &prefix,
+	              std::initializer_list<const char *> allowed, F &&f)
 	{
 		std::string allowed_list;
 		for (const char *a : allowed)
 			allowed_list += (allowed_list.empty() ? "" : ", ") + std::string(a);
 		std::set<std::string> seen;
-		for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; ++p) {
+		for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+		     ++p) {
 			yaml_node_t *k = node(p->key);
 			yaml_node_t *v = node(p->value);
 			if (k->type != YAML_SCALAR_NODE)
-				return set_error(k, prefix.empty() ? "(key)" : prefix, "keys must be plain names", allowed_list);
+				return set_error(k, prefix.empty() ? "(key)" : prefix,
+				                 "keys must be plain names", allowed_list);
 			const std::string key = scalar(k);
 			const std::string full = join(prefix, key);
-			if (std::none_of(allowed.begin(), allowed.end(), [&](const char *a) { return key == a; }))
+			if (std::none_of(allowed.begin(), allowed.end(),
+			                 [&](const char *a) { return key == a; }))
 				return set_error(k, full, "unknown key", allowed_list);
 			if (!seen.insert(key).second)
 				return set_error(k, full, "given twice", "each key once");
@@ -190,7 +200,8 @@ private:
 		return true;
 	}
 
-	std::optional<std::string> string_value(yaml_node_t *v, const std::string &key, const std::string &allowed)
+	std::optional<std::string> string_value(yaml_node_t *v, const std::string &key,
+	                                        const std::string &allowed)
 	{
 		if (v->type != YAML_SCALAR_NODE) {
 			set_error(v, key, "must be a single value", allowed);
@@ -200,7 +211,7 @@ private:
 	}
 
 	std::optional<int> integer(yaml_node_t *, yaml_node_t *v, const std::string &key, int lo, int hi,
-				   const std::string &allowed)
+	                           const std::string &allowed)
 	{
 		auto s = string_value(v, key, allowed);
 		if (!s)
@@ -235,22 +246,25 @@ private:
 	bool read_inventory(yaml_node_t *v, Config &cfg)
 	{
 		if (v->type != YAML_MAPPING_NODE)
-			return set_error(v, "inventory", "must be a mapping", "keys topology_xml, device_dir");
+			return set_error(v, "inventory", "must be a mapping",
+			                 "keys topology_xml, device_dir");
 		return each_key(v, "inventory", {"topology_xml", "device_dir"},
-				[&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
-					auto p = path(val, "inventory." + key);
-					if (!p)
-						return false;
-					(key == "topology_xml" ? cfg.topology_xml : cfg.device_dir) = *p;
-					return true;
-				});
+		                [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
+			                auto p = path(val, "inventory." + key);
+			                if (!p)
+				                return false;
+			                (key == "topology_xml" ? cfg.topology_xml : cfg.device_dir) = *p;
+			                return true;
+		                });
 	}
 
 	// A rule's keys; shares default to an even split of the device.
 	bool read_rule(yaml_node_t *v, const std::string &prefix, SliceRule &rule, bool is_class)
 	{
-		const std::string what = is_class ? "keys vendor, model, slices, compute_percent, memory_percent, device_memory"
-						  : "keys slices, compute_percent, memory_percent";
+		const std::string what =
+		        is_class
+		                ? "keys vendor, model, slices, compute_percent, memory_percent, device_memory"
+		                : "keys slices, compute_percent, memory_percent";
 		if (v->type != YAML_MAPPING_NODE)
 			return set_error(v, prefix, "must be a mapping", what);
 		std::optional<int> compute, memory;
@@ -260,7 +274,8 @@ private:
 			const std::string full = prefix + "." + key;
 			if (key == "slices") {
 				auto n = integer(k, val, full, 1, max_slices_per_device,
-						 "an integer from 1 to " + std::to_string(max_slices_per_device));
+				                 "an integer from 1 to " +
+				                         std::to_string(max_slices_per_device));
 				if (!n)
 					return false;
 				rule.slices = *n;
@@ -276,19 +291,22 @@ private:
 					return false;
 				rule.vendor = parse_vendor(*s);
 				if (!rule.vendor)
-					return set_error(val, full, "unknown vendor \"" + *s + "\"", "nvidia, amd, ascend");
+					return set_error(val, full, "unknown vendor \"" + *s + "\"",
+					                 "nvidia, amd, ascend");
 				vendor_seen = true;
 			} else if (key == "model") {
-				const std::string allowed = "a GRES type: lowercase letters, digits, '-', '_', '.'";
+				const std::string allowed =
+				        "a GRES type: lowercase letters, digits, '-', '_', '.'";
 				auto s = string_value(val, full, allowed);
 				if (!s)
 					return false;
 				if (s->empty() || std::any_of(s->begin(), s->end(), [](char c) {
 					    return !(std::islower(static_cast<unsigned char>(c)) ||
-						     std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-						     c == '.');
+					             std::isdigit(static_cast<unsigned char>(c)) ||
+					             c == '-' || c == '_' || c == '.');
 				    }))
-					return set_error(val, full, "\"" + *s + "\" is not a GRES type name", allowed);
+					return set_error(val, full, "\"" + *s + "\" is not a GRES type name",
+					                 allowed);
 				rule.model = *s;
 			} else { // device_memory
 				const std::string allowed = "a size such as 80GiB, 16384MiB or a byte count";
@@ -302,8 +320,12 @@ private:
 			}
 			return true;
 		};
-		const bool ok = is_class ? each_key(v, prefix, {"vendor", "model", "slices", "compute_percent", "memory_percent", "device_memory"}, body)
-					 : each_key(v, prefix, {"slices", "compute_percent", "memory_percent"}, body);
+		const bool ok =
+		        is_class ? each_key(v, prefix,
+		                            {"vendor", "model", "slices", "compute_percent", "memory_percent",
+		                             "device_memory"},
+		                            body)
+		                 : each_key(v, prefix, {"slices", "compute_percent", "memory_percent"}, body);
 		if (!ok)
 			return false;
 		if (is_class && !vendor_seen)
@@ -312,14 +334,15 @@ private:
 		rule.memory_percent = memory.value_or(100 / rule.slices);
 		if (rule.slices * rule.compute_percent > 100)
 			return set_error(compute_at ? compute_at : v, prefix + ".compute_percent",
-					 std::to_string(rule.slices) + " slices x " + std::to_string(rule.compute_percent) +
-					     "% exceed the device",
-					 "slices x compute_percent <= 100");
+			                 std::to_string(rule.slices) + " slices x " +
+			                         std::to_string(rule.compute_percent) + "% exceed the device",
+			                 "slices x compute_percent <= 100");
 		if (rule.slices * rule.memory_percent > 100)
 			return set_error(memory_at ? memory_at : v, prefix + ".memory_percent",
-					 std::to_string(rule.slices) + " slices x " + std::to_string(rule.memory_percent) +
-					     "% exceed the device memory",
-					 "slices x memory_percent <= 100");
+			                 std::to_string(rule.slices) + " slices x " +
+			                         std::to_string(rule.memory_percent) +
+			                         "% exceed the device memory",
+			                 "slices x memory_percent <= 100");
 		return true;
 	}
 
@@ -327,28 +350,37 @@ private:
 	{
 		if (v->type != YAML_MAPPING_NODE)
 			return set_error(v, "slicing", "must be a mapping", "keys default, classes");
-		return each_key(v, "slicing", {"default", "classes"}, [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
-			if (key == "default")
-				return read_rule(val, "slicing.default", cfg.default_rule, false);
-			if (val->type != YAML_SEQUENCE_NODE)
-				return set_error(val, "slicing.classes", "must be a list", "a list of mappings with a vendor key");
-			int i = 0;
-			for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top; ++it, ++i) {
-				SliceRule rule;
-				const std::string prefix = "slicing.classes[" + std::to_string(i) + "]";
-				yaml_node_t *item = node(*it);
-				if (!read_rule(item, prefix, rule, true))
-					return false;
-				for (const SliceRule &other : cfg.classes)
-					if (other.vendor == rule.vendor && other.model == rule.model)
-						return set_error(item, prefix,
-								 "a second rule for " + std::string(vendor_name(*rule.vendor)) +
-								     (rule.model.empty() ? "" : " " + rule.model),
-								 "one rule per vendor and model");
-				cfg.classes.push_back(rule);
-			}
-			return true;
-		});
+		return each_key(
+		        v, "slicing", {"default", "classes"},
+		        [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
+			        if (key == "default")
+				        return read_rule(val, "slicing.default", cfg.default_rule, false);
+			        if (val->type != YAML_SEQUENCE_NODE)
+				        return set_error(val, "slicing.classes", "must be a list",
+				                         "a list of mappings with a vendor key");
+			        int i = 0;
+			        for (yaml_node_item_t *it = val->data.sequence.items.start;
+			             it < val->data.sequence.items.top; ++it, ++i) {
+				        SliceRule rule;
+				        const std::string prefix =
+				                "slicing.classes[" + std::to_string(i) + "]";
+				        yaml_node_t *item = node(*it);
+				        if (!read_rule(item, prefix, rule, true))
+					        return false;
+				        for (const SliceRule &other : cfg.classes)
+					        if (other.vendor == rule.vendor && other.model == rule.model)
+						        return set_error(item, prefix,
+						                         "a second rule for " +
+						                                 std::string(vendor_name(
+						                                         *rule.vendor)) +
+						                                 (rule.model.empty()
+						                                          ? ""
+						                                          : " " + rule.model),
+						                         "one rule per vendor and model");
+				        cfg.classes.push_back(rule);
+			        }
+			        return true;
+		        });
 	}
 };
 
@@ -359,14 +391,16 @@ Result<Config> Config::from_string(const std::string &text, const std::string &s
 	YamlParser parser;
 	if (!parser.ready)
 		return Result<Config>::failure(source_name + ": cannot initialise the YAML parser");
-	yaml_parser_set_input_string(&parser.raw, reinterpret_cast<const unsigned char *>(text.data()), text.size());
+	yaml_parser_set_input_string(&parser.raw, reinterpret_cast<const unsigned char *>(text.data()),
+	                             text.size());
 	YamlDocument doc;
 	doc.loaded = yaml_parser_load(&parser.raw, &doc.raw) != 0;
 	if (!doc.loaded) {
 		const auto line = parser.raw.problem_mark.line + 1;
-		return Result<Config>::failure(source_name + ":" + std::to_string(line) + ": (YAML syntax): " +
-					       (parser.raw.problem ? parser.raw.problem : "unreadable") +
-					       " (allowed: a YAML mapping, see etc/flexslurm.yaml)");
+		return Result<Config>::failure(
+		        source_name + ":" + std::to_string(line) +
+		        ": (YAML syntax): " + (parser.raw.problem ? parser.raw.problem : "unreadable") +
+		        " (allowed: a YAML mapping, see etc/flexslurm.yaml)");
 	}
 	ConfigReader reader(source_name, &doc.raw);
 	return reader.read();

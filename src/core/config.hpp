@@ -13,22 +13,23 @@
 #include <string_view>
 #include <vector>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 constexpr int max_slices_per_device = 64;
 
 struct SliceRule {
 	std::optional<Vendor> vendor; // unset: the default rule
-	std::string model;	      // empty: any model of the vendor
+	std::string model;            // empty: any model of the vendor
 	int slices = 4;
-	int compute_percent = 25; // of the device, per slice
-	int memory_percent = 25;  // of the device memory, per slice
+	int compute_percent = 25;         // of the device, per slice
+	int memory_percent = 25;          // of the device memory, per slice
 	uint64_t device_memory_bytes = 0; // 0: as hwloc reports it
 };
 
 struct Config {
 	std::string source = "<built-in defaults>";
-	std::string topology_xml; // empty: the live system; may hold %n
+	std::string topology_xml;        // empty: the live system; may hold %n
 	std::string device_dir = "/dev"; // may hold %n
 	SliceRule default_rule;
 	std::vector<SliceRule> classes;

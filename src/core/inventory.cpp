@@ -11,7 +11,8 @@
 #include <memory>
 #include <tuple>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 std::string_view vendor_name(Vendor vendor) noexcept
 {
@@ -47,7 +48,8 @@ std::vector<std::string> vendor_control_nodes(Vendor vendor)
 	return {};
 }
 
-namespace {
+namespace
+{
 
 constexpr uint16_t pci_vendor_nvidia = 0x10de;
 constexpr uint16_t pci_vendor_amd = 0x1002;
@@ -86,18 +88,30 @@ struct KnownDevice {
 // Only used when no vendor library named the device (Ascend always, and
 // XML topologies exported without NVML/RSMI).
 constexpr std::array known_devices{
-    KnownDevice{pci_vendor_nvidia, 0x2330, "h100"},   KnownDevice{pci_vendor_nvidia, 0x2331, "h100"},
-    KnownDevice{pci_vendor_nvidia, 0x2339, "h100"},   KnownDevice{pci_vendor_nvidia, 0x2335, "h200"},
-    KnownDevice{pci_vendor_nvidia, 0x20b0, "a100"},   KnownDevice{pci_vendor_nvidia, 0x20b2, "a100"},
-    KnownDevice{pci_vendor_nvidia, 0x20b5, "a100"},   KnownDevice{pci_vendor_nvidia, 0x20f1, "a100"},
-    KnownDevice{pci_vendor_nvidia, 0x1db1, "v100"},   KnownDevice{pci_vendor_nvidia, 0x1db4, "v100"},
-    KnownDevice{pci_vendor_nvidia, 0x1db5, "v100"},   KnownDevice{pci_vendor_nvidia, 0x1eb8, "t4"},
-    KnownDevice{pci_vendor_nvidia, 0x26b5, "l40"},    KnownDevice{pci_vendor_nvidia, 0x26b9, "l40s"},
-    KnownDevice{pci_vendor_nvidia, 0x27b8, "l4"},     KnownDevice{pci_vendor_amd, 0x740f, "mi210"},
-    KnownDevice{pci_vendor_amd, 0x7408, "mi250x"},    KnownDevice{pci_vendor_amd, 0x740c, "mi250x"},
-    KnownDevice{pci_vendor_amd, 0x738c, "mi100"},     KnownDevice{pci_vendor_amd, 0x74a1, "mi300x"},
-    KnownDevice{pci_vendor_huawei, 0xd801, "ascend910"}, KnownDevice{pci_vendor_huawei, 0xd802, "ascend910b"},
-    KnownDevice{pci_vendor_huawei, 0xd500, "ascend310p"}, KnownDevice{pci_vendor_huawei, 0xd100, "ascend310"},
+        KnownDevice{pci_vendor_nvidia, 0x2330, "h100"},
+        KnownDevice{pci_vendor_nvidia, 0x2331, "h100"},
+        KnownDevice{pci_vendor_nvidia, 0x2339, "h100"},
+        KnownDevice{pci_vendor_nvidia, 0x2335, "h200"},
+        KnownDevice{pci_vendor_nvidia, 0x20b0, "a100"},
+        KnownDevice{pci_vendor_nvidia, 0x20b2, "a100"},
+        KnownDevice{pci_vendor_nvidia, 0x20b5, "a100"},
+        KnownDevice{pci_vendor_nvidia, 0x20f1, "a100"},
+        KnownDevice{pci_vendor_nvidia, 0x1db1, "v100"},
+        KnownDevice{pci_vendor_nvidia, 0x1db4, "v100"},
+        KnownDevice{pci_vendor_nvidia, 0x1db5, "v100"},
+        KnownDevice{pci_vendor_nvidia, 0x1eb8, "t4"},
+        KnownDevice{pci_vendor_nvidia, 0x26b5, "l40"},
+        KnownDevice{pci_vendor_nvidia, 0x26b9, "l40s"},
+        KnownDevice{pci_vendor_nvidia, 0x27b8, "l4"},
+        KnownDevice{pci_vendor_amd, 0x740f, "mi210"},
+        KnownDevice{pci_vendor_amd, 0x7408, "mi250x"},
+        KnownDevice{pci_vendor_amd, 0x740c, "mi250x"},
+        KnownDevice{pci_vendor_amd, 0x738c, "mi100"},
+        KnownDevice{pci_vendor_amd, 0x74a1, "mi300x"},
+        KnownDevice{pci_vendor_huawei, 0xd801, "ascend910"},
+        KnownDevice{pci_vendor_huawei, 0xd802, "ascend910b"},
+        KnownDevice{pci_vendor_huawei, 0xd500, "ascend310p"},
+        KnownDevice{pci_vendor_huawei, 0xd100, "ascend310"},
 };
 
 uint16_t pci_vendor_of(Vendor v)
@@ -115,8 +129,8 @@ uint16_t pci_vendor_of(Vendor v)
 
 bool is_marketing_word(const std::string &w)
 {
-	static constexpr std::array words{"nvidia", "amd", "ati", "tesla", "geforce", "quadro",
-					  "instinct", "radeon", "huawei", "corporation", "graphics"};
+	static constexpr std::array words{"nvidia",   "amd",    "ati",    "tesla",       "geforce", "quadro",
+	                                  "instinct", "radeon", "huawei", "corporation", "graphics"};
 	return std::find(words.begin(), words.end(), w) != words.end();
 }
 
@@ -168,8 +182,8 @@ Accelerator describe(hwloc_topology *topo, hwloc_obj_t pci, Vendor vendor)
 	const auto &p = pci->attr->pcidev;
 	char busid[32];
 	std::snprintf(busid, sizeof busid, "%04x:%02x:%02x.%01x", static_cast<unsigned>(p.domain),
-		      static_cast<unsigned>(p.bus), static_cast<unsigned>(p.dev),
-		      static_cast<unsigned>(p.func));
+	              static_cast<unsigned>(p.bus), static_cast<unsigned>(p.dev),
+	              static_cast<unsigned>(p.func));
 	a.pci_bus_id = busid;
 	a.pci_vendor_id = p.vendor_id;
 	a.pci_device_id = p.device_id;
@@ -227,16 +241,17 @@ Result<Inventory> discover(hwloc_topology *raw, const std::string &what)
 	// Vendor runtimes number devices in PCI bus order (CUDA with
 	// CUDA_DEVICE_ORDER=PCI_BUS_ID, which the job environment sets).
 	std::stable_sort(inv.accelerators.begin(), inv.accelerators.end(),
-			 [](const Accelerator &a, const Accelerator &b) {
-				 return std::tie(a.vendor, a.pci_bus_id) < std::tie(b.vendor, b.pci_bus_id);
-			 });
+	                 [](const Accelerator &a, const Accelerator &b) {
+		                 return std::tie(a.vendor, a.pci_bus_id) < std::tie(b.vendor, b.pci_bus_id);
+	                 });
 	int index = 0;
 	for (size_t i = 0; i < inv.accelerators.size(); ++i) {
 		Accelerator &a = inv.accelerators[i];
 		if (i > 0 && inv.accelerators[i - 1].vendor != a.vendor)
 			index = 0;
 		a.vendor_index = index++;
-		if (a.device_nodes.empty() || (a.vendor == Vendor::Amd && a.device_nodes[0].rfind("dri/renderD", 0) != 0)) {
+		if (a.device_nodes.empty() ||
+		    (a.vendor == Vendor::Amd && a.device_nodes[0].rfind("dri/renderD", 0) != 0)) {
 			// No OS device from a vendor backend: the driver's usual names.
 			const std::string n = std::to_string(a.vendor_index);
 			switch (a.vendor) {
@@ -245,7 +260,7 @@ Result<Inventory> discover(hwloc_topology *raw, const std::string &what)
 				break;
 			case Vendor::Amd:
 				a.device_nodes.insert(a.device_nodes.begin(),
-						      "dri/renderD" + std::to_string(128 + a.vendor_index));
+				                      "dri/renderD" + std::to_string(128 + a.vendor_index));
 				break;
 			case Vendor::Ascend:
 				a.device_nodes = {"davinci" + n};
@@ -270,8 +285,9 @@ std::string gres_type_for(Vendor vendor, std::string_view model_name, uint16_t p
 	for (char c : lower) {
 		if (c == ' ' || c == '-' || c == '_' || c == '/' || c == ',') {
 			if (!word.empty() && !is_marketing_word(word)) {
-				if (std::any_of(word.begin(), word.end(),
-						[](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
+				if (std::any_of(word.begin(), word.end(), [](char ch) {
+					    return std::isdigit(static_cast<unsigned char>(ch));
+				    })) {
 					if (std::string t = sanitize_type(word); !t.empty())
 						return t;
 				}

@@ -14,7 +14,8 @@
 #include <string_view>
 #include <vector>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 enum class Vendor { Nvidia, Amd, Ascend };
 
@@ -31,11 +32,11 @@ struct Accelerator {
 	uint16_t pci_vendor_id = 0;
 	uint16_t pci_device_id = 0;
 	std::string model_name; // as the vendor library reports it, may be empty
-	std::string model;	// GRES type: short lowercase token ("h100")
+	std::string model;      // GRES type: short lowercase token ("h100")
 	// Index the vendor runtime (CUDA, ROCr, Ascend RT) gives the device on
 	// the host: PCI bus order within the vendor.
 	int vendor_index = 0;
-	int numa_node = -1;	    // -1: unknown
+	int numa_node = -1;         // -1: unknown
 	std::vector<unsigned> cpus; // OS indices of the PUs local to the device
 	// Device nodes of this device, relative to the device dir ("nvidia0",
 	// "dri/renderD128"); the first is the one a GRES unit is bound to.

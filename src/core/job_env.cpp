@@ -5,15 +5,20 @@
 #include <algorithm>
 #include <map>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
-namespace {
+namespace
+{
 
 struct HeldDevice {
 	const DeviceSlices *device;
 	int count;
 	int compute_percent() const { return std::min(100, count * device->compute_percent); }
-	uint64_t memory_mib() const { return device->slice_memory_bytes * static_cast<uint64_t>(count) >> 20; }
+	uint64_t memory_mib() const
+	{
+		return device->slice_memory_bytes * static_cast<uint64_t>(count) >> 20;
+	}
 };
 
 std::string join(const std::vector<std::string> &items)
@@ -41,29 +46,33 @@ const char *visible_devices_variable(Vendor v)
 
 std::vector<std::string> owned_variable_names()
 {
-	return {"SLURM_VSLICES_ON_NODE", "SLURM_VSLICE_DEVICES", "SLURM_VSLICE_COUNTS", "SLURM_VSLICE_COMPUTE_PERCENT",
-		"SLURM_VSLICE_MEMORY_LIMIT_MIB"};
+	return {"SLURM_VSLICES_ON_NODE", "SLURM_VSLICE_DEVICES", "SLURM_VSLICE_COUNTS",
+	        "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB"};
 }
 
-std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held, DeviceNumbering numbering)
+std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
+                                      DeviceNumbering numbering)
 {
 	std::vector<HeldDevice> devices; // in layout order
 	int total = 0;
 	for (int index : held) {
 		const DeviceSlices *d = layout.device_of_slice(index);
 		if (!d) {
-			log_error("slice index " + std::to_string(index) + " is not on this node's layout; ignored");
+			log_error("slice index " + std::to_string(index) +
+			          " is not on this node's layout; ignored");
 			continue;
 		}
 		++total;
-		auto it = std::find_if(devices.begin(), devices.end(), [&](const HeldDevice &h) { return h.device == d; });
+		auto it = std::find_if(devices.begin(), devices.end(),
+		                       [&](const HeldDevice &h) { return h.device == d; });
 		if (it == devices.end())
 			devices.push_back({d, 1});
 		else
 			++it->count;
 	}
-	std::sort(devices.begin(), devices.end(),
-		  [](const HeldDevice &a, const HeldDevice &b) { return a.device->first_slice < b.device->first_slice; });
+	std::sort(devices.begin(), devices.end(), [](const HeldDevice &a, const HeldDevice &b) {
+		return a.device->first_slice < b.device->first_slice;
+	});
 
 	std::vector<EnvVar> env;
 	if (devices.empty())
@@ -85,11 +94,12 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 		for (const HeldDevice &h : devices) {
 			if (h.device->vendor != v)
 				continue;
-			visible.push_back(std::to_string(numbering == DeviceNumbering::Local ? ordinal
-											      : h.device->vendor_index));
+			visible.push_back(std::to_string(
+			        numbering == DeviceNumbering::Local ? ordinal : h.device->vendor_index));
 			min_percent = std::min(min_percent, h.compute_percent());
 			all_memory_known = all_memory_known && h.memory_mib() > 0;
-			pinned.push_back(std::to_string(ordinal) + "=" + std::to_string(h.memory_mib()) + "M");
+			pinned.push_back(std::to_string(ordinal) + "=" + std::to_string(h.memory_mib()) +
+			                 "M");
 			++ordinal;
 		}
 		if (visible.empty())

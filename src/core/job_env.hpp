@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 struct EnvVar {
 	std::string name;
@@ -26,7 +27,8 @@ enum class DeviceNumbering {
 
 // Variables for the slices `held` (GRES indices on this node). Indices that
 // the layout does not know are ignored (and logged).
-std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held, DeviceNumbering numbering);
+std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
+                                      DeviceNumbering numbering);
 
 // Every variable slice_environment() may set that only flexslurm owns,
 // cleared from a step that holds no slices.

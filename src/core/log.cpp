@@ -3,12 +3,17 @@
 #include <atomic>
 #include <cstdio>
 
-namespace flexslurm {
-namespace {
+namespace flexslurm
+{
+namespace
+{
 std::atomic<LogSink> current_sink{nullptr};
 } // namespace
 
-void set_log_sink(LogSink sink) noexcept { current_sink.store(sink); }
+void set_log_sink(LogSink sink) noexcept
+{
+	current_sink.store(sink);
+}
 
 void log(LogLevel level, const std::string &message) noexcept
 {
@@ -17,8 +22,7 @@ void log(LogLevel level, const std::string &message) noexcept
 		return;
 	}
 	static constexpr const char *names[] = {"error", "info", "verbose", "debug"};
-	std::fprintf(stderr, "flexslurm %s: %s\n", names[static_cast<int>(level)],
-		     message.c_str());
+	std::fprintf(stderr, "flexslurm %s: %s\n", names[static_cast<int>(level)], message.c_str());
 }
 
 } // namespace flexslurm

@@ -6,7 +6,8 @@
 
 #include <string>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 enum class LogLevel { Error, Info, Verbose, Debug };
 
@@ -15,9 +16,21 @@ using LogSink = void (*)(LogLevel level, const char *message);
 void set_log_sink(LogSink sink) noexcept;
 void log(LogLevel level, const std::string &message) noexcept;
 
-inline void log_error(const std::string &m) noexcept { log(LogLevel::Error, m); }
-inline void log_info(const std::string &m) noexcept { log(LogLevel::Info, m); }
-inline void log_verbose(const std::string &m) noexcept { log(LogLevel::Verbose, m); }
-inline void log_debug(const std::string &m) noexcept { log(LogLevel::Debug, m); }
+inline void log_error(const std::string &m) noexcept
+{
+	log(LogLevel::Error, m);
+}
+inline void log_info(const std::string &m) noexcept
+{
+	log(LogLevel::Info, m);
+}
+inline void log_verbose(const std::string &m) noexcept
+{
+	log(LogLevel::Verbose, m);
+}
+inline void log_debug(const std::string &m) noexcept
+{
+	log(LogLevel::Debug, m);
+}
 
 } // namespace flexslurm

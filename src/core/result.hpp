@@ -7,9 +7,12 @@
 #include <string>
 #include <utility>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
-template <class T> class Result {
+template <class T>
+class Result
+{
 public:
 	Result(T value) : value_(std::move(value)) {}
 	static Result failure(std::string why)

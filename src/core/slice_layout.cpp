@@ -11,11 +11,13 @@
 #include <limits>
 #include <sstream>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 std::optional<DeviceId> stat_char_device(const std::string &path, std::string &why)
 {
-	struct stat st {};
+	struct stat st {
+	};
 	if (stat(path.c_str(), &st) != 0) {
 		why = std::strerror(errno);
 		return std::nullopt;
@@ -27,8 +29,8 @@ std::optional<DeviceId> stat_char_device(const std::string &path, std::string &w
 	return DeviceId{major(st.st_rdev), minor(st.st_rdev)};
 }
 
-SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config, const std::string &device_dir,
-			       const DeviceProbe &probe)
+SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
+                               const std::string &device_dir, const DeviceProbe &probe)
 {
 	SliceLayout layout;
 	int next = 0;
@@ -42,8 +44,9 @@ SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
 		std::string why;
 		auto id = probe(d.device_path, why);
 		if (!id) {
-			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " + a.model +
-				  "): " + d.device_path + ": " + why + "; its slices are not offered");
+			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " +
+			          a.model + "): " + d.device_path + ": " + why +
+			          "; its slices are not offered");
 			continue;
 		}
 		d.device_id = *id;
@@ -72,11 +75,13 @@ const DeviceSlices *SliceLayout::device_of_slice(int index) const noexcept
 	return nullptr;
 }
 
-namespace {
+namespace
+{
 
 constexpr std::string_view layout_magic = "flexslurm-layout 1";
 
-template <class T> bool parse_number(std::string_view s, T &out, T lo, T hi)
+template <class T>
+bool parse_number(std::string_view s, T &out, T lo, T hi)
 {
 	T v{};
 	auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -92,7 +97,8 @@ std::vector<std::string_view> split(std::string_view s, char sep)
 	size_t start = 0;
 	for (;;) {
 		size_t pos = s.find(sep, start);
-		out.push_back(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+		out.push_back(s.substr(start,
+		                       pos == std::string_view::npos ? std::string_view::npos : pos - start));
 		if (pos == std::string_view::npos)
 			return out;
 		start = pos + 1;
@@ -114,9 +120,10 @@ std::string SliceLayout::serialize() const
 	std::ostringstream out;
 	out << layout_magic << '\n';
 	for (const DeviceSlices &d : devices_) {
-		out << vendor_name(d.vendor) << '\t' << d.vendor_index << '\t' << d.model << '\t' << d.device_path << '\t'
-		    << d.device_id.major << ':' << d.device_id.minor << '\t' << d.first_slice << '\t' << d.slices << '\t'
-		    << d.compute_percent << '\t' << d.slice_memory_bytes << '\t';
+		out << vendor_name(d.vendor) << '\t' << d.vendor_index << '\t' << d.model << '\t'
+		    << d.device_path << '\t' << d.device_id.major << ':' << d.device_id.minor << '\t'
+		    << d.first_slice << '\t' << d.slices << '\t' << d.compute_percent << '\t'
+		    << d.slice_memory_bytes << '\t';
 		for (size_t i = 0; i < d.cpus.size(); ++i)
 			out << (i ? "," : "") << d.cpus[i];
 		out << '\n';
@@ -126,7 +133,9 @@ std::string SliceLayout::serialize() const
 
 Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 {
-	auto bad = [](const std::string &why) { return Result<SliceLayout>::failure("slice layout: " + why); };
+	auto bad = [](const std::string &why) {
+		return Result<SliceLayout>::failure("slice layout: " + why);
+	};
 	constexpr size_t max_layout_bytes = 1 << 20;
 	if (text.size() > max_layout_bytes)
 		return bad("too large");
@@ -148,14 +157,15 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 			return bad(where + ": unknown vendor");
 		d.vendor = *vendor;
 		auto majmin = split(f[4], ':');
-		if (!parse_number(f[1], d.vendor_index, 0, 1 << 16) || !printable_field(f[2]) || !printable_field(f[3]) ||
-		    f[3][0] != '/' || majmin.size() != 2 ||
+		if (!parse_number(f[1], d.vendor_index, 0, 1 << 16) || !printable_field(f[2]) ||
+		    !printable_field(f[3]) || f[3][0] != '/' || majmin.size() != 2 ||
 		    !parse_number(majmin[0], d.device_id.major, 0U, std::numeric_limits<uint32_t>::max()) ||
 		    !parse_number(majmin[1], d.device_id.minor, 0U, std::numeric_limits<uint32_t>::max()) ||
 		    !parse_number(f[5], d.first_slice, 0, 1 << 20) ||
 		    !parse_number(f[6], d.slices, 1, max_slices_per_device) ||
 		    !parse_number(f[7], d.compute_percent, 1, 100) ||
-		    !parse_number(f[8], d.slice_memory_bytes, uint64_t{0}, std::numeric_limits<uint64_t>::max()))
+		    !parse_number(f[8], d.slice_memory_bytes, uint64_t{0},
+		                  std::numeric_limits<uint64_t>::max()))
 			return bad(where + ": malformed field");
 		if (d.first_slice != next)
 			return bad(where + ": slice indices not contiguous");

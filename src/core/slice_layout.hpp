@@ -15,7 +15,8 @@
 #include <string_view>
 #include <vector>
 
-namespace flexslurm {
+namespace flexslurm
+{
 
 struct DeviceId {
 	uint32_t major = 0;
@@ -31,7 +32,7 @@ struct DeviceSlices {
 	std::vector<unsigned> cpus;
 	int first_slice = 0;
 	int slices = 0;
-	int compute_percent = 0;	 // per slice
+	int compute_percent = 0;         // per slice
 	uint64_t slice_memory_bytes = 0; // per slice; 0: unknown
 };
 
@@ -39,13 +40,14 @@ struct DeviceSlices {
 using DeviceProbe = std::function<std::optional<DeviceId>(const std::string &path, std::string &why)>;
 std::optional<DeviceId> stat_char_device(const std::string &path, std::string &why);
 
-class SliceLayout {
+class SliceLayout
+{
 public:
 	// Devices whose node is missing are left out with one log line each,
 	// so that slurmctld sees fewer slices than configured and drains the
 	// node with its usual reason instead of jobs failing later.
-	static SliceLayout build(const Inventory &inventory, const Config &config, const std::string &device_dir,
-				 const DeviceProbe &probe = stat_char_device);
+	static SliceLayout build(const Inventory &inventory, const Config &config,
+	                         const std::string &device_dir, const DeviceProbe &probe = stat_char_device);
 
 	const std::vector<DeviceSlices> &devices() const noexcept { return devices_; }
 	int total_slices() const noexcept;

@@ -29,7 +29,8 @@ extern const char plugin_type[] = "gres/vslice";
 extern const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 }
 
-namespace {
+namespace
+{
 
 using namespace flexslurm;
 
@@ -57,7 +58,8 @@ void slurm_log_sink(LogLevel level, const char *message)
 	}
 }
 
-template <class F> auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> decltype(f())
+template <class F>
+auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> decltype(f())
 {
 	try {
 		return f();
@@ -69,9 +71,16 @@ template <class F> auto guarded(const char *where, F &&f, decltype(f()) on_failu
 	return on_failure;
 }
 
-template <class F> void guarded_void(const char *where, F &&f) noexcept
+template <class F>
+void guarded_void(const char *where, F &&f) noexcept
 {
-	guarded(where, [&] { f(); return 0; }, 0);
+	guarded(
+	        where,
+	        [&] {
+		        f();
+		        return 0;
+	        },
+	        0);
 }
 
 // Slurm's device list: one entry per slice, all slices of a device naming
@@ -120,7 +129,8 @@ int is_vslice_record_with_file(void *x, void *key)
 void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
 {
 	if (list_find_first(gres_conf_list, is_vslice_record_with_file, nullptr))
-		info("gres/vslice: File= lines for vslice in gres.conf are ignored: slices come from discovery (%s)",
+		info("gres/vslice: File= lines for vslice in gres.conf are ignored: slices come from "
+		     "discovery (%s)",
 		     config_file_name);
 	list_delete_all(gres_conf_list, is_vslice_record, nullptr);
 
@@ -134,23 +144,25 @@ void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
 				bit_set(mac_cpus, static_cast<bitoff_t>(c));
 			std::string mac = cpu_list(d.cpus);
 			if (!node_conf->xcpuinfo_mac_to_abs ||
-			    node_conf->xcpuinfo_mac_to_abs(const_cast<char *>(mac.c_str()), &abs_cpus) != SLURM_SUCCESS) {
+			    node_conf->xcpuinfo_mac_to_abs(const_cast<char *>(mac.c_str()), &abs_cpus) !=
+			            SLURM_SUCCESS) {
 				FREE_NULL_BITMAP(mac_cpus);
 				xfree(abs_cpus);
 			}
 		} else if (!d.cpus.empty()) {
-			verbose("gres/vslice: %s: topology CPUs do not fit the node's %u CPUs; no CPU affinity",
-				d.device_path.c_str(), node_conf->cpu_cnt);
+			verbose("gres/vslice: %s: topology CPUs do not fit the node's %u CPUs; no CPU "
+			        "affinity",
+			        d.device_path.c_str(), node_conf->cpu_cnt);
 		}
 		for (int i = 0; i < d.slices; ++i)
 			add_gres_to_list(gres_conf_list, const_cast<char *>("vslice"), 1,
-					 static_cast<int>(node_conf->cpu_cnt), abs_cpus, mac_cpus,
-					 const_cast<char *>(d.device_path.c_str()), const_cast<char *>(d.model.c_str()),
-					 nullptr, nullptr, 0);
-		info("gres/vslice: %s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64
-		     " MiB each",
-		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices, d.first_slice,
-		     d.first_slice + d.slices - 1, d.compute_percent, d.slice_memory_bytes >> 20);
+			                 static_cast<int>(node_conf->cpu_cnt), abs_cpus, mac_cpus,
+			                 const_cast<char *>(d.device_path.c_str()),
+			                 const_cast<char *>(d.model.c_str()), nullptr, nullptr, 0);
+		info("gres/vslice: %s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64 " MiB each",
+		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
+		     d.first_slice, d.first_slice + d.slices - 1, d.compute_percent,
+		     d.slice_memory_bytes >> 20);
 		xfree(abs_cpus);
 		FREE_NULL_BITMAP(mac_cpus);
 	}
@@ -163,7 +175,8 @@ int load_node_config(List gres_conf_list, node_config_load_t *node_conf)
 	xfree(path_c);
 
 	Config config = Config::defaults();
-	struct stat st {};
+	struct stat st {
+	};
 	if (stat(path.c_str(), &st) == 0) {
 		auto loaded = Config::from_file(path);
 		if (!loaded) {
@@ -180,7 +193,8 @@ int load_node_config(List gres_conf_list, node_config_load_t *node_conf)
 	const std::string xml = expand_node_name(config.topology_xml, node);
 	auto inventory = xml.empty() ? Inventory::from_live_system() : Inventory::from_xml_file(xml);
 	if (!inventory) {
-		error("flexslurm: %s: inventory.topology_xml: %s", config.source.c_str(), inventory.error().c_str());
+		error("flexslurm: %s: inventory.topology_xml: %s", config.source.c_str(),
+		      inventory.error().c_str());
 		return SLURM_ERROR;
 	}
 	layout = SliceLayout::build(*inventory, config, expand_node_name(config.device_dir, node));
@@ -240,8 +254,9 @@ int fini(void)
 
 int gres_p_node_config_load(List gres_conf_list, node_config_load_t *node_conf)
 {
-	return guarded("node_config_load", [&] { return load_node_config(gres_conf_list, node_conf); },
-		       static_cast<int>(SLURM_ERROR));
+	return guarded(
+	        "node_config_load", [&] { return load_node_config(gres_conf_list, node_conf); },
+	        static_cast<int>(SLURM_ERROR));
 }
 
 void gres_p_job_set_env(char ***job_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, gres_internal_flags_t flags)
@@ -249,7 +264,8 @@ void gres_p_job_set_env(char ***job_env_ptr, bitstr_t *gres_bit_alloc, uint64_t,
 	guarded_void("job_set_env", [&] { set_env(job_env_ptr, gres_bit_alloc, flags, job_numbering()); });
 }
 
-void gres_p_step_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, gres_internal_flags_t flags)
+void gres_p_step_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t,
+                         gres_internal_flags_t flags)
 {
 	guarded_void("step_set_env", [&] { set_env(step_env_ptr, gres_bit_alloc, flags, job_numbering()); });
 }
@@ -257,7 +273,7 @@ void gres_p_step_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_
 // Per-task GPU binding is not offered for slices: every task of a step
 // sees all of the step's slices, as with the step environment.
 void gres_p_task_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, bitstr_t *,
-			 gres_internal_flags_t flags)
+                         gres_internal_flags_t flags)
 {
 	guarded_void("task_set_env", [&] { set_env(step_env_ptr, gres_bit_alloc, flags, job_numbering()); });
 }
@@ -318,22 +334,24 @@ void gres_p_step_hardware_fini(void) {}
 gres_epilog_info_t *gres_p_epilog_build_env(gres_job_state_t *gres_js)
 {
 	return guarded(
-	    "epilog_build_env",
-	    [&]() -> gres_epilog_info_t * {
-		    auto *ei = static_cast<gres_epilog_info_t *>(xmalloc(sizeof(gres_epilog_info_t)));
-		    ei->node_cnt = gres_js->node_cnt;
-		    ei->gres_bit_alloc = static_cast<bitstr_t **>(xcalloc(ei->node_cnt, sizeof(bitstr_t *)));
-		    ei->gres_cnt_node_alloc = static_cast<uint64_t *>(xcalloc(ei->node_cnt, sizeof(uint64_t)));
-		    for (uint32_t i = 0; i < ei->node_cnt; i++) {
-			    if (gres_js->gres_bit_alloc && gres_js->gres_bit_alloc[i]) {
-				    ei->gres_bit_alloc[i] = bit_copy(gres_js->gres_bit_alloc[i]);
-				    if (gres_js->gres_cnt_node_alloc)
-					    ei->gres_cnt_node_alloc[i] = gres_js->gres_cnt_node_alloc[i];
-			    }
-		    }
-		    return ei;
-	    },
-	    nullptr);
+	        "epilog_build_env",
+	        [&]() -> gres_epilog_info_t * {
+		        auto *ei = static_cast<gres_epilog_info_t *>(xmalloc(sizeof(gres_epilog_info_t)));
+		        ei->node_cnt = gres_js->node_cnt;
+		        ei->gres_bit_alloc =
+		                static_cast<bitstr_t **>(xcalloc(ei->node_cnt, sizeof(bitstr_t *)));
+		        ei->gres_cnt_node_alloc =
+		                static_cast<uint64_t *>(xcalloc(ei->node_cnt, sizeof(uint64_t)));
+		        for (uint32_t i = 0; i < ei->node_cnt; i++) {
+			        if (gres_js->gres_bit_alloc && gres_js->gres_bit_alloc[i]) {
+				        ei->gres_bit_alloc[i] = bit_copy(gres_js->gres_bit_alloc[i]);
+				        if (gres_js->gres_cnt_node_alloc)
+					        ei->gres_cnt_node_alloc[i] = gres_js->gres_cnt_node_alloc[i];
+			        }
+		        }
+		        return ei;
+	        },
+	        nullptr);
 }
 
 // Prolog and epilog run outside the job's device cgroup: host numbering.
@@ -344,7 +362,7 @@ void gres_p_epilog_set_env(char ***epilog_env_ptr, gres_epilog_info_t *gres_ei, 
 		    !gres_ei->gres_bit_alloc)
 			return;
 		set_env(epilog_env_ptr, gres_ei->gres_bit_alloc[node_inx], GRES_INTERNAL_FLAG_NONE,
-			DeviceNumbering::Physical);
+		        DeviceNumbering::Physical);
 	});
 }
 

@@ -5,7 +5,8 @@
 
 #include <cstdlib>
 
-namespace {
+namespace
+{
 // Keep test output readable: the core's debug chatter is not asserted here.
 void quiet_sink(flexslurm::LogLevel level, const char *message)
 {

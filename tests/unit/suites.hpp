@@ -11,8 +11,8 @@ Suite *slice_layout_suite();
 
 // ck_assert_str_eq evaluates its arguments more than once; C++ temporaries
 // (std::string(...).c_str()) would dangle, so compare owned copies.
-#define ck_assert_str(a, b)                                                                                            \
-	do {                                                                                                           \
-		const std::string ck_a_(a), ck_b_(b);                                                                  \
-		ck_assert_str_eq(ck_a_.c_str(), ck_b_.c_str());                                                        \
+#define ck_assert_str(a, b)                                                                                  \
+	do {                                                                                                 \
+		const std::string ck_a_(a), ck_b_(b);                                                        \
+		ck_assert_str_eq(ck_a_.c_str(), ck_b_.c_str());                                              \
 	} while (0)

@@ -39,20 +39,20 @@ END_TEST
 START_TEST(full_valid_file)
 {
 	auto c = Config::from_string("version: 1\n"
-				     "inventory:\n"
-				     "  topology_xml: /etc/flexslurm/%n.xml\n"
-				     "  device_dir: /srv/dev/%n\n"
-				     "slicing:\n"
-				     "  default:\n"
-				     "    slices: 3\n"
-				     "    compute_percent: 30\n"
-				     "  classes:\n"
-				     "    - vendor: ascend\n"
-				     "      model: ascend910b\n"
-				     "      slices: 2\n"
-				     "      memory_percent: 40\n"
-				     "      device_memory: 65536MiB\n",
-				     "ok.yaml");
+	                             "inventory:\n"
+	                             "  topology_xml: /etc/flexslurm/%n.xml\n"
+	                             "  device_dir: /srv/dev/%n\n"
+	                             "slicing:\n"
+	                             "  default:\n"
+	                             "    slices: 3\n"
+	                             "    compute_percent: 30\n"
+	                             "  classes:\n"
+	                             "    - vendor: ascend\n"
+	                             "      model: ascend910b\n"
+	                             "      slices: 2\n"
+	                             "      memory_percent: 40\n"
+	                             "      device_memory: 65536MiB\n",
+	                             "ok.yaml");
 	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
 	ck_assert_int_eq(c->default_rule.slices, 3);
 	ck_assert_int_eq(c->default_rule.compute_percent, 30);
@@ -86,51 +86,58 @@ struct BadCase {
 
 // Each distinct way a config can be wrong, with the one line the admin gets.
 static const BadCase bad_cases[] = {
-    {"slicing:\n  default:\n    slices: [1\n",
-     "bad.yaml:4: (YAML syntax): did not find expected ',' or ']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
-    {"- a\n- b\n", "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing)"},
-    {"version: 1\nslices: 4\n", "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing)"},
-    {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
-    {"slicing:\n  default:\n    slices: four\n",
-     "bad.yaml:3: slicing.default.slices: \"four\" is not an integer (allowed: an integer from 1 to 64)"},
-    {"slicing:\n  default:\n    slices: 0\n",
-     "bad.yaml:3: slicing.default.slices: 0 is out of range (allowed: an integer from 1 to 64)"},
-    {"slicing:\n  default:\n    slices: 65\n",
-     "bad.yaml:3: slicing.default.slices: 65 is out of range (allowed: an integer from 1 to 64)"},
-    {"slicing:\n  default:\n    slices: 4\n    compute_percent: 101\n",
-     "bad.yaml:4: slicing.default.compute_percent: 101 is out of range (allowed: an integer from 1 to 100)"},
-    {"slicing:\n  default:\n    slices: 4\n    compute_percent: 30\n",
-     "bad.yaml:4: slicing.default.compute_percent: 4 slices x 30% exceed the device (allowed: slices x "
-     "compute_percent <= 100)"},
-    {"slicing:\n  default:\n    slices: 2\n    memory_percent: 60\n",
-     "bad.yaml:4: slicing.default.memory_percent: 2 slices x 60% exceed the device memory (allowed: slices x "
-     "memory_percent <= 100)"},
-    {"slicing:\n  classes:\n    - vendor: intel\n",
-     "bad.yaml:3: slicing.classes[0].vendor: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)"},
-    {"slicing:\n  classes:\n    - vendor: nvidia\n    - slices: 2\n",
-     "bad.yaml:4: slicing.classes[1].vendor: missing (allowed: nvidia, amd, ascend)"},
-    {"slicing:\n  classes:\n    vendor: nvidia\n",
-     "bad.yaml:3: slicing.classes: must be a list (allowed: a list of mappings with a vendor key)"},
-    {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: lots\n",
-     "bad.yaml:4: slicing.classes[0].device_memory: \"lots\" is not a size (allowed: a size such as 80GiB, 16384MiB "
-     "or a byte count)"},
-    {"slicing:\n  classes:\n    - vendor: amd\n      colour: red\n",
-     "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, compute_percent, "
-     "memory_percent, device_memory)"},
-    {"slicing:\n  classes:\n    - vendor: nvidia\n      model: H100 SXM\n",
-     "bad.yaml:4: slicing.classes[0].model: \"H100 SXM\" is not a GRES type name (allowed: a GRES type: lowercase "
-     "letters, digits, '-', '_', '.')"},
-    {"slicing:\n  classes:\n    - {vendor: nvidia, model: h100}\n    - {vendor: nvidia, model: h100}\n",
-     "bad.yaml:4: slicing.classes[1]: a second rule for nvidia h100 (allowed: one rule per vendor and model)"},
-    {"inventory:\n  device_dir: dev\n",
-     "bad.yaml:2: inventory.device_dir: \"dev\" is not an absolute path (allowed: an absolute path, %n stands for the "
-     "node name)"},
-    {"inventory:\n  topology_xml: [a, b]\n",
-     "bad.yaml:2: inventory.topology_xml: must be a single value (allowed: an absolute path, %n stands for the node "
-     "name)"},
-    {"version: 1\nversion: 1\n", "bad.yaml:2: version: given twice (allowed: each key once)"},
-    {"slicing:\n  default:\n    vendor: nvidia\n",
-     "bad.yaml:3: slicing.default.vendor: unknown key (allowed: slices, compute_percent, memory_percent)"},
+        {"slicing:\n  default:\n    slices: [1\n", "bad.yaml:4: (YAML syntax): did not find expected ',' or "
+                                                   "']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
+        {"- a\n- b\n",
+         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing)"},
+        {"version: 1\nslices: 4\n", "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing)"},
+        {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
+        {"slicing:\n  default:\n    slices: four\n",
+         "bad.yaml:3: slicing.default.slices: \"four\" is not an integer (allowed: an integer from 1 to 64)"},
+        {"slicing:\n  default:\n    slices: 0\n",
+         "bad.yaml:3: slicing.default.slices: 0 is out of range (allowed: an integer from 1 to 64)"},
+        {"slicing:\n  default:\n    slices: 65\n",
+         "bad.yaml:3: slicing.default.slices: 65 is out of range (allowed: an integer from 1 to 64)"},
+        {"slicing:\n  default:\n    slices: 4\n    compute_percent: 101\n",
+         "bad.yaml:4: slicing.default.compute_percent: 101 is out of range (allowed: an integer from 1 to "
+         "100)"},
+        {"slicing:\n  default:\n    slices: 4\n    compute_percent: 30\n",
+         "bad.yaml:4: slicing.default.compute_percent: 4 slices x 30% exceed the device (allowed: slices x "
+         "compute_percent <= 100)"},
+        {"slicing:\n  default:\n    slices: 2\n    memory_percent: 60\n",
+         "bad.yaml:4: slicing.default.memory_percent: 2 slices x 60% exceed the device memory (allowed: "
+         "slices x "
+         "memory_percent <= 100)"},
+        {"slicing:\n  classes:\n    - vendor: intel\n",
+         "bad.yaml:3: slicing.classes[0].vendor: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)"},
+        {"slicing:\n  classes:\n    - vendor: nvidia\n    - slices: 2\n",
+         "bad.yaml:4: slicing.classes[1].vendor: missing (allowed: nvidia, amd, ascend)"},
+        {"slicing:\n  classes:\n    vendor: nvidia\n",
+         "bad.yaml:3: slicing.classes: must be a list (allowed: a list of mappings with a vendor key)"},
+        {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: lots\n",
+         "bad.yaml:4: slicing.classes[0].device_memory: \"lots\" is not a size (allowed: a size such as "
+         "80GiB, 16384MiB "
+         "or a byte count)"},
+        {"slicing:\n  classes:\n    - vendor: amd\n      colour: red\n",
+         "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, "
+         "compute_percent, "
+         "memory_percent, device_memory)"},
+        {"slicing:\n  classes:\n    - vendor: nvidia\n      model: H100 SXM\n",
+         "bad.yaml:4: slicing.classes[0].model: \"H100 SXM\" is not a GRES type name (allowed: a GRES type: "
+         "lowercase "
+         "letters, digits, '-', '_', '.')"},
+        {"slicing:\n  classes:\n    - {vendor: nvidia, model: h100}\n    - {vendor: nvidia, model: h100}\n",
+         "bad.yaml:4: slicing.classes[1]: a second rule for nvidia h100 (allowed: one rule per vendor and "
+         "model)"},
+        {"inventory:\n  device_dir: dev\n", "bad.yaml:2: inventory.device_dir: \"dev\" is not an absolute "
+                                            "path (allowed: an absolute path, %n stands for the "
+                                            "node name)"},
+        {"inventory:\n  topology_xml: [a, b]\n", "bad.yaml:2: inventory.topology_xml: must be a single value "
+                                                 "(allowed: an absolute path, %n stands for the node "
+                                                 "name)"},
+        {"version: 1\nversion: 1\n", "bad.yaml:2: version: given twice (allowed: each key once)"},
+        {"slicing:\n  default:\n    vendor: nvidia\n", "bad.yaml:3: slicing.default.vendor: unknown key "
+                                                       "(allowed: slices, compute_percent, memory_percent)"},
 };
 
 START_TEST(bad_input_messages)
@@ -146,7 +153,8 @@ START_TEST(file_errors)
 {
 	auto missing = Config::from_file("/nonexistent/flexslurm.yaml");
 	ck_assert(!missing);
-	ck_assert_str(missing.error().c_str(), "/nonexistent/flexslurm.yaml: cannot open: No such file or directory");
+	ck_assert_str(missing.error().c_str(),
+	              "/nonexistent/flexslurm.yaml: cannot open: No such file or directory");
 
 	char path[] = "/tmp/flexslurm-test-XXXXXX";
 	int fd = mkstemp(path);
@@ -158,9 +166,9 @@ START_TEST(file_errors)
 	unlink(path);
 	ck_assert(!bad);
 	ck_assert_str(bad.error().c_str(),
-			 (std::string(path) +
-			  ":3: slicing.default.slices: -3 is out of range (allowed: an integer from 1 to 64)")
-			     .c_str());
+	              (std::string(path) +
+	               ":3: slicing.default.slices: -3 is out of range (allowed: an integer from 1 to 64)")
+	                      .c_str());
 }
 END_TEST
 
@@ -172,7 +180,8 @@ Suite *config_suite()
 	tcase_add_test(tc, the_shipped_example_is_valid);
 	tcase_add_test(tc, full_valid_file);
 	tcase_add_test(tc, sizes);
-	tcase_add_loop_test(tc, bad_input_messages, 0, static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));
+	tcase_add_loop_test(tc, bad_input_messages, 0,
+	                    static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, file_errors);
 	suite_add_tcase(s, tc);
 	return s;

@@ -8,7 +8,8 @@
 
 using namespace flexslurm;
 
-namespace {
+namespace
+{
 
 Inventory load(const char *file)
 {
@@ -32,7 +33,7 @@ START_TEST(nvidia_8gpu_2numa)
 	Inventory inv = load("nvidia-8gpu-2numa.xml");
 	ck_assert_uint_eq(inv.accelerators.size(), 8); // the ASPEED VGA and the NIC are not accelerators
 	const char *bus[] = {"0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0",
-			     "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"};
+	                     "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"};
 	for (int i = 0; i < 8; ++i) {
 		const Accelerator &a = inv.accelerators[static_cast<size_t>(i)];
 		ck_assert(a.vendor == Vendor::Nvidia);
@@ -58,7 +59,8 @@ START_TEST(amd_4gpu)
 		ck_assert(a.vendor == Vendor::Amd);
 		ck_assert_int_eq(a.vendor_index, i);
 		ck_assert_str(a.model.c_str(), "mi210");
-		ck_assert_str(a.device_nodes.at(0).c_str(), ("dri/renderD" + std::to_string(128 + i)).c_str());
+		ck_assert_str(a.device_nodes.at(0).c_str(),
+		              ("dri/renderD" + std::to_string(128 + i)).c_str());
 		ck_assert_str(a.device_nodes.at(1).c_str(), ("dri/card" + std::to_string(1 + i)).c_str());
 		ck_assert_int_eq(a.numa_node, i < 2 ? 0 : 1);
 		ck_assert_str(cpus_of(a).c_str(), i < 2 ? "0-7/8" : "8-15/8");
@@ -73,7 +75,7 @@ START_TEST(ascend_8npu)
 	Inventory inv = load("ascend-8npu.xml");
 	ck_assert_uint_eq(inv.accelerators.size(), 8);
 	const char *bus[] = {"0000:01:00.0", "0000:02:00.0", "0000:41:00.0", "0000:42:00.0",
-			     "0000:81:00.0", "0000:82:00.0", "0000:c1:00.0", "0000:c2:00.0"};
+	                     "0000:81:00.0", "0000:82:00.0", "0000:c1:00.0", "0000:c2:00.0"};
 	for (int i = 0; i < 8; ++i) {
 		const Accelerator &a = inv.accelerators[static_cast<size_t>(i)];
 		ck_assert(a.vendor == Vendor::Ascend);

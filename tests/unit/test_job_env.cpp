@@ -7,9 +7,13 @@
 
 using namespace flexslurm;
 
-namespace {
+namespace
+{
 
-std::optional<DeviceId> fake_probe(const std::string &, std::string &) { return DeviceId{1, 7}; }
+std::optional<DeviceId> fake_probe(const std::string &, std::string &)
+{
+	return DeviceId{1, 7};
+}
 
 SliceLayout layout_of(const char *file, const char *yaml = "")
 {
@@ -35,15 +39,15 @@ START_TEST(two_slices_of_one_h100)
 	SliceLayout l = layout_of("nvidia-8gpu-2numa.xml", "slicing: {default: {slices: 8}}");
 	// slices 40,41 are on device 5 (8 slices each)
 	ck_assert_str(render(slice_environment(l, {40, 41}, DeviceNumbering::Local)).c_str(),
-			 "CUDA_VISIBLE_DEVICES=0\n"
-			 "CUDA_DEVICE_ORDER=PCI_BUS_ID\n"
-			 "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=24\n"
-			 "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=19660M\n"
-			 "SLURM_VSLICES_ON_NODE=2\n"
-			 "SLURM_VSLICE_DEVICES=5\n"
-			 "SLURM_VSLICE_COUNTS=2\n"
-			 "SLURM_VSLICE_COMPUTE_PERCENT=24\n"
-			 "SLURM_VSLICE_MEMORY_LIMIT_MIB=19660\n");
+	              "CUDA_VISIBLE_DEVICES=0\n"
+	              "CUDA_DEVICE_ORDER=PCI_BUS_ID\n"
+	              "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=24\n"
+	              "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=19660M\n"
+	              "SLURM_VSLICES_ON_NODE=2\n"
+	              "SLURM_VSLICE_DEVICES=5\n"
+	              "SLURM_VSLICE_COUNTS=2\n"
+	              "SLURM_VSLICE_COMPUTE_PERCENT=24\n"
+	              "SLURM_VSLICE_MEMORY_LIMIT_MIB=19660\n");
 }
 END_TEST
 
@@ -53,14 +57,14 @@ START_TEST(slices_on_two_devices_physical_numbering)
 	// 4 slices per device: 1 slice of device 2, 3 slices of device 7
 	auto env = slice_environment(l, {29, 30, 8, 31}, DeviceNumbering::Physical);
 	ck_assert_str(render(env).c_str(), "CUDA_VISIBLE_DEVICES=2,7\n"
-					      "CUDA_DEVICE_ORDER=PCI_BUS_ID\n"
-					      "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25\n"
-					      "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=20480M,1=61440M\n"
-					      "SLURM_VSLICES_ON_NODE=4\n"
-					      "SLURM_VSLICE_DEVICES=2,7\n"
-					      "SLURM_VSLICE_COUNTS=1,3\n"
-					      "SLURM_VSLICE_COMPUTE_PERCENT=25,75\n"
-					      "SLURM_VSLICE_MEMORY_LIMIT_MIB=20480,61440\n");
+	                                   "CUDA_DEVICE_ORDER=PCI_BUS_ID\n"
+	                                   "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25\n"
+	                                   "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=20480M,1=61440M\n"
+	                                   "SLURM_VSLICES_ON_NODE=4\n"
+	                                   "SLURM_VSLICE_DEVICES=2,7\n"
+	                                   "SLURM_VSLICE_COUNTS=1,3\n"
+	                                   "SLURM_VSLICE_COMPUTE_PERCENT=25,75\n"
+	                                   "SLURM_VSLICE_MEMORY_LIMIT_MIB=20480,61440\n");
 	auto local = slice_environment(l, {29, 30, 8, 31}, DeviceNumbering::Local);
 	ck_assert_str(local.at(0).value.c_str(), "0,1");
 }
@@ -68,14 +72,15 @@ END_TEST
 
 START_TEST(amd_and_ascend_variables)
 {
-	SliceLayout mi = layout_of("amd-4gpu.xml", "slicing: {classes: [{vendor: amd, device_memory: 64GiB}]}");
+	SliceLayout mi =
+	        layout_of("amd-4gpu.xml", "slicing: {classes: [{vendor: amd, device_memory: 64GiB}]}");
 	auto env = slice_environment(mi, {12}, DeviceNumbering::Physical);
 	ck_assert_str(render(env).c_str(), "ROCR_VISIBLE_DEVICES=3\n"
-					      "SLURM_VSLICES_ON_NODE=1\n"
-					      "SLURM_VSLICE_DEVICES=3\n"
-					      "SLURM_VSLICE_COUNTS=1\n"
-					      "SLURM_VSLICE_COMPUTE_PERCENT=25\n"
-					      "SLURM_VSLICE_MEMORY_LIMIT_MIB=16384\n");
+	                                   "SLURM_VSLICES_ON_NODE=1\n"
+	                                   "SLURM_VSLICE_DEVICES=3\n"
+	                                   "SLURM_VSLICE_COUNTS=1\n"
+	                                   "SLURM_VSLICE_COMPUTE_PERCENT=25\n"
+	                                   "SLURM_VSLICE_MEMORY_LIMIT_MIB=16384\n");
 	SliceLayout npu = layout_of("ascend-8npu.xml");
 	auto npu_env = slice_environment(npu, {0, 1, 2, 3, 4}, DeviceNumbering::Local);
 	ck_assert_str(npu_env.at(0).name.c_str(), "ASCEND_RT_VISIBLE_DEVICES");
@@ -92,7 +97,7 @@ START_TEST(mps_limits_omitted_when_memory_unknown)
 	// A layout from slurmd without memory (e.g. topology without CUDA info)
 	std::string text = l.serialize();
 	auto no_mem = SliceLayout::deserialize(
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n");
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n");
 	ck_assert(static_cast<bool>(no_mem));
 	std::string env = render(slice_environment(*no_mem, {0}, DeviceNumbering::Local));
 	ck_assert(env.find("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT") == std::string::npos);

@@ -8,7 +8,8 @@
 
 using namespace flexslurm;
 
-namespace {
+namespace
+{
 
 Inventory load(const char *file)
 {
@@ -38,7 +39,8 @@ Config config(const char *yaml)
 
 START_TEST(defaults_cut_every_device_in_four)
 {
-	SliceLayout l = SliceLayout::build(load("nvidia-8gpu-2numa.xml"), Config::defaults(), "/dev", fake_probe);
+	SliceLayout l =
+	        SliceLayout::build(load("nvidia-8gpu-2numa.xml"), Config::defaults(), "/dev", fake_probe);
 	ck_assert_int_eq(l.total_slices(), 32);
 	ck_assert_uint_eq(l.devices().size(), 8);
 	const DeviceSlices &d5 = l.devices()[5];
@@ -58,11 +60,11 @@ END_TEST
 START_TEST(class_rules_pick_the_most_specific)
 {
 	Config c = config("slicing:\n"
-			  "  default: {slices: 2}\n"
-			  "  classes:\n"
-			  "    - {vendor: nvidia, slices: 4}\n"
-			  "    - {vendor: nvidia, model: h100, slices: 8, memory_percent: 10}\n"
-			  "    - {vendor: amd, slices: 3, device_memory: 60GiB}\n");
+	                  "  default: {slices: 2}\n"
+	                  "  classes:\n"
+	                  "    - {vendor: nvidia, slices: 4}\n"
+	                  "    - {vendor: nvidia, model: h100, slices: 8, memory_percent: 10}\n"
+	                  "    - {vendor: amd, slices: 3, device_memory: 60GiB}\n");
 	SliceLayout h100 = SliceLayout::build(load("nvidia-8gpu-2numa.xml"), c, "/dev/", fake_probe);
 	ck_assert_int_eq(h100.total_slices(), 64);
 	ck_assert_int_eq(h100.devices()[0].compute_percent, 12);
@@ -75,14 +77,15 @@ START_TEST(class_rules_pick_the_most_specific)
 	ck_assert_uint_eq(mi.devices()[0].slice_memory_bytes, (60ULL << 30) * 33 / 100);
 	ck_assert_str(mi.devices()[2].device_path.c_str(), "/dev/dri/renderD130");
 	SliceLayout npu = SliceLayout::build(load("ascend-8npu.xml"), c, "/dev", fake_probe);
-	ck_assert_int_eq(npu.total_slices(), 16); // default rule
+	ck_assert_int_eq(npu.total_slices(), 16);                  // default rule
 	ck_assert_uint_eq(npu.devices()[0].slice_memory_bytes, 0); // unknown memory
 }
 END_TEST
 
 START_TEST(missing_device_nodes_are_left_out)
 {
-	SliceLayout l = SliceLayout::build(load("cluster-nvidia-2gpu.xml"), Config::defaults(), "/missing", fake_probe);
+	SliceLayout l = SliceLayout::build(load("cluster-nvidia-2gpu.xml"), Config::defaults(), "/missing",
+	                                   fake_probe);
 	ck_assert_int_eq(l.total_slices(), 0);
 	ck_assert(l.devices().empty());
 }
@@ -102,21 +105,22 @@ END_TEST
 START_TEST(deserialize_rejects_bad_input)
 {
 	const char *bad[] = {
-	    "",
-	    "flexslurm-layout 2\n",
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\n",	      // 9 fields
-	    "flexslurm-layout 1\nintel\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n",	      // vendor
-	    "flexslurm-layout 1\nnvidia\t0\tt4\tdev/nvidia0\t195:0\t0\t4\t25\t0\t\n",	      // relative path
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195\t0\t4\t25\t0\t\n",	      // major:minor
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t65\t25\t0\t\n",      // slices
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t101\t0\t\n",      // percent
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t4\t4\t25\t0\t\n",	      // gap
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t-1\t\n",      // memory
-	    "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t1,x\n",    // cpus
+	        "",
+	        "flexslurm-layout 2\n",
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\n",      // 9 fields
+	        "flexslurm-layout 1\nintel\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n",     // vendor
+	        "flexslurm-layout 1\nnvidia\t0\tt4\tdev/nvidia0\t195:0\t0\t4\t25\t0\t\n",     // relative path
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195\t0\t4\t25\t0\t\n",      // major:minor
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t65\t25\t0\t\n",   // slices
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t101\t0\t\n",   // percent
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t4\t4\t25\t0\t\n",    // gap
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t-1\t\n",   // memory
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t1,x\n", // cpus
 	};
 	for (const char *text : bad)
 		ck_assert_msg(!SliceLayout::deserialize(text), "accepted: %s", text);
-	ck_assert(SliceLayout::deserialize("flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n"));
+	ck_assert(SliceLayout::deserialize(
+	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n"));
 }
 END_TEST
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Integration tests on a real local Slurm cluster (munged, slurmctld, slurmd).
+
+Each tests/integration/test_*.py module may define CLUSTER (keyword
+arguments for LocalCluster); its tests then share one cluster, started
+before the first and stopped after the last, by PID, whatever happens.
+A test is a function test_*(cluster) (or test_*(env) without CLUSTER) that
+raises on failure. The last line printed is `N passed, N failed`.
+
+Usage: run.py --plugin-dir DIR [--workdir DIR] [-k SUBSTRING]
+"""
+
+import argparse
+import importlib.util
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent / "tools"))
+sys.path.insert(0, str(HERE))
+
+from localcluster import LocalCluster  # noqa: E402
+
+
+class Env:
+    """What a test module without a shared cluster gets: where to make its own."""
+
+    def __init__(self, workdir, plugin_dir):
+        self.workdir = workdir
+        self.plugin_dir = plugin_dir
+
+    def cluster(self, name, **kwargs):
+        return LocalCluster(self.workdir / name, self.plugin_dir, **kwargs)
+
+
+def _terminate(signum, _frame):
+    # Turn SIGTERM (CI timeout, kill) into an exception so that every
+    # `finally` and context manager stops its daemons.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--plugin-dir", required=True)
+    ap.add_argument("--workdir", default=str(HERE.parent.parent / "build" / "test-clusters"))
+    ap.add_argument("-k", default="", help="run only tests whose name contains this")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, _terminate)
+
+    workdir = Path(args.workdir).resolve()
+    passed, failed = 0, 0
+    for path in sorted(HERE.glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception:  # noqa: BLE001 - a broken module is one failure, not the end of the run
+            failed += 1
+            print(f"FAIL {path.stem}: cannot load", flush=True)
+            traceback.print_exc(file=sys.stdout)
+            continue
+        tests = [(n, f) for n, f in vars(module).items() if n.startswith("test_") and callable(f)
+                 and args.k in f"{path.stem}.{n}"]
+        if not tests:
+            continue
+        env = Env(workdir, args.plugin_dir)
+        cluster = None
+        ran = 0
+        try:
+            if hasattr(module, "CLUSTER"):
+                cluster = LocalCluster(workdir / path.stem, args.plugin_dir, **module.CLUSTER)
+                t0 = time.monotonic()
+                cluster.start()
+                print(f"# {path.stem}: cluster up in {time.monotonic() - t0:.1f}s ({cluster.dir})", flush=True)
+            for name, fn in tests:
+                ran += 1
+                t0 = time.monotonic()
+                try:
+                    fn(cluster if cluster else env)
+                    passed += 1
+                    print(f"PASS {path.stem}.{name} ({time.monotonic() - t0:.1f}s)", flush=True)
+                except Exception:  # noqa: BLE001 - a failing test must not stop the others
+                    failed += 1
+                    print(f"FAIL {path.stem}.{name} ({time.monotonic() - t0:.1f}s)", flush=True)
+                    traceback.print_exc(file=sys.stdout)
+        except Exception:  # noqa: BLE001 - the cluster did not start: every test of the module fails
+            failed += len(tests) - ran
+            print(f"FAIL {path.stem}: cluster did not start", flush=True)
+            traceback.print_exc(file=sys.stdout)
+        finally:
+            if cluster:
+                cluster.stop()
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""A real Slurm cluster on one machine, with the flexslurm plugins.
+
+In a directory of its own it writes a munge key, slurm.conf, gres.conf,
+cgroup.conf, flexslurm.yaml, one hwloc XML topology per node and fake
+accelerator device nodes (mknod on real majors, so an allowed open succeeds
+and a denied one fails), then starts munged, slurmctld and one slurmd per
+node (multiple-slurmd), and waits until the nodes are idle. Every daemon is
+started in the foreground as a child, so it is stopped by its PID, and the
+job steps left behind are found through their cgroups.
+
+Used by the demo (`tools/demo.sh`) and by the integration tests:
+
+    with LocalCluster(workdir, plugin_dir, nodes=3, shape="nvidia-2gpu") as c:
+        job = c.sbatch("--gres=vslice:2", script)
+
+Command line: localcluster.py up|down --dir DIR [--plugin-dir DIR] ...
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOPOLOGIES = REPO / "tests" / "topologies"
+SYSTEM_PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
+
+# Real character devices that every process may open: a job can open the
+# ones its cgroup allows, and gets EPERM on the others.
+FAKE_DEVICE_NUMBERS = [(1, 7), (1, 8), (1, 9), (1, 5)]  # full, random, urandom, zero
+
+# name -> (topology file, vendor, GRES type, device node names, slices)
+SHAPES = {
+    "nvidia-2gpu": ("cluster-nvidia-2gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1"]),
+    "nvidia-4gpu": ("cluster-nvidia-4gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1", "nvidia2", "nvidia3"]),
+    "amd-2gpu": ("cluster-amd-2gpu.xml", "amd", "mi210", ["dri/renderD128", "dri/renderD129"]),
+    "ascend-2npu": ("cluster-ascend-2npu.xml", "ascend", "ascend910b", ["davinci0", "davinci1"]),
+}
+
+DEFAULT_YAML = """\
+version: 1
+inventory:
+  topology_xml: {dir}/topology/%n.xml
+  device_dir: {dir}/dev/%n
+slicing:
+  default:
+    slices: 4
+  classes:
+    - vendor: amd
+      device_memory: 64GiB
+    - vendor: ascend
+      device_memory: 64GiB
+"""
+
+
+def free_ports(count):
+    socks, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+class LocalCluster:
+    """One slurmctld, `nodes` slurmd, one munged, all children of this process."""
+
+    def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
+                 slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
+                 node_shapes=None, wait_idle=True, prepare=None):
+        self.dir = Path(workdir).resolve()
+        self.plugin_dir = str(Path(plugin_dir).resolve())
+        self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
+        self.node_shapes = node_shapes or {n: shape for n in self.nodes}
+        self.slices = slices or 4
+        self.flexslurm_yaml = flexslurm_yaml
+        self.gres_per_node = gres_per_node or {}
+        self.extra_conf = extra_conf
+        self.wait_idle = wait_idle
+        self.prepare = prepare  # called with the cluster after its files are written
+        self.procs = {}  # name -> Popen
+        self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
+        for var in list(self.env):
+            if var.startswith("SLURM_") and var != "SLURM_CONF":
+                del self.env[var]
+
+    # ---------------------------------------------------------------- files
+    def write_files(self):
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        for sub in ["etc", "log", "state", "spool", "munge", "topology", "dev", "out"]:
+            (self.dir / sub).mkdir(parents=True)
+        os.chmod(self.dir / "munge", 0o700)
+        key = self.dir / "munge" / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        os.chmod(key, 0o400)
+
+        ctld_port, *node_ports = free_ports(1 + len(self.nodes))
+        self.ctld_port = ctld_port
+        node_lines, gres_lines = [], ["AutoDetect=off"]
+        for node, port in zip(self.nodes, node_ports):
+            (self.dir / "spool" / node).mkdir()
+            topo, _vendor, gtype, devnodes = SHAPES[self.node_shapes[node]]
+            shutil.copy(TOPOLOGIES / topo, self.dir / "topology" / f"{node}.xml")
+            for dev, (major, minor) in zip(devnodes, FAKE_DEVICE_NUMBERS):
+                path = self.dir / "dev" / node / dev
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            ndev = len(devnodes)
+            gres = self.gres_per_node.get(node, f"gpu:{gtype}:{ndev},vslice:{gtype}:{ndev * self.slices}")
+            node_lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} "
+                              f"CPUs=2 RealMemory=1000 Gres={gres} State=UNKNOWN")
+            stem = re.sub(r"\d+$", "", devnodes[0])
+            numbers = [re.search(r"(\d+)$", n).group(1) for n in devnodes]
+            files = str(self.dir / "dev" / node / stem) + f"[{numbers[0]}-{numbers[-1]}]"
+            gres_lines.append(f"NodeName={node} Name=gpu Type={gtype} File={files}")
+        d = self.dir
+        conf = f"""\
+ClusterName=flexslurm
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={ctld_port}
+AuthType=auth/munge
+AuthInfo=socket={d}/munge/munge.socket
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool/%n
+SlurmctldPidFile={d}/state/slurmctld.pid
+SlurmdPidFile={d}/state/slurmd.%n.pid
+SlurmctldLogFile={d}/log/slurmctld.log
+SlurmdLogFile={d}/log/slurmd.%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PluginDir={self.plugin_dir}:{SYSTEM_PLUGIN_DIR}
+GresTypes=gpu,vslice
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+TaskPlugin=task/cgroup
+ProctrackType=proctrack/cgroup
+SlurmdParameters=config_overrides
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MailProg=/bin/true
+MinJobAge=600
+InactiveLimit=0
+KillWait=5
+{self.extra_conf.format(dir=d)}
+{chr(10).join(node_lines)}
+PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+        (d / "etc" / "slurm.conf").write_text(conf)
+        (d / "etc" / "gres.conf").write_text("\n".join(gres_lines) + "\n")
+        (d / "etc" / "cgroup.conf").write_text(
+            "CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\n"
+            "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")
+        yaml = self.flexslurm_yaml if self.flexslurm_yaml is not None else DEFAULT_YAML
+        (d / "etc" / "flexslurm.yaml").write_text(yaml.format(dir=d))
+
+    # -------------------------------------------------------------- daemons
+    def _spawn(self, name, argv):
+        log = open(self.dir / "log" / f"{name}.stdout", "wb")
+        # A session of its own: a Ctrl-C at the terminal reaches us, not them.
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=self.env,
+                                            start_new_session=True)
+        log.close()
+        (self.dir / "state" / f"{name}.pid").write_text(f"{self.procs[name].pid}\n")
+
+    def start(self):
+        self.write_files()
+        if self.prepare:
+            self.prepare(self)
+        d = self.dir
+        self._spawn("munged", ["munged", "-F", "--force", f"--socket={d}/munge/munge.socket",
+                               f"--key-file={d}/munge/munge.key", f"--pid-file={d}/munge/munged.pid",
+                               f"--log-file={d}/log/munged.log", f"--seed-file={d}/munge/seed"])
+        self._wait_for(lambda: self._alive("munged") and (d / "munge" / "munge.socket").exists(), 10,
+                       "munged socket")
+        self.start_slurmctld()
+        for node in self.nodes:
+            self.start_slurmd(node)
+        if self.wait_idle:
+            self.wait_nodes_idle()
+        return self
+
+    def start_slurmctld(self, clear_state=True):
+        argv = ["slurmctld", "-D", "-f", str(self.dir / "etc" / "slurm.conf")]
+        if clear_state:
+            argv.append("-c")
+        self._spawn("slurmctld", argv)
+        self._wait_for(lambda: self._alive("slurmctld") and
+                       "UP" in self.run(["scontrol", "ping"], check=False).stdout,
+                       20, "slurmctld to answer")
+
+    def _alive(self, name):
+        p = self.procs[name]
+        if p.poll() is not None:
+            tail = self.log(name.split(".")[0] if name == "slurmctld" else name)[-2000:]
+            raise ClusterError(f"{name} exited with {p.returncode}:\n{tail}")
+        return True
+
+    def start_slurmd(self, node):
+        self._spawn(f"slurmd.{node}", ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")])
+
+    def stop_daemon(self, name, sig=signal.SIGTERM, timeout=15):
+        p = self.procs.pop(name, None)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+    def daemon_exit_code(self, name, timeout=10):
+        p = self.procs[name]
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _job_cgroup_pids(self):
+        pids = set()
+        for node in self.nodes:
+            for ctrl in ["freezer", "devices", "cpuset", "memory"]:
+                root = Path("/sys/fs/cgroup") / ctrl / f"slurm_{node}"
+                if not root.exists():
+                    continue
+                for procs in root.rglob("cgroup.procs"):
+                    try:
+                        pids.update(int(x) for x in procs.read_text().split())
+                    except (OSError, ValueError):
+                        pass
+        return pids
+
+    def _remove_job_cgroups(self):
+        for node in self.nodes:
+            for ctrl in ["freezer", "devices", "cpuset", "memory", "cpu", "cpuacct", "pids"]:
+                root = Path("/sys/fs/cgroup") / ctrl / f"slurm_{node}"
+                if not root.exists():
+                    continue
+                for sub in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                    try:
+                        sub.rmdir()
+                    except OSError:
+                        pass
+                try:
+                    root.rmdir()
+                except OSError:
+                    pass
+
+    def stop(self):
+        """Stops everything this cluster started, by PID, even if half started."""
+        if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
+            self.run(["scancel", "--full", "-u", "root"], check=False, timeout=10)
+        for name in [n for n in self.procs if n.startswith("slurmd.")]:
+            self.stop_daemon(name)
+        self.stop_daemon("slurmctld")
+        # Job steps outlive slurmd: their PIDs are in the nodes' cgroups.
+        for _ in range(3):
+            pids = self._job_cgroup_pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.5)
+        self._remove_job_cgroups()
+        self.stop_daemon("munged")
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # -------------------------------------------------------------- helpers
+    @staticmethod
+    def _wait_for(pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            time.sleep(0.2)
+        raise ClusterError(f"timed out after {timeout}s waiting for {what}")
+
+    def run(self, argv, check=True, timeout=30, input=None):
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise ClusterError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
+        return r
+
+    def node_states(self):
+        out = self.run(["sinfo", "-h", "-N", "-o", "%N %T"], check=False).stdout
+        return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
+
+    def wait_nodes_idle(self, timeout=30, nodes=None):
+        nodes = nodes or self.nodes
+        self._wait_for(lambda: all(self.node_states().get(n) == "idle" for n in nodes), timeout,
+                       f"nodes {','.join(nodes)} to be idle (now {self.node_states()}); see {self.dir}/log")
+
+    def sbatch(self, *args, script, check=True):
+        """Submits a batch script; returns the job id, or the failed CompletedProcess."""
+        path = self.dir / "out" / f"script-{time.monotonic_ns()}.sh"
+        path.write_text(script)
+        r = self.run(["sbatch", "--parsable", f"--output={self.dir}/out/%j.out", *args, str(path)], check=check)
+        if r.returncode != 0:
+            return r
+        return int(r.stdout.strip().split(";")[0])
+
+    def job_state(self, job):
+        r = self.run(["scontrol", "-o", "show", "job", str(job)], check=False)
+        m = re.search(r"JobState=(\S+)", r.stdout)
+        return m.group(1) if m else None
+
+    def wait_job(self, job, states=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"),
+                 timeout=60):
+        self._wait_for(lambda: self.job_state(job) in states, timeout, f"job {job} to reach {states}")
+        return self.job_state(job)
+
+    def job_output(self, job):
+        return (self.dir / "out" / f"{job}.out").read_text()
+
+    def show_job(self, job):
+        return self.run(["scontrol", "show", "job", "-d", str(job)]).stdout
+
+    def show_node(self, node):
+        return self.run(["scontrol", "show", "node", node]).stdout
+
+    def log(self, name):
+        p = self.dir / "log" / f"{name}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("action", choices=["up", "down"])
+    ap.add_argument("--dir", required=True, help="cluster directory (wiped on up)")
+    ap.add_argument("--plugin-dir", help="directory holding gres_vslice.so")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="nvidia-2gpu")
+    args = ap.parse_args()
+    if args.action == "up":
+        c = LocalCluster(args.dir, args.plugin_dir, nodes=args.nodes, shape=args.shape)
+        try:
+            c.start()
+        except BaseException:
+            c.stop()
+            raise
+        # Leave the daemons running for the caller; `down` stops them by PID.
+        print(f"export SLURM_CONF={c.dir}/etc/slurm.conf")
+        for p in c.procs.values():
+            p.returncode = 0  # detach: do not reap on exit
+        os._exit(0)
+    else:
+        stop_by_pidfiles(Path(args.dir))
+
+
+def stop_by_pidfiles(d):
+    """`down`: the daemons were started by an earlier `up`; their PIDs are on disk."""
+    state = d / "state"
+    c = LocalCluster(d, "/nonexistent", nodes=0)
+    c.nodes = sorted(p.name[len("slurmd."):-len(".pid")] for p in state.glob("slurmd.*.pid") if p.name.count(".") == 2)
+    if (state / "slurmctld.pid").exists():
+        subprocess.run(["scancel", "--full", "-u", "root"], env=c.env, capture_output=True, timeout=10)
+    order = [p for p in state.glob("slurmd.*.pid")] + [state / "slurmctld.pid"]
+    for pidfile in order:
+        _kill_pidfile(pidfile)
+    for pid in c._job_cgroup_pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.5)
+    c._remove_job_cgroups()
+    _kill_pidfile(state / "munged.pid")
+
+
+def _kill_pidfile(pidfile):
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
