@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of flexslurm on this machine (Debian 12, as root):
-#   1. installs what is missing and prepares the matching Slurm source,
-#   2. builds (warnings are errors) and checks formatting,
+#   1. scripts/build.sh: installs what is missing, prepares the matching
+#      Slurm source, builds (warnings are errors) and stages the plugins,
+#   2. checks formatting,
 #   3. Check unit tests of the Slurm-free core,
 #   4. integration tests on a real local cluster (munged, slurmctld, slurmd).
 # The last line is the total: `N passed, N failed`.
@@ -12,16 +13,8 @@ top=$(pwd)
 fail() { echo "test-all: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "must run as root (daemons, mknod, cgroups)"
-slurm_src=$(scripts/setup-debian12.sh | tail -n1) || fail "setup failed"
-
-./autogen.sh || fail "autogen failed"
-mkdir -p build/obj
-(cd build/obj && "$top/configure" --quiet --with-slurm-source="$slurm_src" CXXFLAGS="-O2 -g -Werror") ||
-	fail "configure failed"
-make -C build/obj -j"$(nproc)" >build/make.log 2>&1 || { tail -40 build/make.log; fail "build failed"; }
-rm -rf build/stage
-make -C build/obj install DESTDIR="$top/build/stage" >>build/make.log 2>&1 || fail "make install failed"
-plugin_dir=$(dirname "$(find build/stage -name gres_vslice.so | head -n1)")
+plugin_dir=$(scripts/build.sh | tail -n1) || fail "build failed (build/make.log)"
+[ -f "$plugin_dir/gres_vslice.so" ] || fail "no gres_vslice.so staged"
 
 unit_passed=0 unit_failed=0
 echo "== format"

@@ -82,7 +82,7 @@ class LocalCluster:
 
     def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
-                 node_shapes=None, wait_idle=True, prepare=None):
+                 node_shapes=None, wait_idle=True, prepare=None, cpus=2):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -93,6 +93,7 @@ class LocalCluster:
         self.extra_conf = extra_conf
         self.wait_idle = wait_idle
         self.prepare = prepare  # called with the cluster after its files are written
+        self.cpus = cpus  # per node; more than the machine has is fine (config_overrides)
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         for var in list(self.env):
@@ -124,7 +125,7 @@ class LocalCluster:
             ndev = len(devnodes)
             gres = self.gres_per_node.get(node, f"gpu:{gtype}:{ndev},vslice:{gtype}:{ndev * self.slices}")
             node_lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} "
-                              f"CPUs=2 RealMemory=1000 Gres={gres} State=UNKNOWN")
+                              f"CPUs={self.cpus} RealMemory=1000 Gres={gres} State=UNKNOWN")
             stem = re.sub(r"\d+$", "", devnodes[0])
             numbers = [re.search(r"(\d+)$", n).group(1) for n in devnodes]
             files = str(self.dir / "dev" / node / stem) + f"[{numbers[0]}-{numbers[-1]}]"
