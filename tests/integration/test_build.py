@@ -1,0 +1,62 @@
+"""The build: configure's Slurm release check, what make install puts where,
+and what the plugin exports."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from helpers import contains, eq
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXPECTED_EXPORTS = {"plugin_name", "plugin_type", "plugin_version", "init", "fini"} | {
+    f"gres_p_{n}" for n in ["node_config_load", "job_set_env", "step_set_env", "task_set_env", "send_stepd",
+                            "recv_stepd", "get_job_info", "get_step_info", "get_devices", "step_hardware_init",
+                            "step_hardware_fini", "epilog_build_env", "epilog_set_env"]}
+
+
+def _fake_tree(env, name, version):
+    """A 'configured Slurm tree' of another release: config.h and a gres.h."""
+    tree = env.workdir / name
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "src" / "common").mkdir(parents=True)
+    (tree / "src" / "common" / "gres.h").write_text("/* fake */\n")
+    (tree / "config.h").write_text(f'#define SLURM_VERSION_STRING "{version}"\n')
+    return tree
+
+
+def _configure(env, tree):
+    build = env.workdir / "configure-check"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    return subprocess.run([str(REPO / "configure"), f"--with-slurm-source={tree}"], cwd=build,
+                          capture_output=True, text=True)
+
+
+def test_configure_refuses_other_release(env):
+    installed = subprocess.run(["slurmctld", "-V"], capture_output=True, text=True).stdout.split()[-1]
+    for version in ["21.08.8", "22.05.7", "bogus"]:
+        r = _configure(env, _fake_tree(env, f"slurm-{version}", version))
+        eq(r.returncode != 0, True, f"configure accepted a {version} tree")
+        contains(r.stderr, f"is release {version} but the installed slurmctld (", f"{version} message")
+        contains(r.stderr, f") is {installed}; plugins load only into the exact release they were built for",
+                 f"{version} message")
+
+
+def test_configure_refuses_unconfigured_tree(env):
+    tree = env.workdir / "not-configured"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    r = _configure(env, tree)
+    eq(r.returncode != 0, True, "configure accepted an empty tree")
+    contains(r.stderr, "is not a configured Slurm source tree", "message")
+
+
+def test_make_install_and_exports(env):
+    plugin_dir = Path(env.plugin_dir)
+    eq(sorted(p.name for p in plugin_dir.iterdir()), ["gres_vslice.so"], "files installed in PluginDir")
+    eq(str(plugin_dir).endswith("/usr/lib/x86_64-linux-gnu/slurm-wlm"), True, f"PluginDir {plugin_dir}")
+    nm = subprocess.run(["nm", "-D", "--defined-only", str(plugin_dir / "gres_vslice.so")],
+                        capture_output=True, text=True, check=True).stdout
+    exports = {line.split()[-1] for line in nm.splitlines() if re.match(r"^[0-9a-f]+ [A-Za-z] ", line)}
+    eq(exports, EXPECTED_EXPORTS, "exported symbols")
