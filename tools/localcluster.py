@@ -39,6 +39,7 @@ FAKE_DEVICE_NUMBERS = [(1, 7), (1, 8), (1, 9), (1, 5)]  # full, random, urandom,
 
 # name -> (topology file, vendor, GRES type, device node names, slices)
 SHAPES = {
+    "nvidia-1gpu": ("cluster-nvidia-1gpu.xml", "nvidia", "t4", ["nvidia0"]),
     "nvidia-2gpu": ("cluster-nvidia-2gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1"]),
     "nvidia-4gpu": ("cluster-nvidia-4gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1", "nvidia2", "nvidia3"]),
     "amd-2gpu": ("cluster-amd-2gpu.xml", "amd", "mi210", ["dri/renderD128", "dri/renderD129"]),
@@ -82,7 +83,8 @@ class LocalCluster:
 
     def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
-                 node_shapes=None, wait_idle=True, prepare=None, cpus=2):
+                 node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
+                 partitions=None):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -94,6 +96,8 @@ class LocalCluster:
         self.wait_idle = wait_idle
         self.prepare = prepare  # called with the cluster after its files are written
         self.cpus = cpus  # per node; more than the machine has is fine (config_overrides)
+        self.select = select
+        self.partitions = partitions or ["main"]  # each over all nodes; the first is the default
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         for var in list(self.env):
@@ -128,7 +132,8 @@ class LocalCluster:
                               f"CPUs={self.cpus} RealMemory=1000 Gres={gres} State=UNKNOWN")
             stem = re.sub(r"\d+$", "", devnodes[0])
             numbers = [re.search(r"(\d+)$", n).group(1) for n in devnodes]
-            files = str(self.dir / "dev" / node / stem) + f"[{numbers[0]}-{numbers[-1]}]"
+            files = str(self.dir / "dev" / node / stem) + (
+                numbers[0] if ndev == 1 else f"[{numbers[0]}-{numbers[-1]}]")
             gres_lines.append(f"NodeName={node} Name=gpu Type={gtype} File={files}")
         d = self.dir
         conf = f"""\
@@ -150,7 +155,7 @@ SlurmctldDebug=info
 SlurmdDebug=info
 PluginDir={self.plugin_dir}:{SYSTEM_PLUGIN_DIR}
 GresTypes=gpu,vslice
-SelectType=select/cons_tres
+SelectType={self.select}
 SelectTypeParameters=CR_Core
 TaskPlugin=task/cgroup
 ProctrackType=proctrack/cgroup
@@ -167,7 +172,8 @@ InactiveLimit=0
 KillWait=5
 {self.extra_conf.format(dir=d)}
 {chr(10).join(node_lines)}
-PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+{chr(10).join(f"PartitionName={p} Nodes=ALL Default={'YES' if i == 0 else 'NO'} MaxTime=INFINITE State=UP"
+             for i, p in enumerate(self.partitions))}
 """
         (d / "etc" / "slurm.conf").write_text(conf)
         (d / "etc" / "gres.conf").write_text("\n".join(gres_lines) + "\n")

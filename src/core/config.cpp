@@ -29,6 +29,14 @@ const SliceRule &Config::rule_for(const Accelerator &accel) const noexcept
 	return vendor_match ? *vendor_match : default_rule;
 }
 
+Placement Config::placement_for(std::string_view partition) const noexcept
+{
+	for (const auto &[name, policy] : partition_placement)
+		if (name == partition)
+			return policy;
+	return default_placement;
+}
+
 std::string expand_node_name(std::string_view pattern, std::string_view node_name)
 {
 	std::string out;
@@ -121,8 +129,8 @@ public:
 			return cfg;
 		if (root->type != YAML_MAPPING_NODE)
 			return fail(root, "(top level)", "must be a mapping",
-			            "keys version, inventory, slicing");
-		if (!each_key(root, "", {"version", "inventory", "slicing"},
+			            "keys version, inventory, slicing, placement");
+		if (!each_key(root, "", {"version", "inventory", "slicing", "placement"},
 		              [&](const std::string &key, yaml_node_t *k, yaml_node_t *v) {
 			              if (key == "version") {
 				              auto n = integer(k, v, "version", 1, 1, "1");
@@ -130,6 +138,8 @@ public:
 			              }
 			              if (key == "inventory")
 				              return read_inventory(v, cfg);
+			              if (key == "placement")
+				              return read_placement(v, cfg);
 			              return read_slicing(v, cfg);
 		              }))
 			return Result<Config>::failure(error_);
@@ -344,6 +354,56 @@ private:
 			                         "% exceed the device memory",
 			                 "slices x memory_percent <= 100");
 		return true;
+	}
+
+	std::optional<Placement> policy(yaml_node_t *v, const std::string &key)
+	{
+		const std::string allowed = "best_fit, spread";
+		auto s = string_value(v, key, allowed);
+		if (!s)
+			return std::nullopt;
+		auto p = parse_placement(*s);
+		if (!p)
+			set_error(v, key, "unknown placement \"" + *s + "\"", allowed);
+		return p;
+	}
+
+	bool read_placement(yaml_node_t *v, Config &cfg)
+	{
+		if (v->type != YAML_MAPPING_NODE)
+			return set_error(v, "placement", "must be a mapping", "keys default, partitions");
+		return each_key(v, "placement", {"default", "partitions"},
+		                [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
+			                if (key == "default") {
+				                auto p = policy(val, "placement.default");
+				                if (p)
+					                cfg.default_placement = *p;
+				                return p.has_value();
+			                }
+			                if (val->type != YAML_MAPPING_NODE)
+				                return set_error(val, "placement.partitions",
+				                                 "must be a mapping",
+				                                 "partition: best_fit | spread");
+			                for (yaml_node_pair_t *pr = val->data.mapping.pairs.start;
+			                     pr < val->data.mapping.pairs.top; ++pr) {
+				                yaml_node_t *k = node(pr->key);
+				                if (k->type != YAML_SCALAR_NODE || scalar(k).empty())
+					                return set_error(k, "placement.partitions",
+					                                 "keys must be partition names",
+					                                 "partition: best_fit | spread");
+				                const std::string name = scalar(k);
+				                const std::string full = "placement.partitions." + name;
+				                for (const auto &pp : cfg.partition_placement)
+					                if (pp.first == name)
+						                return set_error(k, full, "given twice",
+						                                 "each partition once");
+				                auto p = policy(node(pr->value), full);
+				                if (!p)
+					                return false;
+				                cfg.partition_placement.emplace_back(name, *p);
+			                }
+			                return true;
+		                });
 	}
 
 	bool read_slicing(yaml_node_t *v, Config &cfg)

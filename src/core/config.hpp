@@ -5,6 +5,7 @@
 #pragma once
 
 #include "inventory.hpp"
+#include "placement.hpp"
 #include "result.hpp"
 
 #include <cstdint>
@@ -33,6 +34,10 @@ struct Config {
 	std::string device_dir = "/dev"; // may hold %n
 	SliceRule default_rule;
 	std::vector<SliceRule> classes;
+	Placement default_placement = Placement::BestFit;
+	std::vector<std::pair<std::string, Placement>> partition_placement;
+
+	Placement placement_for(std::string_view partition) const noexcept;
 
 	// The most specific rule: vendor and model, then vendor, then default.
 	const SliceRule &rule_for(const Accelerator &accel) const noexcept;

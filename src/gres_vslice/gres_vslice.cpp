@@ -7,6 +7,7 @@
  * layout, job environment); every decision is made in src/core. No C++
  * exception may reach Slurm: every entry point catches all.
  */
+#define FLEXSLURM_COMPAT_GRES
 #include "slurm_compat.h"
 
 #include "core/config.hpp"
@@ -123,7 +124,7 @@ int is_vslice_record_with_file(void *x, void *key)
 }
 
 // Replaces whatever slurm.conf/gres.conf said about vslice on this node by
-// one record per discovered slice. slurmctld compares the count with
+// one record per discovered device, holding its slices. slurmctld compares the count with
 // slurm.conf's Gres= and drains the node, with its usual reason, when fewer
 // slices were found than configured.
 void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
@@ -154,11 +155,13 @@ void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
 			        "affinity",
 			        d.device_path.c_str(), node_conf->cpu_cnt);
 		}
-		for (int i = 0; i < d.slices; ++i)
-			add_gres_to_list(gres_conf_list, const_cast<char *>("vslice"), 1,
-			                 static_cast<int>(node_conf->cpu_cnt), abs_cpus, mac_cpus,
-			                 const_cast<char *>(d.device_path.c_str()),
-			                 const_cast<char *>(d.model.c_str()), nullptr, nullptr, 0);
+		// One record per device, Count = its slices: slurmctld then keeps
+		// each device as one topology entry, which is how select/flex
+		// tells which slices share a device.
+		add_gres_to_list(gres_conf_list, const_cast<char *>("vslice"),
+		                 static_cast<uint64_t>(d.slices), static_cast<int>(node_conf->cpu_cnt),
+		                 abs_cpus, mac_cpus, const_cast<char *>(d.device_path.c_str()),
+		                 const_cast<char *>(d.model.c_str()), nullptr, nullptr, 0);
 		info("gres/vslice: %s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64 " MiB each",
 		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
 		     d.first_slice, d.first_slice + d.slices - 1, d.compute_percent,

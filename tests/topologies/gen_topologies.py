@@ -505,6 +505,7 @@ TOPOLOGIES = {
     "nvidia-8gpu-2numa.xml": nvidia_8gpu_2numa,
     "amd-4gpu.xml": amd_4gpu,
     "ascend-8npu.xml": ascend_8npu,
+    "cluster-nvidia-1gpu.xml": lambda: cluster_nvidia(["3b"], "cluster-nvidia-1gpu", "nvidia-node"),
     "cluster-nvidia-2gpu.xml": lambda: cluster_nvidia(["3b", "af"], "cluster-nvidia-2gpu", "nvidia-node"),
     "cluster-nvidia-4gpu.xml": lambda: cluster_nvidia(["3b", "5e", "af", "d8"], "cluster-nvidia-4gpu",
                                                       "nvidia4-node"),

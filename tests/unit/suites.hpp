@@ -5,6 +5,7 @@
 Suite *config_suite();
 Suite *inventory_suite();
 Suite *job_env_suite();
+Suite *placement_suite();
 Suite *slice_layout_suite();
 
 #include <string>

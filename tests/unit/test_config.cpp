@@ -66,6 +66,17 @@ START_TEST(full_valid_file)
 }
 END_TEST
 
+START_TEST(placement_per_partition)
+{
+	auto c = Config::from_string("placement:\n  default: spread\n  partitions:\n    big: best_fit\n",
+	                             "p.yaml");
+	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
+	ck_assert(c->placement_for("big") == Placement::BestFit);
+	ck_assert(c->placement_for("other") == Placement::Spread);
+	ck_assert(Config::defaults().placement_for("any") == Placement::BestFit);
+}
+END_TEST
+
 START_TEST(sizes)
 {
 	ck_assert_uint_eq(*parse_size("80GiB"), 80ULL << 30);
@@ -89,8 +100,9 @@ static const BadCase bad_cases[] = {
         {"slicing:\n  default:\n    slices: [1\n", "bad.yaml:4: (YAML syntax): did not find expected ',' or "
                                                    "']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
         {"- a\n- b\n",
-         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing)"},
-        {"version: 1\nslices: 4\n", "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing)"},
+         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing, placement)"},
+        {"version: 1\nslices: 4\n",
+         "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing, placement)"},
         {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
         {"slicing:\n  default:\n    slices: four\n",
          "bad.yaml:3: slicing.default.slices: \"four\" is not an integer (allowed: an integer from 1 to 64)"},
@@ -136,6 +148,16 @@ static const BadCase bad_cases[] = {
                                                  "(allowed: an absolute path, %n stands for the node "
                                                  "name)"},
         {"version: 1\nversion: 1\n", "bad.yaml:2: version: given twice (allowed: each key once)"},
+        {"placement:\n  default: first_fit\n",
+         "bad.yaml:2: placement.default: unknown placement \"first_fit\" (allowed: best_fit, spread)"},
+        {"placement:\n  partitions:\n    gpu: spread\n    debug: packed\n",
+         "bad.yaml:4: placement.partitions.debug: unknown placement \"packed\" (allowed: best_fit, spread)"},
+        {"placement:\n  partitions: [a, b]\n",
+         "bad.yaml:2: placement.partitions: must be a mapping (allowed: partition: best_fit | spread)"},
+        {"placement:\n  partitions:\n    gpu: spread\n    gpu: best_fit\n",
+         "bad.yaml:4: placement.partitions.gpu: given twice (allowed: each partition once)"},
+        {"placement: spread\n",
+         "bad.yaml:1: placement: must be a mapping (allowed: keys default, partitions)"},
         {"slicing:\n  default:\n    vendor: nvidia\n", "bad.yaml:3: slicing.default.vendor: unknown key "
                                                        "(allowed: slices, compute_percent, memory_percent)"},
 };
@@ -180,6 +202,7 @@ Suite *config_suite()
 	tcase_add_test(tc, the_shipped_example_is_valid);
 	tcase_add_test(tc, full_valid_file);
 	tcase_add_test(tc, sizes);
+	tcase_add_test(tc, placement_per_partition);
 	tcase_add_loop_test(tc, bad_input_messages, 0,
 	                    static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, file_errors);

@@ -1,0 +1,511 @@
+/*
+ * select/flex: select/cons_tres, taught that a vslice and a gpu can be the
+ * same silicon. Every select_p_* call is handed to cons_tres (loaded as a
+ * second plugin context, the way select/cray_aries wraps "other"); job_test
+ * first hides, for the length of the call, the GRES units the job must not
+ * get: slices of devices held whole, whole devices with a slice in use, and,
+ * for slice jobs, the free slices outside the devices the placement policy
+ * chose. cons_tres then picks as usual: nodes, cores, memory, backfill and
+ * preemption stay its business. Placement decisions live in the core
+ * (src/core/placement.*); this file only translates.
+ */
+#define FLEXSLURM_COMPAT_SELECT
+#include "slurm_compat.h"
+
+#include "core/config.hpp"
+#include "core/log.hpp"
+#include "core/placement.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+extern "C" {
+extern const char plugin_name[] =
+        "select/flex: slice-aware select/cons_tres (flexslurm " FLEXSLURM_VERSION ")";
+extern const char plugin_type[] = "select/flex";
+/* Unique among select plugins (22.05 refuses duplicates), >= 100. */
+extern const uint32_t plugin_id = 150;
+extern const uint32_t plugin_version = SLURM_VERSION_NUMBER;
+}
+
+namespace
+{
+
+using namespace flexslurm;
+
+constexpr const char *config_file_name = "flexslurm.yaml";
+
+std::mutex delegate_lock;
+plugin_context_t *delegate_context = nullptr;
+compat::select_ops_t ops{};
+Config config = Config::defaults();
+
+void slurm_log_sink(LogLevel level, const char *message)
+{
+	switch (level) {
+	case LogLevel::Error:
+		error("select/flex: %s", message);
+		break;
+	case LogLevel::Info:
+		info("select/flex: %s", message);
+		break;
+	case LogLevel::Verbose:
+		verbose("select/flex: %s", message);
+		break;
+	case LogLevel::Debug:
+		debug("select/flex: %s", message);
+		break;
+	}
+}
+
+// cons_tres is loaded on first use: clients (sinfo, squeue) load every
+// select plugin in PluginDir and most never call it.
+bool delegate()
+{
+	std::lock_guard<std::mutex> guard(delegate_lock);
+	if (delegate_context)
+		return true;
+	delegate_context = plugin_context_create(
+	        "select", compat::wrapped_select_type, reinterpret_cast<void **>(&ops),
+	        const_cast<const char **>(compat::select_ops_names), sizeof(compat::select_ops_names));
+	if (!delegate_context)
+		error("select/flex: cannot load %s, which select/flex wraps", compat::wrapped_select_type);
+	return delegate_context != nullptr;
+}
+
+bool is_selected_plugin()
+{
+	return running_in_slurmctld() && !xstrcmp(slurm_conf.select_type, plugin_type);
+}
+
+int load_config()
+{
+	char *path_c = get_extra_conf_path(const_cast<char *>(config_file_name));
+	const std::string path = path_c ? path_c : config_file_name;
+	xfree(path_c);
+	struct stat st {
+	};
+	if (stat(path.c_str(), &st) != 0) {
+		info("select/flex: %s: %s; placement best_fit everywhere", path.c_str(),
+		     std::strerror(errno));
+		return SLURM_SUCCESS;
+	}
+	auto loaded = Config::from_file(path);
+	if (!loaded) {
+		error("flexslurm: %s", loaded.error().c_str());
+		return SLURM_ERROR;
+	}
+	config = *loaded;
+	info("select/flex: placement %s by default, %zu partition override(s)",
+	     std::string(placement_name(config.default_placement)).c_str(),
+	     config.partition_placement.size());
+	return SLURM_SUCCESS;
+}
+
+// ---------------------------------------------------------------------------
+// Slurm's GRES state <-> the core's view of a node's devices
+
+uint32_t vslice_id()
+{
+	static const uint32_t id = gres_build_id(const_cast<char *>("vslice"));
+	return id;
+}
+
+uint32_t gpu_id()
+{
+	static const uint32_t id = gres_build_id(const_cast<char *>("gpu"));
+	return id;
+}
+
+std::vector<int> set_bits(bitstr_t *bits, int first, int count)
+{
+	std::vector<int> out;
+	if (!bits)
+		return out;
+	for (int i = first; i < first + count && i < bit_size(bits); ++i)
+		if (bit_test(bits, i))
+			out.push_back(i);
+	return out;
+}
+
+// gres/vslice registers one topology entry per device; gpu units are matched
+// to devices in order within each type (gres.conf lists a node's GPUs in PCI
+// order, as AutoDetect does), or in plain order when the types differ.
+std::vector<DeviceView> devices_of(node_record_t *node)
+{
+	std::vector<DeviceView> devices;
+	gres_node_state_t *vs = compat::node_gres(node, vslice_id());
+	if (!vs || !vs->topo_gres_bitmap)
+		return devices;
+	for (int t = 0; t < vs->topo_cnt; ++t) {
+		bitstr_t *units = vs->topo_gres_bitmap[t];
+		if (!units)
+			continue;
+		DeviceView d;
+		d.first_slice = static_cast<int>(bit_ffs(units));
+		d.slices = bit_set_count(units);
+		if (d.first_slice < 0)
+			continue;
+		d.type = vs->topo_type_name && vs->topo_type_name[t] ? vs->topo_type_name[t] : "";
+		d.used_slices = set_bits(vs->gres_bit_alloc, d.first_slice, d.slices);
+		devices.push_back(std::move(d));
+	}
+
+	gres_node_state_t *gs = compat::node_gres(node, gpu_id());
+	if (!gs || !gs->gres_bit_alloc)
+		return devices;
+	const int gpu_units = static_cast<int>(bit_size(gs->gres_bit_alloc));
+	std::vector<std::string> gpu_type(static_cast<size_t>(gpu_units));
+	for (int t = 0; gs->topo_gres_bitmap && t < gs->topo_cnt; ++t)
+		for (int u : set_bits(gs->topo_gres_bitmap[t], 0, gpu_units))
+			gpu_type[static_cast<size_t>(u)] =
+			        gs->topo_type_name && gs->topo_type_name[t] ? gs->topo_type_name[t] : "";
+	bool types_match = true;
+	for (const DeviceView &d : devices)
+		types_match = types_match && std::count(gpu_type.begin(), gpu_type.end(), d.type) > 0;
+	std::vector<bool> taken(static_cast<size_t>(gpu_units), false);
+	for (DeviceView &d : devices) {
+		for (int u = 0; u < gpu_units; ++u) {
+			if (taken[static_cast<size_t>(u)] ||
+			    (types_match && gpu_type[static_cast<size_t>(u)] != d.type))
+				continue;
+			taken[static_cast<size_t>(u)] = true;
+			d.gpu_unit = u;
+			d.whole_used = bit_test(gs->gres_bit_alloc, u);
+			break;
+		}
+	}
+	return devices;
+}
+
+struct JobAsk {
+	bool slices = false;
+	bool gpus = false;
+	NodeRequest per_node;
+};
+
+JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
+{
+	JobAsk ask;
+	if (!job->gres_list_req)
+		return ask;
+	ListIterator it = list_iterator_create(job->gres_list_req);
+	while (auto *state = static_cast<gres_state_t *>(list_next(it))) {
+		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
+		if (state->plugin_id == gpu_id()) {
+			ask.gpus = true;
+		} else if (state->plugin_id == vslice_id()) {
+			ask.slices = true;
+			ask.per_node.type = js->type_name ? js->type_name : "";
+			if (js->gres_per_node)
+				ask.per_node.slices = static_cast<int>(js->gres_per_node);
+			else if (js->gres_per_job && max_nodes == 1)
+				ask.per_node.slices = static_cast<int>(js->gres_per_job);
+			else
+				ask.per_node.slices = -1; // spread over nodes by cons_tres
+		}
+	}
+	list_iterator_destroy(it);
+	ask.per_node.gpus = ask.gpus;
+	return ask;
+}
+
+// Hides units of one GRES on one node by counting them allocated, exactly as
+// a job holding them would, and puts everything back when it goes away.
+class HiddenUnits
+{
+public:
+	explicit HiddenUnits(gres_node_state_t *ns)
+	    : ns_(ns), cnt_alloc_(ns->gres_cnt_alloc), bits_(bit_copy(ns->gres_bit_alloc)),
+	      topo_alloc_(ns->topo_gres_cnt_alloc, ns->topo_gres_cnt_alloc + ns->topo_cnt),
+	      type_alloc_(ns->type_cnt_alloc, ns->type_cnt_alloc + ns->type_cnt)
+	{
+	}
+	HiddenUnits(const HiddenUnits &) = delete;
+	HiddenUnits &operator=(const HiddenUnits &) = delete;
+	HiddenUnits(HiddenUnits &&other) noexcept
+	    : ns_(std::exchange(other.ns_, nullptr)), cnt_alloc_(other.cnt_alloc_),
+	      bits_(std::exchange(other.bits_, nullptr)), topo_alloc_(std::move(other.topo_alloc_)),
+	      type_alloc_(std::move(other.type_alloc_))
+	{
+	}
+	~HiddenUnits()
+	{
+		if (!ns_)
+			return;
+		ns_->gres_cnt_alloc = cnt_alloc_;
+		bit_copybits(ns_->gres_bit_alloc, bits_);
+		FREE_NULL_BITMAP(bits_);
+		std::copy(topo_alloc_.begin(), topo_alloc_.end(), ns_->topo_gres_cnt_alloc);
+		std::copy(type_alloc_.begin(), type_alloc_.end(), ns_->type_cnt_alloc);
+		xfree(ns_->gres_used); // a cached "in use" string, rebuilt on demand
+	}
+
+	void hide(int unit)
+	{
+		if (unit < 0 || unit >= bit_size(ns_->gres_bit_alloc) || bit_test(ns_->gres_bit_alloc, unit))
+			return;
+		bit_set(ns_->gres_bit_alloc, unit);
+		ns_->gres_cnt_alloc++;
+		for (int t = 0; ns_->topo_gres_bitmap && t < ns_->topo_cnt; ++t) {
+			if (!ns_->topo_gres_bitmap[t] || unit >= bit_size(ns_->topo_gres_bitmap[t]) ||
+			    !bit_test(ns_->topo_gres_bitmap[t], unit))
+				continue;
+			ns_->topo_gres_cnt_alloc[t]++;
+			for (int k = 0; k < ns_->type_cnt; ++k)
+				if (ns_->type_id[k] == ns_->topo_type_id[t])
+					ns_->type_cnt_alloc[k]++;
+		}
+	}
+
+private:
+	gres_node_state_t *ns_;
+	uint64_t cnt_alloc_;
+	bitstr_t *bits_;
+	std::vector<uint64_t> topo_alloc_;
+	std::vector<uint64_t> type_alloc_;
+};
+
+std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask)
+{
+	std::vector<HiddenUnits> hidden;
+	const Placement policy =
+	        config.placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
+	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
+		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		const UnitMasks masks = masks_for(devices_of(node), ask.per_node, policy);
+		if (!masks.slices.empty()) {
+			gres_node_state_t *vs = compat::node_gres(node, vslice_id());
+			hidden.emplace_back(vs);
+			for (int u : masks.slices)
+				hidden.back().hide(u);
+		}
+		if (!masks.gpus.empty()) {
+			gres_node_state_t *gs = compat::node_gres(node, gpu_id());
+			hidden.emplace_back(gs);
+			for (int u : masks.gpus)
+				hidden.back().hide(u);
+		}
+	}
+	return hidden;
+}
+
+} // namespace
+
+extern "C" {
+
+int init(void)
+{
+	set_log_sink(slurm_log_sink);
+	if (!is_selected_plugin())
+		return SLURM_SUCCESS;
+	int rc = SLURM_ERROR;
+	try {
+		rc = load_config();
+	} catch (...) {
+		error("select/flex: init: unexpected failure");
+	}
+	// A refused init would make Slurm retry the load and log the reason
+	// twice before its own fatal: stop here, after the one line above.
+	if (rc != SLURM_SUCCESS)
+		fatal("select/flex: refusing to start with a broken %s", config_file_name);
+	return rc;
+}
+
+int fini(void)
+{
+	std::lock_guard<std::mutex> guard(delegate_lock);
+	if (delegate_context)
+		plugin_context_destroy(delegate_context);
+	delegate_context = nullptr;
+	return SLURM_SUCCESS;
+}
+
+int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_nodes, uint32_t max_nodes,
+                      uint32_t req_nodes, uint16_t mode, List preemptee_candidates, List *preemptee_job_list,
+                      bitstr_t *exc_core_bitmap)
+{
+	if (!delegate())
+		return SLURM_ERROR;
+	std::vector<HiddenUnits> hidden;
+	try {
+		const JobAsk ask = job_ask(job_ptr, max_nodes);
+		if (ask.slices && ask.gpus && ask.per_node.slices < 0) {
+			// Without a per-node slice count nothing keeps its own
+			// slices off the devices it gets whole.
+			debug("select/flex: JobId=%u asks for GPUs and slices spread over nodes: refused",
+			      compat::job_id_of(job_ptr));
+			return ESLURM_INVALID_GRES;
+		}
+		if (ask.slices || ask.gpus)
+			hidden = hide_units(job_ptr, bitmap, ask);
+	} catch (const std::exception &e) {
+		error("select/flex: job_test JobId=%u: %s", compat::job_id_of(job_ptr), e.what());
+		return SLURM_ERROR;
+	} catch (...) {
+		error("select/flex: job_test JobId=%u: unexpected failure", compat::job_id_of(job_ptr));
+		return SLURM_ERROR;
+	}
+	return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode, preemptee_candidates,
+	                    preemptee_job_list, exc_core_bitmap);
+	// `hidden` restores every node's GRES state here, after cons_tres chose.
+}
+
+/* Everything else is cons_tres's, unchanged. */
+
+int select_p_state_save(char *dir_name)
+{
+	return delegate() ? ops.state_save(dir_name) : SLURM_ERROR;
+}
+int select_p_state_restore(char *dir_name)
+{
+	return delegate() ? ops.state_restore(dir_name) : SLURM_ERROR;
+}
+int select_p_job_init(List jobs)
+{
+	return delegate() ? ops.job_init(jobs) : SLURM_ERROR;
+}
+int select_p_node_init(void)
+{
+	return delegate() ? ops.node_init() : SLURM_ERROR;
+}
+int select_p_job_begin(job_record_t *job_ptr)
+{
+	return delegate() ? ops.job_begin(job_ptr) : SLURM_ERROR;
+}
+int select_p_job_ready(job_record_t *job_ptr)
+{
+	return delegate() ? ops.job_ready(job_ptr) : SLURM_ERROR;
+}
+int select_p_job_expand(job_record_t *from_job_ptr, job_record_t *to_job_ptr)
+{
+	return delegate() ? ops.job_expand(from_job_ptr, to_job_ptr) : SLURM_ERROR;
+}
+int select_p_job_resized(job_record_t *job_ptr, node_record_t *node_ptr)
+{
+	return delegate() ? ops.job_resized(job_ptr, node_ptr) : SLURM_ERROR;
+}
+int select_p_job_signal(job_record_t *job_ptr, int signal)
+{
+	return delegate() ? ops.job_signal(job_ptr, signal) : SLURM_ERROR;
+}
+int select_p_job_fini(job_record_t *job_ptr)
+{
+	return delegate() ? ops.job_fini(job_ptr) : SLURM_ERROR;
+}
+int select_p_job_suspend(job_record_t *job_ptr, bool indf_susp)
+{
+	return delegate() ? ops.job_suspend(job_ptr, indf_susp) : SLURM_ERROR;
+}
+int select_p_job_resume(job_record_t *job_ptr, bool indf_susp)
+{
+	return delegate() ? ops.job_resume(job_ptr, indf_susp) : SLURM_ERROR;
+}
+bitstr_t *select_p_step_pick_nodes(job_record_t *job_ptr, select_jobinfo_t *jobinfo, uint32_t node_count,
+                                   bitstr_t **avail_nodes)
+{
+	return delegate() ? ops.step_pick_nodes(job_ptr, jobinfo, node_count, avail_nodes) : nullptr;
+}
+int select_p_step_start(step_record_t *step_ptr)
+{
+	return delegate() ? ops.step_start(step_ptr) : SLURM_ERROR;
+}
+int select_p_step_finish(step_record_t *step_ptr, bool killing_step)
+{
+	return delegate() ? ops.step_finish(step_ptr, killing_step) : SLURM_ERROR;
+}
+int select_p_select_nodeinfo_pack(select_nodeinfo_t *nodeinfo, buf_t *buffer, uint16_t protocol_version)
+{
+	return delegate() ? ops.nodeinfo_pack(nodeinfo, buffer, protocol_version) : SLURM_ERROR;
+}
+int select_p_select_nodeinfo_unpack(select_nodeinfo_t **nodeinfo, buf_t *buffer, uint16_t protocol_version)
+{
+	return delegate() ? ops.nodeinfo_unpack(nodeinfo, buffer, protocol_version) : SLURM_ERROR;
+}
+select_nodeinfo_t *select_p_select_nodeinfo_alloc(void)
+{
+	return delegate() ? ops.nodeinfo_alloc() : nullptr;
+}
+int select_p_select_nodeinfo_free(select_nodeinfo_t *nodeinfo)
+{
+	return delegate() ? ops.nodeinfo_free(nodeinfo) : SLURM_ERROR;
+}
+int select_p_select_nodeinfo_set_all(void)
+{
+	return delegate() ? ops.nodeinfo_set_all() : SLURM_ERROR;
+}
+int select_p_select_nodeinfo_set(job_record_t *job_ptr)
+{
+	return delegate() ? ops.nodeinfo_set(job_ptr) : SLURM_ERROR;
+}
+int select_p_select_nodeinfo_get(select_nodeinfo_t *nodeinfo, enum select_nodedata_type dinfo,
+                                 enum node_states state, void *data)
+{
+	return delegate() ? ops.nodeinfo_get(nodeinfo, dinfo, state, data) : SLURM_ERROR;
+}
+select_jobinfo_t *select_p_select_jobinfo_alloc(void)
+{
+	return delegate() ? ops.jobinfo_alloc() : nullptr;
+}
+int select_p_select_jobinfo_free(select_jobinfo_t *jobinfo)
+{
+	return delegate() ? ops.jobinfo_free(jobinfo) : SLURM_ERROR;
+}
+int select_p_select_jobinfo_set(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data)
+{
+	return delegate() ? ops.jobinfo_set(jobinfo, data_type, data) : SLURM_ERROR;
+}
+int select_p_select_jobinfo_get(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data)
+{
+	return delegate() ? ops.jobinfo_get(jobinfo, data_type, data) : SLURM_ERROR;
+}
+select_jobinfo_t *select_p_select_jobinfo_copy(select_jobinfo_t *jobinfo)
+{
+	return delegate() ? ops.jobinfo_copy(jobinfo) : nullptr;
+}
+int select_p_select_jobinfo_pack(select_jobinfo_t *jobinfo, buf_t *buffer, uint16_t protocol_version)
+{
+	return delegate() ? ops.jobinfo_pack(jobinfo, buffer, protocol_version) : SLURM_ERROR;
+}
+int select_p_select_jobinfo_unpack(select_jobinfo_t **jobinfo, buf_t *buffer, uint16_t protocol_version)
+{
+	return delegate() ? ops.jobinfo_unpack(jobinfo, buffer, protocol_version) : SLURM_ERROR;
+}
+char *select_p_select_jobinfo_sprint(select_jobinfo_t *jobinfo, char *buf, size_t size, int mode)
+{
+	return delegate() ? ops.jobinfo_sprint(jobinfo, buf, size, mode) : nullptr;
+}
+char *select_p_select_jobinfo_xstrdup(select_jobinfo_t *jobinfo, int mode)
+{
+	return delegate() ? ops.jobinfo_xstrdup(jobinfo, mode) : nullptr;
+}
+int select_p_get_info_from_plugin(enum select_plugindata_info dinfo, job_record_t *job_ptr, void *data)
+{
+	return delegate() ? ops.get_info_from_plugin(dinfo, job_ptr, data) : SLURM_ERROR;
+}
+int select_p_update_node_config(int index)
+{
+	return delegate() ? ops.update_node_config(index) : SLURM_ERROR;
+}
+int select_p_reconfigure(void)
+{
+	if (is_selected_plugin() && load_config() != SLURM_SUCCESS)
+		error("select/flex: keeping the previous placement settings");
+	return delegate() ? ops.reconfigure() : SLURM_ERROR;
+}
+bitstr_t *select_p_resv_test(resv_desc_msg_t *resv_desc_ptr, uint32_t node_cnt, bitstr_t *avail_bitmap,
+                             bitstr_t **core_bitmap)
+{
+	return delegate() ? ops.resv_test(resv_desc_ptr, node_cnt, avail_bitmap, core_bitmap) : nullptr;
+}
+
+} // extern "C"

@@ -1,0 +1,49 @@
+"""Who holds which device, read from `scontrol show job -d` (all jobs)."""
+
+import re
+from collections import defaultdict
+
+
+def parse_idx(text):
+    out = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def holdings(show_job_d_output):
+    """[(job, node, gres name, [unit indices])] for running jobs."""
+    rows = []
+    for block in show_job_d_output.split("\n\n"):
+        m = re.search(r"JobId=(\d+)", block)
+        if not m or "JobState=RUNNING" not in block:
+            continue
+        job = int(m.group(1))
+        for node, gres in re.findall(r"^\s+Nodes=(\S+) CPU_IDs=\S+ Mem=\S+ GRES=(\S*)", block, re.M):
+            for name, idx in re.findall(r"(gpu|vslice)(?::[^:(,]+)?:\d+\(IDX:([^)]*)\)", gres):
+                rows.append((job, node, name, parse_idx(idx)))
+    return rows
+
+
+def device_conflicts(rows, slices_per_device):
+    """Devices held whole by one job while another (or it) holds a slice, and
+    units held twice. Empty when exclusivity holds."""
+    whole = defaultdict(set)   # (node, device) -> jobs
+    sliced = defaultdict(set)  # (node, device) -> jobs
+    units = defaultdict(list)  # (node, name, unit) -> jobs
+    for job, node, name, idx in rows:
+        for u in idx:
+            units[(node, name, u)].append(job)
+            if name == "gpu":
+                whole[(node, u)].add(job)
+            else:
+                sliced[(node, u // slices_per_device)].add(job)
+    problems = [f"{k} held whole by {sorted(whole[k])} and sliced by {sorted(sliced[k])}"
+                for k in whole if k in sliced]
+    problems += [f"{k} held by {v}" for k, v in units.items() if len(v) > 1]
+    problems += [f"{k} held whole by {sorted(v)}" for k, v in whole.items() if len(v) > 1]
+    return problems

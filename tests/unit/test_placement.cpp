@@ -1,0 +1,201 @@
+// Placement and exclusivity on one node, as select/flex asks before every
+// cons_tres job_test.
+#include "suites.hpp"
+
+#include "core/placement.hpp"
+
+#include <algorithm>
+#include <string>
+
+using namespace flexslurm;
+
+namespace
+{
+
+// `n` devices of `slices` each, typed t4, gpu unit = device index.
+std::vector<DeviceView> node(int n, int slices)
+{
+	std::vector<DeviceView> d(static_cast<size_t>(n));
+	for (int i = 0; i < n; ++i) {
+		d[static_cast<size_t>(i)].type = "t4";
+		d[static_cast<size_t>(i)].first_slice = i * slices;
+		d[static_cast<size_t>(i)].slices = slices;
+		d[static_cast<size_t>(i)].gpu_unit = i;
+	}
+	return d;
+}
+
+void use(std::vector<DeviceView> &devices, size_t dev, int count)
+{
+	DeviceView &d = devices[dev];
+	for (int s = d.first_slice; count > 0 && s < d.first_slice + d.slices; ++s) {
+		if (std::find(d.used_slices.begin(), d.used_slices.end(), s) == d.used_slices.end()) {
+			d.used_slices.push_back(s);
+			--count;
+		}
+	}
+}
+
+std::string chosen(const std::vector<DeviceView> &d, int slices, Placement p, const char *type = "")
+{
+	auto c = choose_devices(d, slices, type, p);
+	if (!c)
+		return "none";
+	std::string out;
+	for (size_t i : *c)
+		out += (out.empty() ? "" : ",") + std::to_string(i);
+	return out;
+}
+
+// Places `slices` as select/flex would and records the use.
+std::string place(std::vector<DeviceView> &d, int slices, Placement p)
+{
+	auto c = choose_devices(d, slices, "", p);
+	ck_assert(c.has_value());
+	int left = slices;
+	for (size_t i : *c) {
+		const int take = std::min(left, d[i].free_slices());
+		use(d, i, take);
+		left -= take;
+	}
+	return std::to_string((*c)[0]);
+}
+
+} // namespace
+
+START_TEST(four_two_slice_jobs_best_fit_one_device)
+{
+	auto d = node(2, 8);
+	std::string where;
+	for (int j = 0; j < 4; ++j)
+		where += place(d, 2, Placement::BestFit);
+	ck_assert_str(where, "0000");
+	ck_assert_int_eq(d[1].free_slices(), 8);
+}
+END_TEST
+
+START_TEST(four_two_slice_jobs_spread_both_devices)
+{
+	auto d = node(2, 8);
+	std::string where;
+	for (int j = 0; j < 4; ++j)
+		where += place(d, 2, Placement::Spread);
+	ck_assert_str(where, "0101");
+}
+END_TEST
+
+START_TEST(best_fit_leaves_least_free)
+{
+	auto d = node(3, 8);
+	use(d, 0, 6); // 2 free
+	use(d, 1, 3); // 5 free
+	ck_assert_str(chosen(d, 2, Placement::BestFit), "0");
+	ck_assert_str(chosen(d, 3, Placement::BestFit), "1");
+	ck_assert_str(chosen(d, 6, Placement::BestFit), "2");
+	ck_assert_str(chosen(d, 2, Placement::Spread), "2");
+	// first-fit would straddle 0 and 1; best-fit keeps the job on one device
+	ck_assert_str(chosen(d, 4, Placement::BestFit), "1");
+}
+END_TEST
+
+START_TEST(more_than_one_device_whole_devices_first)
+{
+	auto d = node(4, 4);
+	use(d, 0, 1); // 3 free
+	use(d, 1, 3); // 1 free
+	// 9 = two whole free devices (2, 3) + 1 best-fit (device 1)
+	ck_assert_str(chosen(d, 9, Placement::BestFit), "1,2,3");
+	ck_assert_str(chosen(d, 9, Placement::Spread), "0,2,3");
+	ck_assert_str(chosen(d, 12, Placement::BestFit), "0,1,2,3");
+	ck_assert_str(chosen(d, 13, Placement::BestFit), "none");
+}
+END_TEST
+
+START_TEST(whole_device_is_never_sliced)
+{
+	auto d = node(2, 4);
+	d[0].whole_used = true;
+	ck_assert_str(chosen(d, 2, Placement::BestFit), "1");
+	ck_assert_str(chosen(d, 5, Placement::BestFit), "none");
+	UnitMasks m = masks_for(d, NodeRequest{2, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({0, 1, 2, 3}));
+	ck_assert(m.gpus.empty());
+	// count unknown per node (multi-node --gres-per-job): exclusivity only
+	m = masks_for(d, NodeRequest{-1, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({0, 1, 2, 3}));
+}
+END_TEST
+
+START_TEST(sliced_device_is_never_given_whole)
+{
+	auto d = node(3, 4);
+	use(d, 1, 1);
+	UnitMasks m = masks_for(d, NodeRequest{0, "", true}, Placement::BestFit);
+	ck_assert(m.gpus == std::vector<int>({1}));
+	ck_assert(m.slices.empty());
+	d[2].gpu_unit = -1; // no gpu configured for it: nothing to hide
+	use(d, 2, 1);
+	m = masks_for(d, NodeRequest{0, "", true}, Placement::BestFit);
+	ck_assert(m.gpus == std::vector<int>({1}));
+}
+END_TEST
+
+START_TEST(masks_hide_free_slices_outside_the_choice)
+{
+	auto d = node(2, 4);
+	use(d, 0, 3);
+	UnitMasks m = masks_for(d, NodeRequest{1, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({4, 5, 6, 7}));
+	m = masks_for(d, NodeRequest{2, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({3})); // device 1 chosen, free slice 3 of device 0 hidden
+	m = masks_for(d, NodeRequest{0, "", false}, Placement::BestFit);
+	ck_assert(m.slices.empty() && m.gpus.empty());
+}
+END_TEST
+
+START_TEST(gpus_and_slices_in_one_job_get_different_devices)
+{
+	auto d = node(3, 4);
+	use(d, 1, 3); // 1 free: best fit for one slice
+	UnitMasks m = masks_for(d, NodeRequest{1, "", true}, Placement::BestFit);
+	ck_assert(m.gpus == std::vector<int>({1})); // sliced, and chosen for its slice
+	ck_assert(m.slices == std::vector<int>({0, 1, 2, 3, 8, 9, 10, 11})); // slices only on device 1
+}
+END_TEST
+
+START_TEST(types_are_respected)
+{
+	auto d = node(2, 4);
+	d[1].type = "a100";
+	ck_assert_str(chosen(d, 2, Placement::BestFit, "a100"), "1");
+	ck_assert_str(chosen(d, 5, Placement::BestFit, "a100"), "none");
+	ck_assert_str(chosen(d, 2, Placement::Spread, ""), "0");
+}
+END_TEST
+
+START_TEST(policy_names)
+{
+	ck_assert(parse_placement("best_fit") == Placement::BestFit);
+	ck_assert(parse_placement("spread") == Placement::Spread);
+	ck_assert(!parse_placement("first_fit"));
+	ck_assert_str(std::string(placement_name(Placement::Spread)), "spread");
+}
+END_TEST
+
+Suite *placement_suite()
+{
+	Suite *s = suite_create("placement");
+	TCase *tc = tcase_create("placement");
+	tcase_add_test(tc, four_two_slice_jobs_best_fit_one_device);
+	tcase_add_test(tc, four_two_slice_jobs_spread_both_devices);
+	tcase_add_test(tc, best_fit_leaves_least_free);
+	tcase_add_test(tc, more_than_one_device_whole_devices_first);
+	tcase_add_test(tc, whole_device_is_never_sliced);
+	tcase_add_test(tc, sliced_device_is_never_given_whole);
+	tcase_add_test(tc, masks_hide_free_slices_outside_the_choice);
+	tcase_add_test(tc, gpus_and_slices_in_one_job_get_different_devices);
+	tcase_add_test(tc, types_are_respected);
+	tcase_add_test(tc, policy_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
