@@ -9,10 +9,25 @@ from pathlib import Path
 from helpers import contains, eq
 
 REPO = Path(__file__).resolve().parent.parent.parent
-EXPECTED_EXPORTS = {"plugin_name", "plugin_type", "plugin_version", "init", "fini"} | {
-    f"gres_p_{n}" for n in ["node_config_load", "job_set_env", "step_set_env", "task_set_env", "send_stepd",
-                            "recv_stepd", "get_job_info", "get_step_info", "get_devices", "step_hardware_init",
-                            "step_hardware_fini", "epilog_build_env", "epilog_set_env"]}
+COMMON = {"plugin_name", "plugin_type", "plugin_version", "init", "fini"}
+EXPECTED_EXPORTS = {
+    "gres_vslice.so": COMMON | {
+        f"gres_p_{n}" for n in ["node_config_load", "job_set_env", "step_set_env", "task_set_env", "send_stepd",
+                                "recv_stepd", "get_job_info", "get_step_info", "get_devices",
+                                "step_hardware_init", "step_hardware_fini", "epilog_build_env",
+                                "epilog_set_env"]},
+    # plugin_id + the 36 entry points of slurm_select_ops_t in 22.05
+    "select_flex.so": COMMON | {"plugin_id"} | {
+        f"select_p_{n}" for n in [
+            "state_save", "state_restore", "job_init", "node_init", "job_test", "job_begin", "job_ready",
+            "job_expand", "job_resized", "job_signal", "job_fini", "job_suspend", "job_resume",
+            "step_pick_nodes", "step_start", "step_finish", "select_nodeinfo_pack", "select_nodeinfo_unpack",
+            "select_nodeinfo_alloc", "select_nodeinfo_free", "select_nodeinfo_set_all", "select_nodeinfo_set",
+            "select_nodeinfo_get", "select_jobinfo_alloc", "select_jobinfo_free", "select_jobinfo_set",
+            "select_jobinfo_get", "select_jobinfo_copy", "select_jobinfo_pack", "select_jobinfo_unpack",
+            "select_jobinfo_sprint", "select_jobinfo_xstrdup", "get_info_from_plugin", "update_node_config",
+            "reconfigure", "resv_test"]},
+}
 
 
 def _fake_tree(env, name, version):
@@ -54,9 +69,10 @@ def test_configure_refuses_unconfigured_tree(env):
 
 def test_make_install_and_exports(env):
     plugin_dir = Path(env.plugin_dir)
-    eq(sorted(p.name for p in plugin_dir.iterdir()), ["gres_vslice.so"], "files installed in PluginDir")
+    eq(sorted(p.name for p in plugin_dir.iterdir()), sorted(EXPECTED_EXPORTS), "files installed in PluginDir")
     eq(str(plugin_dir).endswith("/usr/lib/x86_64-linux-gnu/slurm-wlm"), True, f"PluginDir {plugin_dir}")
-    nm = subprocess.run(["nm", "-D", "--defined-only", str(plugin_dir / "gres_vslice.so")],
-                        capture_output=True, text=True, check=True).stdout
-    exports = {line.split()[-1] for line in nm.splitlines() if re.match(r"^[0-9a-f]+ [A-Za-z] ", line)}
-    eq(exports, EXPECTED_EXPORTS, "exported symbols")
+    for so, expected in EXPECTED_EXPORTS.items():
+        nm = subprocess.run(["nm", "-D", "--defined-only", str(plugin_dir / so)],
+                            capture_output=True, text=True, check=True).stdout
+        exports = {line.split()[-1] for line in nm.splitlines() if re.match(r"^[0-9a-f]+ [A-Za-z] ", line)}
+        eq(exports, expected, f"{so} exported symbols")
