@@ -137,6 +137,26 @@ def test_gpu_and_slices_in_one_job_use_different_devices(c):
         _release(c, [job], flag)
 
 
+def test_backfill_respects_exclusivity(c):
+    """A whole GPU held, a two-GPU job blocked behind it: only backfill may
+    start the short slice job queued after them, and only on the free device."""
+    flag, script = _hold(c, "backfill")
+    a = c.sbatch("-w", "f1", "-t", "10", "--gres=gpu:1", script=script)
+    c.wait_job(a, states=("RUNNING",))
+    held = [u for _j, _n, name, idx in holdings(c.show_job(a)) if name == "gpu" for u in idx]
+    b = c.sbatch("-w", "f1", "-t", "10", "--gres=gpu:2", script=script)
+    d = c.sbatch("-w", "f1", "-t", "1", "--gres=vslice:2", script=script)
+    try:
+        c.wait_job(d, states=("RUNNING",), timeout=30)
+        detail = c.show_job(d)
+        contains(detail, "Scheduler=Backfill", "slice job started by backfill")
+        eq(_devices(c, d) == held, False, f"slice job device {_devices(c, d)} vs whole GPU {held}")
+        eq(c.job_state(b), "PENDING", "two-GPU job still waits")
+    finally:
+        c.run(["scancel", str(b)])
+        _release(c, [a, d], flag)
+
+
 def test_random_mixed_sequence_never_overlaps(c):
     rng = random.Random(20261125)
     submitted, checks, max_running = [], 0, 0
