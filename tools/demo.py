@@ -18,11 +18,13 @@ from localcluster import LocalCluster  # noqa: E402
 
 NODES = {"n1": "nvidia-4gpu", "n2": "nvidia-2gpu", "n3": "amd-2gpu", "n4": "ascend-2npu"}
 VARS = ["CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "SLURM_VSLICE_DEVICES",
-        "SLURM_VSLICE_COUNTS", "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB"]
+        "SLURM_VSLICE_COUNTS", "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB", "SLURM_JOB_GPUS"]
 JOBS = [  # (sbatch arguments, what it shows)
     (["-w", "n1", "--gres=vslice:2"], "2 slices"),
-    (["-w", "n1", "--gres=vslice:2"], "2 more: same device"),
-    (["-w", "n1", "--gres=vslice:t4:3"], "typed request"),
+    (["-w", "n1", "--gres=vslice:2"], "2 more: best-fit packs the same device"),
+    (["-w", "n1", "--gres=vslice:t4:3"], "typed request: the next device"),
+    (["-w", "n1", "--gres=gpu:1"], "a whole GPU: never a sliced one"),
+    (["-w", "n1", "--gres=vslice:1"], "1 slice: the partly used device"),
     (["--gres=vslice:mi210:1"], "an AMD slice"),
     (["--gres=vslice:ascend910b:2"], "two Ascend slices"),
 ]
@@ -48,33 +50,38 @@ def main():
     ap.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "build" / "demo-cluster"))
     args = ap.parse_args()
 
-    with LocalCluster(args.dir, args.plugin_dir, nodes=len(NODES), node_shapes=NODES, cpus=8) as c:
+    with LocalCluster(args.dir, args.plugin_dir, nodes=len(NODES), node_shapes=NODES, cpus=8,
+                      select="select/flex") as c:
         print(f"cluster up in {c.dir} (slurm.conf, gres.conf, flexslurm.yaml under etc/)\n")
         print(c.run(["sinfo", "-N", "-O", "NodeList:6,Gres:45"]).stdout)
         script = job_script(c)
-        jobs = [(c.sbatch(*a, script=script), a, why) for a, why in JOBS]
-        for job, _a, _w in jobs:
+        jobs = []
+        for a, why in JOBS:  # one at a time, so that each sees the previous ones placed
+            job = c.sbatch(*a, script=script)
             c._wait_for(lambda j=job: (c.dir / "out" / f"{j}.ready").exists(), 60, f"job {job} to start")
+            jobs.append((job, a, why))
         details = {job: c.show_job(job) for job, _a, _w in jobs}
         print(c.run(["sinfo", "-N", "-O", "NodeList:6,GresUsed:60"]).stdout)
         (c.dir / "out" / "release").touch()
 
-        print(f"{'job':>4}  {'request':<28} {'node':<5} {'slices (IDX)':<24} environment and device opens")
+        print("select/flex placed them; vslice index i on n1 is on device i / 4 (4 slices per T4)\n")
+        print(f"{'job':>4}  {'--gres':<20} {'node':<5} {'allocation (IDX)':<26} environment and device opens")
         for job, a, why in jobs:
             c.wait_job(job)
             d = details[job]
             node = re.search(r"\bNodeList=(\S+)", d).group(1)
             idx = re.search(r"\sGRES=(\S+)", d).group(1)
+            idx = re.sub(r"^gpu:[^,]*\(IDX:N/A\),?", "", idx)
             out = c.job_output(job)
             env = dict(re.findall(r"^(\w+)=(.*)$", out, re.M))
             opens = " ".join(f"{n}:{r}" for n, r in re.findall(r"^OPEN (\S+) (\S+)$", out, re.M))
-            request = " ".join(x for x in a if x.startswith("--gres"))
-            print(f"{job:>4}  {request:<28} {node:<5} {idx:<24} ({why})")
-            for v in VARS:
-                if v in env:
-                    print(f"{'':>64}{v}={env[v]}")
-            print(f"{'':>64}opens: {opens}")
-        print("\nevery job saw its own device(s) renumbered from 0 and could open only those.")
+            request = " ".join(x for x in a if x.startswith("--gres"))[len("--gres="):]
+            print(f"{job:>4}  {request:<20} {node:<5} {idx:<26} ({why})")
+            pad = " " * 59
+            print(pad + " ".join(f"{v}={env[v]}" for v in VARS if v in env))
+            print(pad + f"opens: {opens}")
+        print("\nevery job saw its own device(s) renumbered from 0 and could open only those;")
+        print("no device was held whole and sliced at the same time.")
     print("cluster stopped")
 
 

@@ -119,9 +119,18 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 	if (request.slices == 0)
 		return masks;
 
+	// A job that fits on one device may take any device the policy rates
+	// the same (equal free slices): cons_tres picks among those the one
+	// local to the cores it gives the job, so topology breaks the tie.
+	auto ties_choice = [&](size_t i) {
+		if (!chosen || chosen->size() != 1 || request.gpus)
+			return false;
+		const DeviceView &c = devices[chosen->front()];
+		return eligible(devices[i], request.type) && devices[i].free_slices() == c.free_slices();
+	};
 	for (size_t i = 0; i < devices.size(); ++i) {
 		const DeviceView &d = devices[i];
-		const bool allowed = chosen ? is_chosen(i) : !d.whole_used;
+		const bool allowed = chosen ? is_chosen(i) || ties_choice(i) : !d.whole_used;
 		if (allowed)
 			continue;
 		for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)

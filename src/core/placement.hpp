@@ -55,8 +55,10 @@ std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> 
 
 // Exclusivity (slices never on a device held whole, whole devices never with
 // a slice in use) plus, when the job's per-node slice count is known, the
-// placement choice: every free slice outside the chosen devices is hidden,
-// and a job that also asks for whole devices cannot get the chosen ones.
+// placement choice: every free slice outside the chosen devices is hidden
+// (devices that tie with a single-device choice stay open, for cons_tres to
+// pick the one near the job's cores), and a job that also asks for whole
+// devices cannot get the chosen ones.
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy);
 
 } // namespace flexslurm

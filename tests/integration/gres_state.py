@@ -15,6 +15,20 @@ def parse_idx(text):
     return out
 
 
+def expand_hostlist(text):
+    """f[1-2,4] -> [f1, f2, f4]; plain names pass through."""
+    m = re.fullmatch(r"([^\[]*)\[([^\]]+)\](.*)", text)
+    if not m:
+        return [text]
+    prefix, ranges, suffix = m.groups()
+    out = []
+    for part in ranges.split(","):
+        a, _, b = part.partition("-")
+        for i in range(int(a), int(b or a) + 1):
+            out.append(f"{prefix}{str(i).zfill(len(a))}{suffix}")
+    return out
+
+
 def holdings(show_job_d_output):
     """[(job, node, gres name, [unit indices])] for running jobs."""
     rows = []
@@ -23,9 +37,10 @@ def holdings(show_job_d_output):
         if not m or "JobState=RUNNING" not in block:
             continue
         job = int(m.group(1))
-        for node, gres in re.findall(r"^\s+Nodes=(\S+) CPU_IDs=\S+ Mem=\S+ GRES=(\S*)", block, re.M):
-            for name, idx in re.findall(r"(gpu|vslice)(?::[^:(,]+)?:\d+\(IDX:([^)]*)\)", gres):
-                rows.append((job, node, name, parse_idx(idx)))
+        for nodes, gres in re.findall(r"^\s+Nodes=(\S+) CPU_IDs=\S+ Mem=\S+ GRES=(\S*)", block, re.M):
+            for node in expand_hostlist(nodes):
+                for name, idx in re.findall(r"(gpu|vslice)(?::[^:(,]+)?:\d+\(IDX:([^)]*)\)", gres):
+                    rows.append((job, node, name, parse_idx(idx)))
     return rows
 
 

@@ -157,6 +157,28 @@ def test_backfill_respects_exclusivity(c):
         _release(c, [a, d], flag)
 
 
+def test_resize_releases_slices(c):
+    flag, script = _hold(c, "resize")
+    job = c.sbatch("-N", "2", "-w", "f1,f2", "--gres=vslice:2", script=script)
+    jobs = [job]
+    try:
+        c.wait_job(job, states=("RUNNING",))
+        eq(sorted({n for _j, n, _g, _i in holdings(c.show_job(job))}), ["f1", "f2"], "two nodes")
+        c.run(["scontrol", "update", f"JobId={job}", "NumNodes=1"])
+        rows = wait_until(lambda: (r := holdings(c.show_job(job))) and len({x[1] for x in r}) == 1 and r, 20,
+                          "job to shrink to one node")
+        kept = rows[0][1]
+        freed = "f2" if kept == "f1" else "f1"
+        # The freed node's devices are whole again: a whole-GPU job may take one.
+        g = c.sbatch("-w", freed, "--gres=gpu:1", script=script)
+        jobs.append(g)
+        c.wait_job(g, states=("RUNNING",))
+        eq(device_conflicts(holdings(c.run(["scontrol", "show", "job", "-d"]).stdout), SLICES), [],
+           "conflicts after resize")
+    finally:
+        _release(c, jobs, flag)
+
+
 def test_random_mixed_sequence_never_overlaps(c):
     rng = random.Random(20261125)
     submitted, checks, max_running = [], 0, 0

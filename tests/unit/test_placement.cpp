@@ -163,6 +163,20 @@ START_TEST(gpus_and_slices_in_one_job_get_different_devices)
 }
 END_TEST
 
+START_TEST(ties_stay_open_for_cons_tres_to_pick_by_cores)
+{
+	auto d = node(4, 4);
+	use(d, 0, 2); // 2 free
+	use(d, 2, 2); // 2 free, ties with device 0
+	UnitMasks m = masks_for(d, NodeRequest{2, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({4, 5, 6, 7, 12, 13, 14, 15})); // 0 and 2 open
+	m = masks_for(d, NodeRequest{1, "", false}, Placement::Spread);        // 1 and 3 (4 free) tie
+	ck_assert(m.slices == std::vector<int>({2, 3, 10, 11}));
+	m = masks_for(d, NodeRequest{2, "", true}, Placement::BestFit); // with whole GPUs: no ties
+	ck_assert(m.slices == std::vector<int>({4, 5, 6, 7, 10, 11, 12, 13, 14, 15}));
+}
+END_TEST
+
 START_TEST(types_are_respected)
 {
 	auto d = node(2, 4);
@@ -194,6 +208,7 @@ Suite *placement_suite()
 	tcase_add_test(tc, sliced_device_is_never_given_whole);
 	tcase_add_test(tc, masks_hide_free_slices_outside_the_choice);
 	tcase_add_test(tc, gpus_and_slices_in_one_job_get_different_devices);
+	tcase_add_test(tc, ties_stay_open_for_cons_tres_to_pick_by_cores);
 	tcase_add_test(tc, types_are_respected);
 	tcase_add_test(tc, policy_names);
 	suite_add_tcase(s, tc);
