@@ -283,18 +283,16 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 			continue;
 		node_record_t *node = node_record_table_ptr[i];
 		const UnitMasks masks = masks_for(devices_of(node), ask.per_node, policy);
-		if (!masks.slices.empty()) {
-			gres_node_state_t *vs = compat::node_gres(node, vslice_id());
-			hidden.emplace_back(vs);
-			for (int u : masks.slices)
+		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
+			gres_node_state_t *ns = compat::node_gres(node, gres);
+			if (units.empty() || !ns || !ns->gres_bit_alloc)
+				return;
+			hidden.emplace_back(ns);
+			for (int u : units)
 				hidden.back().hide(u);
-		}
-		if (!masks.gpus.empty()) {
-			gres_node_state_t *gs = compat::node_gres(node, gpu_id());
-			hidden.emplace_back(gs);
-			for (int u : masks.gpus)
-				hidden.back().hide(u);
-		}
+		};
+		hide(vslice_id(), masks.slices);
+		hide(gpu_id(), masks.gpus);
 	}
 	return hidden;
 }
