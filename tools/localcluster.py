@@ -51,6 +51,7 @@ version: 1
 inventory:
   topology_xml: {dir}/topology/%n.xml
   device_dir: {dir}/dev/%n
+  layout_file: {dir}/state/layout.%n
 slicing:
   default:
     slices: 4
@@ -84,7 +85,7 @@ class LocalCluster:
     def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
-                 partitions=None):
+                 partitions=None, spank_args=None, task_plugin="task/cgroup"):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -98,6 +99,8 @@ class LocalCluster:
         self.cpus = cpus  # per node; more than the machine has is fine (config_overrides)
         self.select = select
         self.partitions = partitions or ["main"]  # each over all nodes; the first is the default
+        self.spank_args = spank_args  # None: no plugstack.conf; else spank_flexslurm.so's arguments
+        self.task_plugin = task_plugin
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         for var in list(self.env):
@@ -157,8 +160,8 @@ PluginDir={self.plugin_dir}:{SYSTEM_PLUGIN_DIR}
 GresTypes=gpu,vslice
 SelectType={self.select}
 SelectTypeParameters=CR_Core
-TaskPlugin=task/cgroup
-ProctrackType=proctrack/cgroup
+TaskPlugin={self.task_plugin}
+{self._plugstack_line()}ProctrackType=proctrack/cgroup
 SlurmdParameters=config_overrides
 MpiDefault=none
 ReturnToService=2
@@ -182,6 +185,14 @@ KillWait=5
             "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")
         yaml = self.flexslurm_yaml if self.flexslurm_yaml is not None else DEFAULT_YAML
         (d / "etc" / "flexslurm.yaml").write_text(yaml.format(dir=d))
+
+    def _plugstack_line(self):
+        if self.spank_args is None:
+            return ""
+        args = " ".join([f"layout={self.dir}/state/layout.%n", *self.spank_args])
+        (self.dir / "etc" / "plugstack.conf").write_text(
+            f"required {self.plugin_dir}/spank_flexslurm.so {args}\n")
+        return f"PlugStackConfig={self.dir}/etc/plugstack.conf\n"
 
     # -------------------------------------------------------------- daemons
     def _spawn(self, name, argv):

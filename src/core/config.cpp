@@ -37,20 +37,6 @@ Placement Config::placement_for(std::string_view partition) const noexcept
 	return default_placement;
 }
 
-std::string expand_node_name(std::string_view pattern, std::string_view node_name)
-{
-	std::string out;
-	for (size_t i = 0; i < pattern.size(); ++i) {
-		if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'n') {
-			out.append(node_name);
-			++i;
-		} else {
-			out.push_back(pattern[i]);
-		}
-	}
-	return out;
-}
-
 std::optional<uint64_t> parse_size(std::string_view text) noexcept
 {
 	size_t i = 0;
@@ -257,13 +243,15 @@ private:
 	{
 		if (v->type != YAML_MAPPING_NODE)
 			return set_error(v, "inventory", "must be a mapping",
-			                 "keys topology_xml, device_dir");
-		return each_key(v, "inventory", {"topology_xml", "device_dir"},
+			                 "keys topology_xml, device_dir, layout_file");
+		return each_key(v, "inventory", {"topology_xml", "device_dir", "layout_file"},
 		                [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
 			                auto p = path(val, "inventory." + key);
 			                if (!p)
 				                return false;
-			                (key == "topology_xml" ? cfg.topology_xml : cfg.device_dir) = *p;
+			                (key == "topology_xml" ? cfg.topology_xml
+			                 : key == "device_dir" ? cfg.device_dir
+			                                       : cfg.layout_file) = *p;
 			                return true;
 		                });
 	}

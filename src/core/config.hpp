@@ -5,6 +5,7 @@
 #pragma once
 
 #include "inventory.hpp"
+#include "node_name.hpp"
 #include "placement.hpp"
 #include "result.hpp"
 
@@ -32,6 +33,9 @@ struct Config {
 	std::string source = "<built-in defaults>";
 	std::string topology_xml;        // empty: the live system; may hold %n
 	std::string device_dir = "/dev"; // may hold %n
+	// Where slurmd leaves the node's slice layout for the SPANK plugin in
+	// slurmstepd, which must not load hwloc (srun and sbatch load it too).
+	std::string layout_file = "/run/flexslurm/layout.%n";
 	SliceRule default_rule;
 	std::vector<SliceRule> classes;
 	Placement default_placement = Placement::BestFit;
@@ -46,9 +50,6 @@ struct Config {
 	static Result<Config> from_file(const std::string &path);
 	static Result<Config> from_string(const std::string &text, const std::string &source_name);
 };
-
-// Slurm's %n convention (SlurmdSpoolDir=/var/spool/slurmd.%n): the node name.
-std::string expand_node_name(std::string_view pattern, std::string_view node_name);
 
 // "80GiB", "512M", "1048576": binary units, case-insensitive.
 std::optional<uint64_t> parse_size(std::string_view text) noexcept;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "result.hpp"
+#include "vendor.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -16,15 +17,6 @@
 
 namespace flexslurm
 {
-
-enum class Vendor { Nvidia, Amd, Ascend };
-
-std::string_view vendor_name(Vendor vendor) noexcept;
-std::optional<Vendor> parse_vendor(std::string_view name) noexcept;
-
-// Device nodes every job on a device of this vendor needs besides the
-// device's own nodes (driver control nodes), relative to the device dir.
-std::vector<std::string> vendor_control_nodes(Vendor vendor);
 
 struct Accelerator {
 	Vendor vendor = Vendor::Nvidia;

@@ -2,7 +2,9 @@
 
 #include "log.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 
 #include <cerrno>
@@ -27,39 +29,6 @@ std::optional<DeviceId> stat_char_device(const std::string &path, std::string &w
 		return std::nullopt;
 	}
 	return DeviceId{major(st.st_rdev), minor(st.st_rdev)};
-}
-
-SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
-                               const std::string &device_dir, const DeviceProbe &probe)
-{
-	SliceLayout layout;
-	int next = 0;
-	for (const Accelerator &a : inventory.accelerators) {
-		const SliceRule &rule = config.rule_for(a);
-		DeviceSlices d;
-		d.vendor = a.vendor;
-		d.vendor_index = a.vendor_index;
-		d.model = a.model;
-		d.device_path = device_dir + (device_dir.ends_with('/') ? "" : "/") + a.device_nodes.at(0);
-		std::string why;
-		auto id = probe(d.device_path, why);
-		if (!id) {
-			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " +
-			          a.model + "): " + d.device_path + ": " + why +
-			          "; its slices are not offered");
-			continue;
-		}
-		d.device_id = *id;
-		d.cpus = a.cpus;
-		d.first_slice = next;
-		d.slices = rule.slices;
-		d.compute_percent = rule.compute_percent;
-		const uint64_t mem = rule.device_memory_bytes ? rule.device_memory_bytes : a.memory_bytes;
-		d.slice_memory_bytes = mem * static_cast<uint64_t>(rule.memory_percent) / 100;
-		next += d.slices;
-		layout.devices_.push_back(std::move(d));
-	}
-	return layout;
 }
 
 int SliceLayout::total_slices() const noexcept
@@ -182,6 +151,60 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 		next += d.slices;
 		layout.devices_.push_back(std::move(d));
 	}
+	return layout;
+}
+
+Result<bool> SliceLayout::save(const std::string &path) const
+{
+	auto fail = [&](const std::string &what) {
+		return Result<bool>::failure(path + ": " + what + ": " + std::strerror(errno));
+	};
+	const auto slash = path.rfind('/');
+	if (slash != std::string::npos && slash > 0) {
+		const std::string dir = path.substr(0, slash);
+		if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+			return fail("cannot create " + dir);
+	}
+	const std::string tmp = path + ".tmp";
+	const std::string text = serialize();
+	const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail("cannot create " + tmp);
+	const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+	const bool synced = fsync(fd) == 0;
+	close(fd);
+	if (!written || !synced || rename(tmp.c_str(), path.c_str()) != 0) {
+		const int saved = errno;
+		unlink(tmp.c_str());
+		errno = saved;
+		return fail("cannot write");
+	}
+	return true;
+}
+
+Result<SliceLayout> SliceLayout::load(const std::string &path)
+{
+	auto fail = [&](const std::string &what) { return Result<SliceLayout>::failure(path + ": " + what); };
+	const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return fail(std::strerror(errno));
+	struct stat st {
+	};
+	std::string text;
+	constexpr off_t max_layout_bytes = 1 << 20;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
+	    st.st_size > max_layout_bytes) {
+		close(fd);
+		return fail("not a root-owned layout file that only root may write");
+	}
+	text.resize(static_cast<size_t>(st.st_size));
+	const ssize_t n = read(fd, text.data(), text.size());
+	close(fd);
+	if (n != static_cast<ssize_t>(text.size()))
+		return fail("short read");
+	auto layout = deserialize(text);
+	if (!layout)
+		return fail(layout.error());
 	return layout;
 }
 

@@ -58,6 +58,12 @@ public:
 	std::string serialize() const;
 	static Result<SliceLayout> deserialize(std::string_view text);
 
+	// The same text in a file, written atomically (temporary + rename) so
+	// that a reader never sees half a layout; load() refuses a file that
+	// is not root's or that others may write.
+	Result<bool> save(const std::string &path) const;
+	static Result<SliceLayout> load(const std::string &path);
+
 private:
 	std::vector<DeviceSlices> devices_;
 };

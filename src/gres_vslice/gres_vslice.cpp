@@ -201,6 +201,10 @@ int load_node_config(List gres_conf_list, node_config_load_t *node_conf)
 		return SLURM_ERROR;
 	}
 	layout = SliceLayout::build(*inventory, config, expand_node_name(config.device_dir, node));
+	// For the SPANK plugin in slurmstepd, which must not load hwloc.
+	if (auto saved = layout->save(expand_node_name(config.layout_file, node)); !saved)
+		error("gres/vslice: %s: the SPANK plugin cannot isolate devices on this node",
+		      saved.error().c_str());
 	rebuild_gres_devices();
 	publish_slices(gres_conf_list, node_conf);
 	return SLURM_SUCCESS;

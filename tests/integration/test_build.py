@@ -27,6 +27,8 @@ EXPECTED_EXPORTS = {
             "select_jobinfo_get", "select_jobinfo_copy", "select_jobinfo_pack", "select_jobinfo_unpack",
             "select_jobinfo_sprint", "select_jobinfo_xstrdup", "get_info_from_plugin", "update_node_config",
             "reconfigure", "resv_test"]},
+    "spank_flexslurm.so": {"plugin_name", "plugin_type", "plugin_version", "slurm_spank_init",
+                           "slurm_spank_task_init_privileged"},
 }
 
 
@@ -76,3 +78,6 @@ def test_make_install_and_exports(env):
                             capture_output=True, text=True, check=True).stdout
         exports = {line.split()[-1] for line in nm.splitlines() if re.match(r"^[0-9a-f]+ [A-Za-z] ", line)}
         eq(exports, expected, f"{so} exported symbols")
+    # srun and sbatch load the SPANK plugin: it must not drag hwloc or libyaml in.
+    ldd = subprocess.run(["ldd", str(plugin_dir / "spank_flexslurm.so")], capture_output=True, text=True).stdout
+    eq([lib for lib in ("hwloc", "yaml") if lib in ldd], [], "spank_flexslurm.so dependencies")

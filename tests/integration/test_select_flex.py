@@ -15,6 +15,7 @@ version: 1
 inventory:
   topology_xml: {dir}/topology/%n.xml
   device_dir: {dir}/dev/%n
+  layout_file: {dir}/state/layout.%n
 slicing:
   default:
     slices: 8

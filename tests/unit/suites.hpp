@@ -6,6 +6,7 @@ Suite *config_suite();
 Suite *inventory_suite();
 Suite *job_env_suite();
 Suite *placement_suite();
+Suite *isolation_suite();
 Suite *slice_layout_suite();
 
 #include <string>

@@ -1,0 +1,40 @@
+// Device isolation at launch: which device nodes a job's tasks may see,
+// and a private view of the device directory that shows only those.
+// Used by the SPANK plugin in slurmstepd, before privileges drop.
+#pragma once
+
+#include "result.hpp"
+#include "slice_layout.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flexslurm
+{
+
+// The devices a job holds, from what Slurm's GRES plugins put in its
+// environment: SLURM_VSLICE_DEVICES (vendor indices, in layout order, set by
+// gres/vslice) and SLURM_STEP_GPUS / SLURM_JOB_GPUS (gres/gpu unit indices,
+// which follow the same PCI order). Entries that match nothing are ignored.
+std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::string_view vslice_devices,
+                                               std::string_view gpu_units);
+
+struct IsolationPlan {
+	std::vector<std::string> visible; // the job's device nodes
+	std::vector<std::string> hidden;  // every other accelerator's node
+};
+
+IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<const DeviceSlices *> &held);
+
+// In a new mount namespace of the calling process, covers `dir` with a
+// tmpfs that shows every entry of the original except `hidden` (absolute
+// paths under `dir`, also inside subdirectories). Mounts do not propagate
+// back to the host.
+Result<bool> enter_private_device_view(const std::string &dir, const std::vector<std::string> &hidden);
+
+// Opens each path: true when every open is refused with EPERM, i.e. the
+// devices cgroup denies them. `unfenced` gets the ones that opened.
+bool devices_cgroup_denies(const std::vector<std::string> &paths, std::vector<std::string> &unfenced);
+
+} // namespace flexslurm

@@ -1,0 +1,44 @@
+// SliceLayout::build: from the hwloc inventory and the YAML rules. Apart
+// from the rest of the layout so that readers of a saved layout (the SPANK
+// plugin) need neither hwloc nor libyaml.
+#include "slice_layout.hpp"
+
+#include "log.hpp"
+
+namespace flexslurm
+{
+
+SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
+                               const std::string &device_dir, const DeviceProbe &probe)
+{
+	SliceLayout layout;
+	int next = 0;
+	for (const Accelerator &a : inventory.accelerators) {
+		const SliceRule &rule = config.rule_for(a);
+		DeviceSlices d;
+		d.vendor = a.vendor;
+		d.vendor_index = a.vendor_index;
+		d.model = a.model;
+		d.device_path = device_dir + (device_dir.ends_with('/') ? "" : "/") + a.device_nodes.at(0);
+		std::string why;
+		auto id = probe(d.device_path, why);
+		if (!id) {
+			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " +
+			          a.model + "): " + d.device_path + ": " + why +
+			          "; its slices are not offered");
+			continue;
+		}
+		d.device_id = *id;
+		d.cpus = a.cpus;
+		d.first_slice = next;
+		d.slices = rule.slices;
+		d.compute_percent = rule.compute_percent;
+		const uint64_t mem = rule.device_memory_bytes ? rule.device_memory_bytes : a.memory_bytes;
+		d.slice_memory_bytes = mem * static_cast<uint64_t>(rule.memory_percent) / 100;
+		next += d.slices;
+		layout.devices_.push_back(std::move(d));
+	}
+	return layout;
+}
+
+} // namespace flexslurm

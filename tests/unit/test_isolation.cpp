@@ -1,0 +1,135 @@
+// Isolation at launch: which nodes a job keeps, the plugstack arguments,
+// and the private device directory itself (in a child, as root).
+#include "suites.hpp"
+
+#include "core/isolation.hpp"
+#include "core/spank_config.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+
+using namespace flexslurm;
+
+namespace
+{
+
+SliceLayout mixed_layout()
+{
+	auto l = SliceLayout::deserialize("flexslurm-layout 1\n"
+	                                  "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t0\t\n"
+	                                  "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t0\t\n"
+	                                  "amd\t0\tmi210\t/d/dri/renderD128\t226:128\t8\t4\t25\t0\t\n"
+	                                  "amd\t1\tmi210\t/d/dri/renderD129\t226:129\t12\t4\t25\t0\t\n");
+	ck_assert_msg(static_cast<bool>(l), "%s", l.error().c_str());
+	return *l;
+}
+
+std::string paths(const std::vector<std::string> &v)
+{
+	std::string out;
+	for (const auto &p : v)
+		out += (out.empty() ? "" : " ") + p;
+	return out;
+}
+
+} // namespace
+
+START_TEST(held_devices_resolve_vendor_indices_in_layout_order)
+{
+	SliceLayout l = mixed_layout();
+	auto held = held_devices(l, "1,0", ""); // nvidia1, then amd0 (not nvidia0)
+	ck_assert_uint_eq(held.size(), 2);
+	ck_assert_str(held[0]->device_path, "/d/nvidia1");
+	ck_assert_str(held[1]->device_path, "/d/dri/renderD128");
+	held = held_devices(l, "", "3"); // gres/gpu unit 3: the fourth device
+	ck_assert_str(held.at(0)->device_path, "/d/dri/renderD129");
+	ck_assert(held_devices(l, "x,,9", "17").empty());
+	IsolationPlan plan = plan_isolation(l, held_devices(l, "0", "1"));
+	ck_assert_str(paths(plan.visible), "/d/nvidia0 /d/nvidia1");
+	ck_assert_str(paths(plan.hidden), "/d/dri/renderD128 /d/dri/renderD129");
+	plan = plan_isolation(l, {});
+	ck_assert_uint_eq(plan.hidden.size(), 4);
+}
+END_TEST
+
+START_TEST(plugstack_arguments)
+{
+	auto ok = parse_plugstack_args({"isolation=optional", "layout=/run/x/%n", "limits=none"});
+	ck_assert_msg(static_cast<bool>(ok), "%s", ok.error().c_str());
+	ck_assert(ok->isolation == FailurePolicy::Optional);
+	ck_assert_str(ok->layout_file, "/run/x/%n");
+	ck_assert(parse_plugstack_args({})->isolation == FailurePolicy::Required);
+	ck_assert_str(parse_plugstack_args({"isolation=maybe"}).error(),
+	              "isolation: \"maybe\" is not allowed (allowed: required, optional)");
+	ck_assert_str(parse_plugstack_args({"layout=run"}).error(),
+	              "layout: \"run\" is not an absolute path (allowed: an absolute path, %n stands for the "
+	              "node name)");
+	ck_assert_str(parse_plugstack_args({"limits=mps"}).error(),
+	              "limits: \"mps\" is not available in this release (allowed: none)");
+	ck_assert_str(parse_plugstack_args({"colour=red"}).error(),
+	              "unknown plugstack argument \"colour=red\" (allowed: isolation=required|optional, "
+	              "layout=PATH, "
+	              "limits=none)");
+}
+END_TEST
+
+// The private view, for real: a child unshares, and reports what it sees.
+START_TEST(private_device_view_hides_only_the_hidden)
+{
+	if (geteuid() != 0)
+		return; // mount namespaces need root; CI runs as root
+	char tmpl[] = "/tmp/flexslurm-view-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(tmpl));
+	const std::string d = tmpl;
+	ck_assert_int_eq(mkdir((d + "/dri").c_str(), 0755), 0);
+	for (const char *f : {"/nvidia0", "/nvidia1", "/null", "/dri/renderD128", "/dri/renderD129"})
+		close(open((d + f).c_str(), O_CREAT | O_WRONLY, 0644));
+	ck_assert_int_eq(symlink("nvidia0", (d + "/link").c_str()), 0);
+
+	const pid_t pid = fork();
+	if (pid == 0) {
+		auto r = enter_private_device_view(d, {d + "/nvidia1", d + "/dri/renderD129"});
+		if (!r)
+			_exit(10);
+		auto exists = [&](const char *f) { return access((d + f).c_str(), F_OK) == 0; };
+		const bool ok = exists("/nvidia0") && !exists("/nvidia1") && exists("/null") &&
+		                exists("/dri/renderD128") && !exists("/dri/renderD129") && exists("/link");
+		_exit(ok ? 0 : 11);
+	}
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	// The host view is untouched.
+	ck_assert_int_eq(access((d + "/nvidia1").c_str(), F_OK), 0);
+	ck_assert_int_eq(access((d + "/dri/renderD129").c_str(), F_OK), 0);
+	std::string cleanup = "rm -rf " + d;
+	ck_assert_int_eq(std::system(cleanup.c_str()), 0);
+}
+END_TEST
+
+START_TEST(cgroup_check_reports_openable_nodes)
+{
+	std::vector<std::string> unfenced;
+	ck_assert(devices_cgroup_denies({"/nonexistent/nvidia9"}, unfenced));
+	ck_assert(!devices_cgroup_denies({"/dev/null"}, unfenced)); // opens: not fenced
+	ck_assert_str(paths(unfenced), "/dev/null");
+}
+END_TEST
+
+Suite *isolation_suite()
+{
+	Suite *s = suite_create("isolation");
+	TCase *tc = tcase_create("isolation");
+	tcase_add_test(tc, held_devices_resolve_vendor_indices_in_layout_order);
+	tcase_add_test(tc, plugstack_arguments);
+	tcase_add_test(tc, private_device_view_hides_only_the_hidden);
+	tcase_add_test(tc, cgroup_check_reports_openable_nodes);
+	suite_add_tcase(s, tc);
+	return s;
+}
