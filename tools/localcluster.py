@@ -189,7 +189,7 @@ KillWait=5
     def _plugstack_line(self):
         if self.spank_args is None:
             return ""
-        args = " ".join([f"layout={self.dir}/state/layout.%n", *self.spank_args])
+        args = " ".join([f"layout={self.dir}/state/layout.%n", *(a.format(dir=self.dir) for a in self.spank_args)])
         (self.dir / "etc" / "plugstack.conf").write_text(
             f"required {self.plugin_dir}/spank_flexslurm.so {args}\n")
         return f"PlugStackConfig={self.dir}/etc/plugstack.conf\n"

@@ -3,10 +3,26 @@
 namespace flexslurm
 {
 
+namespace
+{
+
+const char *const allowed_args =
+        "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, "
+        "preload=PATH, mps_control=PATH, mps_dir=PATH";
+
+} // namespace
+
 Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 {
 	SpankConfig cfg;
 	auto bad = [](const std::string &what) { return Result<SpankConfig>::failure(what); };
+	auto absolute = [&](const std::string &key, const std::string &value, std::string &out) {
+		if (value.empty() || value[0] != '/')
+			return false;
+		out = value;
+		(void)key;
+		return true;
+	};
 	for (const std::string &arg : args) {
 		const auto eq = arg.find('=');
 		const std::string key = arg.substr(0, eq);
@@ -19,22 +35,48 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			else
 				return bad("isolation: \"" + value +
 				           "\" is not allowed (allowed: required, optional)");
-		} else if (key == "layout") {
-			if (value.empty() || value[0] != '/')
-				return bad("layout: \"" + value +
-				           "\" is not an absolute path (allowed: an absolute path, %n "
-				           "stands for the node name)");
-			cfg.layout_file = value;
-		} else if (key == "limits") {
-			if (value != "none")
-				return bad("limits: \"" + value +
-				           "\" is not available in this release (allowed: none)");
-			cfg.limits = value;
+		} else if (key == "layout" || key == "preload" || key == "mps_control" || key == "mps_dir") {
+			std::string &out = key == "layout"    ? cfg.layout_file
+			                   : key == "preload" ? cfg.preload
+			                   : key == "mps_dir" ? cfg.mps_dir
+			                                      : cfg.mps_control;
+			if (!absolute(key, value, out))
+				return bad(key + ": \"" + value +
+				           "\" is not an absolute path (allowed: an absolute path, %n stands "
+				           "for the node name)");
+		} else if (key == "limits" || key.rfind("limits.", 0) == 0) {
+			LimitBackend backend;
+			if (value == "none")
+				backend = LimitBackend::None;
+			else if (value == "preload")
+				backend = LimitBackend::Preload;
+			else if (value == "mps")
+				backend = LimitBackend::Mps;
+			else
+				return bad(key + ": \"" + value +
+				           "\" is not allowed (allowed: none, preload, mps)");
+			if (key == "limits") {
+				// mps exists for NVIDIA only: the others keep "none".
+				for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend})
+					if (backend != LimitBackend::Mps || v == Vendor::Nvidia)
+						cfg.limits[static_cast<int>(v)] = backend;
+				continue;
+			}
+			auto vendor = parse_vendor(key.substr(7));
+			if (!vendor)
+				return bad(key + ": unknown vendor \"" + key.substr(7) +
+				           "\" (allowed: nvidia, amd, ascend)");
+			if (backend == LimitBackend::Mps && *vendor != Vendor::Nvidia)
+				return bad(key + ": mps is NVIDIA's (allowed: none, preload)");
+			cfg.limits[static_cast<int>(*vendor)] = backend;
 		} else {
-			return bad("unknown plugstack argument \"" + arg +
-			           "\" (allowed: isolation=required|optional, layout=PATH, limits=none)");
+			return bad("unknown plugstack argument \"" + arg + "\" (allowed: " + allowed_args +
+			           ")");
 		}
 	}
+	for (LimitBackend b : cfg.limits)
+		if (b == LimitBackend::Preload && cfg.preload.empty())
+			return bad("limits: preload needs preload=PATH (the interception library)");
 	return cfg;
 }
 

@@ -1,9 +1,10 @@
 // The SPANK plugin's plugstack.conf arguments:
-//   required /path/spank_flexslurm.so isolation=required layout=/run/flexslurm/layout.%n
+//   required /path/spank_flexslurm.so isolation=required limits.nvidia=mps
 // Unknown keys and bad values are refused (the plugin then refuses to load).
 #pragma once
 
 #include "result.hpp"
+#include "vendor.hpp"
 
 #include <string>
 #include <vector>
@@ -16,10 +17,22 @@ enum class FailurePolicy {
 	Optional, // it runs, and the log says it runs unisolated
 };
 
+// How a slice's compute and memory share is enforced inside the device.
+enum class LimitBackend {
+	None,    // variables only
+	Preload, // an interception library (e.g. HAMi-core) via LD_PRELOAD
+	Mps,     // an NVIDIA MPS control daemon per step
+};
+
 struct SpankConfig {
 	FailurePolicy isolation = FailurePolicy::Required;
 	std::string layout_file = "/run/flexslurm/layout.%n"; // as flexslurm.yaml inventory.layout_file
-	std::string limits = "none";
+	LimitBackend limits[3] = {LimitBackend::None, LimitBackend::None, LimitBackend::None}; // by Vendor
+	std::string preload; // library for Preload
+	std::string mps_control = "/usr/bin/nvidia-cuda-mps-control";
+	std::string mps_dir = "/run/flexslurm/mps"; // pipe and log directories, per step
+
+	LimitBackend limits_for(Vendor v) const noexcept { return limits[static_cast<int>(v)]; }
 };
 
 Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args);

@@ -17,13 +17,19 @@ extern "C" {
 #include <slurm/spank.h>
 }
 
+#include "core/command.hpp"
 #include "core/isolation.hpp"
+#include "core/limits.hpp"
 #include "core/node_name.hpp"
 #include "core/slice_layout.hpp"
 #include "core/spank_config.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +41,8 @@ using namespace flexslurm;
 
 std::optional<SpankConfig> config;
 int verbose_option = 0;
+std::string mps_step_dir; // set while this step's MPS control daemon runs
+long job_uid = -1, job_gid = -1;
 
 int set_verbose(int, const char *, int)
 {
@@ -133,6 +141,106 @@ int isolate(spank_t sp)
 	return 0;
 }
 
+// The step's slices and their limits, from the layout and what gres/vslice
+// wrote into the job's environment (it overwrote anything the user set).
+struct StepSlices {
+	std::optional<SliceLayout> layout;
+	std::vector<DeviceLimit> limits; // point into *layout
+};
+
+StepSlices step_slices(spank_t sp)
+{
+	StepSlices s;
+	const char *node = std::getenv("SLURMD_NODENAME");
+	auto layout = SliceLayout::load(expand_node_name(config->layout_file, node ? node : ""));
+	if (!layout)
+		return s;
+	s.layout = std::move(*layout);
+	const auto held = held_devices(*s.layout, job_env(sp, "SLURM_VSLICE_DEVICES"), "");
+	s.limits = device_limits(held, job_env(sp, "SLURM_VSLICE_COUNTS"));
+	return s;
+}
+
+std::vector<DeviceLimit> limits_of(const std::vector<DeviceLimit> &all, LimitBackend backend)
+{
+	std::vector<DeviceLimit> out;
+	for (const DeviceLimit &l : all)
+		if (config->limits_for(l.device->vendor) == backend)
+			out.push_back(l);
+	return out;
+}
+
+std::vector<std::string> mps_env(const std::string &dir)
+{
+	return {"CUDA_MPS_PIPE_DIRECTORY=" + dir + "/pipe", "CUDA_MPS_LOG_DIRECTORY=" + dir + "/log"};
+}
+
+// One MPS control daemon per step, for the step's NVIDIA slices, running as
+// the job's user with pipe and log directories only that user can enter;
+// the slice share goes in as the daemon's defaults, which clients cannot
+// raise. Runs in slurmstepd before the step joins its device cgroup: host
+// device numbering.
+int start_mps(spank_t sp, const std::vector<DeviceLimit> &limits)
+{
+	uint32_t job = 0, step = 0, uid = 0, gid = 0;
+	spank_get_item(sp, S_JOB_ID, &job);
+	spank_get_item(sp, S_JOB_STEPID, &step);
+	spank_get_item(sp, S_JOB_UID, &uid);
+	spank_get_item(sp, S_JOB_GID, &gid);
+	const std::string dir = config->mps_dir + "/" + std::to_string(job) + "." + std::to_string(step);
+	std::error_code ec;
+	std::filesystem::create_directories(config->mps_dir, ec);
+	for (const std::string &d : {dir, dir + "/pipe", dir + "/log"}) {
+		if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+			tell_user("flexslurm: mps: cannot create " + d + ": " + std::strerror(errno));
+			return -1;
+		}
+		if (chown(d.c_str(), uid, gid) != 0) {
+			tell_user("flexslurm: mps: cannot hand " + d +
+			          " to the job's user: " + std::strerror(errno));
+			return -1;
+		}
+	}
+	std::string visible;
+	for (const DeviceLimit &l : limits)
+		visible += (visible.empty() ? "" : ",") + std::to_string(l.device->vendor_index);
+	auto env = mps_env(dir);
+	env.push_back("CUDA_VISIBLE_DEVICES=" + visible);
+	env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
+	auto started = run_command({config->mps_control, "-d"}, env, "", 10000, uid, gid);
+	if (!started || *started != 0) {
+		tell_user("flexslurm: mps: " + config->mps_control +
+		          " -d: " + (started ? "exit " + std::to_string(*started) : started.error()));
+		return -1;
+	}
+	mps_step_dir = dir;
+	job_uid = uid;
+	job_gid = gid;
+	auto set = run_command({config->mps_control}, env, mps_limit_commands(limits), 10000, uid, gid);
+	if (!set || *set != 0) {
+		tell_user("flexslurm: mps: setting the slice limits failed: " +
+		          (set ? "exit " + std::to_string(*set) : set.error()));
+		return -1;
+	}
+	slurm_verbose("flexslurm: mps control daemon for job %u step %u in %s", job, step, dir.c_str());
+	return 0;
+}
+
+void stop_mps()
+{
+	if (mps_step_dir.empty())
+		return;
+	auto quit =
+	        run_command({config->mps_control}, mps_env(mps_step_dir), "quit\n", 10000, job_uid, job_gid);
+	if (!quit || *quit != 0)
+		slurm_error("flexslurm: mps: stopping the control daemon in %s failed: %s",
+		            mps_step_dir.c_str(),
+		            quit ? ("exit " + std::to_string(*quit)).c_str() : quit.error().c_str());
+	std::error_code ec;
+	std::filesystem::remove_all(mps_step_dir, ec);
+	mps_step_dir.clear();
+}
+
 } // namespace
 
 extern "C" {
@@ -172,6 +280,57 @@ int slurm_spank_task_init_privileged(spank_t sp, int, char **)
 		tell_user("flexslurm: device isolation failed");
 	}
 	return config->isolation == FailurePolicy::Required ? -1 : 0;
+}
+
+// Remote context, as root, before the step's tasks exist: start MPS.
+int slurm_spank_init_post_opt(spank_t sp, int, char **)
+{
+	if (!spank_remote(sp) || !config)
+		return 0;
+	try {
+		const StepSlices slices = step_slices(sp); // owns what the limits point into
+		const auto mps = limits_of(slices.limits, LimitBackend::Mps);
+		return mps.empty() ? 0 : start_mps(sp, mps);
+	} catch (...) {
+		tell_user("flexslurm: mps: unexpected failure");
+		return -1;
+	}
+}
+
+// In each task, as the user, before exec: the backends' variables.
+int slurm_spank_task_init(spank_t sp, int, char **)
+{
+	if (!spank_remote(sp) || !config)
+		return 0;
+	try {
+		if (!mps_step_dir.empty())
+			for (const std::string &kv : mps_env(mps_step_dir)) {
+				const auto eq = kv.find('=');
+				spank_setenv(sp, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
+			}
+		const StepSlices slices = step_slices(sp); // owns what the limits point into
+		const auto preload = limits_of(slices.limits, LimitBackend::Preload);
+		for (const EnvVar &v :
+		     preload_environment(preload, config->preload, job_env(sp, "LD_PRELOAD")))
+			spank_setenv(sp, v.name.c_str(), v.value.c_str(), 1);
+		return 0;
+	} catch (...) {
+		tell_user("flexslurm: limits: unexpected failure");
+		return -1;
+	}
+}
+
+// Remote context, as root, when the step ends.
+int slurm_spank_exit(spank_t sp, int, char **)
+{
+	if (!spank_remote(sp) || !config)
+		return 0;
+	try {
+		stop_mps();
+	} catch (...) {
+		slurm_error("flexslurm: mps: unexpected failure while stopping");
+	}
+	return 0;
 }
 
 } // extern "C"

@@ -2,7 +2,9 @@
 // and the private device directory itself (in a child, as root).
 #include "suites.hpp"
 
+#include "core/command.hpp"
 #include "core/isolation.hpp"
+#include "core/limits.hpp"
 #include "core/spank_config.hpp"
 
 #include <fcntl.h>
@@ -60,22 +62,81 @@ END_TEST
 
 START_TEST(plugstack_arguments)
 {
-	auto ok = parse_plugstack_args({"isolation=optional", "layout=/run/x/%n", "limits=none"});
+	auto ok =
+	        parse_plugstack_args({"isolation=optional", "layout=/run/x/%n", "limits=preload",
+	                              "limits.nvidia=mps", "preload=/opt/hami/libvgpu.so", "mps_dir=/run/m"});
 	ck_assert_msg(static_cast<bool>(ok), "%s", ok.error().c_str());
 	ck_assert(ok->isolation == FailurePolicy::Optional);
 	ck_assert_str(ok->layout_file, "/run/x/%n");
+	ck_assert(ok->limits_for(Vendor::Nvidia) == LimitBackend::Mps);
+	ck_assert(ok->limits_for(Vendor::Amd) == LimitBackend::Preload);
+	ck_assert_str(ok->mps_dir, "/run/m");
+	auto mps_all = parse_plugstack_args({"limits=mps"}); // NVIDIA only; the others keep none
+	ck_assert(mps_all->limits_for(Vendor::Nvidia) == LimitBackend::Mps);
+	ck_assert(mps_all->limits_for(Vendor::Ascend) == LimitBackend::None);
 	ck_assert(parse_plugstack_args({})->isolation == FailurePolicy::Required);
 	ck_assert_str(parse_plugstack_args({"isolation=maybe"}).error(),
 	              "isolation: \"maybe\" is not allowed (allowed: required, optional)");
 	ck_assert_str(parse_plugstack_args({"layout=run"}).error(),
 	              "layout: \"run\" is not an absolute path (allowed: an absolute path, %n stands for the "
 	              "node name)");
-	ck_assert_str(parse_plugstack_args({"limits=mps"}).error(),
-	              "limits: \"mps\" is not available in this release (allowed: none)");
+	ck_assert_str(parse_plugstack_args({"limits=fast"}).error(),
+	              "limits: \"fast\" is not allowed (allowed: none, preload, mps)");
+	ck_assert_str(parse_plugstack_args({"limits.amd=mps"}).error(),
+	              "limits.amd: mps is NVIDIA's (allowed: none, preload)");
+	ck_assert_str(parse_plugstack_args({"limits.intel=none"}).error(),
+	              "limits.intel: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)");
+	ck_assert_str(parse_plugstack_args({"limits=preload"}).error(),
+	              "limits: preload needs preload=PATH (the interception library)");
 	ck_assert_str(parse_plugstack_args({"colour=red"}).error(),
 	              "unknown plugstack argument \"colour=red\" (allowed: isolation=required|optional, "
 	              "layout=PATH, "
-	              "limits=none)");
+	              "limits[.VENDOR]=none|preload|mps, preload=PATH, mps_control=PATH, mps_dir=PATH)");
+}
+END_TEST
+
+START_TEST(limits_from_slices)
+{
+	auto l = SliceLayout::deserialize("flexslurm-layout 1\n"
+	                                  "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t4026531840\t\n"
+	                                  "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t4026531840\t\n");
+	ck_assert(static_cast<bool>(l));
+	auto held = held_devices(*l, "0,1", "");
+	auto limits = device_limits(held, "1,3");
+	ck_assert_uint_eq(limits.size(), 2);
+	ck_assert_int_eq(limits[1].ordinal, 1);
+	ck_assert_int_eq(limits[1].compute_percent, 75);
+	ck_assert_uint_eq(limits[1].memory_mib, 11520);
+	ck_assert_str(mps_limit_commands(limits), "set_default_active_thread_percentage 25\n"
+	                                          "set_default_device_pinned_mem_limit 0 3840M\n"
+	                                          "set_default_device_pinned_mem_limit 1 11520M\n");
+	auto env = preload_environment(limits, "/opt/libvgpu.so", "/usr/lib/other.so");
+	std::string text;
+	for (const auto &v : env)
+		text += v.name + "=" + v.value + "\n";
+	ck_assert_str(text, "LD_PRELOAD=/opt/libvgpu.so:/usr/lib/other.so\n"
+	                    "CUDA_DEVICE_MEMORY_LIMIT_0=3840m\n"
+	                    "CUDA_DEVICE_MEMORY_LIMIT_1=11520m\n"
+	                    "CUDA_DEVICE_SM_LIMIT=25\n");
+	// counts that gres/vslice could not have written give no limit
+	ck_assert(device_limits(held, "9,x").empty());
+	ck_assert(preload_environment({}, "/opt/libvgpu.so", "").empty());
+}
+END_TEST
+
+START_TEST(commands_run_bounded)
+{
+	auto ok = run_command({"/bin/sh", "-c", "read a; [ \"$a\" = quit ] && [ \"$X\" = 1 ]"}, {"X=1"},
+	                      "quit\n", 5000);
+	ck_assert_msg(static_cast<bool>(ok), "%s", ok.error().c_str());
+	ck_assert_int_eq(*ok, 0);
+	ck_assert_int_eq(*run_command({"/bin/false"}, {}, "", 5000), 1);
+	ck_assert_str(run_command({"/nonexistent/mps-control"}, {}, "", 5000).error(),
+	              "cannot execute /nonexistent/mps-control");
+	ck_assert_str(run_command({"/bin/sleep", "5"}, {}, "", 200).error(),
+	              "/bin/sleep did not finish within 200 ms");
+	// a program that does not read its input must not raise SIGPIPE here
+	ck_assert_int_eq(*run_command({"/bin/true"}, {}, std::string(1 << 20, 'x'), 5000), 0);
 }
 END_TEST
 
@@ -128,6 +189,8 @@ Suite *isolation_suite()
 	TCase *tc = tcase_create("isolation");
 	tcase_add_test(tc, held_devices_resolve_vendor_indices_in_layout_order);
 	tcase_add_test(tc, plugstack_arguments);
+	tcase_add_test(tc, limits_from_slices);
+	tcase_add_test(tc, commands_run_bounded);
 	tcase_add_test(tc, private_device_view_hides_only_the_hidden);
 	tcase_add_test(tc, cgroup_check_reports_openable_nodes);
 	suite_add_tcase(s, tc);
