@@ -37,7 +37,8 @@ def job_script(c):
 env | grep -E '^({"|".join(VARS)})=' | sort
 for f in {probe}; do
   case "$f" in */$SLURMD_NODENAME/*) ;; *) continue ;; esac
-  if ( exec 3<"$f" ) 2>/dev/null; then echo "OPEN ${{f##*/}} ok"; else echo "OPEN ${{f##*/}} denied"; fi
+  if err=$( {{ exec 3<"$f"; }} 2>&1 ); then echo "OPEN ${{f##*/}} ok"
+  else case "$err" in *"No such file"*) echo "OPEN ${{f##*/}} hidden";; *) echo "OPEN ${{f##*/}} denied";; esac; fi
 done
 touch {c.dir}/out/$SLURM_JOB_ID.ready
 while [ ! -e {c.dir}/out/release ]; do sleep 0.2; done
@@ -51,7 +52,7 @@ def main():
     args = ap.parse_args()
 
     with LocalCluster(args.dir, args.plugin_dir, nodes=len(NODES), node_shapes=NODES, cpus=8,
-                      select="select/flex") as c:
+                      select="select/flex", spank_args=["isolation=required"]) as c:
         print(f"cluster up in {c.dir} (slurm.conf, gres.conf, flexslurm.yaml under etc/)\n")
         print(c.run(["sinfo", "-N", "-O", "NodeList:6,Gres:45"]).stdout)
         script = job_script(c)
@@ -80,7 +81,8 @@ def main():
             pad = " " * 59
             print(pad + " ".join(f"{v}={env[v]}" for v in VARS if v in env))
             print(pad + f"opens: {opens}")
-        print("\nevery job saw its own device(s) renumbered from 0 and could open only those;")
+        print("\nevery job saw its own device(s) renumbered from 0; the SPANK plugin hid the others")
+        print("from its /dev view (hidden), and the devices cgroup refuses them by any other path;")
         print("no device was held whole and sliced at the same time.")
     print("cluster stopped")
 
