@@ -28,7 +28,8 @@ EXPECTED_EXPORTS = {
             "select_jobinfo_sprint", "select_jobinfo_xstrdup", "get_info_from_plugin", "update_node_config",
             "reconfigure", "resv_test"]},
     "spank_flexslurm.so": {"plugin_name", "plugin_type", "plugin_version", "slurm_spank_init",
-                           "slurm_spank_task_init_privileged"},
+                           "slurm_spank_init_post_opt", "slurm_spank_task_init_privileged",
+                           "slurm_spank_task_init", "slurm_spank_exit"},
 }
 
 
