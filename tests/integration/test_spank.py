@@ -15,10 +15,13 @@ EPERM = "Operation not permitted"
 
 def make_aliases(c):
     """Second device nodes for the same devices outside the device dir: the
-    "other route" to a device that the private view cannot hide."""
+    "other route" to a device that the private view cannot hide. Also the
+    NVIDIA control nodes every job keeps."""
     import os
     import stat
     for node in c.nodes:
+        for ctl in ("nvidiactl", "nvidia-uvm"):
+            (c.dir / "dev" / node / ctl).write_text("")
         alias = c.dir / "alias" / node
         alias.mkdir(parents=True)
         for dev in ("nvidia0", "nvidia1"):
@@ -53,7 +56,7 @@ def test_slice_job_sees_only_its_device(c):
     d = c.dir / "dev" / "s1"
     state, out = _run(c, "--gres=vslice:1", script=_script(c, "s1"))
     eq(state, "COMPLETED", f"job state:\n{out}")
-    eq(_ls(out), ["nvidia0"], "device dir as the job sees it")
+    eq(_ls(out), ["nvidia-uvm", "nvidia0", "nvidiactl"], "device dir as the job sees it")
     alias = c.dir / "alias" / "s1"
     eq(opened(out), {str(d / "nvidia0"): "ok", str(d / "nvidia1"): ENOENT,
                      str(alias / "nvidia0"): "ok", str(alias / "nvidia1"): EPERM}, "opens")
@@ -66,7 +69,7 @@ def test_srun_step_sees_only_its_device(c):
     step.chmod(0o755)
     state, out = _run(c, "--gres=vslice:1", script=f"#!/bin/bash\nsrun -n1 {step}\n")
     eq(state, "COMPLETED", f"job state:\n{out}")
-    eq(_ls(out), ["nvidia0"], "device dir in the step")
+    eq(_ls(out), ["nvidia-uvm", "nvidia0", "nvidiactl"], "device dir in the step")
     eq(opened(out)[str(d / "nvidia1")], ENOENT, "other device in the step")
     eq(opened(out)[str(c.dir / "alias" / "s1" / "nvidia1")], EPERM, "other device through an alias node")
 
@@ -90,7 +93,7 @@ def test_two_slice_jobs_share_and_whole_gpu_job_opens_its_own(c):
     eq(state, "COMPLETED", f"gpu job:\n{out}")
     gpu = int(re.search(r"GPUS=(\d+)", out).group(1))
     other = 1 - gpu
-    eq(_ls(out), [f"nvidia{gpu}"], "device dir of the whole-GPU job")
+    eq(_ls(out), ["nvidia-uvm", f"nvidia{gpu}", "nvidiactl"], "device dir of the whole-GPU job")
     eq(opened(out)[str(d / f"nvidia{gpu}")], "ok", "own GPU")
     eq(opened(out)[str(d / f"nvidia{other}")], ENOENT, "other GPU")
 
@@ -98,4 +101,22 @@ def test_two_slice_jobs_share_and_whole_gpu_job_opens_its_own(c):
 def test_job_without_accelerators_sees_none(c):
     state, out = _run(c, script=_script(c, "s1"))
     eq(state, "COMPLETED", f"job state:\n{out}")
-    eq(_ls(out), [], "device dir of a CPU-only job")
+    eq(_ls(out), ["nvidia-uvm", "nvidiactl"], "device dir of a CPU-only job: control nodes only")
+
+
+def test_salloc_and_srun(c):
+    d = c.dir / "dev" / "s1"
+    step = c.dir / "out" / "spank-salloc.sh"
+    step.write_text(_script(c, "s1"))
+    step.chmod(0o755)
+    r = c.run(["salloc", "-N1", "--gres=vslice:1", "srun", "-n1", str(step)], timeout=60)
+    eq(_ls(r.stdout), ["nvidia-uvm", "nvidia0", "nvidiactl"], f"interactive step's device dir: {r.stderr}")
+    eq(opened(r.stdout)[str(d / "nvidia1")], ENOENT, "other device in the interactive step")
+    eq(opened(r.stdout)[str(c.dir / "alias" / "s1" / "nvidia1")], EPERM, "other device through an alias")
+
+
+def test_option_in_help(c):
+    for cmd in ("sbatch", "srun"):
+        out = c.run([cmd, "--help"]).stdout
+        contains(out, "--vslice-verbose", f"{cmd} --help")
+        contains(out, "[flexslurm] print which accelerator device nodes", f"{cmd} --help")

@@ -22,7 +22,7 @@ def test_no_cgroup_fencing_optional_runs_with_private_view(env):
         d = c.dir / "dev" / "o1"
         state, out = _run(c, "--gres=vslice:1", script=_script(c, "o1"))
         eq(state, "COMPLETED", f"job state:\n{out}")
-        eq(_ls(out), ["nvidia0"], "private view without task/cgroup")
+        eq(_ls(out), ["nvidia-uvm", "nvidia0", "nvidiactl"], "private view without task/cgroup")
         eq(opened(out)[str(d / "nvidia1")], ENOENT, "hidden device")
         # Without the cgroup the host path is open: this is what `required` prevents.
         eq(opened(out)[str(c.dir / "alias" / "o1" / "nvidia1")], "ok", "alias node without cgroup fencing")
