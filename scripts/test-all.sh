@@ -1,49 +1,123 @@
 #!/usr/bin/env bash
-# Runs every test of flexslurm on this machine (Debian 12, as root):
-#   1. scripts/build.sh: installs what is missing, prepares the matching
-#      Slurm source, builds (warnings are errors) and stages the plugins,
-#   2. checks formatting,
-#   3. Check unit tests of the Slurm-free core,
-#   4. integration tests on a real local cluster (munged, slurmctld, slurmd).
-# The last line is the total: `N passed, N failed`.
+# Runs every test of flexslurm on this machine (Debian 12, as root), one leg
+# per supported Slurm release:
+#   22.05.8  Debian's packages: build, format check, Check unit tests, every
+#            integration test on a real local cluster;
+#   26.05.3  built from ../shared/slurm into build/slurm (reused when built):
+#            the same, minus select/flex (not yet ported to the short select
+#            interface of 25.05+);
+#   24.11.5, 25.11.7  configure + compile + unit tests.
+# Each leg ends with its own `leg X: N passed, N failed` line; the last line
+# is the total `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
+shared=$(realpath -m "$top/../shared/slurm")
 
-fail() { echo "test-all: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "test-all: must run as root (daemons, mknod, cgroups)"; echo "0 passed, 1 failed"; exit 1; }
 
-[ "$(id -u)" = 0 ] || fail "must run as root (daemons, mknod, cgroups)"
-plugin_dir=$(scripts/build.sh | tail -n1) || fail "build failed (build/make.log)"
-[ -f "$plugin_dir/gres_vslice.so" ] || fail "no gres_vslice.so staged"
+total_passed=0 total_failed=0
+leg_passed=0 leg_failed=0
 
-unit_passed=0 unit_failed=0
-echo "== format"
-if scripts/check-format.sh; then unit_passed=$((unit_passed + 1)); else unit_failed=$((unit_failed + 1)); fi
+count() { # count PASSED FAILED
+	leg_passed=$((leg_passed + $1))
+	leg_failed=$((leg_failed + $2))
+}
 
-echo "== unit tests (Check)"
-make -C build/obj check >build/check.log 2>&1
-cat build/obj/tests/unit/unit_tests.log 2>/dev/null | grep -a -E '^[0-9]+%: Checks|:[FE]:' || true
-summary=$(grep -a -E '^[0-9]+%: Checks' build/obj/tests/unit/unit_tests.log 2>/dev/null | tail -n1)
-if [ -n "$summary" ]; then
+# Check's summary of build dir $1 (`make check` already run)
+count_unit() {
+	local summary checks failures
+	summary=$(grep -a -E '^[0-9]+%: Checks' "$1/tests/unit/unit_tests.log" 2>/dev/null | tail -n1)
+	if [ -z "$summary" ]; then
+		echo "unit tests did not run ($1/tests/unit/unit_tests.log)"
+		count 0 1
+		return
+	fi
+	grep -a -E '^[0-9]+%: Checks|:[FE]:' "$1/tests/unit/unit_tests.log"
 	checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$summary")
-	failures=$(sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/' <<<"$summary")
-	failures=$((failures))
-	unit_passed=$((unit_passed + checks - failures))
-	unit_failed=$((unit_failed + failures))
+	failures=$(($(sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/' <<<"$summary")))
+	count $((checks - failures)) "$failures"
+}
+
+count_integration() { # log file
+	local line
+	line=$(tail -n1 "$1")
+	if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+	else
+		count 0 1
+	fi
+}
+
+end_leg() { # name seconds
+	echo "leg $1: $leg_passed passed, $leg_failed failed (${2}s)"
+	total_passed=$((total_passed + leg_passed))
+	total_failed=$((total_failed + leg_failed))
+	leg_passed=0 leg_failed=0
+}
+
+# Configures and builds flexslurm in build/obj-$1 against tree $2; $3 is the
+# slurmctld to match (or no). Stages the plugins in build/stage-$1.
+build_flexslurm() {
+	local obj="$top/build/obj-$1"
+	mkdir -p "$obj"
+	(cd "$obj" && "$top/configure" --quiet --with-slurm-source="$2" --with-slurmctld="$3" \
+		CXXFLAGS="-O2 -g -Werror") >"$top/build/configure-$1.log" 2>&1 &&
+		make -C "$obj" -j"$(nproc)" >"$top/build/make-$1.log" 2>&1 &&
+		make -C "$obj" check >"$top/build/check-$1.log" 2>&1
+	local rc=$?
+	rm -rf "$top/build/stage-$1"
+	make -C "$obj" install DESTDIR="$top/build/stage-$1" >>"$top/build/make-$1.log" 2>&1 || rc=1
+	return $rc
+}
+
+# --- 22.05.8, Debian's packages ----------------------------------------------------
+t0=$SECONDS
+echo "== leg 22.05.8 (Debian packages)"
+if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so" ]; then
+	if scripts/check-format.sh; then count 1 0; else count 0 1; fi
+	make -C build/obj check >build/check.log 2>&1
+	count_unit build/obj
+	python3 tests/integration/run.py --plugin-dir "$plugin_dir" | tee build/integration-22.05.log
+	count_integration build/integration-22.05.log
 else
-	tail -20 build/check.log
-	unit_failed=$((unit_failed + 1))
+	echo "build failed (build/make.log)"
+	count 0 1
 fi
+end_leg 22.05.8 $((SECONDS - t0))
 
-echo "== integration tests (real cluster)"
-python3 tests/integration/run.py --plugin-dir "$plugin_dir" | tee build/integration.log
-summary=$(tail -n1 build/integration.log)
-int_passed=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1/p' <<<"$summary")
-int_failed=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\2/p' <<<"$summary")
-[ -n "$int_passed" ] || { int_passed=0; int_failed=1; }
+# --- 26.05.3, built from source: full suite but select/flex ---------------------
+t0=$SECONDS
+echo "== leg 26.05.3 (built from $shared)"
+if dir=$(scripts/build-slurm.sh "$shared/slurm-26.05.3.tar.xz" | tail -n1) &&
+	build_flexslurm 26.05.3 "$dir/src" "$dir/prefix/sbin/slurmctld"; then
+	count_unit build/obj-26.05.3
+	plugin_dir=$(dirname "$(find build/stage-26.05.3 -name gres_vslice.so | head -n1)")
+	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" \
+		--workdir build/test-clusters-26.05.3 --skip test_select_flex,test_select_flex_setup |
+		tee build/integration-26.05.log
+	count_integration build/integration-26.05.log
+else
+	echo "Slurm 26.05.3 or flexslurm against it did not build (build/slurm, build/make-26.05.3.log)"
+	count 0 1
+fi
+end_leg 26.05.3 $((SECONDS - t0))
 
-total_passed=$((unit_passed + int_passed))
-total_failed=$((unit_failed + int_failed))
-echo "unit: $unit_passed passed, $unit_failed failed; integration: $int_passed passed, $int_failed failed"
+# --- 24.11.5 and 25.11.7: configure + compile + unit tests -----------------------
+for v in 24.11.5 25.11.7; do
+	t0=$SECONDS
+	echo "== leg $v (compile and unit tests)"
+	if dir=$(scripts/build-slurm.sh --configure-only "$shared/slurm-$v.tar.xz" | tail -n1) &&
+		build_flexslurm "$v" "$dir/src" no; then
+		count 1 0 # it compiled, warnings as errors
+		count_unit "build/obj-$v"
+	else
+		echo "flexslurm did not build against $v (build/make-$v.log)"
+		tail -20 "build/make-$v.log" 2>/dev/null
+		count 0 1
+	fi
+	end_leg "$v" $((SECONDS - t0))
+done
+
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" = 0 ]

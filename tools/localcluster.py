@@ -85,7 +85,7 @@ class LocalCluster:
     def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
-                 partitions=None, spank_args=None, task_plugin="task/cgroup"):
+                 partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -103,6 +103,13 @@ class LocalCluster:
         self.task_plugin = task_plugin
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
+        # A source-built Slurm (scripts/build-slurm.sh) instead of Debian's.
+        self.system_plugin_dir = SYSTEM_PLUGIN_DIR
+        if slurm_prefix:
+            p = Path(slurm_prefix).resolve()
+            self.system_plugin_dir = str(p / "lib" / "slurm")
+            self.env["PATH"] = f"{p}/bin:{p}/sbin:" + self.env.get("PATH", "")
+            self.env["LD_LIBRARY_PATH"] = f"{p}/lib:{p}/lib/slurm"
         for var in list(self.env):
             if var.startswith("SLURM_") and var != "SLURM_CONF":
                 del self.env[var]
@@ -156,7 +163,7 @@ SlurmctldLogFile={d}/log/slurmctld.log
 SlurmdLogFile={d}/log/slurmd.%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
-PluginDir={self.plugin_dir}:{SYSTEM_PLUGIN_DIR}
+PluginDir={self.plugin_dir}:{self.system_plugin_dir}
 GresTypes=gpu,vslice
 SelectType={self.select}
 SelectTypeParameters=CR_Core

@@ -11,6 +11,16 @@
 #ifndef FLEXSLURM_SLURM_COMPAT_H
 #define FLEXSLURM_SLURM_COMPAT_H
 
+/*
+ * Release families, from the tree's SLURM_VERSION_NUMBER (0xXXYYZZ):
+ *   22.05         headers in src/common, List, gres epilog_* hooks
+ *   24.11         src/interfaces, list_t, prep_* hooks, add_gres_to_list(conf)
+ *   25.11, 26.05  as 24.11, and fini() returns void
+ */
+#define FLEXSLURM_SLURM_AT_LEAST(x, y) (SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(x, y, 0))
+
+/* From 23.11 a struct field in Slurm's headers is named `operator`. */
+#define operator operator_
 extern "C" {
 #include "config.h"
 
@@ -23,27 +33,62 @@ extern "C" {
 #include "src/common/env.h"
 #include "src/common/list.h"
 #include "src/common/log.h"
+#include "src/common/node_conf.h"
 #include "src/common/pack.h"
-#include "src/common/xmalloc.h"
+#include "src/common/plugin.h"
 #include "src/common/read_config.h"
+#include "src/common/run_in_daemon.h"
+#include "src/common/xmalloc.h"
 #include "src/common/xstring.h"
 
-#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(22, 5, 0) && SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(22, 6, 0)
+#if FLEXSLURM_SLURM_AT_LEAST(27, 0) || !FLEXSLURM_SLURM_AT_LEAST(22, 5) ||                                   \
+        (FLEXSLURM_SLURM_AT_LEAST(22, 6) && !FLEXSLURM_SLURM_AT_LEAST(24, 11)) ||                            \
+        (FLEXSLURM_SLURM_AT_LEAST(24, 12) && !FLEXSLURM_SLURM_AT_LEAST(25, 11)) ||                           \
+        (FLEXSLURM_SLURM_AT_LEAST(25, 12) && !FLEXSLURM_SLURM_AT_LEAST(26, 5))
+#error "unsupported Slurm release: configure should have refused this tree (supported: 22.05 24.11 25.11 26.05)"
+#endif
+
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#include "src/interfaces/gres.h"
+#else
 #include "src/common/gres.h"
-#include "src/common/node_conf.h"
-#include "src/common/plugin.h"
-#include "src/common/run_in_daemon.h"
+#endif
+
 #if defined(FLEXSLURM_COMPAT_GRES)
 #include "src/slurmd/slurmd/slurmd.h"
 #endif
+
 #if defined(FLEXSLURM_COMPAT_SELECT)
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#include "src/interfaces/select.h"
+#else
 #include "src/common/select.h"
+#endif
 #include "src/slurmctld/slurmctld.h"
 #endif
-#else
-#error "flexslurm supports Slurm 22.05 in this release; configure should have refused this tree"
-#endif
 }
+#undef operator
+
+namespace flexslurm::compat
+{
+
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+using list_ptr = list_t *;
+using list_iter = list_itr_t *;
+#else
+using list_ptr = List;
+using list_iter = ListIterator;
+#endif
+
+#if FLEXSLURM_SLURM_AT_LEAST(25, 11)
+using fini_result = void;
+#define FLEXSLURM_FINI_RETURN return
+#else
+using fini_result = int;
+#define FLEXSLURM_FINI_RETURN return SLURM_SUCCESS
+#endif
+
+} // namespace flexslurm::compat
 
 #if defined(FLEXSLURM_COMPAT_GRES)
 /*
@@ -62,7 +107,55 @@ inline const char *slurmd_node_name()
 	return (&conf && conf && conf->node_name) ? conf->node_name : "";
 }
 
+/* One gres.conf-like record: `count` units of `name`, bound to `file`. */
+inline void add_device_record(list_ptr list, const char *name, uint64_t count, uint32_t cpu_cnt,
+                              const char *cpus_abs, bitstr_t *cpus_bitmap, const char *file, const char *type)
+{
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	gres_slurmd_conf_t conf = {};
+	conf.count = count;
+	conf.cpu_cnt = cpu_cnt;
+	conf.cpus = const_cast<char *>(cpus_abs);
+	conf.cpus_bitmap = cpus_bitmap;
+	conf.file = const_cast<char *>(file);
+	conf.name = const_cast<char *>(name);
+	conf.type_name = const_cast<char *>(type);
+	add_gres_to_list(list, &conf);
+#else
+	add_gres_to_list(list, const_cast<char *>(name), count, static_cast<int>(cpu_cnt),
+	                 const_cast<char *>(cpus_abs), cpus_bitmap, const_cast<char *>(file),
+	                 const_cast<char *>(type), nullptr, nullptr, 0);
+#endif
+}
+
+/* The prolog/epilog hooks: epilog_* with gres_epilog_info_t until 22.05,
+ * prep_* with gres_prep_t after. */
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+using prep_info_t = gres_prep_t;
+#define FLEXSLURM_GRES_PREP_BUILD_ENV gres_p_prep_build_env
+#define FLEXSLURM_GRES_PREP_SET_ENV gres_p_prep_set_env
+#else
+using prep_info_t = gres_epilog_info_t;
+#define FLEXSLURM_GRES_PREP_BUILD_ENV gres_p_epilog_build_env
+#define FLEXSLURM_GRES_PREP_SET_ENV gres_p_epilog_set_env
+#endif
+
 } // namespace flexslurm::compat
+
+/* 22.05 also asks every GRES plugin for two getters, removed later. */
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#define FLEXSLURM_GRES_INFO_GETTERS
+#else
+#define FLEXSLURM_GRES_INFO_GETTERS                                                                          \
+	int gres_p_get_job_info(gres_job_state_t *, uint32_t, enum gres_job_data_type, void *)               \
+	{                                                                                                    \
+		return EINVAL;                                                                               \
+	}                                                                                                    \
+	int gres_p_get_step_info(gres_step_state_t *, uint32_t, enum gres_step_data_type, void *)            \
+	{                                                                                                    \
+		return EINVAL;                                                                               \
+	}
+#endif
 #endif
 
 #if defined(FLEXSLURM_COMPAT_SELECT)

@@ -39,7 +39,7 @@ constexpr const char *config_file_name = "flexslurm.yaml";
 
 // Filled by node_config_load in slurmd and by recv_stepd in slurmstepd.
 std::optional<SliceLayout> layout;
-List gres_devices = nullptr;
+compat::list_ptr gres_devices = nullptr;
 
 void slurm_log_sink(LogLevel level, const char *message)
 {
@@ -127,7 +127,7 @@ int is_vslice_record_with_file(void *x, void *key)
 // one record per discovered device, holding its slices. slurmctld compares the count with
 // slurm.conf's Gres= and drains the node, with its usual reason, when fewer
 // slices were found than configured.
-void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
+void publish_slices(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
 {
 	if (list_find_first(gres_conf_list, is_vslice_record_with_file, nullptr))
 		info("gres/vslice: File= lines for vslice in gres.conf are ignored: slices come from "
@@ -158,10 +158,9 @@ void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
 		// One record per device, Count = its slices: slurmctld then keeps
 		// each device as one topology entry, which is how select/flex
 		// tells which slices share a device.
-		add_gres_to_list(gres_conf_list, const_cast<char *>("vslice"),
-		                 static_cast<uint64_t>(d.slices), static_cast<int>(node_conf->cpu_cnt),
-		                 abs_cpus, mac_cpus, const_cast<char *>(d.device_path.c_str()),
-		                 const_cast<char *>(d.model.c_str()), nullptr, nullptr, 0);
+		compat::add_device_record(gres_conf_list, "vslice", static_cast<uint64_t>(d.slices),
+		                          node_conf->cpu_cnt, abs_cpus, mac_cpus, d.device_path.c_str(),
+		                          d.model.c_str());
 		info("gres/vslice: %s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64 " MiB each",
 		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
 		     d.first_slice, d.first_slice + d.slices - 1, d.compute_percent,
@@ -171,7 +170,7 @@ void publish_slices(List gres_conf_list, node_config_load_t *node_conf)
 	}
 }
 
-int load_node_config(List gres_conf_list, node_config_load_t *node_conf)
+int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
 {
 	char *path_c = get_extra_conf_path(const_cast<char *>(config_file_name));
 	const std::string path = path_c ? path_c : config_file_name;
@@ -252,14 +251,14 @@ int init(void)
 	return SLURM_SUCCESS;
 }
 
-int fini(void)
+compat::fini_result fini(void)
 {
 	FREE_NULL_LIST(gres_devices);
 	layout.reset();
-	return SLURM_SUCCESS;
+	FLEXSLURM_FINI_RETURN;
 }
 
-int gres_p_node_config_load(List gres_conf_list, node_config_load_t *node_conf)
+int gres_p_node_config_load(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
 {
 	return guarded(
 	        "node_config_load", [&] { return load_node_config(gres_conf_list, node_conf); },
@@ -319,17 +318,9 @@ void gres_p_recv_stepd(buf_t *buffer)
 	});
 }
 
-int gres_p_get_job_info(gres_job_state_t *, uint32_t, enum gres_job_data_type, void *)
-{
-	return EINVAL;
-}
+FLEXSLURM_GRES_INFO_GETTERS
 
-int gres_p_get_step_info(gres_step_state_t *, uint32_t, enum gres_step_data_type, void *)
-{
-	return EINVAL;
-}
-
-List gres_p_get_devices(void)
+compat::list_ptr gres_p_get_devices(void)
 {
 	return gres_devices;
 }
@@ -338,12 +329,12 @@ void gres_p_step_hardware_init(bitstr_t *, char *) {}
 
 void gres_p_step_hardware_fini(void) {}
 
-gres_epilog_info_t *gres_p_epilog_build_env(gres_job_state_t *gres_js)
+compat::prep_info_t *FLEXSLURM_GRES_PREP_BUILD_ENV(gres_job_state_t *gres_js)
 {
 	return guarded(
 	        "epilog_build_env",
-	        [&]() -> gres_epilog_info_t * {
-		        auto *ei = static_cast<gres_epilog_info_t *>(xmalloc(sizeof(gres_epilog_info_t)));
+	        [&]() -> compat::prep_info_t * {
+		        auto *ei = static_cast<compat::prep_info_t *>(xmalloc(sizeof(compat::prep_info_t)));
 		        ei->node_cnt = gres_js->node_cnt;
 		        ei->gres_bit_alloc =
 		                static_cast<bitstr_t **>(xcalloc(ei->node_cnt, sizeof(bitstr_t *)));
@@ -362,7 +353,7 @@ gres_epilog_info_t *gres_p_epilog_build_env(gres_job_state_t *gres_js)
 }
 
 // Prolog and epilog run outside the job's device cgroup: host numbering.
-void gres_p_epilog_set_env(char ***epilog_env_ptr, gres_epilog_info_t *gres_ei, int node_inx)
+void FLEXSLURM_GRES_PREP_SET_ENV(char ***epilog_env_ptr, compat::prep_info_t *gres_ei, int node_inx)
 {
 	guarded_void("epilog_set_env", [&] {
 		if (!gres_ei || node_inx < 0 || static_cast<uint32_t>(node_inx) >= gres_ei->node_cnt ||

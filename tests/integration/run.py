@@ -28,12 +28,13 @@ from localcluster import LocalCluster  # noqa: E402
 class Env:
     """What a test module without a shared cluster gets: where to make its own."""
 
-    def __init__(self, workdir, plugin_dir):
+    def __init__(self, workdir, plugin_dir, slurm_prefix):
         self.workdir = workdir
         self.plugin_dir = plugin_dir
+        self.slurm_prefix = slurm_prefix
 
     def cluster(self, name, **kwargs):
-        return LocalCluster(self.workdir / name, self.plugin_dir, **kwargs)
+        return LocalCluster(self.workdir / name, self.plugin_dir, slurm_prefix=self.slurm_prefix, **kwargs)
 
 
 def _terminate(signum, _frame):
@@ -47,6 +48,8 @@ def main():
     ap.add_argument("--plugin-dir", required=True)
     ap.add_argument("--workdir", default=str(HERE.parent.parent / "build" / "test-clusters"))
     ap.add_argument("-k", default="", help="run only tests whose name contains this")
+    ap.add_argument("--slurm-prefix", help="a source-built Slurm (scripts/build-slurm.sh) instead of Debian's")
+    ap.add_argument("--skip", default="", help="comma-separated test modules not to run (not built for this release)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _terminate)
 
@@ -66,12 +69,16 @@ def main():
                  and args.k in f"{path.stem}.{n}"]
         if not tests:
             continue
-        env = Env(workdir, args.plugin_dir)
+        if path.stem in args.skip.split(","):
+            print(f"# {path.stem}: skipped for this release", flush=True)
+            continue
+        env = Env(workdir, args.plugin_dir, args.slurm_prefix)
         cluster = None
         ran = 0
         try:
             if hasattr(module, "CLUSTER"):
-                cluster = LocalCluster(workdir / path.stem, args.plugin_dir, **module.CLUSTER)
+                cluster = LocalCluster(workdir / path.stem, args.plugin_dir, slurm_prefix=args.slurm_prefix,
+                                       **module.CLUSTER)
                 t0 = time.monotonic()
                 cluster.start()
                 print(f"# {path.stem}: cluster up in {time.monotonic() - t0:.1f}s ({cluster.dir})", flush=True)

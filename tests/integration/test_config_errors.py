@@ -67,30 +67,3 @@ def test_missing_device_node_drains_node(env):
         contains(out, "Reason=gres/vslice count reported lower than configured (4 < 8)", "drain reason")
         contains(c.log("slurmd.x1"), f"{c.dir}/dev/x1/nvidia1: No such file or directory; its slices are not "
                                      "offered", "slurmd log")
-
-
-BAD_PLACEMENT = """\
-version: 1
-placement:
-  default: best_fit
-  partitions:
-    main: sideways
-"""
-
-
-def test_malformed_placement_refused_by_slurmctld(env):
-    c = env.cluster("bad-placement", nodes=1, prefix="p", select="select/flex", flexslurm_yaml=BAD_PLACEMENT,
-                    wait_idle=False)
-    try:
-        c.start()
-        raise AssertionError("slurmctld started with a malformed placement")
-    except Exception as e:  # noqa: BLE001 - ClusterError from the start, checked below
-        if "slurmctld exited" not in str(e):
-            raise
-    finally:
-        c.stop()
-    path = c.dir / "etc" / "flexslurm.yaml"
-    lines = [l for l in c.log("slurmctld").splitlines() if "flexslurm:" in l]
-    eq(len(lines), 1, "flexslurm lines in slurmctld log")
-    contains(lines[0], f"flexslurm: {path}:5: placement.partitions.main: unknown placement \"sideways\" "
-                       "(allowed: best_fit, spread)", "slurmctld log line")

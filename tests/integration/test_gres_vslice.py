@@ -1,7 +1,5 @@
 """gres/vslice on a real cluster: counts, job environment, device fencing."""
 
-from pathlib import Path
-
 from helpers import VSLICE_ENV, contains, env_of, eq, open_probe, opened, wait_until
 
 # n1, n2: two NVIDIA T4 (4 slices each); n3: two AMD MI210; n4: two Ascend 910B.
@@ -17,17 +15,6 @@ def _write_prolog(c):
     script = c.dir / "etc" / "prolog.sh"
     script.write_text(f"#!/bin/bash\n{VSLICE_ENV} > {c.dir}/out/prolog-$SLURM_JOB_ID.env\nexit 0\n")
     script.chmod(0o755)
-
-
-def test_clients_work_with_select_flex_in_plugindir(c):
-    """22.05 clients load every select plugin in PluginDir: select_flex.so is
-    there (SelectType=select/cons_tres here) and must not disturb them."""
-    eq((c.dir / "etc" / "slurm.conf").read_text().count("SelectType=select/cons_tres"), 1, "SelectType")
-    eq((Path(c.plugin_dir) / "select_flex.so").exists(), True, "select_flex.so in PluginDir")
-    for argv in (["sinfo"], ["squeue"], ["scontrol", "show", "node", "n1"], ["scontrol", "show", "config"]):
-        r = c.run(argv, check=False)
-        eq(r.returncode, 0, f"{' '.join(argv)}: {r.stderr}")
-        eq("error" in r.stderr.lower(), False, f"{' '.join(argv)} stderr: {r.stderr}")
 
 
 def test_nodes_show_vslice_counts(c):
