@@ -69,8 +69,31 @@ extern "C" {
 }
 #undef operator
 
+#include "core/log.hpp"
+
 namespace flexslurm::compat
 {
+
+/* The core logs through Slurm's own log functions, each line prefixed with
+ * the plugin's name (set log_prefix in init()). */
+inline const char *log_prefix = "flexslurm";
+inline void slurm_log_sink(LogLevel level, const char *message)
+{
+	switch (level) {
+	case LogLevel::Error:
+		error("%s: %s", log_prefix, message);
+		break;
+	case LogLevel::Info:
+		info("%s: %s", log_prefix, message);
+		break;
+	case LogLevel::Verbose:
+		verbose("%s: %s", log_prefix, message);
+		break;
+	case LogLevel::Debug:
+		debug("%s: %s", log_prefix, message);
+		break;
+	}
+}
 
 #if FLEXSLURM_SLURM_AT_LEAST(24, 11)
 using list_ptr = list_t *;

@@ -41,24 +41,6 @@ constexpr const char *config_file_name = "flexslurm.yaml";
 std::optional<SliceLayout> layout;
 compat::list_ptr gres_devices = nullptr;
 
-void slurm_log_sink(LogLevel level, const char *message)
-{
-	switch (level) {
-	case LogLevel::Error:
-		error("gres/vslice: %s", message);
-		break;
-	case LogLevel::Info:
-		info("gres/vslice: %s", message);
-		break;
-	case LogLevel::Verbose:
-		verbose("gres/vslice: %s", message);
-		break;
-	case LogLevel::Debug:
-		debug("gres/vslice: %s", message);
-		break;
-	}
-}
-
 template <class F>
 auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> decltype(f())
 {
@@ -246,7 +228,8 @@ extern "C" {
 
 int init(void)
 {
-	set_log_sink(slurm_log_sink);
+	compat::log_prefix = plugin_type;
+	set_log_sink(compat::slurm_log_sink);
 	debug("gres/vslice: loaded");
 	return SLURM_SUCCESS;
 }

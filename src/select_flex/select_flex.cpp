@@ -47,24 +47,6 @@ plugin_context_t *delegate_context = nullptr;
 compat::select_ops_t ops{};
 Config config = Config::defaults();
 
-void slurm_log_sink(LogLevel level, const char *message)
-{
-	switch (level) {
-	case LogLevel::Error:
-		error("select/flex: %s", message);
-		break;
-	case LogLevel::Info:
-		info("select/flex: %s", message);
-		break;
-	case LogLevel::Verbose:
-		verbose("select/flex: %s", message);
-		break;
-	case LogLevel::Debug:
-		debug("select/flex: %s", message);
-		break;
-	}
-}
-
 // cons_tres is loaded on first use: clients (sinfo, squeue) load every
 // select plugin in PluginDir and most never call it.
 bool delegate()
@@ -303,7 +285,8 @@ extern "C" {
 
 int init(void)
 {
-	set_log_sink(slurm_log_sink);
+	compat::log_prefix = plugin_type;
+	set_log_sink(compat::slurm_log_sink);
 	if (!is_selected_plugin())
 		return SLURM_SUCCESS;
 	int rc = SLURM_ERROR;

@@ -8,17 +8,12 @@ import time
 
 from gres_state import device_conflicts, holdings
 from helpers import contains, eq, wait_until
+from localcluster import DEFAULT_YAML
 
 SLICES = 8
-YAML = """\
-version: 1
-inventory:
-  topology_xml: {dir}/topology/%n.xml
-  device_dir: {dir}/dev/%n
-  layout_file: {dir}/state/layout.%n
-slicing:
-  default:
-    slices: 8
+# The local cluster's flexslurm.yaml with 8 slices per device and a
+# `spread` partition.
+YAML = DEFAULT_YAML.replace("slices: 4", "slices: 8") + """\
 placement:
   default: best_fit
   partitions:
