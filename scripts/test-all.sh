@@ -4,8 +4,7 @@
 #   22.05.8  Debian's packages: build, format check, Check unit tests, every
 #            integration test on a real local cluster;
 #   26.05.3  built from ../shared/slurm into build/slurm (reused when built):
-#            the same, minus select/flex (not yet ported to the short select
-#            interface of 25.05+);
+#            the same;
 #   24.11.5, 25.11.7  configure + compile + unit tests.
 # Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
@@ -86,7 +85,7 @@ else
 fi
 end_leg 22.05.8 $((SECONDS - t0))
 
-# --- 26.05.3, built from source: full suite but select/flex ---------------------
+# --- 26.05.3, built from source: the full suite ----------------------------------
 t0=$SECONDS
 echo "== leg 26.05.3 (built from $shared)"
 if dir=$(scripts/build-slurm.sh "$shared/slurm-26.05.3.tar.xz" | tail -n1) &&
@@ -94,7 +93,7 @@ if dir=$(scripts/build-slurm.sh "$shared/slurm-26.05.3.tar.xz" | tail -n1) &&
 	count_unit build/obj-26.05.3
 	plugin_dir=$(dirname "$(find build/stage-26.05.3 -name gres_vslice.so | head -n1)")
 	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" \
-		--workdir build/test-clusters-26.05.3 --skip test_select_flex,test_select_flex_setup |
+		--workdir build/test-clusters-26.05.3 |
 		tee build/integration-26.05.log
 	count_integration build/integration-26.05.log
 else

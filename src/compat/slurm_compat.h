@@ -185,53 +185,143 @@ using prep_info_t = gres_epilog_info_t;
 namespace flexslurm::compat
 {
 
-/* The select plugin select/flex wraps, and the order of its entry points in
- * slurm_select_ops_t (src/common/select.h), which plugin_context_create fills. */
+/* The select plugin select/flex wraps. */
 inline constexpr const char *wrapped_select_type = "select/cons_tres";
-inline const char *select_ops_names[] = {
-        "plugin_id",
-        "select_p_state_save",
-        "select_p_state_restore",
-        "select_p_job_init",
-        "select_p_node_init",
-        "select_p_job_test",
-        "select_p_job_begin",
-        "select_p_job_ready",
-        "select_p_job_expand",
-        "select_p_job_resized",
-        "select_p_job_signal",
-        "select_p_job_fini",
-        "select_p_job_suspend",
-        "select_p_job_resume",
-        "select_p_step_pick_nodes",
-        "select_p_step_start",
-        "select_p_step_finish",
-        "select_p_select_nodeinfo_pack",
-        "select_p_select_nodeinfo_unpack",
-        "select_p_select_nodeinfo_alloc",
-        "select_p_select_nodeinfo_free",
-        "select_p_select_nodeinfo_set_all",
-        "select_p_select_nodeinfo_set",
-        "select_p_select_nodeinfo_get",
-        "select_p_select_jobinfo_alloc",
-        "select_p_select_jobinfo_free",
-        "select_p_select_jobinfo_set",
-        "select_p_select_jobinfo_get",
-        "select_p_select_jobinfo_copy",
-        "select_p_select_jobinfo_pack",
-        "select_p_select_jobinfo_unpack",
-        "select_p_select_jobinfo_sprint",
-        "select_p_select_jobinfo_xstrdup",
-        "select_p_get_info_from_plugin",
-        "select_p_update_node_config",
-        "select_p_reconfigure",
-        "select_p_resv_test",
-};
-static_assert(sizeof(select_ops_names) / sizeof(select_ops_names[0]) ==
-                      sizeof(slurm_select_ops_t) / sizeof(void *),
-              "select_ops_names must list every member of slurm_select_ops_t");
 
+#if FLEXSLURM_SLURM_AT_LEAST(25, 11)
+/* From 25.05 Slurm loads only the SelectType plugin and treats it as
+ * cons_tres when its plugin_id is cons_tres's. */
+inline constexpr uint32_t select_plugin_id = SELECT_PLUGIN_CONS_TRES;
+#else
+/* Until 24.11 every select plugin in PluginDir is loaded: ids are unique. */
+inline constexpr uint32_t select_plugin_id = 150;
+#endif
+
+/* cons_tres's entry points, in the order Slurm's select ops table has them
+ * (src/interfaces/select.c keeps that table private from 24.11 on). */
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+struct select_ops_t {
+	uint32_t *plugin_id;
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	int (*state_save)(char *dir_name);
+	int (*state_restore)(char *dir_name);
+	int (*job_init)(list_t *job_list);
+#endif
+	int (*node_init)(void);
+	int (*job_test)(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_nodes, uint32_t max_nodes,
+	                uint32_t req_nodes, uint16_t mode, list_t *preemptee_candidates, list_t **preemptee_job_list,
+	                resv_exc_t *resv_exc_ptr, will_run_data_t *will_run_ptr);
+	int (*job_begin)(job_record_t *job_ptr);
+	int (*job_ready)(job_record_t *job_ptr);
+	int (*job_expand)(job_record_t *from_job_ptr, job_record_t *to_job_ptr);
+	int (*job_resized)(job_record_t *job_ptr, node_record_t *node_ptr);
+#if FLEXSLURM_SLURM_AT_LEAST(26, 5)
+	void (*job_mem_reduce)(job_record_t *job_ptr);
+#endif
+	int (*job_fini)(job_record_t *job_ptr);
+	int (*job_suspend)(job_record_t *job_ptr, bool indf_susp);
+	int (*job_resume)(job_record_t *job_ptr, bool indf_susp);
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	bitstr_t *(*step_pick_nodes)(job_record_t *job_ptr, select_jobinfo_t *step_jobinfo, uint32_t node_count,
+	                             bitstr_t **avail_nodes);
+	int (*step_start)(step_record_t *step_ptr);
+	int (*step_finish)(step_record_t *step_ptr, bool killing_step);
+	int (*nodeinfo_pack)(select_nodeinfo_t *nodeinfo, buf_t *buffer, uint16_t protocol_version);
+	int (*nodeinfo_unpack)(select_nodeinfo_t **nodeinfo, buf_t *buffer, uint16_t protocol_version);
+	select_nodeinfo_t *(*nodeinfo_alloc)(void);
+	int (*nodeinfo_free)(select_nodeinfo_t *nodeinfo);
+#endif
+	int (*nodeinfo_set_all)(void);
+	int (*nodeinfo_set)(job_record_t *job_ptr);
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	int (*nodeinfo_get)(select_nodeinfo_t *nodeinfo, enum select_nodedata_type dinfo, enum node_states state,
+	                    void *data);
+	select_jobinfo_t *(*jobinfo_alloc)(void);
+	int (*jobinfo_free)(select_jobinfo_t *jobinfo);
+	int (*jobinfo_set)(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data);
+	int (*jobinfo_get)(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data);
+	select_jobinfo_t *(*jobinfo_copy)(select_jobinfo_t *jobinfo);
+	int (*jobinfo_pack)(select_jobinfo_t *jobinfo, buf_t *buffer, uint16_t protocol_version);
+	int (*jobinfo_unpack)(select_jobinfo_t **jobinfo_pptr, buf_t *buffer, uint16_t protocol_version);
+	int (*get_info_from_plugin)(enum select_plugindata_info dinfo, job_record_t *job_ptr, void *data);
+#endif
+	int (*reconfigure)(void);
+};
+#else
 using select_ops_t = slurm_select_ops_t;
+#endif
+
+inline const char *select_ops_names[] = {
+	"plugin_id",
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	"select_p_state_save",
+	"select_p_state_restore",
+	"select_p_job_init",
+#endif
+	"select_p_node_init",
+	"select_p_job_test",
+	"select_p_job_begin",
+	"select_p_job_ready",
+	"select_p_job_expand",
+	"select_p_job_resized",
+#if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	"select_p_job_signal",
+#endif
+#if FLEXSLURM_SLURM_AT_LEAST(26, 5)
+	"select_p_job_mem_reduce",
+#endif
+	"select_p_job_fini",
+	"select_p_job_suspend",
+	"select_p_job_resume",
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	"select_p_step_pick_nodes",
+	"select_p_step_start",
+	"select_p_step_finish",
+	"select_p_select_nodeinfo_pack",
+	"select_p_select_nodeinfo_unpack",
+	"select_p_select_nodeinfo_alloc",
+	"select_p_select_nodeinfo_free",
+#endif
+	"select_p_select_nodeinfo_set_all",
+	"select_p_select_nodeinfo_set",
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	"select_p_select_nodeinfo_get",
+	"select_p_select_jobinfo_alloc",
+	"select_p_select_jobinfo_free",
+	"select_p_select_jobinfo_set",
+	"select_p_select_jobinfo_get",
+	"select_p_select_jobinfo_copy",
+	"select_p_select_jobinfo_pack",
+	"select_p_select_jobinfo_unpack",
+#endif
+#if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	"select_p_select_jobinfo_sprint",
+	"select_p_select_jobinfo_xstrdup",
+#endif
+#if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	"select_p_get_info_from_plugin",
+#endif
+#if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	"select_p_update_node_config",
+#endif
+	"select_p_reconfigure",
+#if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	"select_p_resv_test",
+#endif
+};
+static_assert(sizeof(select_ops_names) / sizeof(select_ops_names[0]) == sizeof(select_ops_t) / sizeof(void *),
+              "select_ops_names must list every member of select_ops_t");
+
+/* select_p_job_test's parameters after the first six. */
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#define FLEXSLURM_JOB_TEST_TAIL_PARAMS                                                                                 \
+	list_t *preemptee_candidates, list_t **preemptee_job_list, resv_exc_t *resv_exc_ptr,                          \
+		will_run_data_t *will_run_ptr
+#define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, resv_exc_ptr, will_run_ptr
+#else
+#define FLEXSLURM_JOB_TEST_TAIL_PARAMS List preemptee_candidates, List *preemptee_job_list, bitstr_t *exc_core_bitmap
+#define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, exc_core_bitmap
+#endif
 
 /* A job in log messages, as Slurm's %pJ prints it (plain printf here). */
 inline unsigned job_id_of(const job_record_t *job)

@@ -30,8 +30,7 @@ extern "C" {
 extern const char plugin_name[] =
         "select/flex: slice-aware select/cons_tres (flexslurm " FLEXSLURM_VERSION ")";
 extern const char plugin_type[] = "select/flex";
-/* Unique among select plugins (22.05 refuses duplicates), >= 100. */
-extern const uint32_t plugin_id = 150;
+extern const uint32_t plugin_id = flexslurm::compat::select_plugin_id;
 extern const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 }
 
@@ -178,7 +177,7 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 	JobAsk ask;
 	if (!job->gres_list_req)
 		return ask;
-	ListIterator it = list_iterator_create(job->gres_list_req);
+	compat::list_iter it = list_iterator_create(job->gres_list_req);
 	while (auto *state = static_cast<gres_state_t *>(list_next(it))) {
 		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
 		if (state->plugin_id == gpu_id()) {
@@ -302,18 +301,17 @@ int init(void)
 	return rc;
 }
 
-int fini(void)
+compat::fini_result fini(void)
 {
 	std::lock_guard<std::mutex> guard(delegate_lock);
 	if (delegate_context)
 		plugin_context_destroy(delegate_context);
 	delegate_context = nullptr;
-	return SLURM_SUCCESS;
+	FLEXSLURM_FINI_RETURN;
 }
 
 int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_nodes, uint32_t max_nodes,
-                      uint32_t req_nodes, uint16_t mode, List preemptee_candidates, List *preemptee_job_list,
-                      bitstr_t *exc_core_bitmap)
+                      uint32_t req_nodes, uint16_t mode, FLEXSLURM_JOB_TEST_TAIL_PARAMS)
 {
 	if (!delegate())
 		return SLURM_ERROR;
@@ -336,157 +334,17 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 		error("select/flex: job_test JobId=%u: unexpected failure", compat::job_id_of(job_ptr));
 		return SLURM_ERROR;
 	}
-	return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode, preemptee_candidates,
-	                    preemptee_job_list, exc_core_bitmap);
+	return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode, FLEXSLURM_JOB_TEST_TAIL_ARGS);
 	// `hidden` restores every node's GRES state here, after cons_tres chose.
 }
 
-/* Everything else is cons_tres's, unchanged. */
+/* Everything else is cons_tres's, unchanged, per release. */
+#include "select_delegates.inc"
 
-int select_p_state_save(char *dir_name)
-{
-	return delegate() ? ops.state_save(dir_name) : SLURM_ERROR;
-}
-int select_p_state_restore(char *dir_name)
-{
-	return delegate() ? ops.state_restore(dir_name) : SLURM_ERROR;
-}
-int select_p_job_init(List jobs)
-{
-	return delegate() ? ops.job_init(jobs) : SLURM_ERROR;
-}
-int select_p_node_init(void)
-{
-	return delegate() ? ops.node_init() : SLURM_ERROR;
-}
-int select_p_job_begin(job_record_t *job_ptr)
-{
-	return delegate() ? ops.job_begin(job_ptr) : SLURM_ERROR;
-}
-int select_p_job_ready(job_record_t *job_ptr)
-{
-	return delegate() ? ops.job_ready(job_ptr) : SLURM_ERROR;
-}
-int select_p_job_expand(job_record_t *from_job_ptr, job_record_t *to_job_ptr)
-{
-	return delegate() ? ops.job_expand(from_job_ptr, to_job_ptr) : SLURM_ERROR;
-}
-int select_p_job_resized(job_record_t *job_ptr, node_record_t *node_ptr)
-{
-	return delegate() ? ops.job_resized(job_ptr, node_ptr) : SLURM_ERROR;
-}
-int select_p_job_signal(job_record_t *job_ptr, int signal)
-{
-	return delegate() ? ops.job_signal(job_ptr, signal) : SLURM_ERROR;
-}
-int select_p_job_fini(job_record_t *job_ptr)
-{
-	return delegate() ? ops.job_fini(job_ptr) : SLURM_ERROR;
-}
-int select_p_job_suspend(job_record_t *job_ptr, bool indf_susp)
-{
-	return delegate() ? ops.job_suspend(job_ptr, indf_susp) : SLURM_ERROR;
-}
-int select_p_job_resume(job_record_t *job_ptr, bool indf_susp)
-{
-	return delegate() ? ops.job_resume(job_ptr, indf_susp) : SLURM_ERROR;
-}
-bitstr_t *select_p_step_pick_nodes(job_record_t *job_ptr, select_jobinfo_t *jobinfo, uint32_t node_count,
-                                   bitstr_t **avail_nodes)
-{
-	return delegate() ? ops.step_pick_nodes(job_ptr, jobinfo, node_count, avail_nodes) : nullptr;
-}
-int select_p_step_start(step_record_t *step_ptr)
-{
-	return delegate() ? ops.step_start(step_ptr) : SLURM_ERROR;
-}
-int select_p_step_finish(step_record_t *step_ptr, bool killing_step)
-{
-	return delegate() ? ops.step_finish(step_ptr, killing_step) : SLURM_ERROR;
-}
-int select_p_select_nodeinfo_pack(select_nodeinfo_t *nodeinfo, buf_t *buffer, uint16_t protocol_version)
-{
-	return delegate() ? ops.nodeinfo_pack(nodeinfo, buffer, protocol_version) : SLURM_ERROR;
-}
-int select_p_select_nodeinfo_unpack(select_nodeinfo_t **nodeinfo, buf_t *buffer, uint16_t protocol_version)
-{
-	return delegate() ? ops.nodeinfo_unpack(nodeinfo, buffer, protocol_version) : SLURM_ERROR;
-}
-select_nodeinfo_t *select_p_select_nodeinfo_alloc(void)
-{
-	return delegate() ? ops.nodeinfo_alloc() : nullptr;
-}
-int select_p_select_nodeinfo_free(select_nodeinfo_t *nodeinfo)
-{
-	return delegate() ? ops.nodeinfo_free(nodeinfo) : SLURM_ERROR;
-}
-int select_p_select_nodeinfo_set_all(void)
-{
-	return delegate() ? ops.nodeinfo_set_all() : SLURM_ERROR;
-}
-int select_p_select_nodeinfo_set(job_record_t *job_ptr)
-{
-	return delegate() ? ops.nodeinfo_set(job_ptr) : SLURM_ERROR;
-}
-int select_p_select_nodeinfo_get(select_nodeinfo_t *nodeinfo, enum select_nodedata_type dinfo,
-                                 enum node_states state, void *data)
-{
-	return delegate() ? ops.nodeinfo_get(nodeinfo, dinfo, state, data) : SLURM_ERROR;
-}
-select_jobinfo_t *select_p_select_jobinfo_alloc(void)
-{
-	return delegate() ? ops.jobinfo_alloc() : nullptr;
-}
-int select_p_select_jobinfo_free(select_jobinfo_t *jobinfo)
-{
-	return delegate() ? ops.jobinfo_free(jobinfo) : SLURM_ERROR;
-}
-int select_p_select_jobinfo_set(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data)
-{
-	return delegate() ? ops.jobinfo_set(jobinfo, data_type, data) : SLURM_ERROR;
-}
-int select_p_select_jobinfo_get(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data)
-{
-	return delegate() ? ops.jobinfo_get(jobinfo, data_type, data) : SLURM_ERROR;
-}
-select_jobinfo_t *select_p_select_jobinfo_copy(select_jobinfo_t *jobinfo)
-{
-	return delegate() ? ops.jobinfo_copy(jobinfo) : nullptr;
-}
-int select_p_select_jobinfo_pack(select_jobinfo_t *jobinfo, buf_t *buffer, uint16_t protocol_version)
-{
-	return delegate() ? ops.jobinfo_pack(jobinfo, buffer, protocol_version) : SLURM_ERROR;
-}
-int select_p_select_jobinfo_unpack(select_jobinfo_t **jobinfo, buf_t *buffer, uint16_t protocol_version)
-{
-	return delegate() ? ops.jobinfo_unpack(jobinfo, buffer, protocol_version) : SLURM_ERROR;
-}
-char *select_p_select_jobinfo_sprint(select_jobinfo_t *jobinfo, char *buf, size_t size, int mode)
-{
-	return delegate() ? ops.jobinfo_sprint(jobinfo, buf, size, mode) : nullptr;
-}
-char *select_p_select_jobinfo_xstrdup(select_jobinfo_t *jobinfo, int mode)
-{
-	return delegate() ? ops.jobinfo_xstrdup(jobinfo, mode) : nullptr;
-}
-int select_p_get_info_from_plugin(enum select_plugindata_info dinfo, job_record_t *job_ptr, void *data)
-{
-	return delegate() ? ops.get_info_from_plugin(dinfo, job_ptr, data) : SLURM_ERROR;
-}
-int select_p_update_node_config(int index)
-{
-	return delegate() ? ops.update_node_config(index) : SLURM_ERROR;
-}
 int select_p_reconfigure(void)
 {
 	if (is_selected_plugin() && load_config() != SLURM_SUCCESS)
 		error("select/flex: keeping the previous placement settings");
 	return delegate() ? ops.reconfigure() : SLURM_ERROR;
 }
-bitstr_t *select_p_resv_test(resv_desc_msg_t *resv_desc_ptr, uint32_t node_cnt, bitstr_t *avail_bitmap,
-                             bitstr_t **core_bitmap)
-{
-	return delegate() ? ops.resv_test(resv_desc_ptr, node_cnt, avail_bitmap, core_bitmap) : nullptr;
-}
-
 } // extern "C"

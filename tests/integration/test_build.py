@@ -86,8 +86,14 @@ def _release(env):
 def _expected_exports(release):
     if release.startswith("22.05"):
         return EXPECTED_EXPORTS
-    # 24.11 on: prep_* instead of epilog_*, no info getters; select/flex not yet ported.
+    # 24.11 on: prep_* instead of epilog_*, no info getters; 25.05 on: the
+    # short select interface (26.05: 13 entry points and job_mem_reduce).
+    short_select = ["node_init", "job_test", "job_begin", "job_ready", "job_expand", "job_resized", "job_fini",
+                    "job_suspend", "job_resume", "select_nodeinfo_set_all", "select_nodeinfo_set", "reconfigure"]
+    if release.startswith("26.05"):
+        short_select.append("job_mem_reduce")
     return {"gres_vslice.so": COMMON | {f"gres_p_{n}" for n in GRES_COMMON + ["prep_build_env", "prep_set_env"]},
+            "select_flex.so": COMMON | {"plugin_id"} | {f"select_p_{n}" for n in short_select},
             "spank_flexslurm.so": EXPECTED_EXPORTS["spank_flexslurm.so"]}
 
 
