@@ -57,7 +57,7 @@ def test_select_flex_is_the_select_plugin(c):
     job = c.sbatch("-w", "f1", "--gpus=1", "--mem-per-gpu=100M", script="#!/bin/bash\ntrue\n")
     eq(c.wait_job(job), "COMPLETED", "--mem-per-gpu job")
     detail = c.show_job(job)
-    eq(bool(re.search(r"MemPerTres=(gres/)?gpu:100\b", detail)), True, f"memory per GPU recorded:\n{detail}")
+    eq(bool(re.search(r"MemPerTres=gres[:/]gpu:100\b", detail)), True, f"memory per GPU recorded:\n{detail}")
 
 
 def test_best_fit_four_two_slice_jobs_on_one_device(c):
