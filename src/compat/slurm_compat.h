@@ -209,8 +209,8 @@ struct select_ops_t {
 #endif
 	int (*node_init)(void);
 	int (*job_test)(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_nodes, uint32_t max_nodes,
-	                uint32_t req_nodes, uint16_t mode, list_t *preemptee_candidates, list_t **preemptee_job_list,
-	                resv_exc_t *resv_exc_ptr, will_run_data_t *will_run_ptr);
+	                uint32_t req_nodes, uint16_t mode, list_t *preemptee_candidates,
+	                list_t **preemptee_job_list, resv_exc_t *resv_exc_ptr, will_run_data_t *will_run_ptr);
 	int (*job_begin)(job_record_t *job_ptr);
 	int (*job_ready)(job_record_t *job_ptr);
 	int (*job_expand)(job_record_t *from_job_ptr, job_record_t *to_job_ptr);
@@ -222,8 +222,8 @@ struct select_ops_t {
 	int (*job_suspend)(job_record_t *job_ptr, bool indf_susp);
 	int (*job_resume)(job_record_t *job_ptr, bool indf_susp);
 #if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
-	bitstr_t *(*step_pick_nodes)(job_record_t *job_ptr, select_jobinfo_t *step_jobinfo, uint32_t node_count,
-	                             bitstr_t **avail_nodes);
+	bitstr_t *(*step_pick_nodes)(job_record_t *job_ptr, select_jobinfo_t *step_jobinfo,
+	                             uint32_t node_count, bitstr_t **avail_nodes);
 	int (*step_start)(step_record_t *step_ptr);
 	int (*step_finish)(step_record_t *step_ptr, bool killing_step);
 	int (*nodeinfo_pack)(select_nodeinfo_t *nodeinfo, buf_t *buffer, uint16_t protocol_version);
@@ -234,8 +234,8 @@ struct select_ops_t {
 	int (*nodeinfo_set_all)(void);
 	int (*nodeinfo_set)(job_record_t *job_ptr);
 #if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
-	int (*nodeinfo_get)(select_nodeinfo_t *nodeinfo, enum select_nodedata_type dinfo, enum node_states state,
-	                    void *data);
+	int (*nodeinfo_get)(select_nodeinfo_t *nodeinfo, enum select_nodedata_type dinfo,
+	                    enum node_states state, void *data);
 	select_jobinfo_t *(*jobinfo_alloc)(void);
 	int (*jobinfo_free)(select_jobinfo_t *jobinfo);
 	int (*jobinfo_set)(select_jobinfo_t *jobinfo, enum select_jobdata_type data_type, void *data);
@@ -252,61 +252,61 @@ using select_ops_t = slurm_select_ops_t;
 #endif
 
 inline const char *select_ops_names[] = {
-	"plugin_id",
+        "plugin_id",
 #if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
-	"select_p_state_save",
-	"select_p_state_restore",
-	"select_p_job_init",
+        "select_p_state_save",
+        "select_p_state_restore",
+        "select_p_job_init",
 #endif
-	"select_p_node_init",
-	"select_p_job_test",
-	"select_p_job_begin",
-	"select_p_job_ready",
-	"select_p_job_expand",
-	"select_p_job_resized",
+        "select_p_node_init",
+        "select_p_job_test",
+        "select_p_job_begin",
+        "select_p_job_ready",
+        "select_p_job_expand",
+        "select_p_job_resized",
 #if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
-	"select_p_job_signal",
+        "select_p_job_signal",
 #endif
 #if FLEXSLURM_SLURM_AT_LEAST(26, 5)
-	"select_p_job_mem_reduce",
+        "select_p_job_mem_reduce",
 #endif
-	"select_p_job_fini",
-	"select_p_job_suspend",
-	"select_p_job_resume",
+        "select_p_job_fini",
+        "select_p_job_suspend",
+        "select_p_job_resume",
 #if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
-	"select_p_step_pick_nodes",
-	"select_p_step_start",
-	"select_p_step_finish",
-	"select_p_select_nodeinfo_pack",
-	"select_p_select_nodeinfo_unpack",
-	"select_p_select_nodeinfo_alloc",
-	"select_p_select_nodeinfo_free",
+        "select_p_step_pick_nodes",
+        "select_p_step_start",
+        "select_p_step_finish",
+        "select_p_select_nodeinfo_pack",
+        "select_p_select_nodeinfo_unpack",
+        "select_p_select_nodeinfo_alloc",
+        "select_p_select_nodeinfo_free",
 #endif
-	"select_p_select_nodeinfo_set_all",
-	"select_p_select_nodeinfo_set",
+        "select_p_select_nodeinfo_set_all",
+        "select_p_select_nodeinfo_set",
 #if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
-	"select_p_select_nodeinfo_get",
-	"select_p_select_jobinfo_alloc",
-	"select_p_select_jobinfo_free",
-	"select_p_select_jobinfo_set",
-	"select_p_select_jobinfo_get",
-	"select_p_select_jobinfo_copy",
-	"select_p_select_jobinfo_pack",
-	"select_p_select_jobinfo_unpack",
+        "select_p_select_nodeinfo_get",
+        "select_p_select_jobinfo_alloc",
+        "select_p_select_jobinfo_free",
+        "select_p_select_jobinfo_set",
+        "select_p_select_jobinfo_get",
+        "select_p_select_jobinfo_copy",
+        "select_p_select_jobinfo_pack",
+        "select_p_select_jobinfo_unpack",
 #endif
 #if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
-	"select_p_select_jobinfo_sprint",
-	"select_p_select_jobinfo_xstrdup",
+        "select_p_select_jobinfo_sprint",
+        "select_p_select_jobinfo_xstrdup",
 #endif
 #if !FLEXSLURM_SLURM_AT_LEAST(25, 11)
-	"select_p_get_info_from_plugin",
+        "select_p_get_info_from_plugin",
 #endif
 #if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
-	"select_p_update_node_config",
+        "select_p_update_node_config",
 #endif
-	"select_p_reconfigure",
+        "select_p_reconfigure",
 #if !FLEXSLURM_SLURM_AT_LEAST(24, 11)
-	"select_p_resv_test",
+        "select_p_resv_test",
 #endif
 };
 static_assert(sizeof(select_ops_names) / sizeof(select_ops_names[0]) == sizeof(select_ops_t) / sizeof(void *),
@@ -314,12 +314,13 @@ static_assert(sizeof(select_ops_names) / sizeof(select_ops_names[0]) == sizeof(s
 
 /* select_p_job_test's parameters after the first six. */
 #if FLEXSLURM_SLURM_AT_LEAST(24, 11)
-#define FLEXSLURM_JOB_TEST_TAIL_PARAMS                                                                                 \
-	list_t *preemptee_candidates, list_t **preemptee_job_list, resv_exc_t *resv_exc_ptr,                          \
-		will_run_data_t *will_run_ptr
+#define FLEXSLURM_JOB_TEST_TAIL_PARAMS                                                                       \
+	list_t *preemptee_candidates, list_t **preemptee_job_list, resv_exc_t *resv_exc_ptr,                 \
+	        will_run_data_t *will_run_ptr
 #define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, resv_exc_ptr, will_run_ptr
 #else
-#define FLEXSLURM_JOB_TEST_TAIL_PARAMS List preemptee_candidates, List *preemptee_job_list, bitstr_t *exc_core_bitmap
+#define FLEXSLURM_JOB_TEST_TAIL_PARAMS                                                                       \
+	List preemptee_candidates, List *preemptee_job_list, bitstr_t *exc_core_bitmap
 #define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, exc_core_bitmap
 #endif
 

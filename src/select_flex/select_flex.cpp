@@ -334,7 +334,8 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 		error("select/flex: job_test JobId=%u: unexpected failure", compat::job_id_of(job_ptr));
 		return SLURM_ERROR;
 	}
-	return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode, FLEXSLURM_JOB_TEST_TAIL_ARGS);
+	return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode,
+	                    FLEXSLURM_JOB_TEST_TAIL_ARGS);
 	// `hidden` restores every node's GRES state here, after cons_tres chose.
 }
 
