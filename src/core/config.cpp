@@ -37,6 +37,31 @@ Placement Config::placement_for(std::string_view partition) const noexcept
 	return default_placement;
 }
 
+std::optional<Seconds> parse_duration(std::string_view text) noexcept
+{
+	int64_t v = 0;
+	size_t i = 0;
+	while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+		if (v > 100000000)
+			return std::nullopt;
+		v = v * 10 + (text[i] - '0');
+		++i;
+	}
+	if (i == 0)
+		return std::nullopt;
+	const std::string_view unit = text.substr(i);
+	int64_t scale = 0;
+	if (unit.empty() || unit == "s")
+		scale = 1;
+	else if (unit == "m")
+		scale = 60;
+	else if (unit == "h")
+		scale = 3600;
+	if (scale == 0 || v == 0)
+		return std::nullopt;
+	return Seconds(v * scale);
+}
+
 std::optional<uint64_t> parse_size(std::string_view text) noexcept
 {
 	size_t i = 0;
@@ -115,8 +140,8 @@ public:
 			return cfg;
 		if (root->type != YAML_MAPPING_NODE)
 			return fail(root, "(top level)", "must be a mapping",
-			            "keys version, inventory, slicing, placement");
-		if (!each_key(root, "", {"version", "inventory", "slicing", "placement"},
+			            "keys version, inventory, slicing, placement, lending");
+		if (!each_key(root, "", {"version", "inventory", "slicing", "placement", "lending"},
 		              [&](const std::string &key, yaml_node_t *k, yaml_node_t *v) {
 			              if (key == "version") {
 				              auto n = integer(k, v, "version", 1, 1, "1");
@@ -126,6 +151,8 @@ public:
 				              return read_inventory(v, cfg);
 			              if (key == "placement")
 				              return read_placement(v, cfg);
+			              if (key == "lending")
+				              return read_lending(v, cfg.lending);
 			              return read_slicing(v, cfg);
 		              }))
 			return Result<Config>::failure(error_);
@@ -392,6 +419,109 @@ private:
 			                }
 			                return true;
 		                });
+	}
+
+	std::optional<double> percent(yaml_node_t *v, const std::string &key)
+	{
+		const std::string allowed = "a number from 0 to 100";
+		auto s = string_value(v, key, allowed);
+		if (!s)
+			return std::nullopt;
+		char *end = nullptr;
+		errno = 0;
+		const double d = std::strtod(s->c_str(), &end);
+		if (s->empty() || *end != '\0' || errno != 0 || !(d >= 0 && d <= 100)) {
+			set_error(v, key, "\"" + *s + "\" is not a percentage", allowed);
+			return std::nullopt;
+		}
+		return d;
+	}
+
+	std::optional<Seconds> duration(yaml_node_t *v, const std::string &key)
+	{
+		const std::string allowed = "a duration such as 90s, 10m, 1h or a number of seconds";
+		auto s = string_value(v, key, allowed);
+		if (!s)
+			return std::nullopt;
+		auto d = parse_duration(*s);
+		if (!d)
+			set_error(v, key, "\"" + *s + "\" is not a duration", allowed);
+		return d;
+	}
+
+	bool read_lending(yaml_node_t *v, LendingPolicy &p)
+	{
+		if (v->type != YAML_MAPPING_NODE)
+			return set_error(
+			        v, "lending", "must be a mapping",
+			        "keys idle_below_percent, idle_window, busy_above_percent, busy_samples, "
+			        "min_loan, max_loan, cooldown, grace, never_lend_partitions");
+		yaml_node_t *busy_at = nullptr, *max_at = nullptr;
+		const bool ok = each_key(
+		        v, "lending",
+		        {"idle_below_percent", "idle_window", "busy_above_percent", "busy_samples",
+		         "min_loan", "max_loan", "cooldown", "grace", "never_lend_partitions"},
+		        [&](const std::string &key, yaml_node_t *k, yaml_node_t *val) {
+			        const std::string full = "lending." + key;
+			        if (key == "idle_below_percent" || key == "busy_above_percent") {
+				        auto d = percent(val, full);
+				        if (!d)
+					        return false;
+				        (key == "idle_below_percent" ? p.idle_below_percent
+				                                     : p.busy_above_percent) = *d;
+				        if (key == "busy_above_percent")
+					        busy_at = val;
+				        return true;
+			        }
+			        if (key == "busy_samples") {
+				        auto n = integer(k, val, full, 1, 100, "an integer from 1 to 100");
+				        if (n)
+					        p.busy_samples = *n;
+				        return n.has_value();
+			        }
+			        if (key == "never_lend_partitions") {
+				        if (val->type != YAML_SEQUENCE_NODE)
+					        return set_error(val, full, "must be a list",
+					                         "a list of partition names");
+				        for (yaml_node_item_t *it = val->data.sequence.items.start;
+				             it < val->data.sequence.items.top; ++it) {
+					        auto name = string_value(node(*it), full,
+					                                 "a list of partition names");
+					        if (!name || name->empty())
+						        return name ? set_error(node(*it), full,
+						                                "empty partition name",
+						                                "a list of partition names")
+						                    : false;
+					        p.never_lend_partitions.push_back(*name);
+				        }
+				        return true;
+			        }
+			        auto d = duration(val, full);
+			        if (!d)
+				        return false;
+			        if (key == "idle_window")
+				        p.idle_window = *d;
+			        else if (key == "min_loan")
+				        p.min_loan = *d;
+			        else if (key == "max_loan") {
+				        p.max_loan = *d;
+				        max_at = val;
+			        } else if (key == "cooldown")
+				        p.cooldown = *d;
+			        else
+				        p.grace = *d;
+			        return true;
+		        });
+		if (!ok)
+			return false;
+		if (p.busy_above_percent <= p.idle_below_percent)
+			return set_error(busy_at ? busy_at : v, "lending.busy_above_percent",
+			                 "must be above idle_below_percent",
+			                 "busy_above_percent > idle_below_percent");
+		if (p.max_loan < p.min_loan)
+			return set_error(max_at ? max_at : v, "lending.max_loan", "shorter than min_loan",
+			                 "max_loan >= min_loan");
+		return true;
 	}
 
 	bool read_slicing(yaml_node_t *v, Config &cfg)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "inventory.hpp"
+#include "lending.hpp"
 #include "node_name.hpp"
 #include "placement.hpp"
 #include "result.hpp"
@@ -39,6 +40,7 @@ struct Config {
 	SliceRule default_rule;
 	std::vector<SliceRule> classes;
 	Placement default_placement = Placement::BestFit;
+	LendingPolicy lending;
 	std::vector<std::pair<std::string, Placement>> partition_placement;
 
 	Placement placement_for(std::string_view partition) const noexcept;
@@ -50,6 +52,9 @@ struct Config {
 	static Result<Config> from_file(const std::string &path);
 	static Result<Config> from_string(const std::string &text, const std::string &source_name);
 };
+
+// "10m", "60s", "1h", "90": a duration; nullopt if malformed or zero.
+std::optional<Seconds> parse_duration(std::string_view text) noexcept;
 
 // "80GiB", "512M", "1048576": binary units, case-insensitive.
 std::optional<uint64_t> parse_size(std::string_view text) noexcept;

@@ -24,6 +24,7 @@ int main()
 	srunner_add_suite(runner, job_env_suite());
 	srunner_add_suite(runner, placement_suite());
 	srunner_add_suite(runner, isolation_suite());
+	srunner_add_suite(runner, lending_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	const int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

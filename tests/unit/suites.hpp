@@ -1,5 +1,11 @@
 #pragma once
 
+// check.h defines a macro named `fail`, which breaks standard headers
+// (std::basic_ios::fail) included after it: include those first.
+#include <chrono>
+#include <sstream>
+#include <string>
+
 #include <check.h>
 
 Suite *config_suite();
@@ -7,6 +13,7 @@ Suite *inventory_suite();
 Suite *job_env_suite();
 Suite *placement_suite();
 Suite *isolation_suite();
+Suite *lending_suite();
 Suite *slice_layout_suite();
 
 #include <string>

@@ -99,10 +99,10 @@ struct BadCase {
 static const BadCase bad_cases[] = {
         {"slicing:\n  default:\n    slices: [1\n", "bad.yaml:4: (YAML syntax): did not find expected ',' or "
                                                    "']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
-        {"- a\n- b\n",
-         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing, placement)"},
+        {"- a\n- b\n", "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, "
+                       "slicing, placement, lending)"},
         {"version: 1\nslices: 4\n",
-         "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing, placement)"},
+         "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing, placement, lending)"},
         {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
         {"slicing:\n  default:\n    slices: four\n",
          "bad.yaml:3: slicing.default.slices: \"four\" is not an integer (allowed: an integer from 1 to 64)"},

@@ -1,0 +1,99 @@
+// Idle reclaim, the policy part: when a slice that a job holds but does not
+// use may be lent to a borrower, and when it must be taken back. One
+// SliceLending per slice; the plugins feed it allocation events, telemetry
+// samples and the clock, and act on what it says (place a borrower, requeue
+// it, hard-stop it after the grace). No Slurm, no clock of its own: tests
+// drive it with a fake clock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flexslurm
+{
+
+using Seconds = std::chrono::seconds;
+using Instant = std::chrono::sys_seconds; // any monotonic source, in whole seconds
+
+struct LendingPolicy {
+	double idle_below_percent = 5;                  // a sample under this counts as idle
+	Seconds idle_window{600};                       // idle that long before a slice may be lent
+	double busy_above_percent = 20;                 // hysteresis: a lender is busy again only above this
+	int busy_samples = 2;                           // ... for this many samples in a row
+	Seconds min_loan{120};                          // no loan if the lender's job ends sooner
+	Seconds max_loan{3600};                         // a loan is taken back after this long
+	Seconds cooldown{300};                          // no new loan of a slice this soon after a reclaim
+	Seconds grace{60};                              // a borrower has this long to leave
+	std::vector<std::string> never_lend_partitions; // lenders there never lend
+
+	bool partition_lends(std::string_view partition) const;
+};
+
+enum class SliceState {
+	Free,       // no owner
+	OwnedBusy,  // owned, in use (or not yet seen idle long enough)
+	Idle,       // owned, idle for the window: may be lent
+	Lent,       // owned and lent to a borrower
+	Reclaiming, // the borrower has been told to leave
+};
+
+enum class ReclaimReason { LenderBusy, LenderEnded, MaxLoan, TelemetryLost, Admin };
+
+std::string_view state_name(SliceState s) noexcept;
+std::string_view reason_name(ReclaimReason r) noexcept;
+
+class SliceLending
+{
+public:
+	explicit SliceLending(const LendingPolicy &policy) : policy_(&policy) {}
+
+	// Allocation events.
+	void owner_assigned(Instant now, uint32_t job, std::string_view partition,
+	                    std::optional<Instant> job_end);
+	void owner_released(Instant now);
+	// The owner's use of the slice, every few seconds.
+	void sample(Instant now, double busy_percent);
+	// No report from the node: count as busy, take back any loan.
+	void telemetry_lost(Instant now);
+	// The admin takes a loan back.
+	void admin_reclaim(Instant now);
+
+	bool lendable(Instant now) const;
+	// Records a loan; false (and nothing changes) if the slice is not lendable.
+	bool lend(Instant now, uint32_t borrower);
+	// The borrower left the device (requeued, ended, or stopped).
+	void borrower_gone(Instant now);
+	// Clock: starts reclaims due to max_loan; true once when a reclaim has
+	// outlived the grace (the caller then hard-stops the borrower).
+	bool tick(Instant now);
+
+	SliceState state() const noexcept { return state_; }
+	uint32_t owner() const noexcept { return owner_; }
+	uint32_t borrower() const noexcept { return borrower_; }
+	std::optional<ReclaimReason> reclaim_reason() const noexcept { return reason_; }
+	std::optional<Instant> reclaim_deadline() const noexcept { return deadline_; }
+
+private:
+	void start_reclaim(Instant now, ReclaimReason why);
+
+	const LendingPolicy *policy_;
+	SliceState state_ = SliceState::Free;
+	uint32_t owner_ = 0;
+	uint32_t borrower_ = 0;
+	bool owner_lends_ = true;
+	std::optional<Instant> owner_end_;
+	std::optional<Instant> idle_since_;
+	int busy_streak_ = 0;
+	Instant lent_at_{};
+	std::optional<Instant> cooldown_until_;
+	std::optional<ReclaimReason> reason_;
+	std::optional<Instant> deadline_;
+	bool overdue_reported_ = false;
+	bool owner_gone_ = false; // released while a borrower was still on it
+};
+
+} // namespace flexslurm

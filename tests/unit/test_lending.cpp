@@ -1,0 +1,276 @@
+// The lending state machine of one slice, driven by a fake clock: scripted
+// scenarios, then long random sequences checked against the invariants the
+// reclaim design rests on.
+#include "suites.hpp"
+
+#include "core/config.hpp"
+#include "core/lending.hpp"
+
+#include <random>
+#include <string>
+
+using namespace flexslurm;
+using namespace std::chrono_literals;
+
+namespace
+{
+
+Instant at(long s)
+{
+	return Instant(Seconds(s));
+}
+
+// 10 min idle window, reclaim after 2 samples above 20 %, grace 60 s.
+LendingPolicy policy()
+{
+	LendingPolicy p;
+	p.never_lend_partitions = {"interactive"};
+	return p;
+}
+
+// Feeds one sample every 5 s from `from` to `to`.
+void samples(SliceLending &s, long from, long to, double busy)
+{
+	for (long t = from; t <= to; t += 5)
+		s.sample(at(t), busy);
+}
+
+} // namespace
+
+START_TEST(idle_for_the_window_then_lent_then_reclaimed_when_busy)
+{
+	const LendingPolicy p = policy();
+	SliceLending s(p);
+	s.owner_assigned(at(0), 100, "gpu", at(7200));
+	ck_assert(s.state() == SliceState::OwnedBusy);
+	samples(s, 0, 595, 1.0);
+	ck_assert(s.state() == SliceState::OwnedBusy); // 595 s idle: not yet
+	ck_assert(!s.lendable(at(595)));
+	s.sample(at(600), 1.0);
+	ck_assert(s.state() == SliceState::Idle);
+	ck_assert(s.lendable(at(600)));
+	ck_assert(s.lend(at(600), 200));
+	ck_assert(s.state() == SliceState::Lent);
+	ck_assert_uint_eq(s.borrower(), 200);
+	s.sample(at(605), 15.0); // between the thresholds: the loan goes on
+	s.sample(at(610), 50.0);
+	ck_assert(s.state() == SliceState::Lent); // one busy sample is not enough
+	s.sample(at(615), 60.0);
+	ck_assert(s.state() == SliceState::Reclaiming);
+	ck_assert(*s.reclaim_reason() == ReclaimReason::LenderBusy);
+	ck_assert(*s.reclaim_deadline() == at(675));
+	ck_assert(!s.tick(at(675)));
+	ck_assert(s.tick(at(676))); // overdue: hard stop, reported once
+	ck_assert(!s.tick(at(680)));
+	s.borrower_gone(at(681));
+	ck_assert(s.state() == SliceState::OwnedBusy);
+	ck_assert_uint_eq(s.borrower(), 0);
+	// cooldown: idle again for the window, but not lendable before 681 + 300
+	samples(s, 700, 1300, 0.0);
+	ck_assert(s.state() == SliceState::Idle);
+	ck_assert(s.lendable(at(1300)));
+	s.borrower_gone(at(1301)); // no borrower: nothing happens
+	ck_assert(s.state() == SliceState::Idle);
+}
+END_TEST
+
+START_TEST(what_is_never_lent)
+{
+	const LendingPolicy p = policy();
+	SliceLending unowned(p);
+	ck_assert(!unowned.lend(at(0), 7)); // an unallocated slice is for normal jobs
+	SliceLending busy(p);
+	busy.owner_assigned(at(0), 1, "gpu", std::nullopt);
+	samples(busy, 0, 3600, 30.0);
+	ck_assert(!busy.lend(at(3600), 7));
+	SliceLending optout(p);
+	optout.owner_assigned(at(0), 1, "interactive", std::nullopt);
+	samples(optout, 0, 900, 0.0);
+	ck_assert(optout.state() == SliceState::Idle);
+	ck_assert(!optout.lend(at(900), 7));
+	SliceLending ending(p);
+	ending.owner_assigned(at(0), 1, "gpu", at(700)); // ends within min_loan of being idle
+	samples(ending, 0, 600, 0.0);
+	ck_assert(!ending.lend(at(600), 7));
+	SliceLending cooling(p);
+	cooling.owner_assigned(at(0), 1, "gpu", std::nullopt);
+	samples(cooling, 0, 600, 0.0);
+	ck_assert(cooling.lend(at(600), 7));
+	cooling.admin_reclaim(at(610));
+	cooling.borrower_gone(at(620));
+	samples(cooling, 625, 1225, 0.0);
+	ck_assert(cooling.state() == SliceState::Idle);
+	ck_assert(!cooling.lend(at(919), 8)); // 620 + 300 cooldown
+	ck_assert(cooling.lend(at(1225), 8));
+}
+END_TEST
+
+START_TEST(other_reclaim_triggers)
+{
+	const LendingPolicy p = policy();
+	auto lent = [&]() {
+		SliceLending s(p);
+		s.owner_assigned(at(0), 1, "gpu", std::nullopt);
+		samples(s, 0, 600, 0.0);
+		ck_assert(s.lend(at(600), 9));
+		return s;
+	};
+	SliceLending a = lent();
+	ck_assert(!a.tick(at(600 + 3599)));
+	ck_assert(a.state() == SliceState::Lent);
+	a.tick(at(600 + 3600));
+	ck_assert(*a.reclaim_reason() == ReclaimReason::MaxLoan);
+	SliceLending b = lent();
+	b.owner_released(at(700));
+	ck_assert(*b.reclaim_reason() == ReclaimReason::LenderEnded);
+	b.borrower_gone(at(710));
+	ck_assert(b.state() == SliceState::Free); // back to the pool, not to the gone lender
+	SliceLending c = lent();
+	c.telemetry_lost(at(700));
+	ck_assert(*c.reclaim_reason() == ReclaimReason::TelemetryLost);
+	SliceLending d = lent();
+	d.borrower_gone(at(650)); // the borrower finished on its own
+	ck_assert(d.state() == SliceState::Idle);
+	ck_assert(d.lend(at(651), 10));
+	ck_assert_str(std::string(state_name(SliceState::Reclaiming)), "reclaiming");
+	ck_assert_str(std::string(reason_name(ReclaimReason::MaxLoan)), "max-loan");
+}
+END_TEST
+
+// Random events against the invariants: lent only when lendable; a lender
+// busy for busy_samples samples in a row never keeps a loan; a reclaim
+// reports overdue only after its deadline, once; no loan during cooldown;
+// a released slice ends free.
+START_TEST(random_sequences_keep_the_invariants)
+{
+	const LendingPolicy p = policy();
+	std::mt19937 rng(20261125u + static_cast<unsigned>(_i));
+	SliceLending s(p);
+	long now = 0;
+	int busy_run = 0;
+	std::optional<long> cooldown_until;
+	bool owned = false;
+	for (int step = 0; step < 20000; ++step) {
+		now += std::uniform_int_distribution<long>(1, 40)(rng);
+		const int ev = std::uniform_int_distribution<int>(0, 99)(rng);
+		const SliceState before = s.state();
+		if (ev < 55) {
+			const double busy = ev < 30 ? 0.0 : ev < 45 ? 12.0 : 80.0;
+			busy_run = busy > p.busy_above_percent ? busy_run + 1 : 0;
+			s.sample(at(now), busy);
+			if (before == SliceState::Lent && busy_run >= p.busy_samples)
+				ck_assert_msg(s.state() == SliceState::Reclaiming,
+				              "busy lender kept its loan at %ld", now);
+		} else if (ev < 65) {
+			const bool could = s.lendable(at(now));
+			const bool did = s.lend(at(now), 42);
+			ck_assert(could == did);
+			if (did) {
+				ck_assert(owned && before == SliceState::Idle);
+				ck_assert(!cooldown_until || now >= *cooldown_until);
+			}
+		} else if (ev < 75) {
+			const bool overdue = s.tick(at(now));
+			if (overdue) {
+				ck_assert(s.state() == SliceState::Reclaiming);
+				ck_assert(at(now) > *s.reclaim_deadline());
+				ck_assert(!s.tick(at(now + 1))); // once
+			}
+		} else if (ev < 83) {
+			const bool was_reclaiming = before == SliceState::Reclaiming;
+			s.borrower_gone(at(now));
+			if (was_reclaiming)
+				cooldown_until = now + p.cooldown.count();
+		} else if (ev < 88) {
+			if (!owned || before == SliceState::Free) {
+				s.owner_assigned(at(now), 1, ev % 2 ? "gpu" : "interactive", at(now + 20000));
+				owned = s.state() != SliceState::Free;
+				busy_run = 0;
+			}
+		} else if (ev < 93) {
+			s.owner_released(at(now));
+			if (before != SliceState::Lent && before != SliceState::Reclaiming)
+				ck_assert(s.state() == SliceState::Free);
+			owned = s.state() != SliceState::Free;
+		} else if (ev < 97) {
+			s.telemetry_lost(at(now));
+			busy_run = 0;
+			ck_assert(s.state() != SliceState::Lent && s.state() != SliceState::Idle);
+		} else {
+			s.admin_reclaim(at(now));
+			ck_assert(s.state() != SliceState::Lent);
+		}
+		// never a borrower on a free or unlent slice
+		if (s.state() == SliceState::Free || s.state() == SliceState::OwnedBusy ||
+		    s.state() == SliceState::Idle)
+			ck_assert_uint_eq(s.borrower(), 0);
+		else
+			ck_assert_uint_eq(s.borrower(), 42);
+		if (s.state() == SliceState::Free)
+			owned = false;
+	}
+}
+END_TEST
+
+START_TEST(lending_yaml)
+{
+	auto c = Config::from_string("lending:\n"
+	                             "  idle_below_percent: 2.5\n"
+	                             "  idle_window: 15m\n"
+	                             "  busy_above_percent: 30\n"
+	                             "  busy_samples: 3\n"
+	                             "  min_loan: 90s\n"
+	                             "  max_loan: 2h\n"
+	                             "  cooldown: 600\n"
+	                             "  grace: 45s\n"
+	                             "  never_lend_partitions: [interactive, debug]\n",
+	                             "l.yaml");
+	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
+	const LendingPolicy &p = c->lending;
+	ck_assert(p.idle_below_percent == 2.5 && p.busy_above_percent == 30 && p.busy_samples == 3);
+	ck_assert(p.idle_window == 900s && p.min_loan == 90s && p.max_loan == 7200s);
+	ck_assert(p.cooldown == 600s && p.grace == 45s);
+	ck_assert(!p.partition_lends("debug") && p.partition_lends("gpu"));
+	ck_assert(Config::defaults().lending.grace == 60s);
+	const char *bad[][2] = {
+	        {"lending:\n  grace: soon\n", "bad.yaml:2: lending.grace: \"soon\" is not a duration "
+	                                      "(allowed: a duration such as 90s, 10m, 1h or a "
+	                                      "number of seconds)"},
+	        {"lending:\n  idle_below_percent: 120\n",
+	         "bad.yaml:2: lending.idle_below_percent: \"120\" is not a percentage (allowed: a number "
+	         "from 0 to 100)"},
+	        {"lending:\n  idle_below_percent: 10\n  busy_above_percent: 5\n",
+	         "bad.yaml:3: lending.busy_above_percent: must be above idle_below_percent (allowed: "
+	         "busy_above_percent > idle_below_percent)"},
+	        {"lending:\n  min_loan: 1h\n  max_loan: 10m\n",
+	         "bad.yaml:3: lending.max_loan: shorter than min_loan (allowed: max_loan >= min_loan)"},
+	        {"lending:\n  never_lend_partitions: debug\n",
+	         "bad.yaml:2: lending.never_lend_partitions: must be a list (allowed: a list of partition "
+	         "names)"},
+	        {"lending:\n  reclaim: now\n",
+	         "bad.yaml:2: lending.reclaim: unknown key (allowed: idle_below_percent, idle_window, "
+	         "busy_above_percent, "
+	         "busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions)"},
+	};
+	for (const auto &b : bad) {
+		auto r = Config::from_string(b[0], "bad.yaml");
+		ck_assert_msg(!r, "accepted: %s", b[0]);
+		ck_assert_str(r.error(), b[1]);
+	}
+	ck_assert(!parse_duration("0s") && !parse_duration("5d") && !parse_duration("m"));
+	ck_assert(*parse_duration("2h") == 7200s);
+}
+END_TEST
+
+Suite *lending_suite()
+{
+	Suite *s = suite_create("lending");
+	TCase *tc = tcase_create("lending");
+	tcase_add_test(tc, idle_for_the_window_then_lent_then_reclaimed_when_busy);
+	tcase_add_test(tc, what_is_never_lent);
+	tcase_add_test(tc, other_reclaim_triggers);
+	tcase_add_loop_test(tc, random_sequences_keep_the_invariants, 0, 5);
+	tcase_add_test(tc, lending_yaml);
+	suite_add_tcase(s, tc);
+	return s;
+}
