@@ -295,14 +295,8 @@ KillWait=5
                 except OSError:
                     pass
 
-    def stop(self):
-        """Stops everything this cluster started, by PID, even if half started."""
-        if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
-            self.run(["scancel", "--full", "-u", "root"], check=False, timeout=10)
-        for name in [n for n in self.procs if n.startswith("slurmd.")]:
-            self.stop_daemon(name)
-        self.stop_daemon("slurmctld")
-        # Job steps outlive slurmd: their PIDs are in the nodes' cgroups.
+    def kill_job_steps(self):
+        """Job steps outlive slurmd: their PIDs are in the nodes' cgroups."""
         for _ in range(3):
             pids = self._job_cgroup_pids()
             if not pids:
@@ -314,6 +308,15 @@ KillWait=5
                     pass
             time.sleep(0.5)
         self._remove_job_cgroups()
+
+    def stop(self):
+        """Stops everything this cluster started, by PID, even if half started."""
+        if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
+            self.run(["scancel", "--full", "-u", "root"], check=False, timeout=10)
+        for name in [n for n in self.procs if n.startswith("slurmd.")]:
+            self.stop_daemon(name)
+        self.stop_daemon("slurmctld")
+        self.kill_job_steps()
         self.stop_daemon("munged")
 
     def __enter__(self):
@@ -419,13 +422,7 @@ def stop_by_pidfiles(d):
     order = [p for p in state.glob("slurmd.*.pid")] + [state / "slurmctld.pid"]
     for pidfile in order:
         _kill_pidfile(pidfile)
-    for pid in c._job_cgroup_pids():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.5)
-    c._remove_job_cgroups()
+    c.kill_job_steps()
     _kill_pidfile(state / "munged.pid")
 
 

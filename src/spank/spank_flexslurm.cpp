@@ -74,15 +74,32 @@ void tell_user(const std::string &message)
 	slurm_error("%s", message.c_str());
 }
 
+// The node's slice layout, read once per step: in slurmstepd before the
+// tasks fork (slurm_spank_init_post_opt), which then inherit it. nullptr and
+// `why` if it cannot be read.
+std::optional<Result<SliceLayout>> step_layout_cache;
+
+const SliceLayout *step_layout(std::string &why)
+{
+	if (!step_layout_cache) {
+		const char *node = std::getenv("SLURMD_NODENAME"); // set by slurmstepd itself
+		step_layout_cache =
+		        SliceLayout::load(expand_node_name(config->layout_file, node ? node : ""));
+	}
+	if (!*step_layout_cache) {
+		why = step_layout_cache->error();
+		return nullptr;
+	}
+	return &**step_layout_cache;
+}
+
 int isolate(spank_t sp)
 {
-	const char *node = std::getenv("SLURMD_NODENAME"); // set by slurmstepd itself
-	const std::string layout_path = expand_node_name(config->layout_file, node ? node : "");
 	const bool required = config->isolation == FailurePolicy::Required;
-
-	auto layout = SliceLayout::load(layout_path);
+	std::string why;
+	const SliceLayout *layout = step_layout(why);
 	if (!layout) {
-		const std::string msg = "flexslurm: cannot isolate devices: " + layout.error();
+		const std::string msg = "flexslurm: cannot isolate devices: " + why;
 		if (required) {
 			tell_user(msg);
 			return -1;
@@ -141,30 +158,18 @@ int isolate(spank_t sp)
 	return 0;
 }
 
-// The step's slices and their limits, from the layout and what gres/vslice
-// wrote into the job's environment (it overwrote anything the user set).
-struct StepSlices {
-	std::optional<SliceLayout> layout;
-	std::vector<DeviceLimit> limits; // point into *layout
-};
-
-StepSlices step_slices(spank_t sp)
-{
-	StepSlices s;
-	const char *node = std::getenv("SLURMD_NODENAME");
-	auto layout = SliceLayout::load(expand_node_name(config->layout_file, node ? node : ""));
-	if (!layout)
-		return s;
-	s.layout = std::move(*layout);
-	const auto held = held_devices(*s.layout, job_env(sp, "SLURM_VSLICE_DEVICES"), "");
-	s.limits = device_limits(held, job_env(sp, "SLURM_VSLICE_COUNTS"));
-	return s;
-}
-
-std::vector<DeviceLimit> limits_of(const std::vector<DeviceLimit> &all, LimitBackend backend)
+// The limits of the step's slices enforced by `backend`, from the layout
+// and what gres/vslice wrote into the job's environment (it overwrote
+// anything the user set). No layout: no limits (isolation reports why).
+std::vector<DeviceLimit> step_limits(spank_t sp, LimitBackend backend)
 {
 	std::vector<DeviceLimit> out;
-	for (const DeviceLimit &l : all)
+	std::string why;
+	const SliceLayout *layout = step_layout(why);
+	if (!layout)
+		return out;
+	const auto held = held_devices(*layout, job_env(sp, "SLURM_VSLICE_DEVICES"), "");
+	for (const DeviceLimit &l : device_limits(held, job_env(sp, "SLURM_VSLICE_COUNTS")))
 		if (config->limits_for(l.device->vendor) == backend)
 			out.push_back(l);
 	return out;
@@ -288,8 +293,7 @@ int slurm_spank_init_post_opt(spank_t sp, int, char **)
 	if (!spank_remote(sp) || !config)
 		return 0;
 	try {
-		const StepSlices slices = step_slices(sp); // owns what the limits point into
-		const auto mps = limits_of(slices.limits, LimitBackend::Mps);
+		const auto mps = step_limits(sp, LimitBackend::Mps);
 		return mps.empty() ? 0 : start_mps(sp, mps);
 	} catch (...) {
 		tell_user("flexslurm: mps: unexpected failure");
@@ -308,8 +312,7 @@ int slurm_spank_task_init(spank_t sp, int, char **)
 				const auto eq = kv.find('=');
 				spank_setenv(sp, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
 			}
-		const StepSlices slices = step_slices(sp); // owns what the limits point into
-		const auto preload = limits_of(slices.limits, LimitBackend::Preload);
+		const auto preload = step_limits(sp, LimitBackend::Preload);
 		for (const EnvVar &v :
 		     preload_environment(preload, config->preload, job_env(sp, "LD_PRELOAD")))
 			spank_setenv(sp, v.name.c_str(), v.value.c_str(), 1);
