@@ -85,7 +85,8 @@ class LocalCluster:
     def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
-                 partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None):
+                 partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
+                 lending=False, node_addrs=False):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -101,6 +102,13 @@ class LocalCluster:
         self.partitions = partitions or ["main"]  # each over all nodes; the first is the default
         self.spank_args = spank_args  # None: no plugstack.conf; else spank_flexslurm.so's arguments
         self.task_plugin = task_plugin
+        # Idle reclaim: gres/vborrow beside vslice, job_submit/flex, and a
+        # short credential life so that a requeued borrower may start again
+        # after 11 s instead of 121 s.
+        self.lending = lending
+        # Each node its own loopback address (127.0.0.2, ...), so that the
+        # controller can tell nodes apart by the address a report comes from.
+        self.node_addrs = node_addrs
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         # A source-built Slurm (scripts/build-slurm.sh) instead of Debian's.
@@ -128,7 +136,8 @@ class LocalCluster:
         ctld_port, *node_ports = free_ports(1 + len(self.nodes))
         self.ctld_port = ctld_port
         node_lines, gres_lines = [], ["AutoDetect=off"]
-        for node, port in zip(self.nodes, node_ports):
+        self.lending_port = free_ports(1)[0] if self.lending else None
+        for k, (node, port) in enumerate(zip(self.nodes, node_ports)):
             (self.dir / "spool" / node).mkdir()
             topo, _vendor, gtype, devnodes = SHAPES[self.node_shapes[node]]
             shutil.copy(TOPOLOGIES / topo, self.dir / "topology" / f"{node}.xml")
@@ -137,8 +146,12 @@ class LocalCluster:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
             ndev = len(devnodes)
-            gres = self.gres_per_node.get(node, f"gpu:{gtype}:{ndev},vslice:{gtype}:{ndev * self.slices}")
-            node_lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} "
+            default_gres = f"gpu:{gtype}:{ndev},vslice:{gtype}:{ndev * self.slices}"
+            if self.lending:
+                default_gres += f",vborrow:{gtype}:{ndev * self.slices}"
+            gres = self.gres_per_node.get(node, default_gres)
+            addr = f"127.0.0.{k + 2}" if self.node_addrs else "127.0.0.1"
+            node_lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr={addr} Port={port} "
                               f"CPUs={self.cpus} RealMemory=1000 Gres={gres} State=UNKNOWN")
             stem = re.sub(r"\d+$", "", devnodes[0])
             numbers = [re.search(r"(\d+)$", n).group(1) for n in devnodes]
@@ -151,7 +164,7 @@ ClusterName=flexslurm
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort={ctld_port}
 AuthType=auth/munge
-AuthInfo=socket={d}/munge/munge.socket
+AuthInfo=socket={d}/munge/munge.socket{",cred_expire=10" if self.lending else ""}
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
@@ -164,8 +177,8 @@ SlurmdLogFile={d}/log/slurmd.%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 PluginDir={self.plugin_dir}:{self.system_plugin_dir}
-GresTypes=gpu,vslice
-SelectType={self.select}
+GresTypes=gpu,vslice{",vborrow" if self.lending else ""}
+{"JobSubmitPlugins=flex" + chr(10) if self.lending else ""}SelectType={self.select}
 SelectTypeParameters=CR_Core
 TaskPlugin={self.task_plugin}
 {self._plugstack_line()}ProctrackType=proctrack/cgroup
@@ -191,7 +204,7 @@ KillWait=5
             "CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\n"
             "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")
         yaml = self.flexslurm_yaml if self.flexslurm_yaml is not None else DEFAULT_YAML
-        (d / "etc" / "flexslurm.yaml").write_text(yaml.format(dir=d))
+        (d / "etc" / "flexslurm.yaml").write_text(yaml.format(dir=d, lending_port=self.lending_port))
 
     def _plugstack_line(self):
         if self.spank_args is None:

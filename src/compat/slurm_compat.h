@@ -64,12 +64,20 @@ extern "C" {
 #else
 #include "src/common/select.h"
 #endif
+#include "src/slurmctld/locks.h"
+#include "src/slurmctld/slurmctld.h"
+#endif
+
+#if defined(FLEXSLURM_COMPAT_JOB_SUBMIT)
 #include "src/slurmctld/slurmctld.h"
 #endif
 }
 #undef operator
 
 #include "core/log.hpp"
+
+#include <string>
+#include <vector>
 
 namespace flexslurm::compat
 {
@@ -102,6 +110,17 @@ using list_iter = list_itr_t *;
 using list_ptr = List;
 using list_iter = ListIterator;
 #endif
+
+/* Controller addresses in slurm.conf order (the backup answers when the
+ * primary does not). */
+inline std::vector<std::string> controller_hosts()
+{
+	std::vector<std::string> hosts;
+	for (uint32_t i = 0; i < slurm_conf.control_cnt; ++i)
+		if (slurm_conf.control_addr && slurm_conf.control_addr[i])
+			hosts.emplace_back(slurm_conf.control_addr[i]);
+	return hosts;
+}
 
 #if FLEXSLURM_SLURM_AT_LEAST(25, 11)
 using fini_result = void;
@@ -181,7 +200,37 @@ using prep_info_t = gres_epilog_info_t;
 #endif
 #endif
 
+#if defined(FLEXSLURM_COMPAT_JOB_SUBMIT)
+/* job_modify gained the message back to the user in 23.02. */
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#define FLEXSLURM_JOB_MODIFY_PARAMS                                                                          \
+	job_desc_msg_t *job_desc, job_record_t *job_ptr, uint32_t submit_uid, char **err_msg
+#define FLEXSLURM_JOB_MODIFY_ERR_MSG err_msg
+#else
+#define FLEXSLURM_JOB_MODIFY_PARAMS job_desc_msg_t *job_desc, job_record_t *job_ptr, uint32_t submit_uid
+#define FLEXSLURM_JOB_MODIFY_ERR_MSG nullptr
+#endif
+#endif
+
 #if defined(FLEXSLURM_COMPAT_SELECT)
+/*
+ * slurmd and the clients load select plugins too (22.05), where the
+ * controller's own symbols do not exist: weak, and used only by the lending
+ * service, which runs only in slurmctld.
+ */
+#pragma weak job_list
+#pragma weak slurmctld_primary
+#pragma weak find_job_record
+#pragma weak job_signal
+#pragma weak lock_slurmctld
+#pragma weak unlock_slurmctld
+#pragma weak queue_job_scheduler
+#if FLEXSLURM_SLURM_AT_LEAST(25, 11)
+#pragma weak job_requeue_internal
+#else
+#pragma weak job_requeue
+#endif
+
 namespace flexslurm::compat
 {
 
@@ -323,6 +372,41 @@ static_assert(sizeof(select_ops_names) / sizeof(select_ops_names[0]) == sizeof(s
 	List preemptee_candidates, List *preemptee_job_list, bitstr_t *exc_core_bitmap
 #define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, exc_core_bitmap
 #endif
+
+/* Requeue a running batch job as the controller itself (uid 0): the
+ * borrower's reclaim. Not from inside a select_p_* call (locks). */
+inline int requeue_job(job_record_t *job)
+{
+#if FLEXSLURM_SLURM_AT_LEAST(25, 11)
+	return job_requeue_internal(0, job, false, 0);
+#else
+	return job_requeue(0, job->job_id, nullptr, false, 0);
+#endif
+}
+
+/* What `scontrol requeue` holds (job and node write, fed read), plus the
+ * partitions for reading their names; released when it goes away. */
+class JobWriteLock
+{
+public:
+	JobWriteLock() { lock_slurmctld(levels_); }
+	~JobWriteLock() { unlock_slurmctld(levels_); }
+	JobWriteLock(const JobWriteLock &) = delete;
+	JobWriteLock &operator=(const JobWriteLock &) = delete;
+
+private:
+#if FLEXSLURM_SLURM_AT_LEAST(26, 5)
+	slurmctld_lock_t levels_ = {.conf = NO_LOCK,
+	                            .job = WRITE_LOCK,
+	                            .node = WRITE_LOCK,
+	                            .part = READ_LOCK,
+	                            .fed = READ_LOCK,
+	                            .select_node = NO_LOCK};
+#else
+	slurmctld_lock_t levels_ = {
+	        .conf = NO_LOCK, .job = WRITE_LOCK, .node = WRITE_LOCK, .part = READ_LOCK, .fed = READ_LOCK};
+#endif
+};
 
 /* A job in log messages, as Slurm's %pJ prints it (plain printf here). */
 inline unsigned job_id_of(const job_record_t *job)

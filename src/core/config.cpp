@@ -152,7 +152,7 @@ public:
 			              if (key == "placement")
 				              return read_placement(v, cfg);
 			              if (key == "lending")
-				              return read_lending(v, cfg.lending);
+				              return read_lending(v, cfg.lending, cfg.channel);
 			              return read_slicing(v, cfg);
 		              }))
 			return Result<Config>::failure(error_);
@@ -449,20 +449,80 @@ private:
 		return d;
 	}
 
-	bool read_lending(yaml_node_t *v, LendingPolicy &p)
+	bool read_lending(yaml_node_t *v, LendingPolicy &p, LendingChannel &c)
 	{
 		if (v->type != YAML_MAPPING_NODE)
-			return set_error(
-			        v, "lending", "must be a mapping",
-			        "keys idle_below_percent, idle_window, busy_above_percent, busy_samples, "
-			        "min_loan, max_loan, cooldown, grace, never_lend_partitions");
+			return set_error(v, "lending", "must be a mapping",
+			                 "keys enabled, idle_below_percent, idle_window, busy_above_percent, "
+			                 "busy_samples, "
+			                 "min_loan, max_loan, cooldown, grace, never_lend_partitions, port, "
+			                 "report_interval, telemetry_timeout, hard_stop_after, telemetry, "
+			                 "telemetry_dir");
 		yaml_node_t *busy_at = nullptr, *max_at = nullptr;
 		const bool ok = each_key(
 		        v, "lending",
-		        {"idle_below_percent", "idle_window", "busy_above_percent", "busy_samples",
-		         "min_loan", "max_loan", "cooldown", "grace", "never_lend_partitions"},
+		        {"enabled", "idle_below_percent", "idle_window", "busy_above_percent", "busy_samples",
+		         "min_loan", "max_loan", "cooldown", "grace", "never_lend_partitions", "port",
+		         "report_interval", "telemetry_timeout", "hard_stop_after", "telemetry",
+		         "telemetry_dir"},
 		        [&](const std::string &key, yaml_node_t *k, yaml_node_t *val) {
 			        const std::string full = "lending." + key;
+			        if (key == "enabled") {
+				        auto b = string_value(val, full, "true or false");
+				        if (!b)
+					        return false;
+				        if (*b != "true" && *b != "false")
+					        return set_error(val, full, "\"" + *b + "\" is not a boolean",
+					                         "true or false");
+				        c.enabled = *b == "true";
+				        return true;
+			        }
+			        if (key == "port") {
+				        auto n =
+				                integer(k, val, full, 1, 65535, "a TCP port from 1 to 65535");
+				        if (n)
+					        c.port = static_cast<uint16_t>(*n);
+				        return n.has_value();
+			        }
+			        if (key == "telemetry") {
+				        const std::string allowed = "auto, nvml, file or none";
+				        auto t = string_value(val, full, allowed);
+				        if (!t)
+					        return false;
+				        if (*t == "auto")
+					        c.telemetry = TelemetrySource::Auto;
+				        else if (*t == "nvml")
+					        c.telemetry = TelemetrySource::Nvml;
+				        else if (*t == "file")
+					        c.telemetry = TelemetrySource::File;
+				        else if (*t == "none")
+					        c.telemetry = TelemetrySource::None;
+				        else
+					        return set_error(val, full, "unknown source \"" + *t + "\"",
+					                         allowed);
+				        return true;
+			        }
+			        if (key == "telemetry_dir") {
+				        auto d = string_value(val, full,
+				                              "an absolute directory (may hold %n)");
+				        if (!d)
+					        return false;
+				        if (d->empty() || d->front() != '/')
+					        return set_error(val, full, "must be an absolute path",
+					                         "an absolute directory (may hold %n)");
+				        c.telemetry_dir = *d;
+				        return true;
+			        }
+			        if (key == "report_interval" || key == "telemetry_timeout" ||
+			            key == "hard_stop_after") {
+				        auto d = duration(val, full);
+				        if (!d)
+					        return false;
+				        (key == "report_interval"     ? c.report_interval
+				         : key == "telemetry_timeout" ? c.telemetry_timeout
+				                                      : c.hard_stop_after) = *d;
+				        return true;
+			        }
 			        if (key == "idle_below_percent" || key == "busy_above_percent") {
 				        auto d = percent(val, full);
 				        if (!d)
@@ -521,6 +581,9 @@ private:
 		if (p.max_loan < p.min_loan)
 			return set_error(max_at ? max_at : v, "lending.max_loan", "shorter than min_loan",
 			                 "max_loan >= min_loan");
+		if (c.telemetry_timeout < 2 * c.report_interval)
+			return set_error(v, "lending.telemetry_timeout", "shorter than two report intervals",
+			                 "telemetry_timeout >= 2 x report_interval");
 		return true;
 	}
 

@@ -30,6 +30,20 @@ struct SliceRule {
 	uint64_t device_memory_bytes = 0; // 0: as hwloc reports it
 };
 
+// How the node agents and the controller talk, and where telemetry comes
+// from (lending: keys beside the policy's).
+enum class TelemetrySource { Auto, Nvml, File, None };
+
+struct LendingChannel {
+	bool enabled = false;          // lending.enabled: nothing is lent unless an admin says so
+	uint16_t port = 6830;          // slurmctld listens here for agent reports
+	Seconds report_interval{5};    // each agent samples and reports this often
+	Seconds telemetry_timeout{30}; // no report that long: the node's slices count as busy
+	Seconds hard_stop_after{5};    // after the grace, the agent kills what is left
+	TelemetrySource telemetry = TelemetrySource::Auto; // auto: NVML for NVIDIA, unsupported otherwise
+	std::string telemetry_dir = "/run/flexslurm/telemetry/%n"; // the file source; may hold %n
+};
+
 struct Config {
 	std::string source = "<built-in defaults>";
 	std::string topology_xml;        // empty: the live system; may hold %n
@@ -41,6 +55,7 @@ struct Config {
 	std::vector<SliceRule> classes;
 	Placement default_placement = Placement::BestFit;
 	LendingPolicy lending;
+	LendingChannel channel;
 	std::vector<std::pair<std::string, Placement>> partition_placement;
 
 	Placement placement_for(std::string_view partition) const noexcept;

@@ -181,6 +181,44 @@ void SliceLending::borrower_gone(Instant now)
 	deadline_.reset();
 }
 
+void SliceLending::adopt_loan(Instant now, uint32_t borrower)
+{
+	if (borrower == 0 ||
+	    ((state_ == SliceState::Lent || state_ == SliceState::Reclaiming) && borrower_ == borrower))
+		return;
+	state_ = SliceState::Lent;
+	borrower_ = borrower;
+	lent_at_ = now;
+	busy_streak_ = 0;
+	reason_.reset();
+	deadline_.reset();
+}
+
+SliceLending::Memento SliceLending::memento() const
+{
+	return Memento{
+	        state_,       owner_,     borrower_,   owner_lends_, owner_gone_,     overdue_reported_,
+	        busy_streak_, owner_end_, idle_since_, lent_at_,     cooldown_until_, reason_,
+	        deadline_};
+}
+
+void SliceLending::restore(const Memento &m)
+{
+	state_ = m.state;
+	owner_ = m.owner;
+	borrower_ = m.borrower;
+	owner_lends_ = m.owner_lends;
+	owner_gone_ = m.owner_gone;
+	overdue_reported_ = m.overdue_reported;
+	busy_streak_ = m.busy_streak;
+	owner_end_ = m.owner_end;
+	idle_since_ = m.idle_since;
+	lent_at_ = m.lent_at;
+	cooldown_until_ = m.cooldown_until;
+	reason_ = m.reason;
+	deadline_ = m.deadline;
+}
+
 bool SliceLending::tick(Instant now)
 {
 	if (state_ == SliceState::Lent && now - lent_at_ >= policy_->max_loan)

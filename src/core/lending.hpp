@@ -71,7 +71,35 @@ public:
 	// outlived the grace (the caller then hard-stops the borrower).
 	bool tick(Instant now);
 
+	// A loan Slurm's books show but this slice did not record (found after
+	// a controller restart, or placed by a scheduler pass that raced a
+	// tick): it is a loan now, whatever the idle history says.
+	void adopt_loan(Instant now, uint32_t borrower);
+
+	// Everything the slice knows, for the controller's state file.
+	struct Memento {
+		SliceState state = SliceState::Free;
+		uint32_t owner = 0;
+		uint32_t borrower = 0;
+		bool owner_lends = true;
+		bool owner_gone = false;
+		bool overdue_reported = false;
+		int busy_streak = 0;
+		std::optional<Instant> owner_end;
+		std::optional<Instant> idle_since;
+		Instant lent_at{};
+		std::optional<Instant> cooldown_until;
+		std::optional<ReclaimReason> reason;
+		std::optional<Instant> deadline;
+	};
+	Memento memento() const;
+	void restore(const Memento &m);
+
 	SliceState state() const noexcept { return state_; }
+	std::optional<Instant> lent_since() const noexcept
+	{
+		return borrower_ ? std::optional<Instant>(lent_at_) : std::nullopt;
+	}
 	uint32_t owner() const noexcept { return owner_; }
 	uint32_t borrower() const noexcept { return borrower_; }
 	std::optional<ReclaimReason> reclaim_reason() const noexcept { return reason_; }

@@ -84,6 +84,18 @@ bool printable_field(std::string_view s)
 
 } // namespace
 
+const SliceLayout &SliceLayout::borrow_view() const
+{
+	if (!borrow_view_) {
+		auto view = std::make_shared<SliceLayout>();
+		view->devices_ = devices_;
+		for (DeviceSlices &d : view->devices_)
+			d.slice_memory_bytes = d.borrow_memory_bytes;
+		borrow_view_ = std::move(view);
+	}
+	return *borrow_view_;
+}
+
 std::string SliceLayout::serialize() const
 {
 	std::ostringstream out;
@@ -95,7 +107,7 @@ std::string SliceLayout::serialize() const
 		    << d.slice_memory_bytes << '\t';
 		for (size_t i = 0; i < d.cpus.size(); ++i)
 			out << (i ? "," : "") << d.cpus[i];
-		out << '\n';
+		out << '\t' << d.borrow_memory_bytes << '\n';
 	}
 	return out.str();
 }
@@ -118,9 +130,13 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 			break;
 		auto f = split(lines[li], '\t');
 		const std::string where = "line " + std::to_string(li + 1);
-		if (f.size() != 10)
-			return bad(where + ": expected 10 fields");
+		// The 11th field (memory per borrow unit) is optional: 0.
+		if (f.size() != 10 && f.size() != 11)
+			return bad(where + ": expected 10 or 11 fields");
 		DeviceSlices d;
+		if (f.size() == 11 && !parse_number(f[10], d.borrow_memory_bytes, uint64_t{0},
+		                                    std::numeric_limits<uint64_t>::max()))
+			return bad(where + ": malformed borrow memory");
 		auto vendor = parse_vendor(f[0]);
 		if (!vendor)
 			return bad(where + ": unknown vendor");

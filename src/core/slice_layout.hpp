@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,10 @@ struct DeviceSlices {
 	int slices = 0;
 	int compute_percent = 0;         // per slice
 	uint64_t slice_memory_bytes = 0; // per slice; 0: unknown
+	// Per borrow unit (gres/vborrow): this device's memory that no slice
+	// reserved, shared by its borrow units. Borrowers get compute, never
+	// the memory promised to slices. 0: nothing to lend here.
+	uint64_t borrow_memory_bytes = 0;
 };
 
 // Looks up a character device's major:minor; nullopt (and why) if absent.
@@ -50,6 +55,9 @@ public:
 	                         const std::string &device_dir, const DeviceProbe &probe = stat_char_device);
 
 	const std::vector<DeviceSlices> &devices() const noexcept { return devices_; }
+	// The same devices as borrowers see them: each unit's memory is the
+	// unreserved share (borrow_memory_bytes). Built once, then cached.
+	const SliceLayout &borrow_view() const;
 	int total_slices() const noexcept;
 	const DeviceSlices *device_of_slice(int index) const noexcept;
 
@@ -65,6 +73,7 @@ public:
 	static Result<SliceLayout> load(const std::string &path);
 
 private:
+	mutable std::shared_ptr<SliceLayout> borrow_view_;
 	std::vector<DeviceSlices> devices_;
 };
 

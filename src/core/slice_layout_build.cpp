@@ -35,6 +35,9 @@ SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
 		d.compute_percent = rule.compute_percent;
 		const uint64_t mem = rule.device_memory_bytes ? rule.device_memory_bytes : a.memory_bytes;
 		d.slice_memory_bytes = mem * static_cast<uint64_t>(rule.memory_percent) / 100;
+		const uint64_t reserved = d.slice_memory_bytes * static_cast<uint64_t>(rule.slices);
+		d.borrow_memory_bytes =
+		        mem > reserved ? (mem - reserved) / static_cast<uint64_t>(rule.slices) : 0;
 		next += d.slices;
 		layout.devices_.push_back(std::move(d));
 	}

@@ -3,6 +3,13 @@
  * is one unit of the GRES "vslice", bound to its physical device file so that
  * task/cgroup ConstrainDevices fences jobs per device.
  *
+ * Built a second time as gres/vborrow (FLEXSLURM_GRES_BORROW): as many borrow
+ * units per device as slices, unit u shadowing slice u, for jobs that borrow
+ * idle slices (select/flex decides which units may be allocated). A
+ * borrower's environment carries the slice's compute share and only memory
+ * no slice reserved. gres/vslice in slurmd also runs the reclaim agent
+ * (src/core/agent.*) when flexslurm.yaml enables lending.
+ *
  * This file only translates between Slurm's structures and the core (slice
  * layout, job environment); every decision is made in src/core. No C++
  * exception may reach Slurm: every entry point catches all.
@@ -10,6 +17,7 @@
 #define FLEXSLURM_COMPAT_GRES
 #include "slurm_compat.h"
 
+#include "core/agent.hpp"
 #include "core/config.hpp"
 #include "core/inventory.hpp"
 #include "core/job_env.hpp"
@@ -18,15 +26,27 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
 
+#ifdef FLEXSLURM_GRES_BORROW
+#define FLEXSLURM_GRES_NAME "vborrow"
+#define FLEXSLURM_GRES_WHAT "idle slices to borrow"
+#else
+#define FLEXSLURM_GRES_NAME "vslice"
+#define FLEXSLURM_GRES_WHAT "accelerator slices"
+#endif
+#define LOG_PREFIX "gres/" FLEXSLURM_GRES_NAME ": "
+
 extern "C" {
-extern const char plugin_name[] = "gres/vslice: accelerator slices (flexslurm " FLEXSLURM_VERSION ")";
-extern const char plugin_type[] = "gres/vslice";
+extern const char plugin_name[] =
+        "gres/" FLEXSLURM_GRES_NAME ": " FLEXSLURM_GRES_WHAT " (flexslurm " FLEXSLURM_VERSION ")";
+extern const char plugin_type[] = "gres/" FLEXSLURM_GRES_NAME;
 extern const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 }
 
@@ -36,10 +56,18 @@ namespace
 using namespace flexslurm;
 
 constexpr const char *config_file_name = "flexslurm.yaml";
+constexpr const char *gres_name = FLEXSLURM_GRES_NAME;
+#ifdef FLEXSLURM_GRES_BORROW
+constexpr bool borrow_units = true;
+#else
+constexpr bool borrow_units = false;
+#endif
 
 // Filled by node_config_load in slurmd and by recv_stepd in slurmstepd.
 std::optional<SliceLayout> layout;
 compat::list_ptr gres_devices = nullptr;
+// gres/vslice in slurmd, when lending is enabled.
+std::unique_ptr<NodeAgent> agent;
 
 template <class F>
 auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> decltype(f())
@@ -47,9 +75,9 @@ auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> dec
 	try {
 		return f();
 	} catch (const std::exception &e) {
-		error("gres/vslice: %s: %s", where, e.what());
+		error(LOG_PREFIX "%s: %s", where, e.what());
 	} catch (...) {
-		error("gres/vslice: %s: unexpected failure", where);
+		error(LOG_PREFIX "%s: unexpected failure", where);
 	}
 	return on_failure;
 }
@@ -97,7 +125,7 @@ std::string cpu_list(const std::vector<unsigned> &cpus)
 int is_vslice_record(void *x, void *)
 {
 	auto *rec = static_cast<gres_slurmd_conf_t *>(x);
-	return xstrcasecmp(rec->name, "vslice") == 0 ? 1 : 0;
+	return xstrcasecmp(rec->name, gres_name) == 0 ? 1 : 0;
 }
 
 int is_vslice_record_with_file(void *x, void *key)
@@ -112,9 +140,8 @@ int is_vslice_record_with_file(void *x, void *key)
 void publish_slices(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
 {
 	if (list_find_first(gres_conf_list, is_vslice_record_with_file, nullptr))
-		info("gres/vslice: File= lines for vslice in gres.conf are ignored: slices come from "
-		     "discovery (%s)",
-		     config_file_name);
+		info("%s: File= lines for %s in gres.conf are ignored: slices come from discovery (%s)",
+		     plugin_type, gres_name, config_file_name);
 	list_delete_all(gres_conf_list, is_vslice_record, nullptr);
 
 	for (const DeviceSlices &d : layout->devices()) {
@@ -133,23 +160,93 @@ void publish_slices(compat::list_ptr gres_conf_list, node_config_load_t *node_co
 				xfree(abs_cpus);
 			}
 		} else if (!d.cpus.empty()) {
-			verbose("gres/vslice: %s: topology CPUs do not fit the node's %u CPUs; no CPU "
-			        "affinity",
+			verbose(LOG_PREFIX "%s: topology CPUs do not fit the node's %u CPUs; no CPU "
+			                   "affinity",
 			        d.device_path.c_str(), node_conf->cpu_cnt);
 		}
 		// One record per device, Count = its slices: slurmctld then keeps
 		// each device as one topology entry, which is how select/flex
 		// tells which slices share a device.
-		compat::add_device_record(gres_conf_list, "vslice", static_cast<uint64_t>(d.slices),
+		compat::add_device_record(gres_conf_list, gres_name, static_cast<uint64_t>(d.slices),
 		                          node_conf->cpu_cnt, abs_cpus, mac_cpus, d.device_path.c_str(),
 		                          d.model.c_str());
-		info("gres/vslice: %s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64 " MiB each",
-		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
-		     d.first_slice, d.first_slice + d.slices - 1, d.compute_percent,
-		     d.slice_memory_bytes >> 20);
+		if (borrow_units)
+			info("gres/vborrow: %s %s: %d borrow units (index %d-%d), %" PRIu64
+			     " MiB of unreserved memory each%s",
+			     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
+			     d.first_slice, d.first_slice + d.slices - 1, d.borrow_memory_bytes >> 20,
+			     d.borrow_memory_bytes ? ""
+			                           : " (slices reserve all memory: nothing is lent here)");
+		else
+			info(LOG_PREFIX "%s %s: %d slices (index %d-%d), %d%% compute and %" PRIu64
+			                " MiB each",
+			     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
+			     d.first_slice, d.first_slice + d.slices - 1, d.compute_percent,
+			     d.slice_memory_bytes >> 20);
 		xfree(abs_cpus);
 		FREE_NULL_BITMAP(mac_cpus);
 	}
+}
+
+std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std::string &node)
+{
+	const auto &devices = layout->devices();
+	switch (config.channel.telemetry) {
+	case TelemetrySource::File:
+		return make_file_backend(*layout, expand_node_name(config.channel.telemetry_dir, node));
+	case TelemetrySource::None:
+		return nullptr;
+	case TelemetrySource::Nvml:
+	case TelemetrySource::Auto:
+		break;
+	}
+	const bool nvidia = std::any_of(devices.begin(), devices.end(),
+	                                [](const DeviceSlices &d) { return d.vendor == Vendor::Nvidia; });
+	if (!nvidia)
+		return make_unsupported_backend(devices.empty() ? Vendor::Nvidia : devices.front().vendor);
+	auto nvml = make_nvml_backend(*layout);
+	if (nvml)
+		return std::move(*nvml);
+	error(LOG_PREFIX "lending.telemetry: NVML: %s; this node's slices count as busy (never lent)",
+	      nvml.error().c_str());
+	return make_unsupported_backend(Vendor::Nvidia);
+}
+
+// The munge socket slurm.conf names (AuthInfo=socket=...), or munge's default.
+std::string munge_socket()
+{
+	const std::string info = slurm_conf.authinfo ? slurm_conf.authinfo : "";
+	const size_t at = info.find("socket=");
+	if (at == std::string::npos)
+		return "";
+	const size_t from = at + 7;
+	return info.substr(from, info.find(',', from) - from);
+}
+
+void start_agent(const Config &config, const std::string &node)
+{
+	agent.reset();
+	if (!config.channel.enabled)
+		return;
+	auto backend = telemetry_for(config, node);
+	if (!backend) {
+		info(LOG_PREFIX "lending.telemetry is none: nothing on %s is lent", node.c_str());
+		return;
+	}
+	AgentSettings s;
+	s.node = node;
+	s.controllers = compat::controller_hosts();
+	s.port = config.channel.port;
+	char *addr = slurm_conf_get_address(node.c_str());
+	s.bind_address = addr ? addr : "";
+	xfree(addr);
+	s.controller_uids = {0, slurm_conf.slurm_user_id};
+	s.interval = config.channel.report_interval;
+	agent = std::make_unique<NodeAgent>(s, *layout, std::move(backend),
+	                                    AgentIo::production(MungeEndpoint{munge_socket()}));
+	agent->start();
+	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds", s.port,
+	     static_cast<long>(s.interval.count()));
 }
 
 int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
@@ -169,7 +266,7 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 		}
 		config = *loaded;
 	} else {
-		info("gres/vslice: %s: %s; using built-in defaults (%d slices per device)", path.c_str(),
+		info(LOG_PREFIX "%s: %s; using built-in defaults (%d slices per device)", path.c_str(),
 		     std::strerror(errno), config.default_rule.slices);
 	}
 
@@ -184,10 +281,12 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 	layout = SliceLayout::build(*inventory, config, expand_node_name(config.device_dir, node));
 	// For the SPANK plugin in slurmstepd, which must not load hwloc.
 	if (auto saved = layout->save(expand_node_name(config.layout_file, node)); !saved)
-		error("gres/vslice: %s: the SPANK plugin cannot isolate devices on this node",
+		error(LOG_PREFIX "%s: the SPANK plugin cannot isolate devices on this node",
 		      saved.error().c_str());
 	rebuild_gres_devices();
 	publish_slices(gres_conf_list, node_conf);
+	if (!borrow_units && running_in_slurmd())
+		start_agent(config, node);
 	return SLURM_SUCCESS;
 }
 
@@ -208,12 +307,17 @@ void set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags, DeviceNum
 		return;
 	const auto held = held_slices(bits);
 	if (held.empty()) {
-		if (!(flags & GRES_INTERNAL_FLAG_PROTECT_ENV))
+		// gres/vborrow comes after gres/vslice in GresTypes and must not
+		// clear what vslice set for a job that holds slices.
+		if (!borrow_units && !(flags & GRES_INTERNAL_FLAG_PROTECT_ENV))
 			for (const std::string &name : owned_variable_names())
 				unsetenvp(*env, name.c_str());
 		return;
 	}
-	for (const EnvVar &v : slice_environment(*layout, held, numbering))
+	// A borrower gets the slice's compute share and only memory that no
+	// slice reserved, through the same variables (and limit backends).
+	const SliceLayout &view = borrow_units ? layout->borrow_view() : *layout;
+	for (const EnvVar &v : slice_environment(view, held, numbering))
 		env_array_overwrite(env, v.name.c_str(), v.value.c_str());
 }
 
@@ -230,12 +334,13 @@ int init(void)
 {
 	compat::log_prefix = plugin_type;
 	set_log_sink(compat::slurm_log_sink);
-	debug("gres/vslice: loaded");
+	debug("%s: loaded", plugin_type);
 	return SLURM_SUCCESS;
 }
 
 compat::fini_result fini(void)
 {
+	agent.reset();
 	FREE_NULL_LIST(gres_devices);
 	layout.reset();
 	FLEXSLURM_FINI_RETURN;
@@ -281,7 +386,7 @@ void gres_p_recv_stepd(buf_t *buffer)
 		char *text = nullptr;
 		uint32_t len = 0;
 		if (unpackstr_xmalloc(&text, &len, buffer) != SLURM_SUCCESS) {
-			error("gres/vslice: recv_stepd: cannot unpack the slice layout");
+			error(LOG_PREFIX "recv_stepd: cannot unpack the slice layout");
 			return;
 		}
 		const std::string s = text ? text : "";
@@ -293,7 +398,7 @@ void gres_p_recv_stepd(buf_t *buffer)
 		}
 		auto parsed = SliceLayout::deserialize(s);
 		if (!parsed) {
-			error("gres/vslice: recv_stepd: %s", parsed.error().c_str());
+			error(LOG_PREFIX "recv_stepd: %s", parsed.error().c_str());
 			return;
 		}
 		layout = std::move(*parsed);

@@ -8,22 +8,43 @@
  * chose. cons_tres then picks as usual: nodes, cores, memory, backfill and
  * preemption stay its business. Placement decisions live in the core
  * (src/core/placement.*); this file only translates.
+ *
+ * Idle reclaim (lending: in flexslurm.yaml): a LendingService listens for
+ * the node agents' Munge-sealed reports and keeps the core's LoanBook. A
+ * borrower (gres/vborrow) is shown only the borrow units whose slices are
+ * allocated and idle; the service's own thread, every second, re-reads
+ * who holds what from the job records, and signals and requeues borrowers
+ * whose loans are taken back (never from inside a select_p_* call, which
+ * runs under the controller's locks).
  */
 #define FLEXSLURM_COMPAT_SELECT
 #include "slurm_compat.h"
 
+#include "core/channel.hpp"
 #include "core/config.hpp"
+#include "core/loan_book.hpp"
 #include "core/log.hpp"
 #include "core/placement.hpp"
+#include "core/report.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern "C" {
@@ -99,10 +120,21 @@ uint32_t vslice_id()
 	return id;
 }
 
+uint32_t vborrow_id()
+{
+	static const uint32_t id = gres_build_id(const_cast<char *>("vborrow"));
+	return id;
+}
+
 uint32_t gpu_id()
 {
 	static const uint32_t id = gres_build_id(const_cast<char *>("gpu"));
 	return id;
+}
+
+int unit_count(bitstr_t *bits)
+{
+	return bits ? static_cast<int>(bit_size(bits)) : 0;
 }
 
 std::vector<int> set_bits(bitstr_t *bits, int first, int count)
@@ -169,6 +201,7 @@ std::vector<DeviceView> devices_of(node_record_t *node)
 struct JobAsk {
 	bool slices = false;
 	bool gpus = false;
+	bool borrows = false;
 	NodeRequest per_node;
 };
 
@@ -182,6 +215,8 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
 		if (state->plugin_id == gpu_id()) {
 			ask.gpus = true;
+		} else if (state->plugin_id == vborrow_id()) {
+			ask.borrows = true;
 		} else if (state->plugin_id == vslice_id()) {
 			ask.slices = true;
 			ask.per_node.type = js->type_name ? js->type_name : "";
@@ -278,6 +313,529 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 	return hidden;
 }
 
+// ---------------------------------------------------------------------------
+// Idle reclaim: the controller side
+
+// A borrower younger than this gets no checkpoint signal (see start_reclaim).
+constexpr long young_borrower_seconds = 3;
+
+Instant wall_now()
+{
+	return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
+}
+
+// Calls f(node index, unit bits) for each node a job holds units of `gres` on.
+template <class F>
+void for_each_job_unit_set(job_record_t *job, uint32_t gres, F &&f)
+{
+	if (!job->gres_list_alloc || !job->job_resrcs || !job->job_resrcs->node_bitmap)
+		return;
+	compat::list_iter it = list_iterator_create(job->gres_list_alloc);
+	while (auto *state = static_cast<gres_state_t *>(list_next(it))) {
+		if (state->plugin_id != gres)
+			continue;
+		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
+		if (!js || !js->gres_bit_alloc)
+			continue;
+		bitstr_t *nodes = job->job_resrcs->node_bitmap;
+		uint32_t j = 0;
+		for (int i = 0; i < bit_size(nodes) && j < js->node_cnt; ++i) {
+			if (!bit_test(nodes, i))
+				continue;
+			if (js->gres_bit_alloc[j] && i < node_record_count && node_record_table_ptr[i])
+				f(i, js->gres_bit_alloc[j]);
+			++j;
+		}
+	}
+	list_iterator_destroy(it);
+}
+
+// Who holds which slice and which borrow unit, from the job records.
+// Caller holds the job and node locks.
+std::vector<NodeBooks> read_books()
+{
+	std::vector<NodeBooks> books;
+	std::map<int, size_t> at; // node index -> books entry
+	for (int i = 0; i < node_record_count; ++i) {
+		node_record_t *node = node_record_table_ptr[i];
+		gres_node_state_t *vs = node ? compat::node_gres(node, vslice_id()) : nullptr;
+		if (!vs)
+			continue;
+		NodeBooks nb;
+		nb.node = node->name;
+		if (!vs->gres_bit_alloc || !vs->topo_gres_bitmap || !vs->topo_cnt) {
+			nb.known = false; // not registered since the controller started
+			books.push_back(std::move(nb));
+			continue;
+		}
+		nb.device_of_slice.assign(static_cast<size_t>(bit_size(vs->gres_bit_alloc)), -1);
+		for (int t = 0; t < vs->topo_cnt; ++t)
+			for (int u : set_bits(vs->topo_gres_bitmap[t], 0, unit_count(vs->gres_bit_alloc)))
+				nb.device_of_slice[static_cast<size_t>(u)] = t;
+		at[i] = books.size();
+		books.push_back(std::move(nb));
+	}
+	compat::list_iter it = list_iterator_create(job_list);
+	while (auto *job = static_cast<job_record_t *>(list_next(it))) {
+		const bool running = IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job);
+		const bool completing = IS_JOB_COMPLETING(job);
+		if (!running && !completing)
+			continue;
+		for_each_job_unit_set(job, vslice_id(), [&](int i, bitstr_t *bits) {
+			auto b = at.find(i);
+			if (b == at.end() || !running || completing)
+				return;
+			SliceOwner owner{job->job_id,
+			                 job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "",
+			                 std::nullopt};
+			if (job->time_limit != INFINITE && job->end_time)
+				owner.end = Instant(Seconds(job->end_time));
+			for (int u : set_bits(bits, 0, unit_count(bits)))
+				books[b->second].owners[u] = owner;
+		});
+		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
+			auto b = at.find(i);
+			if (b == at.end())
+				return;
+			for (int u : set_bits(bits, 0, unit_count(bits)))
+				books[b->second].borrowers[u] = {job->job_id, completing || !running};
+		});
+	}
+	list_iterator_destroy(it);
+	return books;
+}
+
+// "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show job,
+// sacct -o SystemComment), keeping whatever else is there.
+void record_totals(job_record_t *job, const JobTotals &t)
+{
+	std::string ours = "flexslurm:";
+	if (t.lent_slice_seconds)
+		ours += " lent " + std::to_string(t.lent_slice_seconds) + " slice-s";
+	if (t.borrowed_slice_seconds)
+		ours += std::string(t.lent_slice_seconds ? "," : "") + " borrowed " +
+		        std::to_string(t.borrowed_slice_seconds) + " slice-s";
+	std::string text = job->system_comment ? job->system_comment : "";
+	if (const size_t from = text.find("flexslurm:"); from != std::string::npos) {
+		const size_t to = text.find(';', from);
+		text.erase(from, to == std::string::npos ? std::string::npos : to - from + 1);
+	}
+	while (!text.empty() && (text.back() == ' ' || text.back() == ';'))
+		text.pop_back();
+	text += (text.empty() ? "" : "; ") + ours;
+	if (!job->system_comment || text != job->system_comment) {
+		xfree(job->system_comment);
+		job->system_comment = xstrdup(text.c_str());
+	}
+}
+
+std::vector<std::string> numeric_addresses(const std::string &host)
+{
+	std::vector<std::string> out;
+	addrinfo hints{};
+	hints.ai_socktype = SOCK_STREAM;
+	addrinfo *res = nullptr;
+	if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0)
+		return out;
+	for (addrinfo *a = res; a; a = a->ai_next) {
+		char text[INET6_ADDRSTRLEN] = {};
+		const void *src = a->ai_family == AF_INET
+		                          ? static_cast<const void *>(
+		                                    &reinterpret_cast<sockaddr_in *>(a->ai_addr)->sin_addr)
+		                          : static_cast<const void *>(
+		                                    &reinterpret_cast<sockaddr_in6 *>(a->ai_addr)->sin6_addr);
+		if (inet_ntop(a->ai_family, src, text, sizeof(text)))
+			out.emplace_back(text);
+	}
+	freeaddrinfo(res);
+	return out;
+}
+
+// The whole file if it exists and is under 16 MiB (the state of a large
+// cluster is a few MiB).
+bool read_small_file(const std::string &path, std::string &out)
+{
+	const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[65536];
+	ssize_t n = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 && out.size() < (16u << 20))
+		out.append(buf, static_cast<size_t>(n));
+	close(fd);
+	return n == 0;
+}
+
+bool write_atomically(const std::string &path, const std::string &text, bool sync)
+{
+	const std::string tmp = path + ".new";
+	const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	size_t done = 0;
+	while (done < text.size()) {
+		const ssize_t n = write(fd, text.data() + done, text.size() - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += static_cast<size_t>(n);
+	}
+	const bool ok = done == text.size() && (!sync || fsync(fd) == 0);
+	close(fd);
+	if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+		unlink(tmp.c_str());
+		return false;
+	}
+	return true;
+}
+
+class LendingService
+{
+public:
+	LendingService(const Config &cfg, std::string state_dir)
+	    : book_(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after),
+	      state_path_(state_dir + "/flexslurm_lending.state"),
+	      status_path_(state_dir + "/flexslurm_lending.status"), munge_{munge_socket()},
+	      intake_(rules(cfg), [this](std::string_view cred) { return munge_open(munge_, cred); })
+	{
+	}
+	~LendingService()
+	{
+		{
+			std::lock_guard<std::mutex> guard(stop_mutex_);
+			stopping_ = true;
+		}
+		stop_.notify_all();
+		if (thread_.joinable())
+			thread_.join();
+		listener_.reset();
+	}
+	LendingService(const LendingService &) = delete;
+	LendingService &operator=(const LendingService &) = delete;
+
+	void start(uint16_t port)
+	{
+		port_ = port;
+		thread_ = std::thread([this] { loop(); });
+	}
+
+	// job_test, under the controller's locks: the borrow units of a node
+	// that a borrower may be given now.
+	std::set<int> lendable(const std::string &node)
+	{
+		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+		const auto units = book_.lendable_units(node, wall_now());
+		return {units.begin(), units.end()};
+	}
+
+	// A borrower's units were committed (select_p_select_nodeinfo_set).
+	void committed(job_record_t *job)
+	{
+		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
+			for (int u : set_bits(bits, 0, unit_count(bits)))
+				book_.lent(wall_now(), node_record_table_ptr[i]->name, u, job->job_id);
+		});
+		flush_events();
+	}
+
+	// The lender ends (under the controller's locks): its lent total goes
+	// in its record.
+	void ended(job_record_t *job)
+	{
+		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+		const auto t = book_.totals().find(job->job_id);
+		if (t == book_.totals().end() || !t->second.lent_slice_seconds)
+			return;
+		record_totals(job, t->second);
+		info("select/flex: lending: JobId=%u lent %" PRIu64 " slice-s", job->job_id,
+		     t->second.lent_slice_seconds);
+	}
+
+private:
+	static std::string munge_socket()
+	{
+		const std::string info = slurm_conf.authinfo ? slurm_conf.authinfo : "";
+		const size_t at = info.find("socket=");
+		if (at == std::string::npos)
+			return "";
+		const size_t from = at + 7;
+		return info.substr(from, info.find(',', from) - from);
+	}
+
+	IntakeRules rules(const Config &cfg)
+	{
+		IntakeRules r;
+		r.allowed_uids = {0, slurm_conf.slurm_user_id};
+		r.node_known = [this](const std::string &node) {
+			std::lock_guard<std::mutex> guard(addr_mutex_);
+			return node_addrs_.count(node) > 0;
+		};
+		r.node_matches_peer = [this](const std::string &node, const std::string &peer) {
+			std::lock_guard<std::mutex> guard(addr_mutex_);
+			auto a = node_addrs_.find(node);
+			return a != node_addrs_.end() &&
+			       std::find(a->second.begin(), a->second.end(), peer) != a->second.end();
+		};
+		// An agent reports once an interval: a few more within one
+		// interval is jitter, many is a flood.
+		r.min_interval = std::max(Seconds(1), cfg.channel.report_interval);
+		r.max_age = std::max(Seconds(30), 3 * cfg.channel.report_interval);
+		return r;
+	}
+
+	// The listener thread: no controller lock is taken here.
+	std::string handle(std::string_view frame, const std::string &peer)
+	{
+		auto report = intake_.take(frame, peer, wall_now());
+		if (!report)
+			return "";
+		Orders orders;
+		{
+			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+			book_.report(wall_now(), *report);
+			orders = book_.orders_for(report->node, report->seq, wall_now());
+		}
+		auto sealed = munge_seal(munge_, encode_orders(orders));
+		if (!sealed) {
+			error("select/flex: lending: cannot seal the answer to %s: %s", report->node.c_str(),
+			      sealed.error().c_str());
+			return "";
+		}
+		return *sealed;
+	}
+
+	void flush_events()
+	{
+		for (const std::string &e : book_.take_events())
+			info("select/flex: lending: %s", e.c_str());
+	}
+
+	void loop()
+	{
+		for (;;) {
+			try {
+				tick();
+			} catch (const std::exception &e) {
+				error("select/flex: lending: %s", e.what());
+			} catch (...) {
+				error("select/flex: lending: unexpected failure");
+			}
+			std::unique_lock<std::mutex> lock(stop_mutex_);
+			if (stop_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }))
+				return;
+		}
+	}
+
+	void restore_once()
+	{
+		if (restored_)
+			return;
+		restored_ = true;
+		std::string text, why;
+		if (!read_small_file(state_path_, text))
+			return;
+		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+		if (book_.restore(text, why))
+			info("select/flex: lending: state restored from %s (%zu reclaim(s) in flight)",
+			     state_path_.c_str(), book_.active_reclaims());
+		else
+			error("select/flex: lending: %s: %s; starting with no loan history (the job records "
+			      "still say who borrows what)",
+			      state_path_.c_str(), why.c_str());
+	}
+
+	void tick()
+	{
+		if (!slurmctld_primary)
+			return; // a backup controller keeps its hands off the shared state file
+		restore_once();
+		bool schedule = false;
+		std::map<std::string, std::string> node_hosts;
+		std::string state, status;
+		{
+			compat::JobWriteLock locks;
+			if (!job_list || !node_record_table_ptr)
+				return; // the controller is still reading its state
+			const Instant now = wall_now();
+			std::vector<NodeBooks> books = read_books();
+			for (int i = 0; i < node_record_count; ++i)
+				if (node_record_table_ptr[i])
+					node_hosts[node_record_table_ptr[i]->name] =
+					        node_record_table_ptr[i]->comm_name
+					                ? node_record_table_ptr[i]->comm_name
+					                : node_record_table_ptr[i]->name;
+			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+			book_.sync(now, books);
+			const TickActions actions = book_.tick(now);
+			for (const ReclaimOrder &o : actions.signal)
+				start_reclaim(o, now);
+			for (uint32_t b : actions.requeue)
+				requeue(b, now);
+			// Borrowers' records follow their loans; a lender's record
+			// is written once, when it ends (select_p_job_fini), so that
+			// lending leaves a running lender's record untouched.
+			for (const auto &[id, totals] : book_.totals())
+				if (totals.borrowed_slice_seconds && !totals.lent_slice_seconds)
+					if (job_record_t *job = find_job_record(id))
+						record_totals(job, totals);
+			schedule = actions.lendable_appeared;
+			flush_events();
+			state = book_.serialize(now);
+			status = book_.status(now);
+		}
+		if (schedule)
+			queue_job_scheduler(); // a waiting borrower may fit now
+		refresh_addresses(node_hosts);
+		// Listen once the nodes' addresses are known: a report that came
+		// earlier could only be refused.
+		if (!listener_ && now_steady() >= next_listen_) {
+			auto l = Listener::start("", port_,
+			                         [this](std::string_view frame, const std::string &peer) {
+				                         return handle(frame, peer);
+			                         });
+			if (l) {
+				listener_ = std::move(*l);
+				info("select/flex: lending: listening for node reports on port %u", port_);
+			} else {
+				error("select/flex: lending: cannot listen on port %u: %s; nothing is lent "
+				      "until it can "
+				      "(retrying every 10 s)",
+				      port_, l.error().c_str());
+				next_listen_ = now_steady() + std::chrono::seconds(10);
+			}
+		}
+		if (state != saved_state_) {
+			if (write_atomically(state_path_, state, true))
+				saved_state_ = state;
+			else if (!state_write_failed_)
+				error("select/flex: lending: cannot write %s: %s", state_path_.c_str(),
+				      std::strerror(errno));
+			state_write_failed_ = saved_state_ != state;
+		}
+		write_atomically(status_path_, status, false);
+	}
+
+	// Under the controller's locks.
+	void start_reclaim(const ReclaimOrder &o, Instant now)
+	{
+		job_record_t *job = find_job_record(o.borrower);
+		if (!job || !IS_JOB_RUNNING(job))
+			return;
+		if (!job->warn_signal) {
+			// Nothing would use the grace: give the slice back at once.
+			info("select/flex: lending: JobId=%u asked for no checkpoint signal (--signal): "
+			     "requeued "
+			     "at once",
+			     job->job_id);
+			requeue(o.borrower, now);
+			return;
+		}
+		// A batch job signalled while slurmstepd is still launching it
+		// fails to launch (JobLaunchFailure) instead of taking the signal;
+		// one this young has nothing to checkpoint yet: it is requeued at
+		// the deadline without a signal.
+		if (job->start_time &&
+		    now.time_since_epoch().count() - job->start_time < young_borrower_seconds) {
+			info("select/flex: lending: JobId=%u started %lds ago: no checkpoint signal, "
+			     "requeued at the "
+			     "deadline",
+			     job->job_id,
+			     static_cast<long>(now.time_since_epoch().count() - job->start_time));
+			return;
+		}
+		const uint16_t flags = job->warn_flags & (KILL_JOB_BATCH | KILL_FULL_JOB);
+		const int rc = job_signal(job, job->warn_signal, flags, 0, false);
+		if (rc != SLURM_SUCCESS)
+			error("select/flex: lending: signal %u to JobId=%u: %s", job->warn_signal,
+			      job->job_id, slurm_strerror(rc));
+		book_.signalled(o.borrower, now);
+	}
+
+	void requeue(uint32_t borrower, Instant now)
+	{
+		job_record_t *job = find_job_record(borrower);
+		if (!job || !IS_JOB_RUNNING(job)) {
+			book_.requeued(borrower, now);
+			return;
+		}
+		const int rc = compat::requeue_job(job);
+		if (rc == SLURM_SUCCESS) {
+			book_.requeued(borrower, now);
+			return;
+		}
+		// The lender's guarantee comes first: a borrower that cannot be
+		// requeued (job_submit/flex not configured?) is stopped.
+		error("select/flex: lending: cannot requeue borrower JobId=%u: %s; killing it", borrower,
+		      slurm_strerror(rc));
+		job_signal(job, SIGKILL, 0, 0, false);
+		book_.gave_up(borrower, now);
+	}
+
+	// Outside the controller's locks: name resolution may block.
+	void refresh_addresses(const std::map<std::string, std::string> &node_hosts)
+	{
+		std::map<std::string, std::vector<std::string>> addrs;
+		for (const auto &[node, host] : node_hosts) {
+			auto cached = host_cache_.find(host);
+			if (cached == host_cache_.end())
+				cached = host_cache_.emplace(host, numeric_addresses(host)).first;
+			addrs[node] = cached->second;
+		}
+		std::lock_guard<std::mutex> guard(addr_mutex_);
+		node_addrs_ = std::move(addrs);
+	}
+
+	static std::chrono::steady_clock::time_point now_steady() { return std::chrono::steady_clock::now(); }
+
+	uint16_t port_ = 0;
+	std::chrono::steady_clock::time_point next_listen_{};
+	// Recursive: a requeue from the tick thread re-enters the plugin
+	// (select_p_job_fini) on the same thread.
+	std::recursive_mutex book_mutex_;
+	LoanBook book_;
+	std::string state_path_;
+	std::string status_path_;
+	MungeEndpoint munge_;
+	ReportIntake intake_; // the listener thread's
+	std::unique_ptr<Listener> listener_;
+
+	std::mutex addr_mutex_;
+	std::map<std::string, std::vector<std::string>> node_addrs_;
+	std::map<std::string, std::vector<std::string>> host_cache_; // the tick thread's
+
+	std::mutex stop_mutex_;
+	std::condition_variable stop_;
+	bool stopping_ = false;
+	std::thread thread_;
+	bool restored_ = false;
+	std::string saved_state_;
+	bool state_write_failed_ = false;
+};
+
+std::unique_ptr<LendingService> lending;
+
+std::vector<HiddenUnits> hide_unlendable(job_record_t *job, bitstr_t *nodes)
+{
+	std::vector<HiddenUnits> hidden;
+	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
+		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		gres_node_state_t *ns = compat::node_gres(node, vborrow_id());
+		if (!ns || !ns->gres_bit_alloc)
+			continue;
+		const std::set<int> ok = lending ? lending->lendable(node->name) : std::set<int>{};
+		hidden.emplace_back(ns);
+		for (int u = 0; u < bit_size(ns->gres_bit_alloc); ++u)
+			if (!ok.count(u))
+				hidden.back().hide(u);
+	}
+	(void)job;
+	return hidden;
+}
+
 } // namespace
 
 extern "C" {
@@ -298,11 +856,23 @@ int init(void)
 	// twice before its own fatal: stop here, after the one line above.
 	if (rc != SLURM_SUCCESS)
 		fatal("select/flex: refusing to start with a broken %s", config_file_name);
+	if (config.channel.enabled) {
+		try {
+			lending = std::make_unique<LendingService>(
+			        config,
+			        slurm_conf.state_save_location ? slurm_conf.state_save_location : ".");
+			lending->start(config.channel.port);
+		} catch (...) {
+			error("select/flex: lending: cannot start; nothing will be lent");
+			lending.reset();
+		}
+	}
 	return rc;
 }
 
 compat::fini_result fini(void)
 {
+	lending.reset();
 	std::lock_guard<std::mutex> guard(delegate_lock);
 	if (delegate_context)
 		plugin_context_destroy(delegate_context);
@@ -325,6 +895,21 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 			      compat::job_id_of(job_ptr));
 			return ESLURM_INVALID_GRES;
 		}
+		if (ask.borrows) {
+			// A borrower is taken back by requeue: one that cannot be
+			// requeued never starts (job_submit/flex refuses it earlier,
+			// with a message to the user).
+			if (!job_ptr->batch_flag || !job_ptr->details || !job_ptr->details->requeue ||
+			    ask.slices || ask.gpus) {
+				debug("select/flex: JobId=%u borrows but is not a requeueable batch job "
+				      "asking only "
+				      "vborrow: not placed",
+				      compat::job_id_of(job_ptr));
+				return ESLURM_INVALID_GRES;
+			}
+			if (mode != SELECT_MODE_TEST_ONLY)
+				hidden = hide_unlendable(job_ptr, bitmap);
+		}
 		if (ask.slices || ask.gpus)
 			hidden = hide_units(job_ptr, bitmap, ask);
 	} catch (const std::exception &e) {
@@ -341,6 +926,33 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 
 /* Everything else is cons_tres's, unchanged, per release. */
 #include "select_delegates.inc"
+
+int select_p_job_fini(job_record_t *job_ptr)
+{
+	try {
+		if (lending && job_ptr)
+			lending->ended(job_ptr);
+	} catch (...) {
+		error("select/flex: lending: JobId=%u: cannot record what it lent",
+		      compat::job_id_of(job_ptr));
+	}
+	return delegate() ? ops.job_fini(job_ptr) : SLURM_ERROR;
+}
+
+int select_p_select_nodeinfo_set(job_record_t *job_ptr)
+{
+	if (!delegate())
+		return SLURM_ERROR;
+	const int rc = ops.nodeinfo_set(job_ptr);
+	try {
+		if (rc == SLURM_SUCCESS && lending && job_ptr &&
+		    (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)))
+			lending->committed(job_ptr);
+	} catch (...) {
+		error("select/flex: lending: JobId=%u: cannot record its loan", compat::job_id_of(job_ptr));
+	}
+	return rc;
+}
 
 int select_p_reconfigure(void)
 {

@@ -66,7 +66,7 @@ def main():
             traceback.print_exc(file=sys.stdout)
             continue
         tests = [(n, f) for n, f in vars(module).items() if n.startswith("test_") and callable(f)
-                 and args.k in f"{path.stem}.{n}"]
+                 and any(k in f"{path.stem}.{n}" for k in args.k.split(","))]
         if not tests:
             continue
         if path.stem in args.skip.split(","):

@@ -25,6 +25,9 @@ int main()
 	srunner_add_suite(runner, placement_suite());
 	srunner_add_suite(runner, isolation_suite());
 	srunner_add_suite(runner, lending_suite());
+	srunner_add_suite(runner, loan_book_suite());
+	srunner_add_suite(runner, report_suite());
+	srunner_add_suite(runner, telemetry_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	const int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

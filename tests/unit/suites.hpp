@@ -14,6 +14,9 @@ Suite *job_env_suite();
 Suite *placement_suite();
 Suite *isolation_suite();
 Suite *lending_suite();
+Suite *loan_book_suite();
+Suite *report_suite();
+Suite *telemetry_suite();
 Suite *slice_layout_suite();
 
 #include <string>

@@ -232,6 +232,15 @@ START_TEST(lending_yaml)
 	ck_assert(p.cooldown == 600s && p.grace == 45s);
 	ck_assert(!p.partition_lends("debug") && p.partition_lends("gpu"));
 	ck_assert(Config::defaults().lending.grace == 60s);
+	ck_assert(!Config::defaults().channel.enabled);
+	auto ch = Config::from_string("lending:\n  enabled: true\n  port: 7000\n  report_interval: 2s\n"
+	                              "  telemetry_timeout: 10s\n  hard_stop_after: 3s\n  telemetry: file\n"
+	                              "  telemetry_dir: /run/t/%n\n",
+	                              "c.yaml");
+	ck_assert_msg(static_cast<bool>(ch), "%s", ch.error().c_str());
+	ck_assert(ch->channel.enabled && ch->channel.port == 7000 && ch->channel.report_interval == 2s);
+	ck_assert(ch->channel.telemetry_timeout == 10s && ch->channel.hard_stop_after == 3s);
+	ck_assert(ch->channel.telemetry == TelemetrySource::File && ch->channel.telemetry_dir == "/run/t/%n");
 	const char *bad[][2] = {
 	        {"lending:\n  grace: soon\n", "bad.yaml:2: lending.grace: \"soon\" is not a duration "
 	                                      "(allowed: a duration such as 90s, 10m, 1h or a "
@@ -248,9 +257,23 @@ START_TEST(lending_yaml)
 	         "bad.yaml:2: lending.never_lend_partitions: must be a list (allowed: a list of partition "
 	         "names)"},
 	        {"lending:\n  reclaim: now\n",
-	         "bad.yaml:2: lending.reclaim: unknown key (allowed: idle_below_percent, idle_window, "
-	         "busy_above_percent, "
-	         "busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions)"},
+	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, "
+	         "idle_window, "
+	         "busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, "
+	         "never_lend_partitions, "
+	         "port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
+	        {"lending:\n  enabled: yes\n",
+	         "bad.yaml:2: lending.enabled: \"yes\" is not a boolean (allowed: true or false)"},
+	        {"lending:\n  telemetry: dcgm\n", "bad.yaml:2: lending.telemetry: unknown source \"dcgm\" "
+	                                          "(allowed: auto, nvml, file or none)"},
+	        {"lending:\n  telemetry_dir: run/t\n", "bad.yaml:2: lending.telemetry_dir: must be an "
+	                                               "absolute path (allowed: an absolute directory "
+	                                               "(may hold %n))"},
+	        {"lending:\n  port: 70000\n",
+	         "bad.yaml:2: lending.port: 70000 is out of range (allowed: a TCP port from 1 to 65535)"},
+	        {"lending:\n  report_interval: 20s\n",
+	         "bad.yaml:2: lending.telemetry_timeout: shorter than two report intervals (allowed: "
+	         "telemetry_timeout >= 2 x report_interval)"},
 	};
 	for (const auto &b : bad) {
 		auto r = Config::from_string(b[0], "bad.yaml");

@@ -1,0 +1,100 @@
+// The node agent of idle reclaim: a thread in slurmd that samples the
+// node's accelerators every report interval, sends one Munge-sealed report
+// to slurmctld, and carries out the "hard stop" orders in the answer: when a
+// reclaimed borrower's grace (plus hard_stop_after) has run out, whatever
+// is left of it on this node is killed. Orders are kept per job with their
+// due time on this node's own clock, so a stop happens on time even if the
+// controller cannot be reached at that moment; each answer replaces them.
+//
+// Slurm-free: the plugin hands in the node name, the controllers, the
+// layout and a telemetry backend; tests hand in fakes for Munge, the network
+// and the killer.
+#pragma once
+
+#include "channel.hpp"
+#include "report.hpp"
+#include "slice_layout.hpp"
+#include "telemetry.hpp"
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace flexslurm
+{
+
+struct AgentSettings {
+	std::string node;
+	std::vector<std::string> controllers; // tried in order until one answers
+	uint16_t port = 0;
+	std::string bind_address;           // speak from the node's own address ("" = any)
+	std::vector<uid_t> controller_uids; // whose sealed orders are obeyed (root, SlurmUser)
+	Seconds interval{5};
+	Seconds timeout{3}; // per exchange
+};
+
+struct AgentIo {
+	std::function<Result<std::string>(std::string_view payload)> seal;
+	Opener open;
+	std::function<Result<std::string>(const std::string &host, uint16_t port, std::string_view request,
+	                                  const std::string &bind_address, Seconds timeout)>
+	        exchange;
+	std::function<int(uint32_t job)> kill_job;
+	std::function<Instant()> wall_clock;
+
+	// Munge, TCP and SIGKILL for real.
+	static AgentIo production(const MungeEndpoint &munge);
+};
+
+class NodeAgent
+{
+public:
+	NodeAgent(AgentSettings settings, SliceLayout layout, std::unique_ptr<TelemetryBackend> backend,
+	          AgentIo io);
+	~NodeAgent(); // stops and joins the thread
+	NodeAgent(const NodeAgent &) = delete;
+	NodeAgent &operator=(const NodeAgent &) = delete;
+
+	void start();
+
+	// One report and its answer (the thread calls this every interval).
+	void report_once();
+	// Kills every borrower whose stop is due at `now` (steady clock).
+	void run_due_stops(std::chrono::steady_clock::time_point now);
+
+	// For tests: the stops now scheduled, job -> due.
+	std::map<uint32_t, std::chrono::steady_clock::time_point> scheduled_stops() const;
+	Report build_report(const std::vector<DeviceSample> &samples);
+
+private:
+	void loop();
+	void obey(const Orders &orders);
+
+	AgentSettings settings_;
+	SliceLayout layout_;
+	std::unique_ptr<TelemetryBackend> backend_;
+	AgentIo io_;
+	uint64_t epoch_ = 0;
+	uint64_t seq_ = 0;
+	std::string last_failure_; // logged once until it changes
+
+	struct Stop {
+		std::chrono::steady_clock::time_point due;
+		bool done = false;
+	};
+	mutable std::mutex mutex_;
+	std::condition_variable wake_;
+	bool stopping_ = false;
+	std::map<uint32_t, Stop> stops_;
+	std::thread thread_;
+};
+
+} // namespace flexslurm

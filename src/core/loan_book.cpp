@@ -1,0 +1,603 @@
+#include "loan_book.hpp"
+
+#include "log.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <sstream>
+
+namespace flexslurm
+{
+
+namespace
+{
+
+constexpr size_t history_limit = 200;
+constexpr std::string_view state_header = "flexslurm-lending 1";
+
+int64_t unix_of(Instant t)
+{
+	return t.time_since_epoch().count();
+}
+
+std::string time_text(std::optional<Instant> t)
+{
+	return t ? std::to_string(unix_of(*t)) : "-";
+}
+
+std::string job_text(uint32_t job)
+{
+	return job ? "JobId=" + std::to_string(job) : "-";
+}
+
+template <class T>
+bool parse_number(std::string_view s, T &out)
+{
+	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+	return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool parse_time(std::string_view s, std::optional<Instant> &out)
+{
+	if (s == "-") {
+		out.reset();
+		return true;
+	}
+	int64_t v = 0;
+	if (!parse_number(s, v) || v < 0)
+		return false;
+	out = Instant(Seconds(v));
+	return true;
+}
+
+std::vector<std::string_view> words(std::string_view line)
+{
+	std::vector<std::string_view> out;
+	size_t i = 0;
+	while (i < line.size()) {
+		while (i < line.size() && line[i] == ' ')
+			++i;
+		size_t j = i;
+		while (j < line.size() && line[j] != ' ')
+			++j;
+		if (j > i)
+			out.push_back(line.substr(i, j - i));
+		i = j;
+	}
+	return out;
+}
+
+// "key=value" fields of a state line, in a fixed order.
+bool field(std::string_view word, std::string_view key, std::string_view &value)
+{
+	if (word.size() <= key.size() || word.substr(0, key.size()) != key || word[key.size()] != '=')
+		return false;
+	value = word.substr(key.size() + 1);
+	return true;
+}
+
+std::optional<SliceState> state_of(std::string_view name)
+{
+	for (SliceState s : {SliceState::Free, SliceState::OwnedBusy, SliceState::Idle, SliceState::Lent,
+	                     SliceState::Reclaiming})
+		if (state_name(s) == name)
+			return s;
+	return std::nullopt;
+}
+
+std::optional<ReclaimReason> reason_of(std::string_view name)
+{
+	for (ReclaimReason r : {ReclaimReason::LenderBusy, ReclaimReason::LenderEnded, ReclaimReason::MaxLoan,
+	                        ReclaimReason::TelemetryLost, ReclaimReason::Admin})
+		if (reason_name(r) == name)
+			return r;
+	return std::nullopt;
+}
+
+} // namespace
+
+LoanBook::LoanBook(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard_stop_after)
+    : policy_(std::move(policy)), telemetry_timeout_(telemetry_timeout), hard_stop_after_(hard_stop_after)
+{
+}
+
+void LoanBook::event(Instant now, std::string text)
+{
+	history_.push_back(std::to_string(unix_of(now)) + " " + text);
+	while (history_.size() > history_limit)
+		history_.pop_front();
+	pending_events_.push_back(std::move(text));
+}
+
+std::vector<std::string> LoanBook::take_events()
+{
+	return std::exchange(pending_events_, {});
+}
+
+void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
+{
+	std::map<uint32_t, bool> borrower_running; // job -> holds a unit it is not leaving
+	std::set<std::string> seen_nodes, unknown_nodes;
+	for (const NodeBooks &nb : books) {
+		seen_nodes.insert(nb.node);
+		if (!nb.known) {
+			unknown_nodes.insert(nb.node);
+			continue;
+		}
+		Node &n = nodes_[nb.node];
+		// A node newly seen (or seen again after a restart) gets a full
+		// telemetry timeout before its loans count as lost.
+		if (!n.last_report)
+			n.last_report = now;
+		for (auto it = n.slices.begin(); it != n.slices.end();) // the node shrank
+			it = it->first >= static_cast<int>(nb.device_of_slice.size()) ? n.slices.erase(it)
+			                                                              : std::next(it);
+		for (int u = 0; u < static_cast<int>(nb.device_of_slice.size()); ++u) {
+			Slice &s = n.slices.try_emplace(u, policy_).first->second;
+			s.device = nb.device_of_slice[static_cast<size_t>(u)];
+			SliceLending &l = s.lending;
+			const auto owner = nb.owners.find(u);
+			const bool held = l.state() != SliceState::Free;
+			if (owner != nb.owners.end()) {
+				if (!held || l.owner() != owner->second.job) {
+					if (held)
+						l.owner_released(now);
+					l.owner_assigned(now, owner->second.job, owner->second.partition,
+					                 owner->second.end);
+				}
+			} else if (held && !(l.state() == SliceState::Reclaiming && l.owner() == 0)) {
+				l.owner_released(now);
+			}
+
+			const auto holding = nb.borrowers.find(u);
+			if (holding != nb.borrowers.end()) {
+				const uint32_t b = holding->second.job;
+				bool &running = borrower_running[b];
+				running = running || !holding->second.completing;
+				if (l.borrower() != b) {
+					if (l.borrower() != 0)
+						l.borrower_gone(now);
+					l.adopt_loan(now, b);
+					event(now, "loan found in the job records: " + nb.node + " slice " +
+					                   std::to_string(u) + " lent to " + job_text(b));
+				}
+				if (auto r = reclaims_.find(b); r != reclaims_.end())
+					r->second.nodes.insert(nb.node);
+			} else if (l.borrower() != 0) {
+				l.borrower_gone(now);
+			}
+		}
+		n.borrowed_units.clear();
+		for (const auto &[u, h] : nb.borrowers)
+			n.borrowed_units.insert(u);
+	}
+	for (auto it = nodes_.begin(); it != nodes_.end();)
+		it = seen_nodes.count(it->first) ? std::next(it) : nodes_.erase(it);
+
+	for (auto it = reclaims_.begin(); it != reclaims_.end();) {
+		// On a node Slurm does not know yet, the borrower may well be there.
+		const bool unsure =
+		        std::any_of(it->second.nodes.begin(), it->second.nodes.end(),
+		                    [&](const std::string &n) { return unknown_nodes.count(n) > 0; });
+		if (unsure) {
+			++it;
+			continue;
+		}
+		const auto b = borrower_running.find(it->first);
+		const bool gone = b == borrower_running.end();
+		// Requeued, and already running again: that is a new loan.
+		const bool restarted = !gone && b->second && it->second.requeued_at;
+		if (gone || restarted) {
+			finish_reclaim(it->second, now);
+			it = reclaims_.erase(it);
+		} else {
+			if (!b->second && !it->second.requeued_at) // it left on its own (requeued itself)
+				it->second.requeued_at = now;
+			++it;
+		}
+	}
+	// Totals of jobs no longer in the records go (not while a node's
+	// records are unknown: its jobs would look gone).
+	for (auto it = totals_.begin(); unknown_nodes.empty() && it != totals_.end();) {
+		bool known = borrower_running.count(it->first) > 0;
+		for (const auto &[name, n] : nodes_)
+			for (const auto &[u, s] : n.slices)
+				known = known || s.lending.owner() == it->first ||
+				        s.lending.borrower() == it->first;
+		it = known ? std::next(it) : totals_.erase(it);
+	}
+}
+
+void LoanBook::report(Instant now, const Report &r)
+{
+	auto found = nodes_.find(r.node);
+	if (found == nodes_.end())
+		return;
+	Node &n = found->second;
+	n.last_report = now;
+	n.lendable_memory_devices.clear();
+	std::map<int, const DeviceReport *> by_device;
+	for (const DeviceReport &d : r.devices) {
+		by_device[d.device] = &d;
+		if (d.lendable_memory_mib > 0)
+			n.lendable_memory_devices.insert(d.device);
+	}
+	for (auto &[u, s] : n.slices) {
+		const auto d = by_device.find(s.device);
+		if (d == by_device.end()) {
+			s.lending.telemetry_lost(now); // a device the agent cannot read is busy
+			continue;
+		}
+		const uint32_t owner = s.lending.owner();
+		if (!owner || s.lending.state() == SliceState::Free)
+			continue;
+		double busy = d->second->busy_percent;
+		if (d->second->per_job) {
+			// Only the owner's own use counts: a borrower's kernels on
+			// the same device must not look like the lender waking up.
+			busy = 0;
+			for (const JobReport &j : d->second->jobs)
+				if (j.job == owner)
+					busy += j.busy_percent;
+		}
+		s.lending.sample(now, busy);
+	}
+}
+
+std::set<int> LoanBook::lendable_set(const Node &n, Instant now) const
+{
+	std::set<int> out;
+	if (!n.last_report || now - *n.last_report > telemetry_timeout_)
+		return out;
+	for (const auto &[u, s] : n.slices)
+		if (s.lending.lendable(now) && n.lendable_memory_devices.count(s.device) &&
+		    !n.borrowed_units.count(u))
+			out.insert(u);
+	return out;
+}
+
+std::vector<int> LoanBook::lendable_units(const std::string &node, Instant now) const
+{
+	const auto n = nodes_.find(node);
+	if (n == nodes_.end())
+		return {};
+	const std::set<int> s = lendable_set(n->second, now);
+	return {s.begin(), s.end()};
+}
+
+void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t borrower)
+{
+	auto n = nodes_.find(node);
+	if (n == nodes_.end())
+		return;
+	auto s = n->second.slices.find(unit);
+	if (s == n->second.slices.end())
+		return;
+	SliceLending &l = s->second.lending;
+	if (!l.lend(now, borrower))
+		l.adopt_loan(now, borrower); // Slurm started it: it is a loan whatever we thought
+	n->second.borrowed_units.insert(unit);
+	event(now, node + " slice " + std::to_string(unit) + " of " + job_text(l.owner()) + " lent to " +
+	                   job_text(borrower));
+}
+
+bool LoanBook::admin_reclaim(Instant now, uint32_t borrower)
+{
+	bool found = false;
+	for (auto &[name, n] : nodes_)
+		for (auto &[u, s] : n.slices)
+			if (s.lending.borrower() == borrower && borrower != 0) {
+				s.lending.admin_reclaim(now);
+				found = true;
+			}
+	return found;
+}
+
+void LoanBook::start_reclaims(Instant now, TickActions &out)
+{
+	for (auto &[name, n] : nodes_) {
+		for (auto &[u, s] : n.slices) {
+			const SliceLending &l = s.lending;
+			if (l.state() != SliceState::Reclaiming || !l.borrower())
+				continue;
+			auto [r, fresh] = reclaims_.try_emplace(l.borrower());
+			r->second.nodes.insert(name);
+			if (!fresh)
+				continue;
+			r->second.borrower = l.borrower();
+			r->second.reason = l.reclaim_reason().value_or(ReclaimReason::Admin);
+			r->second.deadline = l.reclaim_deadline().value_or(now + policy_.grace);
+			r->second.t0 = r->second.deadline - policy_.grace;
+			out.signal.push_back({l.borrower(), r->second.reason});
+			event(now, "reclaim " + job_text(l.borrower()) + " from " + name + " slice " +
+			                   std::to_string(u) + " of " + job_text(l.owner()) + ": " +
+			                   std::string(reason_name(r->second.reason)) + ", grace " +
+			                   std::to_string(policy_.grace.count()) + " s");
+		}
+	}
+}
+
+TickActions LoanBook::tick(Instant now)
+{
+	TickActions out;
+	const Seconds dt = last_tick_ && now > *last_tick_ ? now - *last_tick_ : Seconds(0);
+	last_tick_ = now;
+	for (auto &[name, n] : nodes_) {
+		if (!n.last_report) // the timeout runs from the first tick that knows the node
+			n.last_report = now;
+		const bool stale = now - *n.last_report > telemetry_timeout_;
+		for (auto &[u, s] : n.slices) {
+			SliceLending &l = s.lending;
+			if (stale && l.state() != SliceState::Free && l.state() != SliceState::OwnedBusy)
+				l.telemetry_lost(now);
+			l.tick(now);
+			if (l.borrower() && dt.count() > 0) {
+				const auto secs = static_cast<uint64_t>(dt.count());
+				if (l.owner())
+					totals_[l.owner()].lent_slice_seconds += secs;
+				totals_[l.borrower()].borrowed_slice_seconds += secs;
+			}
+		}
+	}
+	start_reclaims(now, out);
+	for (const auto &[b, r] : reclaims_)
+		if (!r.requeued_at && now >= r.deadline)
+			out.requeue.push_back(b);
+
+	std::map<std::string, std::set<int>> lendable;
+	for (const auto &[name, n] : nodes_) {
+		std::set<int> s = lendable_set(n, now);
+		const auto &before = last_lendable_[name];
+		for (int u : s)
+			out.lendable_appeared = out.lendable_appeared || !before.count(u);
+		if (!s.empty())
+			lendable.emplace(name, std::move(s));
+	}
+	last_lendable_ = std::move(lendable);
+	return out;
+}
+
+void LoanBook::signalled(uint32_t borrower, Instant now)
+{
+	auto r = reclaims_.find(borrower);
+	if (r == reclaims_.end())
+		return;
+	r->second.signalled = true;
+	(void)now;
+}
+
+void LoanBook::requeued(uint32_t borrower, Instant now)
+{
+	auto r = reclaims_.find(borrower);
+	if (r == reclaims_.end() || r->second.requeued_at)
+		return;
+	r->second.requeued_at = now;
+	event(now, "reclaim " + job_text(borrower) + ": requeued " +
+	                   std::to_string((now - r->second.t0).count()) + " s after the signal");
+}
+
+void LoanBook::gave_up(uint32_t borrower, Instant now)
+{
+	auto r = reclaims_.find(borrower);
+	if (r == reclaims_.end() || r->second.requeued_at)
+		return;
+	r->second.requeued_at = now;
+	event(now, "reclaim " + job_text(borrower) + ": could not be requeued, stopped instead");
+}
+
+void LoanBook::finish_reclaim(const Reclaim &r, Instant now)
+{
+	const auto since = [&](Instant t) { return std::to_string((t - r.t0).count()); };
+	event(now, "reclaim " + job_text(r.borrower) + " done (" + std::string(reason_name(r.reason)) +
+	                   "): signal " + (r.signalled ? "0" : "-") + " s, requeue " +
+	                   (r.requeued_at ? since(*r.requeued_at) : std::string("-")) + " s, device free " +
+	                   since(now) + " s, grace " + std::to_string(policy_.grace.count()) + " s");
+}
+
+Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) const
+{
+	Orders o;
+	o.node = node;
+	o.seq = seq;
+	for (const auto &[b, r] : reclaims_) {
+		if (!r.nodes.count(node))
+			continue;
+		const Instant stop_at = r.deadline + hard_stop_after_;
+		o.stops.push_back({b, stop_at > now ? (stop_at - now).count() : 0});
+	}
+	return o;
+}
+
+std::string LoanBook::serialize(Instant now) const
+{
+	std::ostringstream out;
+	out << state_header << "\nsaved " << unix_of(now) << "\n";
+	for (const auto &[name, n] : nodes_) {
+		for (const auto &[u, s] : n.slices) {
+			const SliceLending::Memento m = s.lending.memento();
+			out << "slice " << name << ' ' << u << ' ' << s.device
+			    << " state=" << state_name(m.state) << " owner=" << m.owner
+			    << " borrower=" << m.borrower << " lends=" << m.owner_lends
+			    << " gone=" << m.owner_gone << " overdue=" << m.overdue_reported
+			    << " streak=" << m.busy_streak << " end=" << time_text(m.owner_end)
+			    << " idle=" << time_text(m.idle_since) << " lent=" << unix_of(m.lent_at)
+			    << " cool=" << time_text(m.cooldown_until)
+			    << " reason=" << (m.reason ? reason_name(*m.reason) : "-")
+			    << " deadline=" << time_text(m.deadline) << "\n";
+		}
+	}
+	for (const auto &[b, r] : reclaims_) {
+		out << "reclaim " << b << " reason=" << reason_name(r.reason) << " t0=" << unix_of(r.t0)
+		    << " deadline=" << unix_of(r.deadline) << " signalled=" << r.signalled
+		    << " requeued=" << time_text(r.requeued_at) << " nodes=";
+		bool first = true;
+		for (const std::string &name : r.nodes) {
+			out << (first ? "" : ",") << name;
+			first = false;
+		}
+		out << "\n";
+	}
+	for (const auto &[job, t] : totals_)
+		out << "total " << job << ' ' << t.lent_slice_seconds << ' ' << t.borrowed_slice_seconds
+		    << "\n";
+	for (const std::string &h : history_)
+		out << "history " << h << "\n";
+	out << "end\n";
+	return out.str();
+}
+
+bool LoanBook::restore(std::string_view text, std::string &why)
+{
+	std::map<std::string, Node> nodes;
+	std::map<uint32_t, Reclaim> reclaims;
+	std::map<uint32_t, JobTotals> totals;
+	std::deque<std::string> history;
+	std::optional<Instant> saved;
+	bool ended = false;
+	int line_no = 0;
+	auto fail = [&](const std::string &what) {
+		why = "line " + std::to_string(line_no) + ": " + what;
+		return false;
+	};
+	size_t pos = 0;
+	while (pos < text.size()) {
+		size_t eol = text.find('\n', pos);
+		if (eol == std::string_view::npos)
+			eol = text.size();
+		const std::string_view line = text.substr(pos, eol - pos);
+		pos = eol + 1;
+		++line_no;
+		if (ended)
+			return fail("text after the end marker");
+		if (line_no == 1) {
+			if (line != state_header)
+				return fail("not a flexslurm lending state (or another version)");
+			continue;
+		}
+		const auto w = words(line);
+		if (w.empty())
+			return fail("empty line");
+		if (w[0] == "end" && w.size() == 1) {
+			ended = true;
+		} else if (w[0] == "saved" && w.size() == 2) {
+			if (!parse_time(w[1], saved) || !saved)
+				return fail("bad time");
+		} else if (w[0] == "slice" && w.size() == 17) {
+			int unit = 0, device = 0;
+			if (!parse_number(w[2], unit) || unit < 0 || unit > 4096 ||
+			    !parse_number(w[3], device) || device < 0)
+				return fail("bad slice or device number");
+			SliceLending::Memento m;
+			std::string_view v;
+			int flag = 0;
+			std::optional<Instant> lent_at;
+			const bool ok = field(w[4], "state", v) &&
+			                (m.state = state_of(v).value_or(SliceState::Free), state_of(v)) &&
+			                field(w[5], "owner", v) && parse_number(v, m.owner) &&
+			                field(w[6], "borrower", v) && parse_number(v, m.borrower) &&
+			                field(w[7], "lends", v) && parse_number(v, flag) &&
+			                ((m.owner_lends = flag != 0), true) && field(w[8], "gone", v) &&
+			                parse_number(v, flag) && ((m.owner_gone = flag != 0), true) &&
+			                field(w[9], "overdue", v) && parse_number(v, flag) &&
+			                ((m.overdue_reported = flag != 0), true) &&
+			                field(w[10], "streak", v) && parse_number(v, m.busy_streak) &&
+			                field(w[11], "end", v) && parse_time(v, m.owner_end) &&
+			                field(w[12], "idle", v) && parse_time(v, m.idle_since) &&
+			                field(w[13], "lent", v) && parse_time(v, lent_at) && lent_at &&
+			                field(w[14], "cool", v) && parse_time(v, m.cooldown_until) &&
+			                field(w[15], "reason", v) && (v == "-" || reason_of(v)) &&
+			                ((m.reason = v == "-" ? std::nullopt : reason_of(v)), true) &&
+			                field(w[16], "deadline", v) && parse_time(v, m.deadline);
+			if (!ok)
+				return fail("malformed slice");
+			m.lent_at = *lent_at;
+			Node &n = nodes[std::string(w[1])];
+			Slice &s = n.slices.try_emplace(unit, policy_).first->second;
+			s.device = device;
+			s.lending.restore(m);
+			if (m.borrower)
+				n.borrowed_units.insert(unit);
+		} else if (w[0] == "reclaim" && w.size() == 8) {
+			Reclaim r;
+			std::string_view v;
+			std::optional<Instant> t0, deadline;
+			int flag = 0;
+			const bool ok = parse_number(w[1], r.borrower) && r.borrower &&
+			                field(w[2], "reason", v) && reason_of(v) &&
+			                ((r.reason = *reason_of(v)), true) && field(w[3], "t0", v) &&
+			                parse_time(v, t0) && t0 && field(w[4], "deadline", v) &&
+			                parse_time(v, deadline) && deadline && field(w[5], "signalled", v) &&
+			                parse_number(v, flag) && field(w[6], "requeued", v) &&
+			                parse_time(v, r.requeued_at) && field(w[7], "nodes", v);
+			if (!ok)
+				return fail("malformed reclaim");
+			r.t0 = *t0;
+			r.deadline = *deadline;
+			r.signalled = flag != 0;
+			while (!v.empty()) {
+				const size_t comma = v.find(',');
+				r.nodes.insert(std::string(v.substr(0, comma)));
+				v = comma == std::string_view::npos ? std::string_view()
+				                                    : v.substr(comma + 1);
+			}
+			reclaims[r.borrower] = r;
+		} else if (w[0] == "total" && w.size() == 4) {
+			uint32_t job = 0;
+			JobTotals t;
+			if (!parse_number(w[1], job) || !parse_number(w[2], t.lent_slice_seconds) ||
+			    !parse_number(w[3], t.borrowed_slice_seconds))
+				return fail("malformed total");
+			totals[job] = t;
+		} else if (w[0] == "history") {
+			history.emplace_back(line.substr(std::min(line.size(), size_t{8})));
+			if (history.size() > history_limit)
+				history.pop_front();
+		} else {
+			return fail("unknown line \"" + std::string(line.substr(0, 40)) + "\"");
+		}
+	}
+	if (!ended)
+		return fail("truncated (no end marker)");
+	nodes_ = std::move(nodes);
+	reclaims_ = std::move(reclaims);
+	totals_ = std::move(totals);
+	history_ = std::move(history);
+	// Reports did not reach a stopped controller: every agent gets a full
+	// timeout from the first sync to be heard again, and nothing new is
+	// lent before its first report.
+	for (auto &[name, n] : nodes_) {
+		n.last_report.reset();
+		n.lendable_memory_devices.clear();
+	}
+	last_tick_ = saved;
+	return true;
+}
+
+std::string LoanBook::status(Instant now) const
+{
+	std::ostringstream out;
+	out << "NODE SLICE DEVICE STATE OWNER BORROWER SINCE\n";
+	for (const auto &[name, n] : nodes_) {
+		for (const auto &[u, s] : n.slices) {
+			const SliceLending &l = s.lending;
+			if (l.state() == SliceState::Free)
+				continue;
+			const auto since = l.lent_since();
+			out << name << ' ' << u << ' ' << s.device << ' ' << state_name(l.state()) << ' '
+			    << job_text(l.owner()) << ' ' << job_text(l.borrower()) << ' '
+			    << (since ? std::to_string((now - *since).count()) + "s" : std::string("-"))
+			    << "\n";
+		}
+	}
+	out << "RECLAIMS IN FLIGHT\n";
+	for (const auto &[b, r] : reclaims_)
+		out << job_text(b) << ' ' << reason_name(r.reason) << " started " << (now - r.t0).count()
+		    << "s ago, deadline in " << (r.deadline - now).count() << "s"
+		    << (r.requeued_at ? ", requeued" : "") << "\n";
+	out << "HISTORY\n";
+	for (const std::string &h : history_)
+		out << h << "\n";
+	return out.str();
+}
+
+} // namespace flexslurm

@@ -1,0 +1,149 @@
+// The controller's ledger of idle reclaim: one SliceLending per slice of
+// every node, fed from three sides. Slurm's job records say who owns each
+// slice and who holds each borrow unit (sync, every tick and after a
+// restart: the books are the source of truth for allocations); the node
+// agents' reports say how busy each owner is; the clock drives idle
+// windows, loan limits and grace deadlines. Out come decisions for the
+// plugin to carry out under Slurm's locks: which borrowers to signal, which
+// to requeue, which processes a node must stop, and whether the scheduler
+// should run because something became lendable.
+//
+// Borrow unit u of a node shadows slice u of that node (gres/vborrow has as
+// many units per device as gres/vslice), so a loan is "unit u held by a
+// borrower while slice u is held by its owner". Soft state (idle timers, loan
+// start times, reclaims in flight, history, per-job totals) survives a
+// controller restart through serialize()/restore(); allocations never need
+// it.
+#pragma once
+
+#include "lending.hpp"
+#include "report.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flexslurm
+{
+
+struct SliceOwner {
+	uint32_t job = 0;
+	std::string partition;
+	std::optional<Instant> end; // the job's end time, if it has a limit
+};
+
+struct BorrowHolding {
+	uint32_t job = 0;
+	bool completing = false; // requeued or ended, its processes not yet gone
+};
+
+// One node as Slurm's job records show it now.
+struct NodeBooks {
+	std::string node;
+	// false: Slurm does not know the node's devices yet (a restarted
+	// controller before the node registers): keep what the book has.
+	bool known = true;
+	std::vector<int> device_of_slice;       // per slice unit: its device (layout order)
+	std::map<int, SliceOwner> owners;       // slice -> owner
+	std::map<int, BorrowHolding> borrowers; // borrow unit (= the slice it shadows) -> borrower
+};
+
+struct ReclaimOrder {
+	uint32_t borrower = 0;
+	ReclaimReason reason = ReclaimReason::LenderBusy;
+};
+
+struct TickActions {
+	std::vector<ReclaimOrder> signal; // reclaim starts: send the checkpoint signal
+	std::vector<uint32_t> requeue;    // grace over (or no signal to wait for): requeue
+	bool lendable_appeared = false;   // run the scheduler: a waiting borrower may fit
+};
+
+struct JobTotals {
+	uint64_t lent_slice_seconds = 0;
+	uint64_t borrowed_slice_seconds = 0;
+};
+
+class LoanBook
+{
+public:
+	LoanBook(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard_stop_after);
+	LoanBook(const LoanBook &) = delete;
+	LoanBook &operator=(const LoanBook &) = delete;
+
+	void sync(Instant now, const std::vector<NodeBooks> &nodes);
+	void report(Instant now, const Report &r);
+
+	// Borrow units of a node a borrower may be given now.
+	std::vector<int> lendable_units(const std::string &node, Instant now) const;
+	// A borrower was started on these units (select_p_job_begin).
+	void lent(Instant now, const std::string &node, int unit, uint32_t borrower);
+	// The admin takes a loan back: false if that job borrows nothing.
+	bool admin_reclaim(Instant now, uint32_t borrower);
+
+	TickActions tick(Instant now);
+	void signalled(uint32_t borrower, Instant now);
+	void requeued(uint32_t borrower, Instant now);
+	// The job cannot be requeued: it was stopped another way.
+	void gave_up(uint32_t borrower, Instant now);
+
+	Orders orders_for(const std::string &node, uint64_t seq, Instant now) const;
+
+	const std::map<uint32_t, JobTotals> &totals() const noexcept { return totals_; }
+	// Log lines since the last call: loans, reclaims with their latencies.
+	std::vector<std::string> take_events();
+
+	std::string serialize(Instant now) const;
+	// false (and the book stays empty) if the text is not a state this
+	// version wrote; the caller logs why and starts afresh, which is safe.
+	bool restore(std::string_view text, std::string &why);
+	// Per slice: owner, borrower, since when, state; then reclaim history.
+	std::string status(Instant now) const;
+
+	size_t active_reclaims() const noexcept { return reclaims_.size(); }
+
+private:
+	struct Slice {
+		explicit Slice(const LendingPolicy &p) : lending(p) {}
+		SliceLending lending;
+		int device = 0;
+	};
+	struct Node {
+		std::map<int, Slice> slices;
+		std::optional<Instant> last_report;
+		std::set<int> lendable_memory_devices; // devices with memory no slice reserved
+		std::set<int> borrowed_units;          // as last synced
+	};
+	struct Reclaim {
+		uint32_t borrower = 0;
+		ReclaimReason reason = ReclaimReason::LenderBusy;
+		Instant t0{};
+		Instant deadline{};
+		bool signalled = false;
+		std::optional<Instant> requeued_at;
+		std::set<std::string> nodes;
+	};
+
+	void start_reclaims(Instant now, TickActions &out);
+	void finish_reclaim(const Reclaim &r, Instant now);
+	void event(Instant now, std::string text);
+	std::set<int> lendable_set(const Node &n, Instant now) const;
+
+	LendingPolicy policy_;
+	Seconds telemetry_timeout_;
+	Seconds hard_stop_after_;
+	std::map<std::string, Node> nodes_;
+	std::map<uint32_t, Reclaim> reclaims_;
+	std::map<uint32_t, JobTotals> totals_;
+	std::map<std::string, std::set<int>> last_lendable_;
+	std::optional<Instant> last_tick_;
+	std::vector<std::string> pending_events_;
+	std::deque<std::string> history_; // bounded
+};
+
+} // namespace flexslurm

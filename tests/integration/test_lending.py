@@ -1,0 +1,380 @@
+"""Idle reclaim on a real cluster: slices that a lender holds but does not
+use are lent to borrower jobs (--gres=vborrow:N) and taken back by requeue
+within the grace. Telemetry comes from the file backend: each test writes
+how busy the lender is, the node agents (threads in slurmd) report it to
+select/flex over Munge-sealed messages, and select/flex acts."""
+
+import os
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+from helpers import contains, eq, wait_until
+from localcluster import DEFAULT_YAML
+
+GRACE = 4          # lending.grace
+HARD_STOP = 5      # lending.hard_stop_after (default)
+BOUND = GRACE + 10  # the issue's bound: gone from the device within G + 10 s
+
+YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + f"""\
+lending:
+  enabled: true
+  port: {{lending_port}}
+  idle_window: 2s
+  busy_samples: 1
+  min_loan: 5s
+  cooldown: 1s
+  grace: {GRACE}s
+  report_interval: 1s
+  telemetry_timeout: 4s
+  telemetry: file
+  telemetry_dir: {{dir}}/telemetry/%n
+"""
+
+
+def _prepare(c):
+    for node in c.nodes:
+        (c.dir / "telemetry" / node).mkdir(parents=True)
+        (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
+
+
+# l1, l2: one T4 each, 4 slices and 4 borrow units; each node its own address.
+CLUSTER = dict(nodes=2, prefix="l", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
+               lending=True, node_addrs=True, prepare=_prepare)
+
+LENDER = "#!/bin/bash\nsleep 100000\n"
+
+# A borrower that holds the device open (as a CUDA process would), writes a
+# checkpoint when told, and resumes after its requeue.
+BORROWER = """#!/bin/bash
+out={out}/borrower.$SLURM_JOB_ID
+if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ]; then echo "resumed after $SLURM_RESTART_COUNT requeue(s)" >>$out; exit 0; fi
+trap 'echo "checkpoint $(date +%s)" >>$out' USR1
+env | grep -E '^(CUDA|SLURM_VSLICE)' | sort >>$out
+exec 3<{dev}
+echo started >>$out
+for i in $(seq 100000); do sleep 0.2; done
+"""
+
+
+def _telemetry(c, node, text):
+    path = c.dir / "telemetry" / node / "nvidia0"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _idle(c, node="l1"):
+    _telemetry(c, node, "busy 0\n")
+
+
+def _busy(c, lender, node="l1"):
+    _telemetry(c, node, f"busy 80\njob {lender} busy 80\n")
+
+
+def _borrower(c, *extra, node="l1"):
+    dev = c.dir / "dev" / node / "nvidia0"
+    return c.sbatch("--gres=vborrow:1", "--signal=B:USR1@60", *extra,
+                    script=BORROWER.format(out=c.dir / "out", dev=dev))
+
+
+def _holders(path):
+    """Pids of processes that hold `path` open."""
+    pids = []
+    target = os.path.realpath(path)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                        pids.append(int(pid))
+                        break
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return pids
+
+
+def _field(detail, name):
+    m = re.search(rf"\b{name}=(\S*)", detail)
+    return m.group(1) if m else None
+
+
+def _stable_detail(c, job):
+    """`scontrol show job -d` without the fields that change with time."""
+    text = c.run(["scontrol", "show", "job", "-d", str(job)]).stdout
+    return re.sub(r"\b(RunTime)=\S+", r"\1=*", text)
+
+
+def _cancel(c, *jobs):
+    c.run(["scancel", *map(str, jobs)], check=False)
+    for j in jobs:
+        wait_until(lambda j=j: c.job_state(j) in ("CANCELLED", "COMPLETED", "FAILED", None), 30,
+                   f"job {j} gone")
+    wait_until(lambda: not any(_holders(c.dir / "dev" / n / "nvidia0") for n in c.nodes), 30,
+               "nothing holds the devices")
+
+
+def _clean(c):
+    """No jobs left from an earlier test (which may have failed half way)."""
+    c.run(["scancel", "--user=root"], check=False)
+    wait_until(lambda: not c.run(["squeue", "-h", "-o", "%i"]).stdout.strip(), 30, "the queue empty")
+    wait_until(lambda: not any(_holders(c.dir / "dev" / n / "nvidia0") for n in c.nodes), 30,
+               "nothing holds the devices")
+    for node in c.nodes:
+        _idle(c, node)
+
+
+def _log(c):
+    return (c.dir / "log" / "slurmctld.log").read_text(errors="replace")
+
+
+def test_borrower_must_be_a_requeueable_batch_job(c):
+    _clean(c)
+    r = c.run(["sbatch", "--gres=vborrow:1", "--no-requeue", "--wrap", "true"], check=False)
+    eq(r.returncode != 0, True, "sbatch --no-requeue borrower refused")
+    contains(r.stderr, "a borrower must be requeueable: drop --no-requeue", "sbatch message")
+    r = c.run(["srun", "--gres=vborrow:1", "true"], check=False, timeout=30)
+    eq(r.returncode != 0, True, "srun borrower refused")
+    contains(r.stderr, "a borrower must be a batch job (sbatch)", "srun message")
+    r = c.run(["salloc", "--gres=vborrow:1", "true"], check=False, timeout=30)
+    eq(r.returncode != 0, True, "salloc borrower refused")
+    contains(r.stderr, "a borrower must be a batch job (sbatch)", "salloc message")
+    r = c.run(["sbatch", "--gres=vborrow:1,vslice:1", "--wrap", "true"], check=False)
+    eq(r.returncode != 0, True, "borrower asking slices too refused")
+    contains(r.stderr, "asks for vborrow only", "mixed message")
+    # Left unset, requeue is turned on for a borrower.
+    job = c.sbatch("--gres=vborrow:1", "--hold", script="#!/bin/bash\ntrue\n")
+    eq(_field(c.show_job(job), "Requeue"), "1", "requeue forced on")
+    _cancel(c, job)
+
+
+def test_only_idle_allocated_slices_are_lent(c):
+    _clean(c)
+    _idle(c, "l1")
+    _idle(c, "l2")
+    borrower = _borrower(c)
+    # Nothing is allocated: no slice is "idle to lend".
+    time.sleep(6)
+    eq(c.job_state(borrower), "PENDING", "borrower with no lender anywhere")
+    # A normal slice job takes a free slice at once.
+    normal = c.sbatch("--gres=vslice:1", "-w", "l2", script="#!/bin/bash\ntrue\n")
+    eq(c.wait_job(normal, timeout=30), "COMPLETED", "normal slice job")
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    _busy(c, lender)
+    time.sleep(6)
+    eq(c.job_state(borrower), "PENDING", "borrower while the lender is busy")
+    _idle(c)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 20, "borrower placed on the idle lender's slice")
+    detail = c.show_job(borrower)
+    eq(_field(detail, "NodeList"), "l1", "borrower on the lender's node")
+    out = c.dir / "out" / f"borrower.{borrower}"
+    wait_until(lambda: out.exists() and "started" in out.read_text(), 20, "borrower started")
+    env = out.read_text()
+    # 16 GiB T4, 4 slices x 20 % reserved: 20 % unreserved, a quarter of it per borrow unit.
+    contains(env, "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25", "borrower compute share")
+    contains(env, "SLURM_VSLICE_MEMORY_LIMIT_MIB=", "borrower memory cap")
+    cap = int(re.search(r"SLURM_VSLICE_MEMORY_LIMIT_MIB=(\d+)", env).group(1))
+    eq(0 < cap <= 16384 * 20 // 100 // 4 + 1, True, f"borrower memory cap {cap} MiB within unreserved memory")
+    status = c.dir / "state" / "flexslurm_lending.status"
+    wait_until(lambda: f"l1 0 0 lent JobId={lender} JobId={borrower}" in status.read_text(), 5,
+               "the status file shows the loan")
+    _cancel(c, borrower, lender)
+
+
+def test_reclaim_when_the_lender_turns_busy_20_trials(c):
+    _clean(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    before = _stable_detail(c, lender)
+    dev = c.dir / "dev" / "l1" / "nvidia0"
+    worst = 0.0
+    for trial in range(20):
+        _idle(c)
+        borrower = _borrower(c)
+        wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, f"trial {trial}: borrower running")
+        out = c.dir / "out" / f"borrower.{borrower}"
+        wait_until(lambda: out.exists() and "started" in out.read_text() and _holders(dev), 20,
+                   f"trial {trial}: borrower holds the device")
+        time.sleep(3 + random.uniform(0, 1.5))  # the lender wakes at some moment of the loan
+        t0 = time.monotonic()
+        _busy(c, lender)
+        try:
+            wait_until(lambda: c.job_state(borrower) != "RUNNING" and not _holders(dev), BOUND + 5,
+                       f"trial {trial}: borrower off the device")
+        except AssertionError:
+            print(c.job_state(borrower), _holders(dev), (c.dir / "state" / "flexslurm_lending.status").read_text())
+            os.system(f"tail -30 {c.dir}/log/slurmctld.log; tail -20 {c.dir}/log/slurmd.l1.log")
+            raise
+        took = time.monotonic() - t0
+        worst = max(worst, took)
+        eq(took <= BOUND, True, f"trial {trial}: reclaim took {took:.1f}s (bound {BOUND}s)")
+        try:
+            wait_until(lambda: c.job_state(borrower) == "PENDING", 20, f"trial {trial}: borrower requeued")
+        except AssertionError:
+            print(c.show_job(borrower))
+            os.system(f"grep -E 'JobId={borrower}|lending' {c.dir}/log/slurmctld.log | tail -20")
+            raise
+        detail = c.show_job(borrower)
+        eq(_field(detail, "Restarts"), "1", f"trial {trial}: restart count")
+        contains(out.read_text(), "checkpoint", f"trial {trial}: checkpoint signal delivered")
+        eq(c.job_state(lender), "RUNNING", f"trial {trial}: lender untouched")
+        _cancel(c, borrower)
+    eq(_stable_detail(c, lender), before, "lender's scontrol show job -d")
+    contains(_stable_detail(c, borrower), "SystemComment=flexslurm: borrowed", "borrower's record")
+    print(f"# worst reclaim of 20: {worst:.1f}s (bound {BOUND}s)")
+    _cancel(c, lender)
+
+
+def test_requeued_borrower_restarts_and_completes(c):
+    _clean(c)
+    _idle(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    borrower = _borrower(c)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    time.sleep(4)  # old enough to be sent its checkpoint signal
+    _busy(c, lender)
+    wait_until(lambda: c.job_state(borrower) == "PENDING", BOUND + 5, "borrower requeued")
+    _idle(c)
+    # cred_expire=10 in this cluster: eligible again 11 s after the requeue.
+    eq(c.wait_job(borrower, timeout=60), "COMPLETED", "requeued borrower completes")
+    eq(_field(c.show_job(borrower), "Restarts"), "1", "restart count")
+    out = (c.dir / "out" / f"borrower.{borrower}").read_text()
+    contains(out, "checkpoint", "checkpoint before the requeue")
+    contains(out, "resumed after 1 requeue(s)", "resumed after the requeue")
+    contains(c.show_job(borrower), "SystemComment=flexslurm: borrowed", "borrower's record")
+    _cancel(c, lender)
+    # A lender's record gets its total when it ends.
+    contains(c.show_job(lender), "SystemComment=flexslurm: lent", "lender's record")
+
+
+def test_agent_stopped_nothing_lent_and_loans_reclaimed(c):
+    _clean(c)
+    _idle(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    borrower = _borrower(c)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    slurmd = c.procs["slurmd.l1"]
+    os.kill(slurmd.pid, signal.SIGSTOP)  # the agent (and slurmd) stop reporting
+    try:
+        wait_until(lambda: c.job_state(borrower) != "RUNNING", 4 + GRACE + 10,
+                   "the controller takes the loan back")
+        contains(_log(c), f"reclaim JobId={borrower} from l1 slice 0 of JobId={lender}: telemetry-lost",
+                 "reclaim reason")
+        second = _borrower(c)
+        time.sleep(5)
+        eq(c.job_state(second), "PENDING", "nothing lent on a node whose agent is silent")
+    finally:
+        os.kill(slurmd.pid, signal.SIGCONT)
+    wait_until(lambda: c.job_state(second) == "RUNNING", 40, "lending resumes once the agent reports")
+    _cancel(c, second, borrower, lender)
+
+
+def test_slurmctld_killed_mid_loan_and_mid_reclaim(c):
+    _clean(c)
+    _idle(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    borrower = _borrower(c)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    other = _borrower(c)  # waits: one idle slice, one loan
+    time.sleep(4)
+    eq(c.job_state(other), "PENDING", "a second borrower waits while the one idle slice is lent")
+    time.sleep(6)  # Slurm saves new job records within a few seconds (stock behaviour)
+    # Mid-loan.
+    c.stop_daemon("slurmctld", sig=signal.SIGKILL)
+    c.start_slurmctld(clear_state=False)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower still running after restart")
+    time.sleep(4)
+    eq(c.job_state(other), "PENDING", "no second borrower on the lent slice after restart")
+    status_file = c.dir / "state" / "flexslurm_lending.status"
+    wait_until(lambda: f"JobId={borrower}" in status_file.read_text().split("RECLAIMS")[0], 15,
+               "the loan in the rebuilt ledger")
+    status = status_file.read_text()
+    slices = status.split("RECLAIMS IN FLIGHT")[0]
+    eq(slices.count(f"JobId={borrower}"), 1, f"one loan in the rebuilt ledger:\n{status}")
+    eq(slices.count(" lent "), 1, f"one slice lent:\n{status}")
+    # Mid-reclaim: the controller dies between the signal and the requeue.
+    out = c.dir / "out" / f"borrower.{borrower}"
+    t0 = time.monotonic()
+    _busy(c, lender)
+    wait_until(lambda: "checkpoint" in out.read_text(), 10, "checkpoint signal")
+    c.stop_daemon("slurmctld", sig=signal.SIGKILL)
+    c.start_slurmctld(clear_state=False)
+    dev = c.dir / "dev" / "l1" / "nvidia0"
+    wait_until(lambda: c.job_state(borrower) == "PENDING" and not _holders(dev), BOUND + 10,
+               "reclaim completes after the restart")
+    took = time.monotonic() - t0
+    eq(took <= BOUND + 3, True, f"reclaim across a restart took {took:.1f}s")
+    eq(_field(c.show_job(borrower), "Restarts"), "1", "requeued once")
+    eq(c.job_state(lender), "RUNNING", "lender survives")
+    eq(c.job_state(other), "PENDING", "waiting borrower not lost")
+    _cancel(c, other, borrower, lender)
+
+
+# ---------------------------------------------------------------------------
+# Forged and broken reports. Last in this module: a replayed report uses a
+# high epoch, which then shuts out l1's real agent (its reports look old).
+
+def _munge(c, payload, uid=None):
+    argv = ["munge", "-S", str(c.dir / "munge" / "munge.socket"), "-s", payload]
+    if uid is not None:
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *argv]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _send(c, frame, source="127.0.0.1", raw=False):
+    with socket.create_connection(("127.0.0.1", c.lending_port), timeout=5,
+                                  source_address=(source, 0)) as s:
+        data = frame if raw else struct.pack(">I", len(frame)) + frame
+        s.sendall(data)
+        try:
+            s.settimeout(5)
+            head = s.recv(4)
+        except OSError:
+            return b""
+        return head
+
+
+def _report(node, epoch, seq):
+    return (f"flexslurm-report 1\nnode {node}\nepoch {epoch}\nseq {seq}\nsent_at {int(time.time())}\n"
+            f"device 0 busy 0 used 0 lendable 3276 per_job 0\nend\n")
+
+
+def test_forged_reports_are_dropped_and_scheduling_goes_on(c):
+    _clean(c)
+    before = _log(c)
+    _send(c, b"not a munge credential")
+    _send(c, struct.pack(">I", 200000) + b"x" * 100, raw=True)  # oversized
+    _send(c, _munge(c, "garbage that is not a report").encode(), source="127.0.0.2")
+    os.chmod(c.dir / "munge", 0o711)
+    try:
+        _send(c, _munge(c, _report("l1", 10**10, 1), uid=65534).encode(), source="127.0.0.2")
+    finally:
+        os.chmod(c.dir / "munge", 0o700)
+    _send(c, _munge(c, _report("l2", 10**10, 1)).encode(), source="127.0.0.1")  # l2 is 127.0.0.3
+    _send(c, _munge(c, _report("nosuchnode", 10**10, 1)).encode(), source="127.0.0.2")
+    cred = _munge(c, _report("l1", 10**10, 1)).encode()
+    _send(c, cred, source="127.0.0.2")
+    _send(c, cred, source="127.0.0.2")  # the same credential again
+    for seq in range(2, 40):  # a flood
+        _send(c, _munge(c, _report("l1", 10**10, seq)).encode(), source="127.0.0.2")
+    time.sleep(1)
+    log = _log(c)[len(before):]
+    contains(log, "refused a frame of 200000 bytes", "an oversized frame refused")
+    for reason in ["bad-credential", "malformed", "wrong-uid", "wrong-address", "unknown-node",
+                   "replayed", "flood"]:
+        contains(log, f": {reason}", f"a dropped report logged as {reason}")
+    job = c.sbatch("--gres=vslice:1", script="#!/bin/bash\ntrue\n")
+    eq(c.wait_job(job, timeout=30), "COMPLETED", "slurmctld still schedules")
+    eq(c._alive("slurmctld"), True, "slurmctld alive")

@@ -1,0 +1,614 @@
+// Telemetry backends for idle reclaim: the admin's file format, NVML through
+// a stub library behind the real dlopen() path, jobs from cgroup paths, and
+// the processes of a job in a fake /proc.
+#include "suites.hpp"
+
+#include "core/log.hpp"
+#include "core/telemetry.hpp"
+
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+using namespace flexslurm;
+
+namespace
+{
+
+// ---- log capture ----
+
+std::vector<std::pair<LogLevel, std::string>> &log_lines()
+{
+	static std::vector<std::pair<LogLevel, std::string>> lines;
+	return lines;
+}
+
+void recording_sink(LogLevel level, const char *message)
+{
+	log_lines().emplace_back(level, message);
+}
+
+// Check runs each test in its own process, so the sink does not outlive it.
+void record_log()
+{
+	log_lines().clear();
+	set_log_sink(recording_sink);
+}
+
+std::vector<std::string> logged(LogLevel level)
+{
+	std::vector<std::string> out;
+	for (const auto &[l, m] : log_lines())
+		if (l == level)
+			out.push_back(m);
+	return out;
+}
+
+// ---- files ----
+
+class TempDir
+{
+public:
+	TempDir()
+	{
+		char tmpl[] = "/tmp/flexslurm-telemetry-XXXXXX";
+		ck_assert_ptr_nonnull(mkdtemp(tmpl));
+		path_ = tmpl;
+	}
+	TempDir(const TempDir &) = delete;
+	TempDir &operator=(const TempDir &) = delete;
+	~TempDir()
+	{
+		std::error_code ignored;
+		std::filesystem::remove_all(path_, ignored);
+	}
+	const std::string &path() const { return path_; }
+
+private:
+	std::string path_;
+};
+
+void write_file(const std::string &path, const std::string &text)
+{
+	std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+	std::ofstream out(path, std::ios::trunc);
+	out << text;
+	ck_assert(static_cast<bool>(out));
+}
+
+// A fake /proc entry: its cgroup file, and a comm file unless comm is empty.
+void fake_process(const std::string &proc, long pid, const std::string &cgroup, const std::string &comm)
+{
+	const std::string dir = proc + "/" + std::to_string(pid);
+	write_file(dir + "/cgroup", cgroup);
+	if (!comm.empty())
+		write_file(dir + "/comm", comm + "\n");
+}
+
+std::string v1_cgroup(uint32_t job)
+{
+	return "12:devices:/slurm/uid_1000/job_" + std::to_string(job) +
+	       "/step_0/task_0\n"
+	       "11:memory:/slurm/uid_1000/job_" +
+	       std::to_string(job) + "/step_0/task_0\n1:name=systemd:/system.slice/slurmd.service\n";
+}
+
+// Two NVIDIA devices (vendor indices 0 and 2: the middle one's node is
+// missing) and one AMD device.
+SliceLayout test_layout()
+{
+	auto l = SliceLayout::deserialize("flexslurm-layout 1\n"
+	                                  "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t0\t\n"
+	                                  "nvidia\t2\tt4\t/d/nvidia2\t195:2\t4\t4\t25\t0\t\n"
+	                                  "amd\t0\tmi210\t/d/dri/renderD128\t226:128\t8\t4\t25\t0\t\n");
+	ck_assert_msg(static_cast<bool>(l), "%s", l.error().c_str());
+	return *l;
+}
+
+std::vector<DeviceSample> sample_ok(TelemetryBackend &backend)
+{
+	auto s = backend.sample();
+	ck_assert_msg(static_cast<bool>(s), "%s", s.error().c_str());
+	return *s;
+}
+
+constexpr uint64_t MiB = 1ULL << 20;
+
+} // namespace
+
+// ---- file backend ----
+
+START_TEST(file_backend_reads_each_device_file)
+{
+	record_log();
+	TempDir dir;
+	write_file(dir.path() + "/nvidia0", "# written by the site's collector\n"
+	                                    "busy 3\n"
+	                                    "\n"
+	                                    "memory_mib 1024   # whole device\n");
+	write_file(dir.path() + "/renderD128", "  busy\t55.5 # inline comment\r\n");
+	// nvidia2 has no file: absent, quietly
+	auto backend = make_file_backend(test_layout(), dir.path());
+	ck_assert_str(std::string(backend->name()), "file");
+	auto samples = sample_ok(*backend);
+	ck_assert_uint_eq(samples.size(), 2);
+	ck_assert_int_eq(samples[0].device, 0);
+	ck_assert(samples[0].busy_percent == 3.0);
+	ck_assert_uint_eq(samples[0].memory_used_bytes, 1024 * MiB);
+	ck_assert(!samples[0].per_job);
+	ck_assert(samples[0].jobs.empty());
+	ck_assert_int_eq(samples[1].device, 2);
+	ck_assert(samples[1].busy_percent == 55.5);
+	ck_assert_uint_eq(samples[1].memory_used_bytes, 0);
+	ck_assert(logged(LogLevel::Error).empty());
+	const auto debug = logged(LogLevel::Debug);
+	ck_assert_uint_eq(debug.size(), 1);
+	ck_assert_str(debug[0],
+	              "telemetry: " + dir.path() + "/nvidia2: no such file; the device counts as busy");
+}
+END_TEST
+
+START_TEST(file_backend_job_lines_make_a_per_job_sample)
+{
+	record_log();
+	TempDir dir;
+	write_file(dir.path() + "/nvidia2", "busy 40\n"
+	                                    "memory_mib 2048\n"
+	                                    "job 12 busy 0 memory_mib 512\n"
+	                                    "job 13 memory_mib 1536 busy 40\n"
+	                                    "job 14\n");
+	auto samples = sample_ok(*make_file_backend(test_layout(), dir.path()));
+	ck_assert_uint_eq(samples.size(), 1);
+	const DeviceSample &s = samples[0];
+	ck_assert_int_eq(s.device, 1);
+	ck_assert(s.per_job);
+	ck_assert_uint_eq(s.jobs.size(), 3);
+	ck_assert_uint_eq(s.jobs[0].job, 12);
+	ck_assert(s.jobs[0].busy_percent == 0.0);
+	ck_assert_uint_eq(s.jobs[0].memory_bytes, 512 * MiB);
+	ck_assert_uint_eq(s.jobs[1].job, 13);
+	ck_assert(s.jobs[1].busy_percent == 40.0);
+	ck_assert_uint_eq(s.jobs[1].memory_bytes, 1536 * MiB);
+	ck_assert_uint_eq(s.jobs[2].job, 14);
+	ck_assert(s.jobs[2].busy_percent == 0.0 && s.jobs[2].memory_bytes == 0);
+	ck_assert(logged(LogLevel::Error).empty());
+}
+END_TEST
+
+START_TEST(file_backend_skips_malformed_files_with_one_error_each)
+{
+	std::string many_jobs = "busy 1\n";
+	for (int j = 1; j <= 1025; ++j)
+		many_jobs += "job " + std::to_string(j) + "\n";
+	const std::pair<std::string, std::string> cases[] = {
+	        {"busy abc\n", "line 1: busy \"abc\" is not a number"},
+	        {"busy 3x\n", "line 1: busy \"3x\" is not a number"},
+	        {"# load\nbusy 101\n", "line 2: busy \"101\" is out of range (0..100)"},
+	        {"busy -1\n", "line 1: busy \"-1\" is out of range (0..100)"},
+	        {"busy nan\n", "line 1: busy \"nan\" is not a finite number"},
+	        {"busy 1e999\n", "line 1: busy \"1e999\" is not a finite number"},
+	        {"busy 3\ntemperature 40\n",
+	         "line 2: unknown keyword \"temperature\" (allowed: busy, memory_mib, job)"},
+	        {"busy 3\nmemory_mib 1.5\n", "line 2: memory_mib \"1.5\" is not a whole number of MiB"},
+	        {"busy 3\nmemory_mib 99999999999999999\n",
+	         "line 2: memory_mib \"99999999999999999\" is too large"},
+	        {"busy 3\nbusy 4\n", "line 2: busy given twice"},
+	        {"busy\n", "line 1: busy needs a value"},
+	        {"busy 3 4\n", "line 1: unexpected \"4\" after busy"},
+	        {"memory_mib 5\n", "no \"busy\" line (it is required)"},
+	        {"busy 1\njob 0\n", "line 2: job \"0\" is not a job id"},
+	        {"busy 1\njob 4294967296\n", "line 2: job \"4294967296\" is not a job id"},
+	        {"busy 1\njob 5 gpu 1\n", "line 2: unknown job field \"gpu\" (allowed: busy, memory_mib)"},
+	        {"busy 1\njob 5 busy\n", "line 2: job 5: busy needs a value"},
+	        {"busy 1\njob 5 busy 150\n", "line 2: busy \"150\" is out of range (0..100)"},
+	        {"busy 1\njob 5\njob 5 busy 2\n", "line 3: job 5 listed twice"},
+	        {many_jobs, "line 1026: more than 1024 job lines"},
+	        {std::string(70 * 1024, '#'), "larger than 64 KiB"},
+	};
+	for (const auto &[text, problem] : cases) {
+		record_log();
+		TempDir dir;
+		write_file(dir.path() + "/nvidia0", text);
+		write_file(dir.path() + "/nvidia2", "busy 7\n");
+		auto backend = make_file_backend(test_layout(), dir.path());
+		auto samples = sample_ok(*backend);
+		ck_assert_uint_eq(samples.size(), 1); // nvidia0 skipped, nvidia2 read
+		ck_assert_int_eq(samples[0].device, 1);
+		auto errors = logged(LogLevel::Error);
+		ck_assert_uint_eq(errors.size(), 1);
+		ck_assert_str(errors[0], "telemetry: " + dir.path() + "/nvidia0: " + problem +
+		                                 "; the device counts as busy");
+		// The same problem on the next sample: not another error line.
+		samples = sample_ok(*backend);
+		ck_assert_uint_eq(samples.size(), 1);
+		ck_assert_uint_eq(logged(LogLevel::Error).size(), 1);
+	}
+}
+END_TEST
+
+START_TEST(file_backend_reports_a_fixed_file_again_when_it_breaks)
+{
+	record_log();
+	TempDir dir;
+	write_file(dir.path() + "/nvidia0", "busy x\n");
+	auto backend = make_file_backend(test_layout(), dir.path());
+	ck_assert(sample_ok(*backend).empty());
+	write_file(dir.path() + "/nvidia0", "busy 5\n");
+	ck_assert_uint_eq(sample_ok(*backend).size(), 1);
+	write_file(dir.path() + "/nvidia0", "busy x\n");
+	ck_assert(sample_ok(*backend).empty());
+	ck_assert_uint_eq(logged(LogLevel::Error).size(), 2);
+}
+END_TEST
+
+START_TEST(file_backend_without_its_directory_fails)
+{
+	auto backend = make_file_backend(test_layout(), "/nonexistent/flexslurm-telemetry");
+	auto s = backend->sample();
+	ck_assert(!s);
+	ck_assert_str(s.error(), "telemetry: cannot read directory /nonexistent/flexslurm-telemetry: No such "
+	                         "file or directory");
+}
+END_TEST
+
+// ---- jobs from cgroups ----
+
+START_TEST(job_of_cgroup_text_reads_slurm_paths)
+{
+	ck_assert_uint_eq(job_of_cgroup_text(v1_cgroup(42)).value_or(0), 42);
+	ck_assert_uint_eq(job_of_cgroup_text("4:cpuset:/slurm_n1/uid_0/job_42/step_batch\n").value_or(0), 42);
+	ck_assert_uint_eq(job_of_cgroup_text("0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n")
+	                          .value_or(0),
+	                  42);
+	ck_assert_uint_eq(
+	        job_of_cgroup_text("0::/system.slice/n1_slurmstepd.scope/job_7/step_extern/user/task_special")
+	                .value_or(0),
+	        7);
+	// an admin's own CgroupPrepend, no trailing newline
+	ck_assert_uint_eq(job_of_cgroup_text("3:memory:/batch/uid_5/job_4294967295").value_or(0),
+	                  4294967295u);
+	// hierarchies outside Slurm's beside one inside
+	ck_assert_uint_eq(
+	        job_of_cgroup_text("2:cpu:/\n5:devices:/slurm/uid_1/job_9/step_0\n6:pids:/").value_or(0), 9);
+}
+END_TEST
+
+START_TEST(job_of_cgroup_text_rejects_everything_else)
+{
+	ck_assert(!job_of_cgroup_text(""));
+	ck_assert(!job_of_cgroup_text("0::/user.slice/user-1000.slice/session-3.scope\n"));
+	ck_assert(!job_of_cgroup_text("0::/system.slice/slurmstepd.scope/system\n")); // slurmstepd itself
+	ck_assert(!job_of_cgroup_text("0::/user.slice/job_5/x\n"));                   // not under Slurm
+	ck_assert(!job_of_cgroup_text("0::/slurm/job_5\n"));                          // v1 without uid_
+	ck_assert(!job_of_cgroup_text("0::/slurm/uid_x/job_5\n"));
+	ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_0/step_0\n"));
+	ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_4294967296\n"));
+	ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_12x\n"));
+	ck_assert(!job_of_cgroup_text("/slurm/uid_0/job_12\n")); // not a cgroup line
+	// two hierarchies naming different jobs: no answer rather than a guess
+	ck_assert(!job_of_cgroup_text(
+	        "4:memory:/slurm/uid_0/job_1/step_0\n5:devices:/slurm/uid_0/job_2/step_0\n"));
+}
+END_TEST
+
+START_TEST(pids_of_job_scans_a_fake_proc)
+{
+	record_log();
+	TempDir proc;
+	fake_process(proc.path(), 100, v1_cgroup(42), "python");
+	fake_process(proc.path(), 101, "0::/system.slice/slurmstepd.scope/job_42/step_0/slurm\n",
+	             "slurmstepd");
+	fake_process(proc.path(), 102, "0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n",
+	             "a.out");
+	fake_process(proc.path(), 103, v1_cgroup(7), "python");
+	fake_process(proc.path(), 104, "0::/user.slice/user-0.slice\n", "bash");
+	fake_process(proc.path(), 105, v1_cgroup(42), ""); // no comm: gone, or cannot tell
+	fake_process(proc.path(), getpid(), v1_cgroup(42), "unit_tests");
+	write_file(proc.path() + "/self/cgroup", v1_cgroup(42));
+	write_file(proc.path() + "/7x/cgroup", v1_cgroup(42));
+	auto pids = pids_of_job(42, proc.path());
+	ck_assert_uint_eq(pids.size(), 2);
+	ck_assert_int_eq(pids[0], 100);
+	ck_assert_int_eq(pids[1], 102);
+	ck_assert_uint_eq(pids_of_job(7, proc.path()).size(), 1);
+	ck_assert(pids_of_job(8, proc.path()).empty());
+	ck_assert(pids_of_job(42, "/nonexistent/proc").empty());
+	ck_assert_str(logged(LogLevel::Error).at(0),
+	              "telemetry: cannot list /nonexistent/proc: No such file or directory");
+}
+END_TEST
+
+START_TEST(kill_job_processes_kills_only_the_jobs_processes)
+{
+	record_log();
+	auto child = []() {
+		const pid_t pid = fork();
+		if (pid == 0) {
+			alarm(30); // never outlive a failed test for long
+			for (;;)
+				pause();
+		}
+		ck_assert_int_gt(pid, 0);
+		return pid;
+	};
+	const pid_t worker1 = child(), worker2 = child(), stepd = child(), other = child();
+	TempDir proc;
+	fake_process(proc.path(), worker1, v1_cgroup(77), "python");
+	fake_process(proc.path(), worker2, v1_cgroup(77), "python");
+	fake_process(proc.path(), stepd, v1_cgroup(77), "slurmstepd");
+	fake_process(proc.path(), other, v1_cgroup(78), "python");
+	fake_process(proc.path(), 999999999, v1_cgroup(77), "ghost"); // no such process
+
+	ck_assert_int_eq(kill_job_processes(77, proc.path()), 2);
+	ck_assert_str(logged(LogLevel::Info).at(0), "telemetry: killed 2 processes of job 77");
+	for (pid_t pid : {worker1, worker2}) {
+		int status = 0;
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	}
+	for (pid_t pid : {stepd, other}) {
+		int status = 0;
+		ck_assert_int_eq(waitpid(pid, &status, WNOHANG), 0); // still running
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+}
+END_TEST
+
+// ---- NVML through the stub ----
+
+namespace
+{
+
+struct StubNvml {
+	void *library = nullptr;
+	void (*configure)(int) = nullptr;
+	void (*fail_init)(int) = nullptr;
+	void (*set_process_stride)(int) = nullptr;
+	void (*set_device)(int, const char *, unsigned, unsigned long long, unsigned long long) = nullptr;
+	void (*fail_device)(int, int) = nullptr;
+	void (*add_process)(int, unsigned, unsigned long long, unsigned) = nullptr;
+	unsigned long long (*last_seen)(int) = nullptr;
+	int (*init_depth)() = nullptr;
+
+	// The backend's dlopen() of the same path gets this same copy.
+	StubNvml()
+	{
+		library = dlopen(STUB_NVML, RTLD_NOW | RTLD_LOCAL);
+		ck_assert_msg(library != nullptr, "%s", dlerror());
+		resolve(configure, "stub_nvml_configure");
+		resolve(fail_init, "stub_nvml_fail_init");
+		resolve(set_process_stride, "stub_nvml_set_process_stride");
+		resolve(set_device, "stub_nvml_set_device");
+		resolve(fail_device, "stub_nvml_fail_device");
+		resolve(add_process, "stub_nvml_add_process");
+		resolve(last_seen, "stub_nvml_last_seen");
+		resolve(init_depth, "stub_nvml_init_depth");
+	}
+	StubNvml(const StubNvml &) = delete;
+	StubNvml &operator=(const StubNvml &) = delete;
+	~StubNvml() { dlclose(library); }
+
+	template <class F>
+	void resolve(F &f, const char *name)
+	{
+		f = reinterpret_cast<F>(dlsym(library, name));
+		ck_assert_msg(f != nullptr, "stub lacks %s", name);
+	}
+
+	// NVML's index order is not PCI order: 0 is the last device on the bus.
+	void three_devices()
+	{
+		configure(3);
+		set_device(0, "0000:af:00.0", 70, 7 * MiB, 16384 * MiB);
+		set_device(1, "0000:18:00.0", 10, 1 * MiB, 16384 * MiB);
+		set_device(2, "0000:3b:00.0", 30, 3 * MiB, 16384 * MiB);
+	}
+};
+
+std::unique_ptr<TelemetryBackend> nvml_backend(const std::string &proc_root = "/proc")
+{
+	auto backend = make_nvml_backend(test_layout(), STUB_NVML, proc_root);
+	ck_assert_msg(static_cast<bool>(backend), "%s", backend.error().c_str());
+	return std::move(*backend);
+}
+
+} // namespace
+
+START_TEST(nvml_matches_devices_in_pci_order)
+{
+	record_log();
+	StubNvml stub;
+	stub.three_devices();
+	{
+		auto backend = nvml_backend();
+		ck_assert_str(std::string(backend->name()), "nvml");
+		ck_assert_int_eq(stub.init_depth(), 1);
+		auto samples = sample_ok(*backend);
+		// PCI order 18, 3b, af: vendor index 0 is NVML's 1, vendor index 2 is NVML's 0; AMD absent.
+		ck_assert_uint_eq(samples.size(), 2);
+		ck_assert_int_eq(samples[0].device, 0);
+		ck_assert(samples[0].busy_percent == 10.0);
+		ck_assert_uint_eq(samples[0].memory_used_bytes, 1 * MiB);
+		ck_assert(samples[0].per_job); // NVML answered: no process, no job
+		ck_assert(samples[0].jobs.empty());
+		ck_assert_int_eq(samples[1].device, 1);
+		ck_assert(samples[1].busy_percent == 70.0);
+		ck_assert_uint_eq(samples[1].memory_used_bytes, 7 * MiB);
+	}
+	ck_assert_int_eq(stub.init_depth(), 0); // nvmlShutdown on destruction
+	ck_assert(logged(LogLevel::Error).empty());
+}
+END_TEST
+
+START_TEST(nvml_device_beyond_nvmls_count_is_absent)
+{
+	record_log();
+	StubNvml stub;
+	stub.configure(2);
+	stub.set_device(0, "0000:3b:00.0", 30, 0, 1024 * MiB);
+	stub.set_device(1, "0000:18:00.0", 10, 0, 1024 * MiB);
+	auto samples = sample_ok(*nvml_backend());
+	ck_assert_uint_eq(samples.size(), 1);
+	ck_assert_int_eq(samples[0].device, 0);
+	ck_assert(samples[0].busy_percent == 10.0);
+	auto errors = logged(LogLevel::Error);
+	ck_assert_uint_eq(errors.size(), 1);
+	ck_assert_str(errors[0],
+	              "telemetry: NVML sees 2 NVIDIA devices, none for /d/nvidia2 (vendor index 2); it "
+	              "counts as busy");
+}
+END_TEST
+
+namespace
+{
+
+void check_per_job_attribution(int process_stride)
+{
+	record_log();
+	StubNvml stub;
+	stub.three_devices();
+	stub.set_process_stride(process_stride);
+	TempDir proc;
+	fake_process(proc.path(), 1001, v1_cgroup(42), "python");
+	fake_process(proc.path(), 1002, "0::/system.slice/slurmstepd.scope/job_42/step_1/user/task_0\n",
+	             "python");
+	fake_process(proc.path(), 2001, v1_cgroup(7), "train");
+	fake_process(proc.path(), 3001, "0::/user.slice/user-0.slice/session-1.scope\n", "nvtop");
+	// NVML's device 1 is the layout's nvidia0; 4001 has exited since NVML saw it
+	stub.add_process(1, 1001, 512 * MiB, 30);
+	stub.add_process(1, 1002, 256 * MiB, 20);
+	stub.add_process(1, 2001, 1024 * MiB, 0);
+	stub.add_process(1, 3001, 64 * MiB, 5);
+	stub.add_process(1, 4001, 8 * MiB, 90);
+	auto backend = nvml_backend(proc.path());
+	auto samples = sample_ok(*backend);
+	ck_assert_uint_eq(samples.size(), 2);
+	const DeviceSample &s = samples[0];
+	ck_assert_int_eq(s.device, 0);
+	ck_assert(s.per_job);
+	ck_assert_uint_eq(s.jobs.size(), 2);
+	ck_assert_uint_eq(s.jobs[0].job, 7);
+	ck_assert(s.jobs[0].busy_percent == 0.0);
+	ck_assert_uint_eq(s.jobs[0].memory_bytes, 1024 * MiB);
+	ck_assert_uint_eq(s.jobs[1].job, 42);
+	ck_assert(s.jobs[1].busy_percent == 50.0);
+	ck_assert_uint_eq(s.jobs[1].memory_bytes, 768 * MiB);
+	ck_assert_uint_eq(stub.last_seen(1), 0);
+
+	// Nothing ran since: memory still held, no SM use, and the backend
+	// asked only for samples newer than the last one it read.
+	samples = sample_ok(*backend);
+	ck_assert_uint_eq(samples[0].jobs.size(), 2);
+	ck_assert(samples[0].jobs[1].busy_percent == 0.0);
+	ck_assert_uint_eq(samples[0].jobs[1].memory_bytes, 768 * MiB);
+	ck_assert_uint_gt(stub.last_seen(1), 0);
+	ck_assert(logged(LogLevel::Error).empty());
+}
+
+} // namespace
+
+START_TEST(nvml_attributes_use_to_jobs)
+{
+	check_per_job_attribution(24);
+}
+END_TEST
+
+// R535 drivers write 32-byte process entries through the same _v3 symbol.
+START_TEST(nvml_attributes_use_to_jobs_with_larger_process_entries)
+{
+	check_per_job_attribution(32);
+}
+END_TEST
+
+START_TEST(nvml_unreadable_device_is_absent)
+{
+	record_log();
+	StubNvml stub;
+	stub.three_devices();
+	stub.fail_device(0, 1); // PCI af: the layout's nvidia2
+	auto backend = nvml_backend();
+	auto samples = sample_ok(*backend);
+	ck_assert_uint_eq(samples.size(), 1);
+	ck_assert_int_eq(samples[0].device, 0);
+	samples = sample_ok(*backend);
+	auto errors = logged(LogLevel::Error);
+	ck_assert_uint_eq(errors.size(), 1); // not again on the second sample
+	ck_assert_str(errors[0],
+	              "telemetry: NVIDIA device 0000:af:00.0: nvmlDeviceGetUtilizationRates failed: GPU "
+	              "is lost (NVML error 15); it counts as busy");
+}
+END_TEST
+
+START_TEST(nvml_failures_are_error_values)
+{
+	StubNvml stub;
+	stub.three_devices();
+	stub.fail_init(1);
+	auto failed = make_nvml_backend(test_layout(), STUB_NVML);
+	ck_assert(!failed);
+	ck_assert_str(failed.error(), "telemetry: nvmlInit_v2 failed: Driver Not Loaded (NVML error 9)");
+	ck_assert_int_eq(stub.init_depth(), 0);
+
+	auto missing = make_nvml_backend(test_layout(), "/nonexistent/libnvidia-ml.so.1");
+	ck_assert(!missing);
+	ck_assert_msg(missing.error().starts_with("telemetry: cannot load /nonexistent/libnvidia-ml.so.1: "),
+	              "%s", missing.error().c_str());
+
+	// A library that is not NVML at all.
+	auto wrong = make_nvml_backend(test_layout(), "libc.so.6");
+	ck_assert(!wrong);
+	ck_assert_str(wrong.error(), "telemetry: libc.so.6 lacks nvmlInit_v2");
+}
+END_TEST
+
+// ---- other vendors ----
+
+START_TEST(unsupported_backend_logs_once)
+{
+	record_log();
+	auto backend = make_unsupported_backend(Vendor::Amd);
+	ck_assert(sample_ok(*backend).empty());
+	ck_assert(sample_ok(*backend).empty());
+	auto info = logged(LogLevel::Info);
+	ck_assert_uint_eq(info.size(), 1);
+	ck_assert_str(info[0],
+	              "telemetry: amd devices: no telemetry backend yet (unsupported); their slices count "
+	              "as busy and are never lent");
+	auto ascend = make_unsupported_backend(Vendor::Ascend);
+	ck_assert(sample_ok(*ascend).empty());
+	ck_assert_str(logged(LogLevel::Info).back(),
+	              "telemetry: ascend devices: no telemetry backend yet "
+	              "(unsupported); their slices count as busy and are never lent");
+}
+END_TEST
+
+Suite *telemetry_suite()
+{
+	Suite *s = suite_create("telemetry");
+	TCase *tc = tcase_create("telemetry");
+	tcase_add_test(tc, file_backend_reads_each_device_file);
+	tcase_add_test(tc, file_backend_job_lines_make_a_per_job_sample);
+	tcase_add_test(tc, file_backend_skips_malformed_files_with_one_error_each);
+	tcase_add_test(tc, file_backend_reports_a_fixed_file_again_when_it_breaks);
+	tcase_add_test(tc, file_backend_without_its_directory_fails);
+	tcase_add_test(tc, job_of_cgroup_text_reads_slurm_paths);
+	tcase_add_test(tc, job_of_cgroup_text_rejects_everything_else);
+	tcase_add_test(tc, pids_of_job_scans_a_fake_proc);
+	tcase_add_test(tc, kill_job_processes_kills_only_the_jobs_processes);
+	tcase_add_test(tc, nvml_matches_devices_in_pci_order);
+	tcase_add_test(tc, nvml_device_beyond_nvmls_count_is_absent);
+	tcase_add_test(tc, nvml_attributes_use_to_jobs);
+	tcase_add_test(tc, nvml_attributes_use_to_jobs_with_larger_process_entries);
+	tcase_add_test(tc, nvml_unreadable_device_is_absent);
+	tcase_add_test(tc, nvml_failures_are_error_values);
+	tcase_add_test(tc, unsupported_backend_logs_once);
+	suite_add_tcase(s, tc);
+	return s;
+}
