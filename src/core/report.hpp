@@ -77,6 +77,19 @@ struct Orders {
 std::string encode_orders(const Orders &o);
 Result<Orders> parse_orders(std::string_view text);
 
+// An admin's request on the same channel (flexslurm-lending): the
+// controller's lending status, or take a borrower's loans back now (with
+// the usual grace). Only root and SlurmUser credentials are obeyed.
+struct AdminRequest {
+	enum class Kind { Status, Reclaim };
+	Kind kind = Kind::Status;
+	uint32_t job = 0; // Reclaim: the borrower
+};
+std::string encode_admin(const AdminRequest &r);
+// nullopt: the text is not an admin request at all (a node report, say);
+// an error value: it is one, malformed.
+std::optional<Result<AdminRequest>> parse_admin(std::string_view text);
+
 // True for a name made of [A-Za-z0-9._-], 1..64 characters.
 bool valid_node_name(std::string_view name) noexcept;
 

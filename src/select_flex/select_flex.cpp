@@ -497,7 +497,9 @@ public:
 	    : book_(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after),
 	      state_path_(state_dir + "/flexslurm_lending.state"),
 	      status_path_(state_dir + "/flexslurm_lending.status"), munge_{munge_socket()},
-	      intake_(rules(cfg), [this](std::string_view cred) { return munge_open(munge_, cred); })
+	      // handle() opens each credential once (munge refuses a second
+	      // opening as a replay) and hands the result to the intake.
+	      intake_(rules(cfg), [this](std::string_view) { return std::move(opened_); })
 	{
 	}
 	~LendingService()
@@ -588,6 +590,10 @@ private:
 	// The listener thread: no controller lock is taken here.
 	std::string handle(std::string_view frame, const std::string &peer)
 	{
+		opened_ = munge_open(munge_, frame);
+		if (opened_ && !opened_->replayed)
+			if (auto admin = parse_admin(opened_->payload))
+				return answer_admin(*admin, opened_->uid, peer);
 		auto report = intake_.take(frame, peer, wall_now());
 		if (!report)
 			return "";
@@ -604,6 +610,35 @@ private:
 			return "";
 		}
 		return *sealed;
+	}
+
+	// flexslurm-lending, from an admin: status, or take a loan back now.
+	std::string answer_admin(const Result<AdminRequest> &request, uid_t uid, const std::string &peer)
+	{
+		std::string text;
+		if (uid != 0 && uid != slurm_conf.slurm_user_id) {
+			error("select/flex: lending: admin request from %s with uid %u refused: only root "
+			      "and "
+			      "SlurmUser may",
+			      peer.c_str(), static_cast<unsigned>(uid));
+			text = "error: only root and SlurmUser may use flexslurm-lending\n";
+		} else if (!request) {
+			text = "error: " + request.error() + "\n";
+		} else if (request->kind == AdminRequest::Kind::Status) {
+			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+			text = book_.status(wall_now());
+		} else {
+			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+			if (book_.admin_reclaim(wall_now(), request->job)) {
+				info("select/flex: lending: admin (uid %u) takes back the loans of JobId=%u",
+				     static_cast<unsigned>(uid), request->job);
+				text = "reclaim of JobId=" + std::to_string(request->job) + " started\n";
+			} else {
+				text = "error: JobId=" + std::to_string(request->job) + " borrows nothing\n";
+			}
+		}
+		auto sealed = munge_seal(munge_, text);
+		return sealed ? *sealed : "";
 	}
 
 	void flush_events()
@@ -798,7 +833,8 @@ private:
 	std::string state_path_;
 	std::string status_path_;
 	MungeEndpoint munge_;
-	ReportIntake intake_; // the listener thread's
+	Result<Sealed> opened_ = Result<Sealed>::failure("none"); // the listener thread's
+	ReportIntake intake_;                                     // the listener thread's
 	std::unique_ptr<Listener> listener_;
 
 	std::mutex addr_mutex_;

@@ -84,8 +84,17 @@ def _release(env):
 
 
 def _expected_exports(release):
+    exports = _release_exports(release)
+    # gres/vborrow is gres/vslice's code under a second name; job_submit/flex
+    # has the same two entry points in every release.
+    exports["gres_vborrow.so"] = exports["gres_vslice.so"]
+    exports["job_submit_flex.so"] = COMMON | {"job_submit", "job_modify"}
+    return exports
+
+
+def _release_exports(release):
     if release.startswith("22.05"):
-        return EXPECTED_EXPORTS
+        return dict(EXPECTED_EXPORTS)
     # 24.11 on: prep_* instead of epilog_*, no info getters; 25.05 on: the
     # short select interface (26.05: 13 entry points and job_mem_reduce).
     short_select = ["node_init", "job_test", "job_begin", "job_ready", "job_expand", "job_resized", "job_fini",

@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 from helpers import contains, eq, wait_until
 from localcluster import DEFAULT_YAML
@@ -320,6 +321,52 @@ def test_slurmctld_killed_mid_loan_and_mid_reclaim(c):
     eq(c.job_state(lender), "RUNNING", "lender survives")
     eq(c.job_state(other), "PENDING", "waiting borrower not lost")
     _cancel(c, other, borrower, lender)
+
+
+def _cli(c):
+    """flexslurm-lending as installed beside the plugins under test (make install DESTDIR=stage...)."""
+    for d in Path(c.plugin_dir).parents:
+        if d.name.startswith("stage"):
+            found = sorted(d.rglob("bin/flexslurm-lending"))
+            if found:
+                return str(found[0])
+    raise AssertionError(f"flexslurm-lending not installed beside {c.plugin_dir}")
+
+
+def test_admin_sees_loans_and_takes_one_back(c):
+    _clean(c)
+    cli = _cli(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    borrower = _borrower(c)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    wait_until(lambda: f"lent JobId={lender} JobId={borrower}" in c.run([cli, "status"]).stdout, 10,
+               "flexslurm-lending status shows the loan")
+    status = c.run([cli, "status"]).stdout
+    contains(status, "NODE SLICE DEVICE STATE OWNER BORROWER SINCE", "status header")
+    contains(status, "HISTORY", "status history")
+    r = c.run([cli, "reclaim", "999999"], check=False)
+    eq((r.returncode, r.stdout.strip()), (1, "error: JobId=999999 borrows nothing"), "reclaim of a non-borrower")
+    time.sleep(3)  # old enough for its checkpoint signal
+    dev = c.dir / "dev" / "l1" / "nvidia0"
+    t0 = time.monotonic()
+    r = c.run([cli, "reclaim", str(borrower)])
+    contains(r.stdout, f"reclaim of JobId={borrower} started", "reclaim answer")
+    wait_until(lambda: c.job_state(borrower) == "PENDING" and not _holders(dev), BOUND + 5, "admin reclaim done")
+    eq(time.monotonic() - t0 <= BOUND, True, "admin reclaim within G + 10 s")
+    contains((c.dir / "out" / f"borrower.{borrower}").read_text(), "checkpoint", "checkpoint signal")
+    wait_until(lambda: f"reclaim JobId={borrower} done (admin)" in c.run([cli, "status"]).stdout, 10,
+               "the reclaim in the status history")
+    # Only root and SlurmUser may ask.
+    os.chmod(c.dir / "munge", 0o711)
+    try:
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", cli, "status"],
+                           capture_output=True, text=True, env=c.env, timeout=30)
+    finally:
+        os.chmod(c.dir / "munge", 0o700)
+    eq(r.returncode, 1, f"status as nobody refused: {r.stdout} {r.stderr}")
+    contains(r.stdout + r.stderr, "only root and SlurmUser", "refusal")
+    _cancel(c, borrower, lender)
 
 
 # ---------------------------------------------------------------------------
