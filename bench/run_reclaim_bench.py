@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Idle reclaim latency on a local cluster (not a test: numbers).
 
-Four lanes run at once, one per device (2 nodes x 2 fake T4, 4 slices each):
+Four lanes run at once, one per node (4 nodes x 1 fake T4, 4 slices each):
 in each lane a lender holds one slice; borrowers (--gres=vborrow:1, a script
 that holds the device open, traps the checkpoint signal and waits) are lent
 its idle slice one after another; a random 2-4 s into each loan the lender
@@ -86,6 +86,10 @@ def lane(c, node, device, rounds, rows, errors):
             tfile.write_text(f"busy 80\njob {lender} busy 80\n")
             T.wait_until(lambda: c.job_state(b) != "RUNNING" and not holders(dev), 60, f"{b} off the device")
             free_at = time.time()
+            try:  # requeued: PENDING once its epilog is done
+                T.wait_until(lambda: c.job_state(b) == "PENDING", 20, "requeued")
+            except AssertionError:
+                pass
             state = c.job_state(b)
             text = out.read_text()
             m = re.search(r"checkpoint (\d+)", text)
@@ -141,12 +145,11 @@ def main():
 
     def prepare(c):
         for node in c.nodes:
-            for d in ("nvidia0", "nvidia1"):
-                (c.dir / "telemetry" / node).mkdir(parents=True, exist_ok=True)
-                (c.dir / "telemetry" / node / d).write_text("busy 0\n")
+            (c.dir / "telemetry" / node).mkdir(parents=True, exist_ok=True)
+            (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
 
-    shape = dict(T.CLUSTER, shape="nvidia-2gpu", prepare=prepare, cpus=16)
-    lanes = [(n, d) for n in ("l1", "l2") for d in ("nvidia0", "nvidia1")]
+    shape = dict(T.CLUSTER, nodes=4, prepare=prepare)
+    lanes = [(f"l{i}", "nvidia0") for i in range(1, 5)]
     rounds = -(-args.reclaims // len(lanes))
     rows, errors = [], []
     with LocalCluster(args.workdir, args.plugin_dir, slurm_prefix=args.slurm_prefix, **shape) as c:

@@ -306,8 +306,10 @@ void LoanBook::start_reclaims(Instant now, TickActions &out)
 				continue;
 			r->second.borrower = l.borrower();
 			r->second.reason = l.reclaim_reason().value_or(ReclaimReason::Admin);
-			r->second.deadline = l.reclaim_deadline().value_or(now + policy_.grace);
-			r->second.t0 = r->second.deadline - policy_.grace;
+			// The grace runs from now, when the borrower is told, not from
+			// the report that started the reclaim (up to a tick earlier).
+			r->second.t0 = now;
+			r->second.deadline = now + policy_.grace;
 			out.signal.push_back({l.borrower(), r->second.reason});
 			event(now, "reclaim " + job_text(l.borrower()) + " from " + name + " slice " +
 			                   std::to_string(u) + " of " + job_text(l.owner()) + ": " +
