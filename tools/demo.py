@@ -5,12 +5,15 @@ Starts a real cluster (munged, slurmctld, four slurmd) whose nodes carry
 fake NVIDIA, AMD and Ascend accelerators, submits slice jobs with
 `sbatch --gres=vslice:...`, and shows which slices of which device each job
 got, what its environment says, and that it can open its own device and not
-another. Stops every daemon before it exits.
+another. Then idle reclaim on a second small cluster: an idle lender's slice
+is lent to a borrower and taken back when the lender wakes up. Stops every
+daemon before it exits.
 """
 
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,6 +87,81 @@ def main():
         print("\nevery job saw its own device(s) renumbered from 0; the SPANK plugin hid the others")
         print("from its /dev view (hidden), and the devices cgroup refuses them by any other path;")
         print("no device was held whole and sliced at the same time.")
+    print("cluster stopped\n")
+    lending_demo(args)
+
+
+LENDING_YAML = """\
+version: 1
+inventory:
+  topology_xml: {dir}/topology/%n.xml
+  device_dir: {dir}/dev/%n
+  layout_file: {dir}/state/layout.%n
+slicing:
+  default:
+    slices: 4
+    memory_percent: 20
+lending:
+  enabled: true
+  port: {lending_port}
+  idle_window: 3s
+  grace: 5s
+  min_loan: 10s
+  cooldown: 2s
+  report_interval: 1s
+  telemetry_timeout: 5s
+  telemetry: file
+  telemetry_dir: {dir}/telemetry/%n
+"""
+
+BORROWER = """#!/bin/bash
+trap 'echo "$(date +%T) checkpoint signal: saving"' USR1
+if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ]; then echo "$(date +%T) resumed after a requeue"; exit 0; fi
+echo "$(date +%T) borrowing: CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES compute $SLURM_VSLICE_COMPUTE_PERCENT% \\
+memory cap $SLURM_VSLICE_MEMORY_LIMIT_MIB MiB"
+exec 3<{dev}
+for i in $(seq 100000); do sleep 0.2; done
+"""
+
+
+def lending_demo(args):
+    def telemetry(c, text):
+        (c.dir / "telemetry" / "m1" / "nvidia0").write_text(text)
+
+    def prepare(c):
+        (c.dir / "telemetry" / "m1").mkdir(parents=True)
+        telemetry(c, "busy 0\n")
+
+    def state(c, job):
+        return c.job_state(job)
+
+    with LocalCluster(args.dir + "-lending", args.plugin_dir, nodes=1, prefix="m", shape="nvidia-1gpu", cpus=4,
+                      select="select/flex", flexslurm_yaml=LENDING_YAML, lending=True, prepare=prepare) as c:
+        print(f"idle reclaim: one T4 in 4 slices, file telemetry under {c.dir}/telemetry (the stand-in for NVML)")
+        lender = c.sbatch("--gres=vslice:1", script="#!/bin/bash\nsleep 100000\n")
+        c._wait_for(lambda: state(c, lender) == "RUNNING", 30, "the lender")
+        print(f"lender  JobId={lender} holds slice 0 and leaves it idle (telemetry: busy 0)")
+        borrower = c.sbatch("--gres=vborrow:1", "--signal=B:USR1@60", "--open-mode=append",
+                            script=BORROWER.format(dev=c.dir / "dev" / "m1" / "nvidia0"))
+        print(f"borrower JobId={borrower}: sbatch --gres=vborrow:1 --signal=B:USR1@60")
+        c._wait_for(lambda: state(c, borrower) == "RUNNING", 60, "the loan")
+        time.sleep(4)
+        print("\nflexslurm-lending status (here: the status file beside slurmctld's state):")
+        print((c.dir / "state" / "flexslurm_lending.status").read_text().split("RECLAIMS")[0])
+        telemetry(c, f"busy 90\njob {lender} busy 90\n")
+        t0 = time.monotonic()
+        print("the lender wakes up (telemetry: busy 90) ...")
+        c._wait_for(lambda: state(c, borrower) == "PENDING", 30, "the reclaim")
+        print(f"borrower requeued and off the device {time.monotonic() - t0:.1f} s after the lender woke up "
+              f"(report 1 s + grace 5 s + teardown); lender still {state(c, lender)}")
+        telemetry(c, "busy 0\n")
+        c.wait_job(borrower, timeout=120)
+        print(f"the lender idles again; the borrower restarts on its slice and completes: {state(c, borrower)}\n")
+        print("borrower's output:\n" + c.job_output(borrower))
+        log = (c.dir / "log" / "slurmctld.log").read_text()
+        print("select/flex's log:")
+        for line in re.findall(r"select/flex: lending: .*", log):
+            print("  " + line)
     print("cluster stopped")
 
 
