@@ -67,6 +67,17 @@ def ctld_events(c):
     return ev
 
 
+def borrow(c, node, dev, tfile):
+    """The lender idles; a borrower is lent its slice and holds the device. Returns its job id."""
+    tfile.write_text("busy 0\n")
+    b = c.sbatch("--gres=vborrow:1", "-w", node, "--signal=B:USR1@60",
+                 script=T.BORROWER.format(out=c.dir / "out", dev=dev))
+    out = c.dir / "out" / f"borrower.{b}"
+    T.wait_until(lambda: out.exists() and "started" in out.read_text() and holders(dev), 60,
+                 f"borrower {b} on {dev}")
+    return b
+
+
 def lane(c, node, device, rounds, rows, errors):
     dev = c.dir / "dev" / node / device
     tfile = c.dir / "telemetry" / node / device
@@ -74,12 +85,8 @@ def lane(c, node, device, rounds, rows, errors):
         lender = c.sbatch("--gres=vslice:1", "-w", node, script=T.LENDER)
         T.wait_until(lambda: c.job_state(lender) == "RUNNING", 60, "lender")
         for _ in range(rounds):
-            tfile.write_text("busy 0\n")
-            b = c.sbatch("--gres=vborrow:1", "-w", node, "--signal=B:USR1@60",
-                         script=T.BORROWER.format(out=c.dir / "out", dev=dev))
+            b = borrow(c, node, dev, tfile)
             out = c.dir / "out" / f"borrower.{b}"
-            T.wait_until(lambda: out.exists() and "started" in out.read_text() and holders(dev), 60,
-                         f"borrower {b} on {node}/{device}")
             started = time.time()
             time.sleep(random.uniform(3, 5))
             busy_at = time.time()
@@ -110,11 +117,7 @@ def stock_requeue(c, node, device, rounds):
     lender = c.sbatch("--gres=vslice:1", "-w", node, script=T.LENDER)
     T.wait_until(lambda: c.job_state(lender) == "RUNNING", 60, "lender")
     for _ in range(rounds):
-        tfile.write_text("busy 0\n")
-        b = c.sbatch("--gres=vborrow:1", "-w", node, "--signal=B:USR1@60",
-                     script=T.BORROWER.format(out=c.dir / "out", dev=dev))
-        out = c.dir / "out" / f"borrower.{b}"
-        T.wait_until(lambda: out.exists() and "started" in out.read_text() and holders(dev), 60, "borrower")
+        b = borrow(c, node, dev, tfile)
         time.sleep(3)
         t = time.time()
         c.run(["scontrol", "requeue", str(b)])

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from localcluster import LocalCluster  # noqa: E402
+from localcluster import DEFAULT_YAML, LocalCluster  # noqa: E402
 
 NODES = {"n1": "nvidia-4gpu", "n2": "nvidia-2gpu", "n3": "amd-2gpu", "n4": "ascend-2npu"}
 VARS = ["CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "SLURM_VSLICE_DEVICES",
@@ -91,16 +91,7 @@ def main():
     lending_demo(args)
 
 
-LENDING_YAML = """\
-version: 1
-inventory:
-  topology_xml: {dir}/topology/%n.xml
-  device_dir: {dir}/dev/%n
-  layout_file: {dir}/state/layout.%n
-slicing:
-  default:
-    slices: 4
-    memory_percent: 20
+LENDING_YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + """\
 lending:
   enabled: true
   port: {lending_port}

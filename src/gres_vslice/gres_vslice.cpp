@@ -212,17 +212,6 @@ std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std:
 	return make_unsupported_backend(Vendor::Nvidia);
 }
 
-// The munge socket slurm.conf names (AuthInfo=socket=...), or munge's default.
-std::string munge_socket()
-{
-	const std::string info = slurm_conf.authinfo ? slurm_conf.authinfo : "";
-	const size_t at = info.find("socket=");
-	if (at == std::string::npos)
-		return "";
-	const size_t from = at + 7;
-	return info.substr(from, info.find(',', from) - from);
-}
-
 void start_agent(const Config &config, const std::string &node)
 {
 	agent.reset();
@@ -243,7 +232,7 @@ void start_agent(const Config &config, const std::string &node)
 	s.controller_uids = {0, slurm_conf.slurm_user_id};
 	s.interval = config.channel.report_interval;
 	agent = std::make_unique<NodeAgent>(s, *layout, std::move(backend),
-	                                    AgentIo::production(MungeEndpoint{munge_socket()}));
+	                                    AgentIo::production(MungeEndpoint{compat::munge_socket()}));
 	agent->start();
 	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds", s.port,
 	     static_cast<long>(s.interval.count()));

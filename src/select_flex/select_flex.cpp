@@ -496,7 +496,7 @@ public:
 	LendingService(const Config &cfg, std::string state_dir)
 	    : book_(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after),
 	      state_path_(state_dir + "/flexslurm_lending.state"),
-	      status_path_(state_dir + "/flexslurm_lending.status"), munge_{munge_socket()},
+	      status_path_(state_dir + "/flexslurm_lending.status"), munge_{compat::munge_socket()},
 	      // handle() opens each credential once (munge refuses a second
 	      // opening as a replay) and hands the result to the intake.
 	      intake_(rules(cfg), [this](std::string_view) { return std::move(opened_); })
@@ -556,16 +556,6 @@ public:
 	}
 
 private:
-	static std::string munge_socket()
-	{
-		const std::string info = slurm_conf.authinfo ? slurm_conf.authinfo : "";
-		const size_t at = info.find("socket=");
-		if (at == std::string::npos)
-			return "";
-		const size_t from = at + 7;
-		return info.substr(from, info.find(',', from) - from);
-	}
-
 	IntakeRules rules(const Config &cfg)
 	{
 		IntakeRules r;
@@ -852,7 +842,8 @@ private:
 
 std::unique_ptr<LendingService> lending;
 
-std::vector<HiddenUnits> hide_unlendable(job_record_t *job, bitstr_t *nodes)
+// A borrower sees only borrow units whose slices are lendable now.
+std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes)
 {
 	std::vector<HiddenUnits> hidden;
 	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
@@ -868,7 +859,6 @@ std::vector<HiddenUnits> hide_unlendable(job_record_t *job, bitstr_t *nodes)
 			if (!ok.count(u))
 				hidden.back().hide(u);
 	}
-	(void)job;
 	return hidden;
 }
 
@@ -944,7 +934,7 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 				return ESLURM_INVALID_GRES;
 			}
 			if (mode != SELECT_MODE_TEST_ONLY)
-				hidden = hide_unlendable(job_ptr, bitmap);
+				hidden = hide_unlendable(bitmap);
 		}
 		if (ask.slices || ask.gpus)
 			hidden = hide_units(job_ptr, bitmap, ask);

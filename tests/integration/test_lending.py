@@ -18,7 +18,8 @@ from helpers import contains, eq, wait_until
 from localcluster import DEFAULT_YAML
 
 GRACE = 4          # lending.grace
-HARD_STOP = 5      # lending.hard_stop_after (default)
+HARD_STOP = 2      # lending.hard_stop_after: before slurmd's own KillWait (5 s) would
+                   # SIGKILL a borrower that ignores SIGTERM, so the agent's stop shows
 BOUND = GRACE + 10  # the issue's bound: gone from the device within G + 10 s
 
 YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + f"""\
@@ -32,6 +33,7 @@ lending:
   grace: {GRACE}s
   report_interval: 1s
   telemetry_timeout: 4s
+  hard_stop_after: {HARD_STOP}s
   telemetry: file
   telemetry_dir: {{dir}}/telemetry/%n
 """
@@ -81,6 +83,12 @@ def _borrower(c, *extra, node="l1"):
     dev = c.dir / "dev" / node / "nvidia0"
     return c.sbatch("--gres=vborrow:1", "--signal=B:USR1@60", *extra,
                     script=BORROWER.format(out=c.dir / "out", dev=dev))
+
+
+def _lender_and_borrower(c):
+    """A lender on l1 (idle), then a borrower running on its slice."""
+    lender, borrower = _lender_and_borrower(c)
+    return lender, borrower
 
 
 def _holders(path):
@@ -235,13 +243,35 @@ def test_reclaim_when_the_lender_turns_busy_20_trials(c):
     _cancel(c, lender)
 
 
+def test_agent_hard_stops_a_borrower_that_ignores_sigterm(c):
+    _clean(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    dev = c.dir / "dev" / "l1" / "nvidia0"
+    stubborn = BORROWER.replace("exec 3<", "trap '' TERM\nexec 3<")  # ignored by its children too
+    borrower = c.sbatch("--gres=vborrow:1", "--signal=B:USR1@60",
+                        script=stubborn.format(out=c.dir / "out", dev=dev))
+    wait_until(lambda: c.job_state(borrower) == "RUNNING" and _holders(dev), 30, "borrower on the device")
+    time.sleep(4)
+    before = (c.dir / "log" / "slurmd.l1.log").read_text()
+    t0 = time.monotonic()
+    _busy(c, lender)
+    wait_until(lambda: not _holders(dev), GRACE + HARD_STOP + 2 + 3, "the agent's hard stop")
+    took = time.monotonic() - t0
+    log = (c.dir / "log" / "slurmd.l1.log").read_text()[len(before):]
+    # The agent's kill, not slurmd's KillWait (5 s after the requeue, later than t0 + G + 2 s).
+    eq(bool(re.search(rf"hard stop of borrower JobId={borrower}: [1-9]\d* process\(es\) killed", log)), True,
+       f"the agent killed what was left:\n{log}")
+    eq(took <= BOUND, True, f"off the device {took:.1f}s after the lender woke")
+    wait_until(lambda: c.job_state(borrower) == "PENDING", 20, "requeued, not failed")
+    eq(_field(c.show_job(borrower), "Restarts"), "1", "restart count")
+    _cancel(c, borrower, lender)
+
+
 def test_requeued_borrower_restarts_and_completes(c):
     _clean(c)
     _idle(c)
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
-    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
-    borrower = _borrower(c)
-    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    lender, borrower = _lender_and_borrower(c)
     time.sleep(4)  # old enough to be sent its checkpoint signal
     _busy(c, lender)
     wait_until(lambda: c.job_state(borrower) == "PENDING", BOUND + 5, "borrower requeued")
@@ -261,10 +291,7 @@ def test_requeued_borrower_restarts_and_completes(c):
 def test_agent_stopped_nothing_lent_and_loans_reclaimed(c):
     _clean(c)
     _idle(c)
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
-    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
-    borrower = _borrower(c)
-    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    lender, borrower = _lender_and_borrower(c)
     slurmd = c.procs["slurmd.l1"]
     os.kill(slurmd.pid, signal.SIGSTOP)  # the agent (and slurmd) stop reporting
     try:
@@ -284,10 +311,7 @@ def test_agent_stopped_nothing_lent_and_loans_reclaimed(c):
 def test_slurmctld_killed_mid_loan_and_mid_reclaim(c):
     _clean(c)
     _idle(c)
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
-    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
-    borrower = _borrower(c)
-    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    lender, borrower = _lender_and_borrower(c)
     other = _borrower(c)  # waits: one idle slice, one loan
     time.sleep(4)
     eq(c.job_state(other), "PENDING", "a second borrower waits while the one idle slice is lent")
@@ -336,10 +360,7 @@ def _cli(c):
 def test_admin_sees_loans_and_takes_one_back(c):
     _clean(c)
     cli = _cli(c)
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
-    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
-    borrower = _borrower(c)
-    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
+    lender, borrower = _lender_and_borrower(c)
     wait_until(lambda: f"lent JobId={lender} JobId={borrower}" in c.run([cli, "status"]).stdout, 10,
                "flexslurm-lending status shows the loan")
     status = c.run([cli, "status"]).stdout
