@@ -729,6 +729,29 @@ START_TEST(a_restart_gives_the_agents_a_full_timeout)
 		          std::string::npos);
 		ck_assert_str(after.run(76, 76), "76: signal 200:telemetry-lost 201:telemetry-lost\n");
 	}
+	{ // The node has not registered since the restart: Slurm's records show no
+	  // devices and no holders there yet. Its loans and reclaims stay as saved.
+		Controller after;
+		after.records = before.c.records;
+		after.records.at("n1") = NodeBooks{};
+		after.records.at("n1").node = "n1";
+		after.records.at("n1").known = false;
+		std::string why;
+		ck_assert_msg(after.book.restore(text, why), "%s", why.c_str());
+		ck_assert_str(after.run(60, 60), "60: requeue 200\n");
+		after.book.requeued(200, at(60));
+		ck_assert_str(after.run(61, 65), "");
+		ck_assert_uint_eq(after.book.active_reclaims(), 1); // not "gone": just not known yet
+		ck_assert(after.book.status(at(65)).find("n1 2 1 lent JobId=100 JobId=201") !=
+		          std::string::npos);
+		after.records = before.c.records; // it registers: the records say who holds what
+		after.hold("n1", 0, 200, true);
+		ck_assert_str(after.run(66, 66), "");
+		ck_assert_uint_eq(after.book.active_reclaims(), 1);
+		after.leave("n1", 0); // the requeued borrower's processes are gone
+		ck_assert_str(after.run(67, 67), "");
+		ck_assert_uint_eq(after.book.active_reclaims(), 0);
+	}
 }
 END_TEST
 
