@@ -87,7 +87,10 @@ def _borrower(c, *extra, node="l1"):
 
 def _lender_and_borrower(c):
     """A lender on l1 (idle), then a borrower running on its slice."""
-    lender, borrower = _lender_and_borrower(c)
+    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+    borrower = _borrower(c)
+    wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
     return lender, borrower
 
 
