@@ -67,9 +67,7 @@ SlurmConf read_slurm_conf(const std::string &path)
 			                                   ? host.substr(open + 1, close - open - 1)
 			                                   : host);
 		} else if (auto info = value_of(line, "AuthInfo"); !info.empty()) {
-			const size_t at = info.find("socket=");
-			if (at != std::string::npos)
-				conf.munge_socket = info.substr(at + 7, info.find(',', at) - at - 7);
+			conf.munge_socket = munge_socket_of(info);
 		} else if (auto user = value_of(line, "SlurmUser"); !user.empty()) {
 			if (const passwd *pw = getpwnam(user.c_str()))
 				conf.slurm_user = pw->pw_uid;

@@ -122,18 +122,6 @@ inline std::vector<std::string> controller_hosts()
 	return hosts;
 }
 
-/* The munge socket slurm.conf names (AuthInfo=socket=...), or "" for
- * munge's default: the reclaim channel talks to the munged Slurm uses. */
-inline std::string munge_socket()
-{
-	const std::string info = slurm_conf.authinfo ? slurm_conf.authinfo : "";
-	const size_t at = info.find("socket=");
-	if (at == std::string::npos)
-		return "";
-	const size_t from = at + 7;
-	return info.substr(from, info.find(',', from) - from);
-}
-
 #if FLEXSLURM_SLURM_AT_LEAST(25, 11)
 using fini_result = void;
 #define FLEXSLURM_FINI_RETURN return

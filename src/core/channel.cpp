@@ -353,6 +353,15 @@ std::string munge_error(munge_ctx_t ctx, munge_err_t e)
 
 } // namespace
 
+std::string munge_socket_of(std::string_view authinfo)
+{
+	const size_t at = authinfo.find("socket=");
+	if (at == std::string_view::npos)
+		return "";
+	const size_t from = at + 7;
+	return std::string(authinfo.substr(from, authinfo.find(',', from) - from));
+}
+
 Result<std::string> munge_seal(const MungeEndpoint &ep, std::string_view payload)
 {
 	using R = Result<std::string>;

@@ -24,6 +24,10 @@ struct MungeEndpoint {
 	std::string socket; // empty: munge's default socket
 };
 
+// The munge socket slurm.conf's AuthInfo names ("socket=/path,cred_expire=..."),
+// or "" for munge's default: the channel talks to the munged Slurm uses.
+std::string munge_socket_of(std::string_view authinfo);
+
 // munge_encode with munge's default TTL; fails if the credential would not fit
 // in one frame.
 Result<std::string> munge_seal(const MungeEndpoint &ep, std::string_view payload);

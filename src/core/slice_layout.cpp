@@ -1,5 +1,6 @@
 #include "slice_layout.hpp"
 
+#include "file_io.hpp"
 #include "log.hpp"
 
 #include <fcntl.h>
@@ -181,20 +182,8 @@ Result<bool> SliceLayout::save(const std::string &path) const
 		if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
 			return fail("cannot create " + dir);
 	}
-	const std::string tmp = path + ".tmp";
-	const std::string text = serialize();
-	const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return fail("cannot create " + tmp);
-	const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-	const bool synced = fsync(fd) == 0;
-	close(fd);
-	if (!written || !synced || rename(tmp.c_str(), path.c_str()) != 0) {
-		const int saved = errno;
-		unlink(tmp.c_str());
-		errno = saved;
-		return fail("cannot write");
-	}
+	if (auto written = write_file_atomically(path, serialize(), 0644, true); !written)
+		return Result<bool>::failure(path + ": " + written.error());
 	return true;
 }
 

@@ -232,7 +232,8 @@ void start_agent(const Config &config, const std::string &node)
 	s.controller_uids = {0, slurm_conf.slurm_user_id};
 	s.interval = config.channel.report_interval;
 	agent = std::make_unique<NodeAgent>(s, *layout, std::move(backend),
-	                                    AgentIo::production(MungeEndpoint{compat::munge_socket()}));
+	                                    AgentIo::production(MungeEndpoint{munge_socket_of(
+	                                            slurm_conf.authinfo ? slurm_conf.authinfo : "")}));
 	agent->start();
 	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds", s.port,
 	     static_cast<long>(s.interval.count()));

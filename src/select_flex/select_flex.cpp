@@ -22,6 +22,7 @@
 
 #include "core/channel.hpp"
 #include "core/config.hpp"
+#include "core/file_io.hpp"
 #include "core/loan_book.hpp"
 #include "core/log.hpp"
 #include "core/placement.hpp"
@@ -451,52 +452,14 @@ std::vector<std::string> numeric_addresses(const std::string &host)
 	return out;
 }
 
-// The whole file if it exists and is under 16 MiB (the state of a large
-// cluster is a few MiB).
-bool read_small_file(const std::string &path, std::string &out)
-{
-	const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	char buf[65536];
-	ssize_t n = 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0 && out.size() < (16u << 20))
-		out.append(buf, static_cast<size_t>(n));
-	close(fd);
-	return n == 0;
-}
-
-bool write_atomically(const std::string &path, const std::string &text, bool sync)
-{
-	const std::string tmp = path + ".new";
-	const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return false;
-	size_t done = 0;
-	while (done < text.size()) {
-		const ssize_t n = write(fd, text.data() + done, text.size() - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += static_cast<size_t>(n);
-	}
-	const bool ok = done == text.size() && (!sync || fsync(fd) == 0);
-	close(fd);
-	if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-		unlink(tmp.c_str());
-		return false;
-	}
-	return true;
-}
-
 class LendingService
 {
 public:
 	LendingService(const Config &cfg, std::string state_dir)
 	    : book_(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after),
 	      state_path_(state_dir + "/flexslurm_lending.state"),
-	      status_path_(state_dir + "/flexslurm_lending.status"), munge_{compat::munge_socket()},
+	      status_path_(state_dir + "/flexslurm_lending.status"),
+	      munge_{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")},
 	      // handle() opens each credential once (munge refuses a second
 	      // opening as a replay) and hands the result to the intake.
 	      intake_(rules(cfg), [this](std::string_view) { return std::move(opened_); })
@@ -658,11 +621,13 @@ private:
 		if (restored_)
 			return;
 		restored_ = true;
-		std::string text, why;
-		if (!read_small_file(state_path_, text))
+		// The state of a large cluster is a few MiB.
+		const auto text = read_file_bounded(state_path_, 16u << 20);
+		if (!text)
 			return;
+		std::string why;
 		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-		if (book_.restore(text, why))
+		if (book_.restore(*text, why))
 			info("select/flex: lending: state restored from %s (%zu reclaim(s) in flight)",
 			     state_path_.c_str(), book_.active_reclaims());
 		else
@@ -732,14 +697,14 @@ private:
 			}
 		}
 		if (state != saved_state_) {
-			if (write_atomically(state_path_, state, true))
+			if (auto written = write_file_atomically(state_path_, state, 0600, true); written)
 				saved_state_ = state;
 			else if (!state_write_failed_)
-				error("select/flex: lending: cannot write %s: %s", state_path_.c_str(),
-				      std::strerror(errno));
+				error("select/flex: lending: %s: %s", state_path_.c_str(),
+				      written.error().c_str());
 			state_write_failed_ = saved_state_ != state;
 		}
-		write_atomically(status_path_, status, false);
+		(void)write_file_atomically(status_path_, status, 0600, false); // shown again next second
 	}
 
 	// Under the controller's locks.

@@ -1005,6 +1005,15 @@ START_TEST(admin_requests)
 }
 END_TEST
 
+START_TEST(munge_socket_from_authinfo)
+{
+	ck_assert_str(munge_socket_of("socket=/run/m/munge.socket,cred_expire=10"), "/run/m/munge.socket");
+	ck_assert_str(munge_socket_of("cred_expire=10,socket=/x"), "/x");
+	ck_assert_str(munge_socket_of("cred_expire=10"), "");
+	ck_assert_str(munge_socket_of(""), "");
+}
+END_TEST
+
 Suite *report_suite()
 {
 	Suite *s = suite_create("report");
@@ -1015,6 +1024,7 @@ Suite *report_suite()
 	tcase_add_loop_test(format, damaged_reports_never_crash, 0, 3);
 	tcase_add_test(format, drop_reason_names);
 	tcase_add_test(format, admin_requests);
+	tcase_add_test(format, munge_socket_from_authinfo);
 	suite_add_tcase(s, format);
 	TCase *intake = tcase_create("intake");
 	tcase_add_test(intake, intake_checks_in_order);
