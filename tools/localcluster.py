@@ -86,7 +86,7 @@ class LocalCluster:
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
-                 lending=False, node_addrs=False):
+                 lending=False, node_addrs=False, gres_conf=None):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -109,6 +109,8 @@ class LocalCluster:
         # Each node its own loopback address (127.0.0.2, ...), so that the
         # controller can tell nodes apart by the address a report comes from.
         self.node_addrs = node_addrs
+        # gres.conf text instead of the generated one ({dir}: the cluster dir)
+        self.gres_conf = gres_conf
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         # A source-built Slurm (scripts/build-slurm.sh) instead of Debian's.
@@ -199,7 +201,8 @@ KillWait=5
              for i, p in enumerate(self.partitions))}
 """
         (d / "etc" / "slurm.conf").write_text(conf)
-        (d / "etc" / "gres.conf").write_text("\n".join(gres_lines) + "\n")
+        gres_conf = self.gres_conf.format(dir=d) if self.gres_conf is not None else "\n".join(gres_lines) + "\n"
+        (d / "etc" / "gres.conf").write_text(gres_conf)
         (d / "etc" / "cgroup.conf").write_text(
             "CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\n"
             "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")

@@ -21,7 +21,11 @@ const SliceRule &Config::rule_for(const Accelerator &accel) const noexcept
 	for (const SliceRule &r : classes) {
 		if (r.vendor != accel.vendor)
 			continue;
-		if (!r.model.empty() && r.model == accel.model)
+		// A class names the short model ("h100") or the exact GRES type
+		// ("nvidia_h100_80gb_hbm3", as AutoDetect names it).
+		if (!r.model.empty() &&
+		    (r.model == accel.model ||
+		     r.model == gres_type_for(accel.vendor, accel.model_name, accel.pci_device_id)))
 			return r;
 		if (r.model.empty() && !vendor_match)
 			vendor_match = &r;
@@ -270,15 +274,17 @@ private:
 	{
 		if (v->type != YAML_MAPPING_NODE)
 			return set_error(v, "inventory", "must be a mapping",
-			                 "keys topology_xml, device_dir, layout_file");
-		return each_key(v, "inventory", {"topology_xml", "device_dir", "layout_file"},
+			                 "keys topology_xml, device_dir, layout_file, nvidia_proc_dir");
+		return each_key(v, "inventory",
+		                {"topology_xml", "device_dir", "layout_file", "nvidia_proc_dir"},
 		                [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
 			                auto p = path(val, "inventory." + key);
 			                if (!p)
 				                return false;
-			                (key == "topology_xml" ? cfg.topology_xml
-			                 : key == "device_dir" ? cfg.device_dir
-			                                       : cfg.layout_file) = *p;
+			                (key == "topology_xml"      ? cfg.topology_xml
+			                 : key == "device_dir"      ? cfg.device_dir
+			                 : key == "nvidia_proc_dir" ? cfg.nvidia_proc_dir
+			                                            : cfg.layout_file) = *p;
 			                return true;
 		                });
 	}
@@ -587,15 +593,39 @@ private:
 		return true;
 	}
 
+	// Devices never sliced: each item a GRES type, a UUID or a PCI bus id.
+	bool read_exclude(yaml_node_t *v, Config &cfg)
+	{
+		const char *allowed = "a list of GRES types, UUIDs or PCI bus ids";
+		if (v->type != YAML_SEQUENCE_NODE)
+			return set_error(v, "slicing.exclude", "must be a list", allowed);
+		for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+		     ++it) {
+			auto item = string_value(node(*it), "slicing.exclude", allowed);
+			if (!item)
+				return false;
+			if (item->empty() || item->size() > 128 ||
+			    std::any_of(item->begin(), item->end(), [](char c) {
+				    return std::isspace(static_cast<unsigned char>(c)) || c == ',';
+			    }))
+				return set_error(node(*it), "slicing.exclude",
+				                 "\"" + *item + "\" is not a device name", allowed);
+			cfg.exclude.push_back(*item);
+		}
+		return true;
+	}
+
 	bool read_slicing(yaml_node_t *v, Config &cfg)
 	{
 		if (v->type != YAML_MAPPING_NODE)
-			return set_error(v, "slicing", "must be a mapping", "keys default, classes");
+			return set_error(v, "slicing", "must be a mapping", "keys default, classes, exclude");
 		return each_key(
-		        v, "slicing", {"default", "classes"},
+		        v, "slicing", {"default", "classes", "exclude"},
 		        [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
 			        if (key == "default")
 				        return read_rule(val, "slicing.default", cfg.default_rule, false);
+			        if (key == "exclude")
+				        return read_exclude(val, cfg);
 			        if (val->type != YAML_SEQUENCE_NODE)
 				        return set_error(val, "slicing.classes", "must be a list",
 				                         "a list of mappings with a vendor key");

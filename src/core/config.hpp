@@ -51,8 +51,13 @@ struct Config {
 	// Where slurmd leaves the node's slice layout for the SPANK plugin in
 	// slurmstepd, which must not load hwloc (srun and sbatch load it too).
 	std::string layout_file = "/run/flexslurm/layout.%n";
+	// Where the NVIDIA driver says which minor number is which PCI device
+	// (one <bus id>/information per GPU); may hold %n.
+	std::string nvidia_proc_dir = "/proc/driver/nvidia/gpus";
 	SliceRule default_rule;
 	std::vector<SliceRule> classes;
+	// Devices never sliced: GRES types, UUIDs or PCI bus ids.
+	std::vector<std::string> exclude;
 	Placement default_placement = Placement::BestFit;
 	LendingPolicy lending;
 	LendingChannel channel;

@@ -126,41 +126,65 @@ std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::s
                                                std::string_view gpu_units)
 {
 	std::vector<const DeviceSlices *> held;
-	const auto &devices = layout.devices();
-	// Held devices are listed in layout order: scan forward, so that equal
-	// vendor indices of different vendors resolve to the right one.
+	// gres/vslice lists held devices by vendor, then PCI order: scan
+	// forward, so that equal vendor indices of different vendors resolve
+	// to the right one.
+	const auto order = layout.devices_in_pci_order();
 	size_t from = 0;
 	for (int index : numbers(vslice_devices)) {
-		for (size_t i = from; i < devices.size(); ++i) {
-			if (devices[i].vendor_index == index) {
-				held.push_back(&devices[i]);
+		for (size_t i = from; i < order.size(); ++i) {
+			if (order[i]->vendor_index == index) {
+				held.push_back(order[i]);
 				from = i + 1;
 				break;
 			}
 		}
 	}
-	for (int unit : numbers(gpu_units)) {
-		if (unit < static_cast<int>(devices.size()) &&
-		    std::find(held.begin(), held.end(), &devices[static_cast<size_t>(unit)]) == held.end())
-			held.push_back(&devices[static_cast<size_t>(unit)]);
+	for (const std::string &path : gpu_unit_paths(layout, gpu_units)) {
+		for (const DeviceSlices &d : layout.devices())
+			if (d.device_path == path && std::find(held.begin(), held.end(), &d) == held.end())
+				held.push_back(&d);
 	}
 	return held;
 }
 
-IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<const DeviceSlices *> &held)
+std::vector<std::string> gpu_unit_paths(const SliceLayout &layout, std::string_view gpu_units)
+{
+	std::vector<std::string> paths;
+	const auto &units = layout.gpu_units();
+	const auto &devices = layout.devices();
+	for (int unit : numbers(gpu_units)) {
+		std::string path;
+		if (!units.empty()) {
+			// Slurm's own records: unit u is the u-th gpu file.
+			if (unit < static_cast<int>(units.size()))
+				path = units[static_cast<size_t>(unit)].path;
+		} else if (unit < static_cast<int>(devices.size())) {
+			// A layout written before gpu units were recorded.
+			path = devices[static_cast<size_t>(unit)].device_path;
+		}
+		if (!path.empty() && std::find(paths.begin(), paths.end(), path) == paths.end())
+			paths.push_back(path);
+	}
+	return paths;
+}
+
+std::vector<std::string> held_device_paths(const SliceLayout &layout, std::string_view vslice_devices,
+                                           std::string_view gpu_units)
+{
+	std::vector<std::string> paths = gpu_unit_paths(layout, gpu_units);
+	for (const DeviceSlices *d : held_devices(layout, vslice_devices, ""))
+		if (std::find(paths.begin(), paths.end(), d->device_path) == paths.end())
+			paths.push_back(d->device_path);
+	return paths;
+}
+
+IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<std::string> &held)
 {
 	IsolationPlan plan;
-	for (const DeviceSlices &d : layout.devices()) {
-		const bool mine = std::find(held.begin(), held.end(), &d) != held.end();
-		auto &list = mine ? plan.visible : plan.hidden;
-		if (std::find(list.begin(), list.end(), d.device_path) == list.end())
-			list.push_back(d.device_path);
-	}
-	// A node shared by a held and a hidden device (never on real drivers)
-	// stays visible.
-	std::erase_if(plan.hidden, [&](const std::string &p) {
-		return std::find(plan.visible.begin(), plan.visible.end(), p) != plan.visible.end();
-	});
+	for (const std::string &p : layout.accelerator_paths())
+		(std::find(held.begin(), held.end(), p) != held.end() ? plan.visible : plan.hidden)
+		        .push_back(p);
 	return plan;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 namespace flexslurm
 {
@@ -70,8 +71,11 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 		else
 			++it->count;
 	}
+	// By vendor, then PCI order: the order CUDA (CUDA_DEVICE_ORDER=PCI_BUS_ID),
+	// ROCr and Ascend RT number the devices a job can open.
 	std::sort(devices.begin(), devices.end(), [](const HeldDevice &a, const HeldDevice &b) {
-		return a.device->first_slice < b.device->first_slice;
+		return std::tie(a.device->vendor, a.device->vendor_index) <
+		       std::tie(b.device->vendor, b.device->vendor_index);
 	});
 
 	std::vector<EnvVar> env;

@@ -8,11 +8,13 @@
 #include <unistd.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <limits>
 #include <sstream>
+#include <tuple>
 
 namespace flexslurm
 {
@@ -48,7 +50,10 @@ const DeviceSlices *SliceLayout::device_of_slice(int index) const noexcept
 namespace
 {
 
-constexpr std::string_view layout_magic = "flexslurm-layout 1";
+// Version 2 adds UUID and PCI bus id per device, the gpu units and the
+// accelerators that are not sliced; version 1 is still read.
+constexpr std::string_view layout_magic = "flexslurm-layout 2";
+constexpr std::string_view layout_magic_v1 = "flexslurm-layout 1";
 
 template <class T>
 bool parse_number(std::string_view s, T &out, T lo, T hi)
@@ -85,11 +90,40 @@ bool printable_field(std::string_view s)
 
 } // namespace
 
+std::vector<const DeviceSlices *> SliceLayout::devices_in_pci_order() const
+{
+	std::vector<const DeviceSlices *> order;
+	for (const DeviceSlices &d : devices_)
+		order.push_back(&d);
+	std::stable_sort(order.begin(), order.end(), [](const DeviceSlices *a, const DeviceSlices *b) {
+		return std::tie(a->vendor, a->vendor_index) < std::tie(b->vendor, b->vendor_index);
+	});
+	return order;
+}
+
+std::vector<std::string> SliceLayout::accelerator_paths() const
+{
+	std::vector<std::string> paths;
+	auto add = [&](const std::string &p) {
+		if (std::find(paths.begin(), paths.end(), p) == paths.end())
+			paths.push_back(p);
+	};
+	for (const DeviceSlices &d : devices_)
+		add(d.device_path);
+	for (const GpuUnit &u : gpu_units_)
+		add(u.path);
+	for (const std::string &p : unsliced_)
+		add(p);
+	return paths;
+}
+
 const SliceLayout &SliceLayout::borrow_view() const
 {
 	if (!borrow_view_) {
 		auto view = std::make_shared<SliceLayout>();
 		view->devices_ = devices_;
+		view->gpu_units_ = gpu_units_;
+		view->unsliced_ = unsliced_;
 		for (DeviceSlices &d : view->devices_)
 			d.slice_memory_bytes = d.borrow_memory_bytes;
 		borrow_view_ = std::move(view);
@@ -108,8 +142,14 @@ std::string SliceLayout::serialize() const
 		    << d.slice_memory_bytes << '\t';
 		for (size_t i = 0; i < d.cpus.size(); ++i)
 			out << (i ? "," : "") << d.cpus[i];
-		out << '\t' << d.borrow_memory_bytes << '\n';
+		out << '\t' << d.borrow_memory_bytes << '\t' << (d.uuid.empty() ? "-" : d.uuid) << '\t'
+		    << (d.pci_bus_id.empty() ? "-" : d.pci_bus_id) << '\n';
 	}
+	for (const GpuUnit &u : gpu_units_)
+		out << "gpu\t" << u.unit << '\t' << u.path << '\t' << (u.mig ? 1 : 0) << '\t'
+		    << (u.type.empty() ? "-" : u.type) << '\n';
+	for (const std::string &p : unsliced_)
+		out << "unsliced\t" << p << '\n';
 	return out.str();
 }
 
@@ -122,7 +162,7 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 	if (text.size() > max_layout_bytes)
 		return bad("too large");
 	auto lines = split(text, '\n');
-	if (lines.empty() || lines[0] != layout_magic)
+	if (lines.empty() || (lines[0] != layout_magic && lines[0] != layout_magic_v1))
 		return bad("unknown format");
 	SliceLayout layout;
 	int next = 0;
@@ -131,10 +171,36 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 			break;
 		auto f = split(lines[li], '\t');
 		const std::string where = "line " + std::to_string(li + 1);
-		// The 11th field (memory per borrow unit) is optional: 0.
-		if (f.size() != 10 && f.size() != 11)
-			return bad(where + ": expected 10 or 11 fields");
+		if (f[0] == "gpu") {
+			GpuUnit u;
+			int mig = 0;
+			if (f.size() != 5 || !parse_number(f[1], u.unit, 0, 1 << 16) ||
+			    !printable_field(f[2]) || f[2][0] != '/' || !parse_number(f[3], mig, 0, 1) ||
+			    !printable_field(f[4]) || u.unit != static_cast<int>(layout.gpu_units_.size()))
+				return bad(where + ": malformed gpu unit");
+			u.path = f[2];
+			u.mig = mig == 1;
+			u.type = f[4] == "-" ? "" : f[4];
+			layout.gpu_units_.push_back(std::move(u));
+			continue;
+		}
+		if (f[0] == "unsliced") {
+			if (f.size() != 2 || !printable_field(f[1]) || f[1][0] != '/')
+				return bad(where + ": malformed unsliced device");
+			layout.unsliced_.emplace_back(f[1]);
+			continue;
+		}
+		// The 11th field (memory per borrow unit) is optional: 0; the
+		// 12th and 13th (UUID, PCI bus id) come with version 2.
+		if (f.size() != 10 && f.size() != 11 && f.size() != 13)
+			return bad(where + ": expected 10, 11 or 13 fields");
 		DeviceSlices d;
+		if (f.size() == 13) {
+			if (!printable_field(f[11]) || !printable_field(f[12]))
+				return bad(where + ": malformed UUID or PCI bus id");
+			d.uuid = f[11] == "-" ? "" : f[11];
+			d.pci_bus_id = f[12] == "-" ? "" : f[12];
+		}
 		if (f.size() == 11 && !parse_number(f[10], d.borrow_memory_bytes, uint64_t{0},
 		                                    std::numeric_limits<uint64_t>::max()))
 			return bad(where + ": malformed borrow memory");

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "device_identity.hpp"
 #include "inventory.hpp"
 #include "result.hpp"
 
@@ -39,6 +40,8 @@ struct DeviceSlices {
 	// reserved, shared by its borrow units. Borrowers get compute, never
 	// the memory promised to slices. 0: nothing to lend here.
 	uint64_t borrow_memory_bytes = 0;
+	std::string uuid;       // empty: unknown
+	std::string pci_bus_id; // empty: unknown
 };
 
 // Looks up a character device's major:minor; nullopt (and why) if absent.
@@ -51,6 +54,9 @@ public:
 	// Devices whose node is missing are left out with one log line each,
 	// so that slurmctld sees fewer slices than configured and drains the
 	// node with its usual reason instead of jobs failing later.
+	static SliceLayout build(const IdentifiedDevices &devices, const Config &config,
+	                         const DeviceProbe &probe = stat_char_device);
+	// hwloc only (no gres.conf gpu records): every device it finds.
 	static SliceLayout build(const Inventory &inventory, const Config &config,
 	                         const std::string &device_dir, const DeviceProbe &probe = stat_char_device);
 
@@ -60,6 +66,15 @@ public:
 	const SliceLayout &borrow_view() const;
 	int total_slices() const noexcept;
 	const DeviceSlices *device_of_slice(int index) const noexcept;
+	// Slurm's gpu units on this node (SLURM_JOB_GPUS numbers) and their
+	// device nodes; accelerator nodes that are not sliced (MIG, excluded).
+	const std::vector<GpuUnit> &gpu_units() const noexcept { return gpu_units_; }
+	const std::vector<std::string> &unsliced() const noexcept { return unsliced_; }
+	// The sliced devices by vendor, then the vendor's PCI order: the order
+	// in which a job's devices are listed and numbered (CUDA_DEVICE_ORDER=PCI_BUS_ID).
+	std::vector<const DeviceSlices *> devices_in_pci_order() const;
+	// Every accelerator device node of the node, sliced or not.
+	std::vector<std::string> accelerator_paths() const;
 
 	// A line-based text form that slurmd hands to slurmstepd, which does
 	// not run discovery itself; deserialize() validates every field.
@@ -75,6 +90,8 @@ public:
 private:
 	mutable std::shared_ptr<SliceLayout> borrow_view_;
 	std::vector<DeviceSlices> devices_;
+	std::vector<GpuUnit> gpu_units_;
+	std::vector<std::string> unsliced_;
 };
 
 } // namespace flexslurm

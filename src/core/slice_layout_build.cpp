@@ -8,24 +8,25 @@
 namespace flexslurm
 {
 
-SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
-                               const std::string &device_dir, const DeviceProbe &probe)
+SliceLayout SliceLayout::build(const IdentifiedDevices &found, const Config &config, const DeviceProbe &probe)
 {
 	SliceLayout layout;
 	int next = 0;
-	for (const Accelerator &a : inventory.accelerators) {
+	for (const Accelerator &a : found.sliced) {
 		const SliceRule &rule = config.rule_for(a);
 		DeviceSlices d;
 		d.vendor = a.vendor;
 		d.vendor_index = a.vendor_index;
 		d.model = a.model;
-		d.device_path = device_dir + (device_dir.ends_with('/') ? "" : "/") + a.device_nodes.at(0);
+		d.device_path = a.device_nodes.at(0);
+		d.uuid = a.uuid;
+		d.pci_bus_id = a.pci_bus_id;
 		std::string why;
 		auto id = probe(d.device_path, why);
 		if (!id) {
-			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " +
-			          a.model + "): " + d.device_path + ": " + why +
-			          "; its slices are not offered");
+			log_error("device " + (a.pci_bus_id.empty() ? d.device_path : a.pci_bus_id) + " (" +
+			          std::string(vendor_name(a.vendor)) + " " + a.model + "): " + d.device_path +
+			          ": " + why + "; its slices are not offered");
 			continue;
 		}
 		d.device_id = *id;
@@ -41,7 +42,15 @@ SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
 		next += d.slices;
 		layout.devices_.push_back(std::move(d));
 	}
+	layout.gpu_units_ = found.gpu_units;
+	layout.unsliced_ = found.unsliced;
 	return layout;
+}
+
+SliceLayout SliceLayout::build(const Inventory &inventory, const Config &config,
+                               const std::string &device_dir, const DeviceProbe &probe)
+{
+	return build(identify_devices(inventory, device_dir, {}, {}, config.exclude), config, probe);
 }
 
 } // namespace flexslurm

@@ -19,6 +19,7 @@
 
 #include "core/agent.hpp"
 #include "core/config.hpp"
+#include "core/device_identity.hpp"
 #include "core/inventory.hpp"
 #include "core/job_env.hpp"
 #include "core/log.hpp"
@@ -131,6 +132,27 @@ int is_vslice_record(void *x, void *)
 int is_vslice_record_with_file(void *x, void *key)
 {
 	return is_vslice_record(x, key) && static_cast<gres_slurmd_conf_t *>(x)->file ? 1 : 0;
+}
+
+// Slurm's gres.conf/AutoDetect records as the core reads them.
+std::vector<GresRecord> gres_records(compat::list_ptr gres_conf_list)
+{
+	std::vector<GresRecord> out;
+	compat::list_iter it = list_iterator_create(gres_conf_list);
+	while (auto *rec = static_cast<gres_slurmd_conf_t *>(list_next(it))) {
+		if (out.size() >= 4096)
+			break;
+		GresRecord r;
+		r.name = rec->name ? rec->name : "";
+		r.type = rec->type_name ? rec->type_name : "";
+		r.file = rec->file ? rec->file : "";
+		r.unique_id = rec->unique_id ? rec->unique_id : "";
+		r.multiple_files = (rec->config_flags & GRES_CONF_HAS_MULT) != 0;
+		r.count = rec->count;
+		out.push_back(std::move(r));
+	}
+	list_iterator_destroy(it);
+	return out;
 }
 
 // Replaces whatever slurm.conf/gres.conf said about vslice on this node by
@@ -268,7 +290,19 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 		      inventory.error().c_str());
 		return SLURM_ERROR;
 	}
-	layout = SliceLayout::build(*inventory, config, expand_node_name(config.device_dir, node));
+	// Which file is which device: Slurm's own gpu records where they exist
+	// (gres.conf, AutoDetect), hwloc for the rest.
+	std::vector<std::string> problems;
+	const auto units = gpu_units_of(gres_records(gres_conf_list), problems);
+	for (const std::string &p : problems)
+		error(LOG_PREFIX "%s", p.c_str());
+	const auto found = identify_devices(*inventory, expand_node_name(config.device_dir, node), units,
+	                                    read_nvidia_gpus(expand_node_name(config.nvidia_proc_dir, node)),
+	                                    config.exclude);
+	if (!borrow_units)
+		for (const std::string &line : found.report)
+			info(LOG_PREFIX "%s", line.c_str());
+	layout = SliceLayout::build(found, config);
 	// For the SPANK plugin in slurmstepd, which must not load hwloc.
 	if (auto saved = layout->save(expand_node_name(config.layout_file, node)); !saved)
 		error(LOG_PREFIX "%s: the SPANK plugin cannot isolate devices on this node",

@@ -314,6 +314,111 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 	return hidden;
 }
 
+// Slurm picks the units of a GRES without topology (gres.conf gpu lines
+// with neither Type= nor Cores=) itself, first free bit, when it allocates
+// the job (select_p_select_nodeinfo_set), after job_test's masks are gone.
+// For that step the gpu units of devices whose slices are in use, or that
+// hold the slices this job was given, count as allocated; exactly those
+// units are given back afterwards (the allocation itself stays).
+class AllocationMask
+{
+public:
+	explicit AllocationMask(gres_node_state_t *ns) : ns_(ns) {}
+	AllocationMask(const AllocationMask &) = delete;
+	AllocationMask &operator=(const AllocationMask &) = delete;
+	AllocationMask(AllocationMask &&other) noexcept
+	    : ns_(std::exchange(other.ns_, nullptr)), units_(std::move(other.units_))
+	{
+	}
+	~AllocationMask()
+	{
+		if (!ns_)
+			return;
+		for (int u : units_)
+			count(u, false);
+		xfree(ns_->gres_used); // a cached "in use" string, rebuilt on demand
+	}
+
+	void hide(int unit)
+	{
+		if (unit < 0 || unit >= bit_size(ns_->gres_bit_alloc) || bit_test(ns_->gres_bit_alloc, unit))
+			return;
+		count(unit, true);
+		units_.push_back(unit);
+	}
+
+private:
+	void count(int unit, bool add)
+	{
+		if (add)
+			bit_set(ns_->gres_bit_alloc, unit);
+		else
+			bit_clear(ns_->gres_bit_alloc, unit);
+		auto step = [add](uint64_t &v) { v = add ? v + 1 : (v ? v - 1 : 0); };
+		step(ns_->gres_cnt_alloc);
+		for (int t = 0; ns_->topo_gres_bitmap && t < ns_->topo_cnt; ++t) {
+			if (!ns_->topo_gres_bitmap[t] || unit >= bit_size(ns_->topo_gres_bitmap[t]) ||
+			    !bit_test(ns_->topo_gres_bitmap[t], unit))
+				continue;
+			step(ns_->topo_gres_cnt_alloc[t]);
+			for (int k = 0; k < ns_->type_cnt; ++k)
+				if (ns_->type_id[k] == ns_->topo_type_id[t])
+					step(ns_->type_cnt_alloc[k]);
+		}
+	}
+
+	gres_node_state_t *ns_;
+	std::vector<int> units_;
+};
+
+// The units of `gres` that job_test selected for the job on node `index`.
+bitstr_t *selected_units(job_record_t *job, uint32_t gres, int index)
+{
+	if (!job->gres_list_req)
+		return nullptr;
+	bitstr_t *bits = nullptr;
+	compat::list_iter it = list_iterator_create(job->gres_list_req);
+	while (auto *state = static_cast<gres_state_t *>(list_next(it))) {
+		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
+		if (state->plugin_id == gres && js && js->gres_bit_select && index >= 0 &&
+		    static_cast<uint32_t>(index) < js->total_node_cnt)
+			bits = js->gres_bit_select[index];
+	}
+	list_iterator_destroy(it);
+	return bits;
+}
+
+std::vector<AllocationMask> mask_for_allocation(job_record_t *job)
+{
+	std::vector<AllocationMask> masks;
+	if (job->gres_list_alloc || !job->job_resrcs || !job->job_resrcs->node_bitmap)
+		return masks; // not a new allocation (restart, resume): the job's units are known
+	const JobAsk ask = job_ask(job, 1);
+	if (!ask.gpus)
+		return masks;
+	bitstr_t *nodes = job->job_resrcs->node_bitmap;
+	for (int i = 0; i < bit_size(nodes) && i < node_record_count; ++i) {
+		if (!bit_test(nodes, i) || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		gres_node_state_t *gs = compat::node_gres(node, gpu_id());
+		if (!gs || !gs->gres_bit_alloc || gs->topo_cnt)
+			continue; // with topology cons_tres chose the units under job_test's masks
+		bitstr_t *own_slices = selected_units(job, vslice_id(), i);
+		AllocationMask mask(gs);
+		for (const DeviceView &d : devices_of(node)) {
+			bool own = false;
+			for (int k = d.first_slice;
+			     own_slices && k < d.first_slice + d.slices && k < bit_size(own_slices); ++k)
+				own = own || bit_test(own_slices, k);
+			if (d.gpu_unit >= 0 && (!d.used_slices.empty() || own))
+				mask.hide(d.gpu_unit);
+		}
+		masks.push_back(std::move(mask));
+	}
+	return masks;
+}
+
 // ---------------------------------------------------------------------------
 // Idle reclaim: the controller side
 
@@ -934,7 +1039,16 @@ int select_p_select_nodeinfo_set(job_record_t *job_ptr)
 {
 	if (!delegate())
 		return SLURM_ERROR;
+	std::vector<AllocationMask> masks;
+	try {
+		if (job_ptr && (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)))
+			masks = mask_for_allocation(job_ptr);
+	} catch (...) {
+		error("select/flex: JobId=%u: cannot keep its GPUs off sliced devices",
+		      compat::job_id_of(job_ptr));
+	}
 	const int rc = ops.nodeinfo_set(job_ptr);
+	masks.clear();
 	try {
 		if (rc == SLURM_SUCCESS && lending && job_ptr &&
 		    (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)))

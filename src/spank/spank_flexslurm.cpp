@@ -110,8 +110,8 @@ int isolate(spank_t sp)
 	std::string gpus = job_env(sp, "SLURM_STEP_GPUS");
 	if (gpus.empty())
 		gpus = job_env(sp, "SLURM_JOB_GPUS");
-	const auto held = held_devices(*layout, job_env(sp, "SLURM_VSLICE_DEVICES"), gpus);
-	const IsolationPlan plan = plan_isolation(*layout, held);
+	const IsolationPlan plan = plan_isolation(
+	        *layout, held_device_paths(*layout, job_env(sp, "SLURM_VSLICE_DEVICES"), gpus));
 
 	std::vector<std::string> unfenced;
 	if (!devices_cgroup_denies(plan.hidden, unfenced)) {

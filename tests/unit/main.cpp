@@ -19,6 +19,7 @@ int main()
 {
 	flexslurm::set_log_sink(quiet_sink);
 	SRunner *runner = srunner_create(config_suite());
+	srunner_add_suite(runner, device_identity_suite());
 	srunner_add_suite(runner, inventory_suite());
 	srunner_add_suite(runner, slice_layout_suite());
 	srunner_add_suite(runner, job_env_suite());

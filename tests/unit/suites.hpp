@@ -9,6 +9,7 @@
 #include <check.h>
 
 Suite *config_suite();
+Suite *device_identity_suite();
 Suite *inventory_suite();
 Suite *job_env_suite();
 Suite *placement_suite();

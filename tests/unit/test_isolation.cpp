@@ -49,10 +49,11 @@ START_TEST(held_devices_resolve_vendor_indices_in_layout_order)
 	ck_assert_uint_eq(held.size(), 2);
 	ck_assert_str(held[0]->device_path, "/d/nvidia1");
 	ck_assert_str(held[1]->device_path, "/d/dri/renderD128");
-	held = held_devices(l, "", "3"); // gres/gpu unit 3: the fourth device
+	// A version 1 layout has no gpu units: gres/gpu unit 3 is the fourth device.
+	held = held_devices(l, "", "3");
 	ck_assert_str(held.at(0)->device_path, "/d/dri/renderD129");
 	ck_assert(held_devices(l, "x,,9", "17").empty());
-	IsolationPlan plan = plan_isolation(l, held_devices(l, "0", "1"));
+	IsolationPlan plan = plan_isolation(l, held_device_paths(l, "0", "1"));
 	ck_assert_str(paths(plan.visible), "/d/nvidia0 /d/nvidia1");
 	ck_assert_str(paths(plan.hidden), "/d/dri/renderD128 /d/dri/renderD129");
 	plan = plan_isolation(l, {});

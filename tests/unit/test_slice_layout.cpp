@@ -105,8 +105,13 @@ END_TEST
 START_TEST(deserialize_rejects_bad_input)
 {
 	const char *bad[] = {
-	        "",
-	        "flexslurm-layout 2\n",
+	        "", "flexslurm-layout 3\n",
+	        "flexslurm-layout 2\ngpu\t1\t/dev/nvidia0\t0\tt4\n", // units out of order
+	        "flexslurm-layout 2\ngpu\t0\tdev/nvidia0\t0\tt4\n",  // relative path
+	        "flexslurm-layout 2\ngpu\t0\t/dev/nvidia0\t2\tt4\n", // mig flag
+	        "flexslurm-layout 2\nunsliced\tnvidia0\n",           // relative path
+	        "flexslurm-layout 2\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\t0\tGPU-1\n", // 12
+	                                                                                             // fields
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\n",      // 9 fields
 	        "flexslurm-layout 1\nintel\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n",     // vendor
 	        "flexslurm-layout 1\nnvidia\t0\tt4\tdev/nvidia0\t195:0\t0\t4\t25\t0\t\n",     // relative path
