@@ -231,6 +231,13 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 	}
 	list_iterator_destroy(it);
 	ask.per_node.gpus = ask.gpus;
+	if (ask.slices) {
+		std::vector<std::string_view> env;
+		for (uint32_t i = 0; job->spank_job_env && i < job->spank_job_env_size; ++i)
+			if (job->spank_job_env[i])
+				env.emplace_back(job->spank_job_env[i]);
+		ask.per_node.split = split_from_env(env);
+	}
 	return ask;
 }
 
