@@ -27,7 +27,8 @@ Split split_from_env(const std::vector<std::string_view> &env) noexcept
 		// with a SPANK_ prefix.
 		if (e.substr(0, 6) == "SPANK_")
 			e.remove_prefix(6);
-		if (e.substr(0, split_variable.size()) == split_variable && e.substr(split_variable.size()) == "=1")
+		if (e.substr(0, split_variable.size()) == split_variable &&
+		    e.substr(split_variable.size()) == "=1")
 			return Split::Allowed;
 	}
 	return Split::WhenLarger;

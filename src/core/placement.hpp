@@ -82,10 +82,11 @@ bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::st
 // Exclusivity (slices never on a device held whole, whole devices never with
 // a slice in use) plus, when the job's per-node slice count is known, the
 // placement choice: every free slice outside the chosen devices is hidden,
-// all of them when the node cannot hold the request now (so that a job that
-// must stay on one device waits instead of being split) (devices that tie with a single-device choice stay open, for cons_tres to
-// pick the one near the job's cores), and a job that also asks for whole
-// devices cannot get the chosen ones.
+// and all of them when the node cannot hold the request now, so that a job
+// that must stay on one device waits instead of being split. Devices that
+// tie with a single-device choice stay open, for cons_tres to pick the one
+// near the job's cores; a job that also asks for whole devices cannot get
+// the chosen ones.
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy);
 
 } // namespace flexslurm
