@@ -95,9 +95,12 @@ int load_config()
 	xfree(path_c);
 	struct stat st {
 	};
-	if (stat(path.c_str(), &st) != 0) {
-		info("select/flex: %s: %s; placement best_fit everywhere", path.c_str(),
-		     std::strerror(errno));
+	if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+		// slurmctld reads its own configuration directory, never a
+		// conf-cache: a missing file is the built-in defaults
+		// (refuse_missing_config).
+		info("select/flex: %s: not found; placement best_fit everywhere", path.c_str());
+		config = Config::defaults();
 		return SLURM_SUCCESS;
 	}
 	auto loaded = Config::from_file(path);
