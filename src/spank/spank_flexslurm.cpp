@@ -81,13 +81,14 @@ struct spank_option split_opt = {
 
 // Local context (sbatch, salloc, srun), after the options: the job record
 // keeps the job-control environment, where select/flex looks.
-int request_split(spank_t sp)
+int request_split(spank_t sp) noexcept
 {
 	if (!split_option || spank_remote(sp))
 		return 0;
-	const std::string name(split_variable);
-	if (spank_job_control_setenv(sp, name.c_str(), "1", 1) != ESPANK_SUCCESS) {
-		slurm_error("flexslurm: --vslice-split: cannot set %s for the job", name.c_str());
+	char name[64] = {};
+	split_variable.copy(name, sizeof name - 1);
+	if (spank_job_control_setenv(sp, name, "1", 1) != ESPANK_SUCCESS) {
+		slurm_error("flexslurm: --vslice-split: cannot set %s for the job", name);
 		return -1;
 	}
 	return 0;
