@@ -86,7 +86,7 @@ class LocalCluster:
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
-                 lending=False, node_addrs=False, gres_conf=None):
+                 lending=False, node_addrs=False, gres_conf=None, configless=False):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -111,6 +111,10 @@ class LocalCluster:
         self.node_addrs = node_addrs
         # gres.conf text instead of the generated one ({dir}: the cluster dir)
         self.gres_conf = gres_conf
+        # Configless: SlurmctldParameters=enable_configless, and each slurmd
+        # started with --conf-server instead of -f, fetching its files into
+        # its own conf-cache (SlurmdSpoolDir/conf-cache, under this dir).
+        self.configless = configless
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         # A source-built Slurm (scripts/build-slurm.sh) instead of Debian's.
@@ -195,7 +199,7 @@ MailProg=/bin/true
 MinJobAge=600
 InactiveLimit=0
 KillWait=5
-{self.extra_conf.format(dir=d)}
+{"SlurmctldParameters=enable_configless" + chr(10) if self.configless else ""}{self.extra_conf.format(dir=d)}
 {chr(10).join(node_lines)}
 {chr(10).join(f"PartitionName={p} Nodes=ALL Default={'YES' if i == 0 else 'NO'} MaxTime=INFINITE State=UP"
              for i, p in enumerate(self.partitions))}
@@ -260,8 +264,29 @@ KillWait=5
             raise ClusterError(f"{name} exited with {p.returncode}:\n{tail}")
         return True
 
+    def conf_cache(self, node):
+        """Where a configless slurmd keeps the files slurmctld sent it."""
+        return self.dir / "spool" / node / "conf-cache"
+
     def start_slurmd(self, node):
-        self._spawn(f"slurmd.{node}", ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")])
+        if not self.configless:
+            self._spawn(f"slurmd.{node}", ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")])
+            return
+        # Before it has fetched slurm.conf, slurmd knows no AuthInfo and asks
+        # munged at the default socket: it runs in a mount namespace of its
+        # own whose /run (a tmpfs) has /run/munge/munge.socket.2 leading to
+        # this cluster's munged, and where its /run/slurm/conf link to the
+        # conf-cache stays. Its job steps inherit that namespace.
+        d = self.dir
+        script = (f"mount -t tmpfs flexslurm-run /run && mkdir /run/munge && "
+                  f"ln -s {d}/munge/munge.socket /run/munge/munge.socket.2 && "
+                  f"exec slurmd -D -N {node} --conf-server localhost:{self.ctld_port}")
+        env = self.env
+        self.env = {k: v for k, v in env.items() if k != "SLURM_CONF"}  # no -f, no SLURM_CONF
+        try:
+            self._spawn(f"slurmd.{node}", ["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
+        finally:
+            self.env = env
 
     def stop_daemon(self, name, sig=signal.SIGTERM, timeout=15):
         p = self.procs.pop(name, None)
@@ -411,9 +436,12 @@ def main():
     ap.add_argument("--plugin-dir", help="directory holding gres_vslice.so")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="nvidia-2gpu")
+    ap.add_argument("--configless", action="store_true",
+                    help="slurmd --conf-server (flexslurm.yaml copied into each conf-cache)")
     args = ap.parse_args()
     if args.action == "up":
-        c = LocalCluster(args.dir, args.plugin_dir, nodes=args.nodes, shape=args.shape)
+        c = LocalCluster(args.dir, args.plugin_dir, nodes=args.nodes, shape=args.shape, configless=args.configless,
+                         prepare=install_flexslurm_yaml if args.configless else None)
         try:
             c.start()
         except BaseException:
@@ -426,6 +454,14 @@ def main():
         os._exit(0)
     else:
         stop_by_pidfiles(Path(args.dir))
+
+
+def install_flexslurm_yaml(c):
+    """Configless: Slurm does not send flexslurm.yaml; put the cluster's copy
+    into each node's conf-cache, as an admin would on every node."""
+    for node in c.nodes:
+        c.conf_cache(node).mkdir(parents=True, exist_ok=True)
+        shutil.copy(c.dir / "etc" / "flexslurm.yaml", c.conf_cache(node) / "flexslurm.yaml")
 
 
 def stop_by_pidfiles(d):

@@ -677,6 +677,28 @@ Result<Config> Config::from_string(const std::string &text, const std::string &s
 	return reader.read();
 }
 
+bool in_conf_cache(std::string_view config_path) noexcept
+{
+	const size_t slash = config_path.rfind('/');
+	if (slash == std::string_view::npos)
+		return false;
+	std::string_view dir = config_path.substr(0, slash);
+	// /run/slurm/conf: the link slurmd makes to its conf-cache for clients.
+	if (dir == "/run/slurm/conf")
+		return true;
+	const size_t parent = dir.rfind('/');
+	return dir.substr(parent == std::string_view::npos ? 0 : parent + 1) == "conf-cache";
+}
+
+std::optional<std::string> refuse_missing_config(const std::string &path, bool configless_slurmd)
+{
+	if (!configless_slurmd)
+		return std::nullopt;
+	return "configless slurmd: " + path +
+	       " not found; slurmctld does not send flexslurm.yaml: install the controller's copy there on "
+	       "every node (Slurm leaves it in place; an empty file means the built-in defaults)";
+}
+
 Result<Config> Config::from_file(const std::string &path)
 {
 	std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "re"), &std::fclose);

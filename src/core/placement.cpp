@@ -20,6 +20,20 @@ std::optional<Placement> parse_placement(std::string_view s) noexcept
 	return std::nullopt;
 }
 
+Split split_from_env(const std::vector<std::string_view> &env) noexcept
+{
+	for (std::string_view e : env) {
+		// slurmctld keeps the names as set; prolog and epilog see them
+		// with a SPANK_ prefix.
+		if (e.substr(0, 6) == "SPANK_")
+			e.remove_prefix(6);
+		if (e.substr(0, split_variable.size()) == split_variable &&
+		    e.substr(split_variable.size()) == "=1")
+			return Split::Allowed;
+	}
+	return Split::WhenLarger;
+}
+
 namespace
 {
 
@@ -49,8 +63,15 @@ std::optional<size_t> pick_single(const std::vector<DeviceView> &devices,
 
 } // namespace
 
+bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::string_view type)
+{
+	return std::any_of(devices.begin(), devices.end(), [&](const DeviceView &d) {
+		return (type.empty() || d.type == type) && d.slices >= slices;
+	});
+}
+
 std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> &devices, int slices,
-                                                  std::string_view type, Placement policy)
+                                                  std::string_view type, Placement policy, Split split)
 {
 	std::vector<size_t> candidates;
 	int total_free = 0;
@@ -64,6 +85,8 @@ std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> 
 		return std::nullopt;
 	if (auto one = pick_single(devices, candidates, slices, policy))
 		return std::vector<size_t>{*one};
+	if (split != Split::Allowed && fits_one_device(devices, slices, type))
+		return std::nullopt; // waits for a device with enough free slices
 
 	// More than any one device has free: whole free devices first (largest
 	// first), then the remainder as for a small job, then whatever has the
@@ -105,7 +128,7 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 	UnitMasks masks;
 	std::optional<std::vector<size_t>> chosen;
 	if (request.slices > 0)
-		chosen = choose_devices(devices, request.slices, request.type, policy);
+		chosen = choose_devices(devices, request.slices, request.type, policy, request.split);
 	auto is_chosen = [&](size_t i) {
 		return chosen && std::find(chosen->begin(), chosen->end(), i) != chosen->end();
 	};
@@ -130,7 +153,9 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 	};
 	for (size_t i = 0; i < devices.size(); ++i) {
 		const DeviceView &d = devices[i];
-		const bool allowed = chosen ? is_chosen(i) || ties_choice(i) : !d.whole_used;
+		// A known count the node cannot hold now: nothing is offered,
+		// or cons_tres would take the slices from several devices.
+		const bool allowed = request.slices > 0 ? is_chosen(i) || ties_choice(i) : !d.whole_used;
 		if (allowed)
 			continue;
 		for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)

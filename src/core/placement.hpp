@@ -33,11 +33,31 @@ struct DeviceView {
 	int free_slices() const noexcept { return slices - static_cast<int>(used_slices.size()); }
 };
 
+// Whether a job's slices on one node may come from several devices. A
+// request that one device of the type can hold (slices <= that device's
+// slice count) comes from one device, or waits until one has enough free,
+// unless the job opts in (sbatch/srun/salloc --vslice-split). A request
+// larger than every device of the type is always split, over as few devices
+// as possible.
+enum class Split {
+	WhenLarger, // the default: only a request no single device could ever hold
+	Allowed,    // the job opted in
+};
+
+// The variable --vslice-split (SPANK plugin) puts into the job-control
+// environment, which slurmctld keeps in the job record (spank_job_env).
+inline constexpr std::string_view split_variable = "FLEXSLURM_VSLICE_SPLIT";
+
+// Split::Allowed when `env` ("NAME=value" entries) holds split_variable=1
+// (or SPANK_ and the same).
+Split split_from_env(const std::vector<std::string_view> &env) noexcept;
+
 // What a job asks of one node.
 struct NodeRequest {
 	int slices = 0;    // vslice units on this node; 0: none, or unknown per node (-1)
 	std::string type;  // requested GRES type, empty: any
 	bool gpus = false; // asks for whole devices
+	Split split = Split::WhenLarger;
 };
 
 // Units to hide from select/cons_tres for one job on one node.
@@ -47,18 +67,26 @@ struct UnitMasks {
 	bool operator==(const UnitMasks &) const = default;
 };
 
-// Devices (indices into `devices`) the job's slices should come from: as few
-// devices as possible; whole free devices first when a job needs more than
-// one device holds, the remainder by policy. nullopt: the node cannot hold it.
+// Devices (indices into `devices`) the job's slices should come from: one
+// device by policy when one has enough free; otherwise, if the request may
+// be split (see Split), as few devices as possible, whole free devices
+// first, the remainder by policy. nullopt: the node cannot hold it now.
 std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> &devices, int slices,
-                                                  std::string_view type, Placement policy);
+                                                  std::string_view type, Placement policy,
+                                                  Split split = Split::WhenLarger);
+
+// True when some device of `type` (any type if empty) has at least `slices`
+// slices in all, used or not: such a request is not split unless allowed.
+bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::string_view type);
 
 // Exclusivity (slices never on a device held whole, whole devices never with
 // a slice in use) plus, when the job's per-node slice count is known, the
-// placement choice: every free slice outside the chosen devices is hidden
-// (devices that tie with a single-device choice stay open, for cons_tres to
-// pick the one near the job's cores), and a job that also asks for whole
-// devices cannot get the chosen ones.
+// placement choice: every free slice outside the chosen devices is hidden,
+// and all of them when the node cannot hold the request now, so that a job
+// that must stay on one device waits instead of being split. Devices that
+// tie with a single-device choice stay open, for cons_tres to pick the one
+// near the job's cores; a job that also asks for whole devices cannot get
+// the chosen ones.
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy);
 
 } // namespace flexslurm

@@ -270,16 +270,21 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 	Config config = Config::defaults();
 	struct stat st {
 	};
-	if (stat(path.c_str(), &st) == 0) {
+	if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+		// slurmd's conf-cache holds slurm.conf when it runs configless.
+		if (auto refusal = refuse_missing_config(path, in_conf_cache(path))) {
+			error("flexslurm: %s", refusal->c_str());
+			return SLURM_ERROR;
+		}
+		info(LOG_PREFIX "%s: not found; using built-in defaults (%d slices per device)", path.c_str(),
+		     config.default_rule.slices);
+	} else {
 		auto loaded = Config::from_file(path);
 		if (!loaded) {
 			error("flexslurm: %s", loaded.error().c_str());
 			return SLURM_ERROR;
 		}
 		config = *loaded;
-	} else {
-		info(LOG_PREFIX "%s: %s; using built-in defaults (%d slices per device)", path.c_str(),
-		     std::strerror(errno), config.default_rule.slices);
 	}
 
 	const std::string node = compat::slurmd_node_name();

@@ -95,9 +95,12 @@ int load_config()
 	xfree(path_c);
 	struct stat st {
 	};
-	if (stat(path.c_str(), &st) != 0) {
-		info("select/flex: %s: %s; placement best_fit everywhere", path.c_str(),
-		     std::strerror(errno));
+	if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+		// slurmctld reads its own configuration directory, never a
+		// conf-cache: a missing file is the built-in defaults
+		// (refuse_missing_config).
+		info("select/flex: %s: not found; placement best_fit everywhere", path.c_str());
+		config = Config::defaults();
 		return SLURM_SUCCESS;
 	}
 	auto loaded = Config::from_file(path);
@@ -231,6 +234,13 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 	}
 	list_iterator_destroy(it);
 	ask.per_node.gpus = ask.gpus;
+	if (ask.slices) {
+		std::vector<std::string_view> env;
+		for (uint32_t i = 0; job->spank_job_env && i < job->spank_job_env_size; ++i)
+			if (job->spank_job_env[i])
+				env.emplace_back(job->spank_job_env[i]);
+		ask.per_node.split = split_from_env(env);
+	}
 	return ask;
 }
 

@@ -21,6 +21,7 @@ extern "C" {
 #include "core/isolation.hpp"
 #include "core/limits.hpp"
 #include "core/node_name.hpp"
+#include "core/placement.hpp"
 #include "core/slice_layout.hpp"
 #include "core/spank_config.hpp"
 
@@ -58,6 +59,40 @@ struct spank_option verbose_opt = {
         0,
         0,
         set_verbose};
+
+// --vslice-split: the job's slices may come from several devices even when
+// one could hold them (select/flex reads the job-control variable).
+int split_option = 0;
+
+int set_split(int, const char *, int)
+{
+	split_option = 1;
+	return ESPANK_SUCCESS;
+}
+
+struct spank_option split_opt = {
+        const_cast<char *>("vslice-split"),
+        nullptr,
+        const_cast<char *>("[flexslurm] allow the job's slices on a node to come from several "
+                           "accelerators instead of waiting for one with enough free slices"),
+        0,
+        0,
+        set_split};
+
+// Local context (sbatch, salloc, srun), after the options: the job record
+// keeps the job-control environment, where select/flex looks.
+int request_split(spank_t sp) noexcept
+{
+	if (!split_option || spank_remote(sp))
+		return 0;
+	char name[64] = {};
+	split_variable.copy(name, sizeof name - 1);
+	if (spank_job_control_setenv(sp, name, "1", 1) != ESPANK_SUCCESS) {
+		slurm_error("flexslurm: --vslice-split: cannot set %s for the job", name);
+		return -1;
+	}
+	return 0;
+}
 
 std::string job_env(spank_t sp, const char *name)
 {
@@ -266,6 +301,10 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 			slurm_error("flexslurm: cannot register --%s", verbose_opt.name);
 			return -1;
 		}
+		if (spank_option_register(sp, &split_opt) != ESPANK_SUCCESS) {
+			slurm_error("flexslurm: cannot register --%s", split_opt.name);
+			return -1;
+		}
 		return 0;
 	} catch (...) {
 		slurm_error("flexslurm: slurm_spank_init: unexpected failure");
@@ -290,6 +329,8 @@ int slurm_spank_task_init_privileged(spank_t sp, int, char **)
 // Remote context, as root, before the step's tasks exist: start MPS.
 int slurm_spank_init_post_opt(spank_t sp, int, char **)
 {
+	if (request_split(sp) != 0)
+		return -1;
 	if (!spank_remote(sp) || !config)
 		return 0;
 	try {

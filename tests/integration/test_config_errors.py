@@ -36,19 +36,19 @@ def test_broken_yaml_refused_by_slurmd(env):
 
 def test_fewer_slices_than_configured_drains_node(env):
     # slurm.conf promises 12 slices; discovery finds 2 devices x 4.
-    with env.cluster("mismatch", nodes=2, prefix="m", wait_idle=False,
-                     gres_per_node={"m2": "gpu:t4:2,vslice:t4:12"}) as c:
-        c.wait_nodes_idle(nodes=["m1"])
+    with env.cluster("mismatch", nodes=2, prefix="w", wait_idle=False,
+                     gres_per_node={"w2": "gpu:t4:2,vslice:t4:12"}) as c:
+        c.wait_nodes_idle(nodes=["w1"])
 
         def drained():
-            out = c.show_node("m2")
+            out = c.show_node("w2")
             return out if re.search(r"State=\S*DRAIN", out) else None
-        out = wait_until(drained, 30, "m2 to drain")
+        out = wait_until(drained, 30, "w2 to drain")
         contains(out, "Reason=gres/vslice count reported lower than configured (8 < 12)", "drain reason")
         eq(c.procs["slurmctld"].poll(), None, "slurmctld running")
         job = c.sbatch("--gres=vslice:2", script="#!/bin/bash\ntrue\n")
         eq(c.wait_job(job), "COMPLETED", "jobs still run on the healthy node")
-        contains(c.show_job(job), "NodeList=m1", "job node")
+        contains(c.show_job(job), "NodeList=w1", "job node")
 
 
 def test_missing_device_node_drains_node(env):

@@ -22,7 +22,8 @@ placement:
 
 # f1: two T4 (16 slices), f2: one T4 (8 slices)
 CLUSTER = dict(nodes=2, prefix="f", node_shapes={"f1": "nvidia-2gpu", "f2": "nvidia-1gpu"}, slices=SLICES,
-               cpus=16, select="select/flex", flexslurm_yaml=YAML, partitions=["main", "spread"])
+               cpus=16, select="select/flex", flexslurm_yaml=YAML, partitions=["main", "spread"],
+               spank_args=["isolation=required"])
 
 HOLD = "#!/bin/bash\nwhile [ ! -e {flag} ]; do sleep 0.2; done\n"
 
@@ -99,6 +100,60 @@ def test_spread_partition_uses_both_devices(c):
         eq(sorted(_devices(c, j)[0] for j in jobs), [0, 0, 1, 1], "devices with spread")
     finally:
         _release(c, jobs, flag)
+
+
+def _seven_on_each_device(c, name):
+    """Two jobs of 7 slices on f1: one free slice on each device."""
+    flags = [c.dir / "out" / f"release-{name}-{k}" for k in (0, 1)]
+    jobs = [c.sbatch("-w", "f1", "--gres=vslice:7", script=HOLD.format(flag=f)) for f in flags]
+    for j in jobs:
+        c.wait_job(j, states=("RUNNING",))
+    eq([_devices(c, j) for j in jobs], [[0], [1]], "devices of the two 7-slice jobs")
+    return jobs, flags
+
+
+SHOW_AND_HOLD = "#!/bin/bash\necho CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES\n" + HOLD
+
+
+def test_one_device_request_waits_for_one_device(c):
+    """Two free slices, one on each device: --gres=vslice:2 is not split
+    over them; it pends (accepted at submit) and starts, on one device, when
+    one frees."""
+    jobs, flags = _seven_on_each_device(c, "onedev")
+    flag, _ = _hold(c, "onedev-job")
+    job = c.sbatch("-w", "f1", "--gres=vslice:2", script=SHOW_AND_HOLD.format(flag=flag))
+    try:
+        time.sleep(3)  # several scheduling and backfill cycles
+        eq(c.job_state(job), "PENDING", "2-slice job while no device has 2 free")
+        contains(c.show_job(job), "Reason=Resources", "pending reason")
+        flags[0].touch()
+        eq(c.wait_job(jobs[0]), "COMPLETED", "first 7-slice job")
+        c.wait_job(job, states=("RUNNING",), timeout=30)
+        eq(_devices(c, job), [0], "the 2-slice job on the freed device only")
+        wait_until(lambda: (c.dir / "out" / f"{job}.out").exists() and "CUDA" in c.job_output(job), 10,
+                   "job output")
+        contains(c.job_output(job), "CUDA_VISIBLE_DEVICES=0\n", "job environment")
+    finally:
+        for f in flags:
+            f.touch()
+        _release(c, [*jobs, job], flag)
+
+
+def test_vslice_split_runs_at_once_on_two_devices(c):
+    jobs, flags = _seven_on_each_device(c, "split")
+    flag, _ = _hold(c, "split-job")
+    job = c.sbatch("-w", "f1", "--vslice-split", "--gres=vslice:2", script=SHOW_AND_HOLD.format(flag=flag))
+    try:
+        c.wait_job(job, states=("RUNNING",), timeout=15)
+        eq(_devices(c, job), [0, 1], "the opted-in job takes a slice on each device")
+        eq(_idx(c, job), "7,15", "its slices")
+        wait_until(lambda: (c.dir / "out" / f"{job}.out").exists() and "CUDA" in c.job_output(job), 10,
+                   "job output")
+        contains(c.job_output(job), "CUDA_VISIBLE_DEVICES=0,1\n", "job environment")
+    finally:
+        for f in flags:
+            f.touch()
+        _release(c, [*jobs, job], flag)
 
 
 def _waits_then_runs(c, first, second):

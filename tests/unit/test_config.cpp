@@ -10,6 +10,28 @@
 
 using namespace flexslurm;
 
+START_TEST(missing_file_refused_only_by_a_configless_slurmd)
+{
+	ck_assert(in_conf_cache("/var/spool/slurmd/conf-cache/flexslurm.yaml"));
+	ck_assert(in_conf_cache("/run/slurm/conf/flexslurm.yaml"));
+	ck_assert(!in_conf_cache("/etc/slurm/flexslurm.yaml"));
+	ck_assert(!in_conf_cache("/etc/conf-cache-old/flexslurm.yaml"));
+	ck_assert(!in_conf_cache("flexslurm.yaml"));
+	ck_assert(!refuse_missing_config("/etc/slurm/flexslurm.yaml", false));
+	auto line = refuse_missing_config("/var/spool/slurmd/conf-cache/flexslurm.yaml", true);
+	ck_assert(line.has_value());
+	ck_assert_str(*line,
+	              "configless slurmd: /var/spool/slurmd/conf-cache/flexslurm.yaml not found; slurmctld "
+	              "does not send flexslurm.yaml: install the controller's copy there on every node "
+	              "(Slurm leaves it in place; an empty file means the built-in defaults)");
+	ck_assert(line->find('\n') == std::string::npos);
+	// What the line promises: an empty file is the built-in defaults.
+	auto empty = Config::from_string("", "empty");
+	ck_assert(static_cast<bool>(empty));
+	ck_assert_int_eq(empty->default_rule.slices, Config::defaults().default_rule.slices);
+}
+END_TEST
+
 START_TEST(defaults_without_a_file)
 {
 	Config c = Config::defaults();
@@ -202,6 +224,7 @@ Suite *config_suite()
 	tcase_add_test(tc, the_shipped_example_is_valid);
 	tcase_add_test(tc, full_valid_file);
 	tcase_add_test(tc, sizes);
+	tcase_add_test(tc, missing_file_refused_only_by_a_configless_slurmd);
 	tcase_add_test(tc, placement_per_partition);
 	tcase_add_loop_test(tc, bad_input_messages, 0,
 	                    static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));

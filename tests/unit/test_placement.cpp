@@ -36,9 +36,10 @@ void use(std::vector<DeviceView> &devices, size_t dev, int count)
 	}
 }
 
-std::string chosen(const std::vector<DeviceView> &d, int slices, Placement p, const char *type = "")
+std::string chosen(const std::vector<DeviceView> &d, int slices, Placement p, const char *type = "",
+                   Split split = Split::WhenLarger)
 {
-	auto c = choose_devices(d, slices, type, p);
+	auto c = choose_devices(d, slices, type, p, split);
 	if (!c)
 		return "none";
 	std::string out;
@@ -187,6 +188,76 @@ START_TEST(types_are_respected)
 }
 END_TEST
 
+START_TEST(one_device_request_waits_instead_of_splitting)
+{
+	auto d = node(2, 8);
+	use(d, 0, 7);
+	use(d, 1, 7); // one free slice on each device
+	ck_assert_str(chosen(d, 1, Placement::BestFit), "0");
+	ck_assert_str(chosen(d, 2, Placement::BestFit), "none");
+	ck_assert_str(chosen(d, 2, Placement::BestFit, "", Split::Allowed), "0,1");
+	ck_assert_str(chosen(d, 3, Placement::BestFit, "", Split::Allowed), "none");
+	// Nothing offered: cons_tres must not take one slice from each device.
+	UnitMasks m = masks_for(d, NodeRequest{2, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({7, 15}));
+	NodeRequest split{2, "", false, Split::Allowed};
+	m = masks_for(d, split, Placement::BestFit);
+	ck_assert(m.slices.empty());
+	// As soon as one device frees, the request goes there, whole.
+	d[0].used_slices.clear();
+	ck_assert_str(chosen(d, 2, Placement::BestFit), "0");
+	m = masks_for(d, NodeRequest{2, "", false}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({15}));
+}
+END_TEST
+
+START_TEST(opted_in_split_still_prefers_one_device)
+{
+	auto d = node(3, 4);
+	use(d, 0, 3);
+	use(d, 1, 1); // 3 free
+	ck_assert_str(chosen(d, 3, Placement::BestFit, "", Split::Allowed), "1");
+	use(d, 2, 2); // 2 free
+	ck_assert_str(chosen(d, 3, Placement::BestFit, "", Split::Allowed), "1");
+	use(d, 1, 2); // 1 free on 0 and 1, 2 on 2: the fewest devices
+	ck_assert_str(chosen(d, 3, Placement::BestFit, "", Split::Allowed), "0,2");
+}
+END_TEST
+
+START_TEST(larger_than_any_device_is_split_without_opting_in)
+{
+	auto d = node(2, 4);
+	d.push_back(d[1]);
+	d[2].type = "a100";
+	d[2].slices = 8;
+	d[2].first_slice = 8;
+	d[2].gpu_unit = 2;
+	ck_assert(fits_one_device(d, 6, ""));
+	ck_assert(!fits_one_device(d, 6, "t4"));
+	ck_assert_str(chosen(d, 6, Placement::BestFit, "t4"), "0,1"); // no t4 holds 6
+	use(d, 2, 4);
+	ck_assert_str(chosen(d, 6, Placement::BestFit, ""), "none"); // the a100 could, when free
+	// A device held whole still counts: the request waits for it.
+	d[2].used_slices.clear();
+	d[2].whole_used = true;
+	ck_assert(fits_one_device(d, 6, ""));
+	ck_assert_str(chosen(d, 6, Placement::BestFit, ""), "none");
+	ck_assert_str(chosen(d, 6, Placement::BestFit, "", Split::Allowed), "0,1");
+}
+END_TEST
+
+START_TEST(split_from_the_job_control_environment)
+{
+	ck_assert(split_from_env({"FLEXSLURM_VSLICE_SPLIT=1"}) == Split::Allowed);
+	ck_assert(split_from_env({"A=b", "SPANK_FLEXSLURM_VSLICE_SPLIT=1"}) == Split::Allowed);
+	ck_assert(split_from_env({}) == Split::WhenLarger);
+	ck_assert(split_from_env({"FLEXSLURM_VSLICE_SPLIT=0"}) == Split::WhenLarger);
+	ck_assert(split_from_env({"FLEXSLURM_VSLICE_SPLIT=10"}) == Split::WhenLarger);
+	ck_assert(split_from_env({"FLEXSLURM_VSLICE_SPLITX=1"}) == Split::WhenLarger);
+	ck_assert(split_from_env({"X_FLEXSLURM_VSLICE_SPLIT=1"}) == Split::WhenLarger);
+}
+END_TEST
+
 START_TEST(policy_names)
 {
 	ck_assert(parse_placement("best_fit") == Placement::BestFit);
@@ -210,6 +281,10 @@ Suite *placement_suite()
 	tcase_add_test(tc, gpus_and_slices_in_one_job_get_different_devices);
 	tcase_add_test(tc, ties_stay_open_for_cons_tres_to_pick_by_cores);
 	tcase_add_test(tc, types_are_respected);
+	tcase_add_test(tc, one_device_request_waits_instead_of_splitting);
+	tcase_add_test(tc, opted_in_split_still_prefers_one_device);
+	tcase_add_test(tc, larger_than_any_device_is_split_without_opting_in);
+	tcase_add_test(tc, split_from_the_job_control_environment);
 	tcase_add_test(tc, policy_names);
 	suite_add_tcase(s, tc);
 	return s;
