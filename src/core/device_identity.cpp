@@ -317,6 +317,7 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 	const std::string dir = device_dir.ends_with('/') ? device_dir : device_dir + "/";
 	std::vector<bool> used(hw.accelerators.size(), false);
 	std::vector<std::string> seen_paths;
+	std::vector<std::string> excluded_types; // of excluded gpu units
 
 	auto hw_index = [&](auto pred) -> std::optional<size_t> {
 		for (size_t i = 0; i < hw.accelerators.size(); ++i)
@@ -336,9 +337,9 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 		seen_paths.push_back(u.path);
 		const auto name = classify_node(u.path);
 		if (!name) {
-			out.report.push_back(u.path + ": gpu unit " + std::to_string(u.unit) +
-			                     " is not an accelerator node flexslurm knows (nvidiaN, "
-			                     "dri/renderDN, dri/cardN, davinciN); not sliced");
+			out.report.push_back(
+			        u.path + ": gpu unit " + std::to_string(u.unit) +
+			        " is not an accelerator node flexslurm knows (nvidiaN, dri/renderDN, dri/cardN, davinciN); not sliced");
 			continue;
 		}
 		const NvidiaGpuInfo *drv = nullptr;
@@ -384,6 +385,7 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 			out.unsliced.push_back(u.path);
 			out.report.push_back(describe(a, source) +
 			                     ": excluded by slicing.exclude, not sliced");
+			excluded_types.push_back(a.model);
 		} else {
 			out.report.push_back(describe(a, source));
 			out.sliced.push_back(std::move(a));
@@ -395,6 +397,15 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 		return std::find(out.unsliced.begin(), out.unsliced.end(), a.device_nodes[0]) !=
 		       out.unsliced.end();
 	});
+
+	// slurmctld pairs the n-th sliced device of a type with the n-th gpu
+	// unit of that type: an excluded GPU sharing the type shifts the pairs.
+	for (const std::string &t : excluded_types)
+		if (std::any_of(out.sliced.begin(), out.sliced.end(),
+		                [&](const Accelerator &a) { return a.model == t; }))
+			out.report.push_back(
+			        "warning: an excluded GPU has type " + t +
+			        " like GPUs that are sliced: give it a Type= of its own in gres.conf, or select/flex may pair whole-GPU jobs with the wrong device's slices");
 
 	for (size_t i = 0; i < hw.accelerators.size(); ++i) {
 		if (used[i])

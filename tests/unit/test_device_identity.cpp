@@ -230,6 +230,7 @@ START_TEST(mig_and_excluded_devices_are_never_sliced_but_stay_accelerators)
 		          a.device_nodes[0] != "/dev/nvidia2");
 	ck_assert_str(join(found.unsliced), "/dev/nvidia0 /dev/nvidia2 /dev/nvidia5");
 	ck_assert(found.report[0].find("MIG mode") != std::string::npos);
+	ck_assert(found.report.back().find("warning: an excluded GPU has type nvidia_h100_80gb_hbm3") == 0);
 
 	SliceLayout l = SliceLayout::build(found, Config::defaults(), probe);
 	ck_assert_int_eq(l.total_slices(), 20);
