@@ -8,6 +8,7 @@
 #include "core/spank_config.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,6 +141,27 @@ START_TEST(commands_run_bounded)
 }
 END_TEST
 
+// As another user, the program keeps none of the caller's supplementary
+// groups (slurmstepd's: root, disk, shadow ...) and none of its descriptors.
+START_TEST(commands_drop_groups_and_descriptors)
+{
+	if (geteuid() != 0)
+		return; // changing user needs root; CI runs as root
+	const gid_t extra[] = {0, 6, 42};
+	const bool had_groups = setgroups(3, extra) == 0;
+	const int leaked = open("/dev/null", O_RDONLY); // no O_CLOEXEC: would be inherited
+	ck_assert_int_ge(leaked, 3);
+	const std::string check =
+	        "[ \"$(id -G)\" = 65534 ] && [ ! -e /proc/$$/fd/" + std::to_string(leaked) + " ]";
+	auto r = run_command({"/bin/sh", "-c", check}, {"PATH=/usr/bin:/bin"}, "", 5000, 65534, 65534);
+	close(leaked);
+	if (had_groups)
+		setgroups(0, nullptr);
+	ck_assert_msg(static_cast<bool>(r), "%s", r.error().c_str());
+	ck_assert_int_eq(*r, 0);
+}
+END_TEST
+
 // The private view, for real: a child unshares, and reports what it sees.
 START_TEST(private_device_view_hides_only_the_hidden)
 {
@@ -187,6 +209,7 @@ Suite *isolation_suite()
 {
 	Suite *s = suite_create("isolation");
 	TCase *tc = tcase_create("isolation");
+	tcase_add_test(tc, commands_drop_groups_and_descriptors);
 	tcase_add_test(tc, held_devices_resolve_vendor_indices_in_layout_order);
 	tcase_add_test(tc, plugstack_arguments);
 	tcase_add_test(tc, limits_from_slices);
