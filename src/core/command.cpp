@@ -51,7 +51,13 @@ Result<int> run_command(const std::vector<std::string> &argv, const std::vector<
 		return Result<int>::failure(std::string("fork: ") + std::strerror(errno));
 	}
 	if (pid == 0) {
-		dup2(in[0], STDIN_FILENO);
+		// With the caller's stdin closed (slurmstepd's spank prolog and
+		// epilog) the pipe is descriptor 0 already: dup2 would then keep
+		// its close-on-exec flag.
+		if (in[0] == STDIN_FILENO)
+			fcntl(in[0], F_SETFD, 0);
+		else
+			dup2(in[0], STDIN_FILENO);
 		const int devnull = open("/dev/null", O_WRONLY);
 		if (devnull >= 0) {
 			dup2(devnull, STDOUT_FILENO);

@@ -304,6 +304,22 @@ int task_limits(spank_t sp)
 	return 0;
 }
 
+// Slurm calls no slurm_spank_init in the job prolog and epilog context
+// (slurmstepd spank prolog|epilog, 22.05 to 26.05): those entry points get
+// the plugin's arguments and parse them themselves.
+bool job_script_config(int ac, char **av, const char *what)
+{
+	if (config)
+		return true;
+	auto parsed = parse_plugstack_args(std::vector<std::string>(av, av + ac));
+	if (!parsed) {
+		slurm_error("flexslurm: job %s: %s", what, parsed.error().c_str());
+		return false;
+	}
+	config = *parsed;
+	return true;
+}
+
 } // namespace
 
 extern "C" {
@@ -360,11 +376,12 @@ int slurm_spank_task_init(spank_t sp, int, char **)
 
 // slurmd's prolog and epilog run these as root for every job on the node
 // (prep/script runs SPANK job scripts even without Prolog= in slurm.conf).
-int slurm_spank_job_prolog(spank_t sp, int, char **)
+// A failing job prolog drains the node and requeues the job (Slurm).
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
-	if (!config)
-		return 0;
 	try {
+		if (!job_script_config(ac, av, "prolog"))
+			return -1;
 		return job_prolog(sp);
 	} catch (...) {
 		slurm_error("flexslurm: job prolog: unexpected failure");
@@ -372,11 +389,11 @@ int slurm_spank_job_prolog(spank_t sp, int, char **)
 	}
 }
 
-int slurm_spank_job_epilog(spank_t sp, int, char **)
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 {
-	if (!config)
-		return 0;
 	try {
+		if (!job_script_config(ac, av, "epilog"))
+			return 0;
 		return job_epilog(sp);
 	} catch (...) {
 		slurm_error("flexslurm: job epilog: unexpected failure");

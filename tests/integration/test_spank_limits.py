@@ -22,6 +22,10 @@ def _prepare(c):
     subprocess.run(["cc", "-shared", "-fPIC", f'-DJOBS_DIR="{c.dir}/jobs"', "-o",
                     str(c.dir / "bin" / "libstub.so"), str(HERE / "stub_preload.c")], check=True)
     os.chmod(c.dir / "out", 0o1777)  # job output of users other than root
+    os.chmod(c.dir / "munge", 0o711)  # srun in a job of another user reaches munged
+    record = c.dir / "bin" / "mps-record.log"  # the fake records its users' commands too
+    record.touch()
+    os.chmod(record, 0o666)
     if subprocess.run(["getent", "passwd", OTHER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER],
                        check=True)

@@ -256,6 +256,18 @@ START_TEST(commands_run_bounded)
 }
 END_TEST
 
+// slurmstepd's spank prolog/epilog runs with stdin, stdout and stderr
+// closed: the pipe then gets descriptor 0 and must still reach the program.
+START_TEST(commands_get_their_input_when_the_caller_has_no_stdin)
+{
+	close(STDIN_FILENO);
+	close(STDOUT_FILENO);
+	auto ok = run_command({"/bin/sh", "-c", "read a; [ \"$a\" = quit ]"}, {}, "quit\n", 5000);
+	ck_assert_msg(static_cast<bool>(ok), "%s", ok.error().c_str());
+	ck_assert_int_eq(*ok, 0);
+}
+END_TEST
+
 // As another user, the program keeps none of the caller's supplementary
 // groups (slurmstepd's: root, disk, shadow ...) and none of its descriptors.
 START_TEST(commands_drop_groups_and_descriptors)
@@ -331,6 +343,7 @@ Suite *isolation_suite()
 	tcase_add_test(tc, job_limits_file_round_trip_and_bounds);
 	tcase_add_test(tc, job_state_is_root_owned_and_follows_no_link);
 	tcase_add_test(tc, commands_run_bounded);
+	tcase_add_test(tc, commands_get_their_input_when_the_caller_has_no_stdin);
 	tcase_add_test(tc, private_device_view_hides_only_the_hidden);
 	tcase_add_test(tc, cgroup_check_reports_openable_nodes);
 	suite_add_tcase(s, tc);
