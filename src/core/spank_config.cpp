@@ -74,6 +74,9 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			if (backend == LimitBackend::Mps && *vendor != Vendor::Nvidia)
 				return bad(key + ": mps is NVIDIA's (allowed: none, preload)");
 			cfg.limits[static_cast<int>(*vendor)] = backend;
+		} else if (key == "mps_dir") {
+			return bad("mps_dir: replaced by job_dir=PATH (each job's limits and MPS "
+			           "directories, root's; default /run/flexslurm/jobs): remove mps_dir");
 		} else {
 			return bad("unknown plugstack argument \"" + arg + "\" (allowed: " + allowed_args +
 			           ")");

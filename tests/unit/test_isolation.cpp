@@ -98,6 +98,9 @@ START_TEST(plugstack_arguments)
 	        "unknown plugstack argument \"colour=red\" (allowed: isolation=required|optional, "
 	        "layout=PATH, "
 	        "limits[.VENDOR]=none|preload|mps, preload=PATH|system, mps_control=PATH, job_dir=PATH)");
+	ck_assert_str(parse_plugstack_args({"mps_dir=/run/flexslurm/mps"}).error(),
+	              "mps_dir: replaced by job_dir=PATH (each job's limits and MPS directories, root's; "
+	              "default /run/flexslurm/jobs): remove mps_dir");
 }
 END_TEST
 
