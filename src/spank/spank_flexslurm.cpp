@@ -5,7 +5,10 @@
  * hold, and (2) gives the task a private mount namespace whose device
  * directory shows only the job's accelerator nodes, the vendor control nodes
  * and everything that is not an accelerator. What counts as an accelerator
- * is the slice layout gres/vslice wrote on this node.
+ * is the slice layout gres/vslice wrote on this node. In-device limits are
+ * per job: the SPANK job prolog (root) writes them under job_dir and starts
+ * the job's MPS daemon, each task reads them back, the job epilog removes
+ * them (docs/spank.md).
  *
  * srun, sbatch and salloc load this file too: it links no hwloc or libyaml,
  * and does nothing outside slurmstepd but parse its arguments.
