@@ -1,9 +1,11 @@
 #include "command.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,13 +51,25 @@ Result<int> run_command(const std::vector<std::string> &argv, const std::vector<
 		return Result<int>::failure(std::string("fork: ") + std::strerror(errno));
 	}
 	if (pid == 0) {
-		dup2(in[0], STDIN_FILENO);
+		// With the caller's stdin closed (slurmstepd's spank prolog and
+		// epilog) the pipe is descriptor 0 already: dup2 would then keep
+		// its close-on-exec flag.
+		if (in[0] == STDIN_FILENO)
+			fcntl(in[0], F_SETFD, 0);
+		else
+			dup2(in[0], STDIN_FILENO);
 		const int devnull = open("/dev/null", O_WRONLY);
 		if (devnull >= 0) {
 			dup2(devnull, STDOUT_FILENO);
 			dup2(devnull, STDERR_FILENO);
 		}
-		if ((gid >= 0 && setgid(static_cast<gid_t>(gid)) != 0) ||
+		// Nothing of the caller's (slurmstepd) but stdin/stdout/stderr:
+		// no inherited descriptors, no supplementary groups (root, disk,
+		// shadow ...), whatever user it then runs as.
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+			for (long fd = 3, max = sysconf(_SC_OPEN_MAX); fd < max; ++fd)
+				close(static_cast<int>(fd));
+		if (setgroups(0, nullptr) != 0 || (gid >= 0 && setgid(static_cast<gid_t>(gid)) != 0) ||
 		    (uid >= 0 && setuid(static_cast<uid_t>(uid)) != 0))
 			_exit(126);
 		execve(args[0], args.data(), envp.data());

@@ -1,10 +1,13 @@
-// In-device limits of a step's slices: the values (from the slice layout and
-// the slice counts gres/vslice put in the job's environment, never from
-// variables a user sets) and what each backend needs to apply them.
+// In-device limits of a job's slices: the values (from the slice layout and
+// the slice counts Slurm's gres/vslice put in the job's prolog environment,
+// never from variables a user sets), the root-owned per-job limits file that
+// carries them to every step, and what each backend needs to apply them.
 #pragma once
 
 #include "job_env.hpp"
+#include "result.hpp"
 #include "slice_layout.hpp"
+#include "spank_config.hpp"
 
 #include <cstdint>
 #include <string>
@@ -15,23 +18,66 @@ namespace flexslurm
 {
 
 struct DeviceLimit {
-	const DeviceSlices *device = nullptr;
-	int ordinal = 0; // the device's number inside the job (renumbered from 0 per vendor)
+	Vendor vendor = Vendor::Nvidia;
+	int host_index = 0; // the device's vendor index on the node
+	int ordinal = 0;    // its number inside the job (or step): from 0 per vendor
 	int compute_percent = 0;
-	uint64_t memory_mib = 0; // 0: unknown
+	uint64_t memory_mib = 0; // 0: unknown (no memory limit; logged as an error)
+	LimitBackend backend = LimitBackend::None;
+	bool operator==(const DeviceLimit &) const = default;
 };
 
 // `held` as from held_devices(SLURM_VSLICE_DEVICES), `counts` is
-// SLURM_VSLICE_COUNTS (same order).
+// SLURM_VSLICE_COUNTS (same order). Backends are left None.
 std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &held,
                                        std::string_view counts);
 
-// Variables for an interception library in the HAMi-core convention.
-std::vector<EnvVar> preload_environment(const std::vector<DeviceLimit> &limits, const std::string &library,
-                                        std::string_view current_ld_preload);
+// A job's limits on one node, written by the job prolog (root) and read by
+// each of its steps: every step of the job shares the job's share.
+struct JobLimits {
+	uint32_t job = 0;
+	uint32_t uid = 0;
+	std::vector<DeviceLimit> devices;
+	bool operator==(const JobLimits &) const = default;
+};
 
-// The MPS control commands that set a step's limits as server defaults
-// (clients cannot raise them), one per line.
-std::string mps_limit_commands(const std::vector<DeviceLimit> &limits);
+// "flexslurm-limits 1" then "job <id> uid <uid>" then one line per device:
+// "<vendor> <host index> <ordinal> <percent> <MiB or -> <none|preload|mps>".
+// decode() checks every field and bound (at most 64 devices, 16 KiB).
+constexpr size_t job_limits_max_bytes = 16384;
+std::string encode_job_limits(const JobLimits &limits);
+Result<JobLimits> decode_job_limits(std::string_view text);
+
+// The job's limits of `backend` on the devices a step holds
+// (`step_devices`: vendor indices from the step's SLURM_VSLICE_DEVICES, in
+// layout order), renumbered from 0 per vendor as the step sees them.
+std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend backend,
+                                         const std::vector<const DeviceSlices *> &step_devices);
+
+// Where a job's state lives on a node, under the `job_dir` plugstack argument.
+struct JobPaths {
+	std::string dir;           // <job_dir>/<job>, root 0755
+	std::string limits;        // root 0644: encode_job_limits()
+	std::string preload_conf;  // root 0644: preload_config()
+	std::string preload_cache; // the job user's 0600: the library's shared cache
+	std::string mps_pipe;      // root 0755: the job's MPS control daemon
+	std::string mps_log;       // root 0700
+};
+JobPaths job_paths(const std::string &job_dir, uint32_t job);
+
+// The interception library's per-job configuration file, in HAMi-core's
+// variable names (SoftMig reads the same keys from a root-owned file).
+std::string preload_config(const std::vector<DeviceLimit> &limits, const std::string &cache);
+
+// Variables for an interception library in the HAMi-core convention.
+// `library` empty: the library is in /etc/ld.so.preload (LD_PRELOAD is left
+// alone). `cache`: CUDA_DEVICE_MEMORY_SHARED_CACHE, private to the job.
+std::vector<EnvVar> preload_environment(const std::vector<DeviceLimit> &limits, const std::string &library,
+                                        std::string_view current_ld_preload, const std::string &cache);
+
+// The MPS control commands, one per line, that set a job's limits as server
+// defaults and then start the job user's server with them: per NVIDIA, a
+// later set_default_* only affects the next server.
+std::string mps_limit_commands(const std::vector<DeviceLimit> &limits, uint32_t uid);
 
 } // namespace flexslurm

@@ -8,7 +8,7 @@ namespace
 
 const char *const allowed_args =
         "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, "
-        "preload=PATH, mps_control=PATH, mps_dir=PATH";
+        "preload=PATH|system, mps_control=PATH, job_dir=PATH";
 
 } // namespace
 
@@ -35,11 +35,16 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			else
 				return bad("isolation: \"" + value +
 				           "\" is not allowed (allowed: required, optional)");
-		} else if (key == "layout" || key == "preload" || key == "mps_control" || key == "mps_dir") {
+		} else if (key == "preload" && value == "system") {
+			cfg.preload.clear();
+			cfg.preload_system = true;
+		} else if (key == "layout" || key == "preload" || key == "mps_control" || key == "job_dir") {
 			std::string &out = key == "layout"    ? cfg.layout_file
 			                   : key == "preload" ? cfg.preload
-			                   : key == "mps_dir" ? cfg.mps_dir
+			                   : key == "job_dir" ? cfg.job_dir
 			                                      : cfg.mps_control;
+			if (key == "preload")
+				cfg.preload_system = false;
 			if (!absolute(key, value, out))
 				return bad(key + ": \"" + value +
 				           "\" is not an absolute path (allowed: an absolute path, %n stands "
@@ -69,14 +74,19 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			if (backend == LimitBackend::Mps && *vendor != Vendor::Nvidia)
 				return bad(key + ": mps is NVIDIA's (allowed: none, preload)");
 			cfg.limits[static_cast<int>(*vendor)] = backend;
+		} else if (key == "mps_dir") {
+			return bad("mps_dir: replaced by job_dir=PATH (each job's limits and MPS "
+			           "directories, root's; default /run/flexslurm/jobs): remove mps_dir");
 		} else {
 			return bad("unknown plugstack argument \"" + arg + "\" (allowed: " + allowed_args +
 			           ")");
 		}
 	}
 	for (LimitBackend b : cfg.limits)
-		if (b == LimitBackend::Preload && cfg.preload.empty())
-			return bad("limits: preload needs preload=PATH (the interception library)");
+		if (b == LimitBackend::Preload && cfg.preload.empty() && !cfg.preload_system)
+			return bad("limits: preload needs preload=PATH (the interception library) or "
+			           "preload=system "
+			           "(it is in /etc/ld.so.preload)");
 	return cfg;
 }
 

@@ -21,16 +21,21 @@ enum class FailurePolicy {
 enum class LimitBackend {
 	None,    // variables only
 	Preload, // an interception library (e.g. HAMi-core) via LD_PRELOAD
-	Mps,     // an NVIDIA MPS control daemon per step
+	Mps,     // an NVIDIA MPS control daemon per job
 };
 
 struct SpankConfig {
 	FailurePolicy isolation = FailurePolicy::Required;
 	std::string layout_file = "/run/flexslurm/layout.%n"; // as flexslurm.yaml inventory.layout_file
 	LimitBackend limits[3] = {LimitBackend::None, LimitBackend::None, LimitBackend::None}; // by Vendor
-	std::string preload; // library for Preload
+	// Library for Preload, set in LD_PRELOAD; empty with preload_system
+	// (preload=system: the site lists it in /etc/ld.so.preload).
+	std::string preload;
+	bool preload_system = false;
 	std::string mps_control = "/usr/bin/nvidia-cuda-mps-control";
-	std::string mps_dir = "/run/flexslurm/mps"; // pipe and log directories, per step
+	// Per-job state (limits file, preload config and cache, MPS pipe and
+	// log directories): <job_dir>/<job id>/, root's.
+	std::string job_dir = "/run/flexslurm/jobs";
 
 	LimitBackend limits_for(Vendor v) const noexcept { return limits[static_cast<int>(v)]; }
 };

@@ -5,7 +5,10 @@
  * hold, and (2) gives the task a private mount namespace whose device
  * directory shows only the job's accelerator nodes, the vendor control nodes
  * and everything that is not an accelerator. What counts as an accelerator
- * is the slice layout gres/vslice wrote on this node.
+ * is the slice layout gres/vslice wrote on this node. In-device limits are
+ * per job: the SPANK job prolog (root) writes them under job_dir and starts
+ * the job's MPS daemon, each task reads them back, the job epilog removes
+ * them (docs/spank.md).
  *
  * srun, sbatch and salloc load this file too: it links no hwloc or libyaml,
  * and does nothing outside slurmstepd but parse its arguments.
@@ -19,6 +22,7 @@ extern "C" {
 
 #include "core/command.hpp"
 #include "core/isolation.hpp"
+#include "core/job_state.hpp"
 #include "core/limits.hpp"
 #include "core/node_name.hpp"
 #include "core/placement.hpp"
@@ -42,8 +46,6 @@ using namespace flexslurm;
 
 std::optional<SpankConfig> config;
 int verbose_option = 0;
-std::string mps_step_dir; // set while this step's MPS control daemon runs
-long job_uid = -1, job_gid = -1;
 
 int set_verbose(int, const char *, int)
 {
@@ -193,92 +195,167 @@ int isolate(spank_t sp)
 	return 0;
 }
 
-// The limits of the step's slices enforced by `backend`, from the layout
-// and what gres/vslice wrote into the job's environment (it overwrote
-// anything the user set). No layout: no limits (isolation reports why).
-std::vector<DeviceLimit> step_limits(spank_t sp, LimitBackend backend)
+std::vector<std::string> mps_env(const JobPaths &paths)
 {
-	std::vector<DeviceLimit> out;
+	return {"CUDA_MPS_PIPE_DIRECTORY=" + paths.mps_pipe, "CUDA_MPS_LOG_DIRECTORY=" + paths.mps_log};
+}
+
+std::string exit_text(const Result<int> &r)
+{
+	return r ? "exit " + std::to_string(*r) : r.error();
+}
+
+// Job prolog, as root, for every job on this node: the job's limits from
+// the node's layout and the SLURM_VSLICE_* that Slurm's gres/vslice put in
+// the prolog environment (the job's whole allocation here, host numbering;
+// users cannot set them), written root-owned under job_dir; the job's MPS
+// control daemon, root's, started with the job's share as its defaults and
+// the job user's server started with them.
+int job_prolog(spank_t sp)
+{
+	uint32_t job = 0, uid = 0, gid = 0;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_GID, &gid) != ESPANK_SUCCESS) {
+		slurm_error("flexslurm: job prolog: no job id or user");
+		return -1;
+	}
+	const char *devices = std::getenv("SLURM_VSLICE_DEVICES");
+	if (!devices || !*devices)
+		return 0; // no slices here: nothing to limit
 	std::string why;
 	const SliceLayout *layout = step_layout(why);
-	if (!layout)
-		return out;
-	const auto held = held_devices(*layout, job_env(sp, "SLURM_VSLICE_DEVICES"), "");
-	for (const DeviceLimit &l : device_limits(held, job_env(sp, "SLURM_VSLICE_COUNTS")))
-		if (config->limits_for(l.device->vendor) == backend)
-			out.push_back(l);
-	return out;
-}
-
-std::vector<std::string> mps_env(const std::string &dir)
-{
-	return {"CUDA_MPS_PIPE_DIRECTORY=" + dir + "/pipe", "CUDA_MPS_LOG_DIRECTORY=" + dir + "/log"};
-}
-
-// One MPS control daemon per step, for the step's NVIDIA slices, running as
-// the job's user with pipe and log directories only that user can enter;
-// the slice share goes in as the daemon's defaults, which clients cannot
-// raise. Runs in slurmstepd before the step joins its device cgroup: host
-// device numbering.
-int start_mps(spank_t sp, const std::vector<DeviceLimit> &limits)
-{
-	uint32_t job = 0, step = 0, uid = 0, gid = 0;
-	spank_get_item(sp, S_JOB_ID, &job);
-	spank_get_item(sp, S_JOB_STEPID, &step);
-	spank_get_item(sp, S_JOB_UID, &uid);
-	spank_get_item(sp, S_JOB_GID, &gid);
-	const std::string dir = config->mps_dir + "/" + std::to_string(job) + "." + std::to_string(step);
-	std::error_code ec;
-	std::filesystem::create_directories(config->mps_dir, ec);
-	for (const std::string &d : {dir, dir + "/pipe", dir + "/log"}) {
-		if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
-			tell_user("flexslurm: mps: cannot create " + d + ": " + std::strerror(errno));
-			return -1;
-		}
-		if (chown(d.c_str(), uid, gid) != 0) {
-			tell_user("flexslurm: mps: cannot hand " + d +
-			          " to the job's user: " + std::strerror(errno));
-			return -1;
-		}
+	if (!layout) {
+		slurm_error("flexslurm: job %u: cannot compute its limits: %s", job, why.c_str());
+		return -1;
 	}
+	const char *counts = std::getenv("SLURM_VSLICE_COUNTS");
+	JobLimits limits;
+	limits.job = job;
+	limits.uid = uid;
+	limits.devices = device_limits(held_devices(*layout, devices, ""), counts ? counts : "");
+	std::vector<DeviceLimit> mps, preload;
+	for (DeviceLimit &l : limits.devices) {
+		l.backend = config->limits_for(l.vendor);
+		if (l.backend != LimitBackend::None && l.memory_mib == 0)
+			slurm_error(
+			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no "
+			        "memory limit: set slicing.classes[].device_memory in flexslurm.yaml",
+			        job, std::string(vendor_name(l.vendor)).c_str(), l.host_index);
+		if (l.backend == LimitBackend::Mps)
+			mps.push_back(l);
+		else if (l.backend == LimitBackend::Preload)
+			preload.push_back(l);
+	}
+	const JobPaths paths = job_paths(config->job_dir, job);
+	JobStateFiles files;
+	files.limits = encode_job_limits(limits);
+	if (!preload.empty())
+		files.preload_conf = preload_config(preload, paths.preload_cache);
+	files.mps = !mps.empty();
+	std::string note;
+	auto made = create_job_state(config->job_dir, paths, files, uid, gid, note);
+	if (!note.empty())
+		slurm_error("flexslurm: job %u: %s", job, note.c_str());
+	if (!made) {
+		slurm_error("flexslurm: job %u: %s", job, made.error().c_str());
+		return -1;
+	}
+	if (mps.empty())
+		return 0;
 	std::string visible;
-	for (const DeviceLimit &l : limits)
-		visible += (visible.empty() ? "" : ",") + std::to_string(l.device->vendor_index);
-	auto env = mps_env(dir);
+	for (const DeviceLimit &l : mps)
+		visible += (visible.empty() ? "" : ",") + std::to_string(l.host_index);
+	auto env = mps_env(paths);
 	env.push_back("CUDA_VISIBLE_DEVICES=" + visible);
 	env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
-	auto started = run_command({config->mps_control, "-d"}, env, "", 10000, uid, gid);
+	auto started = run_command({config->mps_control, "-d"}, env, "", 10000);
 	if (!started || *started != 0) {
-		tell_user("flexslurm: mps: " + config->mps_control +
-		          " -d: " + (started ? "exit " + std::to_string(*started) : started.error()));
+		slurm_error("flexslurm: job %u: mps: %s -d: %s", job, config->mps_control.c_str(),
+		            exit_text(started).c_str());
 		return -1;
 	}
-	mps_step_dir = dir;
-	job_uid = uid;
-	job_gid = gid;
-	auto set = run_command({config->mps_control}, env, mps_limit_commands(limits), 10000, uid, gid);
+	auto set = run_command({config->mps_control}, env, mps_limit_commands(mps, uid), 10000);
 	if (!set || *set != 0) {
-		tell_user("flexslurm: mps: setting the slice limits failed: " +
-		          (set ? "exit " + std::to_string(*set) : set.error()));
+		slurm_error("flexslurm: job %u: mps: setting the slice limits failed: %s", job,
+		            exit_text(set).c_str());
 		return -1;
 	}
-	slurm_verbose("flexslurm: mps control daemon for job %u step %u in %s", job, step, dir.c_str());
+	slurm_verbose("flexslurm: job %u: mps control daemon in %s", job, paths.mps_pipe.c_str());
 	return 0;
 }
 
-void stop_mps()
+// Job epilog, as root: stop the job's MPS daemon, remove its state.
+int job_epilog(spank_t sp)
 {
-	if (mps_step_dir.empty())
-		return;
-	auto quit =
-	        run_command({config->mps_control}, mps_env(mps_step_dir), "quit\n", 10000, job_uid, job_gid);
-	if (!quit || *quit != 0)
-		slurm_error("flexslurm: mps: stopping the control daemon in %s failed: %s",
-		            mps_step_dir.c_str(),
-		            quit ? ("exit " + std::to_string(*quit)).c_str() : quit.error().c_str());
-	std::error_code ec;
-	std::filesystem::remove_all(mps_step_dir, ec);
-	mps_step_dir.clear();
+	uint32_t job = 0;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS)
+		return 0;
+	const JobPaths paths = job_paths(config->job_dir, job);
+	struct stat st {
+	};
+	if (lstat(paths.mps_pipe.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0) {
+		auto quit = run_command({config->mps_control}, mps_env(paths), "quit\n", 10000);
+		if (!quit || *quit != 0)
+			slurm_error("flexslurm: job %u: mps: stopping the control daemon failed: %s", job,
+			            exit_text(quit).c_str());
+	}
+	remove_job_state(paths);
+	return 0;
+}
+
+// In each task (as the user, before exec): the backends' variables, from
+// the job's root-owned limits file, for the devices of this step.
+int task_limits(spank_t sp)
+{
+	bool any = false;
+	for (LimitBackend b : config->limits)
+		any = any || b != LimitBackend::None;
+	const std::string devices = job_env(sp, "SLURM_VSLICE_DEVICES"); // set by Slurm's gres/vslice
+	if (!any || devices.empty())
+		return 0;
+	uint32_t job = 0;
+	spank_get_item(sp, S_JOB_ID, &job);
+	const JobPaths paths = job_paths(config->job_dir, job);
+	std::string why;
+	const SliceLayout *layout = step_layout(why);
+	auto text = layout ? read_root_file(paths.limits, job_limits_max_bytes)
+	                   : Result<std::string>::failure(why);
+	auto limits = text ? decode_job_limits(*text) : Result<JobLimits>::failure(text.error());
+	if (!limits || limits->job != job) {
+		tell_user("flexslurm: limits: job " + std::to_string(job) + " has no limits on this node (" +
+		          (limits ? "the file is another job's" : limits.error()) +
+		          "): the task does not start");
+		return -1;
+	}
+	const auto step = held_devices(*layout, devices, "");
+	auto set = [&](const std::string &name, const std::string &value) {
+		spank_setenv(sp, name.c_str(), value.c_str(), 1);
+	};
+	if (!limits_for_step(*limits, LimitBackend::Mps, step).empty())
+		for (const std::string &kv : mps_env(paths))
+			set(kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1));
+	const auto preload = limits_for_step(*limits, LimitBackend::Preload, step);
+	for (const EnvVar &v :
+	     preload_environment(preload, config->preload, job_env(sp, "LD_PRELOAD"), paths.preload_cache))
+		set(v.name, v.value);
+	return 0;
+}
+
+// Slurm calls no slurm_spank_init in the job prolog and epilog context
+// (slurmstepd spank prolog|epilog, 22.05 to 26.05): those entry points get
+// the plugin's arguments and parse them themselves.
+bool job_script_config(int ac, char **av, const char *what)
+{
+	if (config)
+		return true;
+	auto parsed = parse_plugstack_args(std::vector<std::string>(av, av + ac));
+	if (!parsed) {
+		slurm_error("flexslurm: job %s: %s", what, parsed.error().c_str());
+		return false;
+	}
+	config = *parsed;
+	return true;
 }
 
 } // namespace
@@ -326,20 +403,10 @@ int slurm_spank_task_init_privileged(spank_t sp, int, char **)
 	return config->isolation == FailurePolicy::Required ? -1 : 0;
 }
 
-// Remote context, as root, before the step's tasks exist: start MPS.
+// sbatch/salloc/srun after their options: --vslice-split reaches slurmctld.
 int slurm_spank_init_post_opt(spank_t sp, int, char **)
 {
-	if (request_split(sp) != 0)
-		return -1;
-	if (!spank_remote(sp) || !config)
-		return 0;
-	try {
-		const auto mps = step_limits(sp, LimitBackend::Mps);
-		return mps.empty() ? 0 : start_mps(sp, mps);
-	} catch (...) {
-		tell_user("flexslurm: mps: unexpected failure");
-		return -1;
-	}
+	return request_split(sp) != 0 ? -1 : 0;
 }
 
 // In each task, as the user, before exec: the backends' variables.
@@ -348,33 +415,38 @@ int slurm_spank_task_init(spank_t sp, int, char **)
 	if (!spank_remote(sp) || !config)
 		return 0;
 	try {
-		if (!mps_step_dir.empty())
-			for (const std::string &kv : mps_env(mps_step_dir)) {
-				const auto eq = kv.find('=');
-				spank_setenv(sp, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
-			}
-		const auto preload = step_limits(sp, LimitBackend::Preload);
-		for (const EnvVar &v :
-		     preload_environment(preload, config->preload, job_env(sp, "LD_PRELOAD")))
-			spank_setenv(sp, v.name.c_str(), v.value.c_str(), 1);
-		return 0;
+		return task_limits(sp);
 	} catch (...) {
 		tell_user("flexslurm: limits: unexpected failure");
 		return -1;
 	}
 }
 
-// Remote context, as root, when the step ends.
-int slurm_spank_exit(spank_t sp, int, char **)
+// slurmd's prolog and epilog run these as root for every job on the node
+// (prep/script runs SPANK job scripts even without Prolog= in slurm.conf).
+// A failing job prolog drains the node and requeues the job (Slurm).
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
-	if (!spank_remote(sp) || !config)
-		return 0;
 	try {
-		stop_mps();
+		if (!job_script_config(ac, av, "prolog"))
+			return -1;
+		return job_prolog(sp);
 	} catch (...) {
-		slurm_error("flexslurm: mps: unexpected failure while stopping");
+		slurm_error("flexslurm: job prolog: unexpected failure");
+		return -1;
 	}
-	return 0;
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	try {
+		if (!job_script_config(ac, av, "epilog"))
+			return 0;
+		return job_epilog(sp);
+	} catch (...) {
+		slurm_error("flexslurm: job epilog: unexpected failure");
+		return 0;
+	}
 }
 
 } // extern "C"

@@ -2,9 +2,11 @@
 // slurmd hands to slurmstepd (validated like any input from outside).
 #include "suites.hpp"
 
+#include "core/log.hpp"
 #include "core/slice_layout.hpp"
 
 #include <string>
+#include <vector>
 
 using namespace flexslurm;
 
@@ -26,6 +28,13 @@ std::optional<DeviceId> fake_probe(const std::string &path, std::string &why)
 		return std::nullopt;
 	}
 	return DeviceId{195, static_cast<uint32_t>(path.back() - '0')};
+}
+
+std::vector<std::string> logged;
+
+void record_log(LogLevel level, const char *message)
+{
+	logged.push_back(std::string(level == LogLevel::Error ? "error: " : "other: ") + message);
 }
 
 Config config(const char *yaml)
@@ -79,6 +88,28 @@ START_TEST(class_rules_pick_the_most_specific)
 	SliceLayout npu = SliceLayout::build(load("ascend-8npu.xml"), c, "/dev", fake_probe);
 	ck_assert_int_eq(npu.total_slices(), 16);                  // default rule
 	ck_assert_uint_eq(npu.devices()[0].slice_memory_bytes, 0); // unknown memory
+}
+END_TEST
+
+// A device whose memory neither hwloc nor the rule gives: one error line
+// per device, naming it and the key that fixes it.
+START_TEST(unknown_device_memory_is_logged_loudly)
+{
+	set_log_sink(record_log);
+	const Inventory ascend = load("ascend-8npu.xml"), nvidia = load("nvidia-8gpu-2numa.xml");
+	logged.clear();
+	SliceLayout npu = SliceLayout::build(ascend, Config::defaults(), "/dev", fake_probe);
+	ck_assert_uint_eq(npu.devices().size(), 8);
+	ck_assert_uint_eq(logged.size(), 8);
+	ck_assert_str(logged[0].c_str(),
+	              "error: device 0000:01:00.0 (ascend ascend910b): memory size unknown (hwloc reports "
+	              "none): its slices get no memory share and no memory limit; set "
+	              "slicing.classes[].device_memory for this model in flexslurm.yaml");
+	logged.clear();
+	SliceLayout::build(ascend, config("slicing: {classes: [{vendor: ascend, device_memory: 64GiB}]}"),
+	                   "/dev", fake_probe);
+	SliceLayout::build(nvidia, Config::defaults(), "/dev", fake_probe);
+	ck_assert_uint_eq(logged.size(), 0);
 }
 END_TEST
 
@@ -136,6 +167,7 @@ Suite *slice_layout_suite()
 	tcase_add_test(tc, defaults_cut_every_device_in_four);
 	tcase_add_test(tc, class_rules_pick_the_most_specific);
 	tcase_add_test(tc, missing_device_nodes_are_left_out);
+	tcase_add_test(tc, unknown_device_memory_is_logged_loudly);
 	tcase_add_test(tc, serialize_round_trip);
 	tcase_add_test(tc, deserialize_rejects_bad_input);
 	suite_add_tcase(s, tc);
