@@ -48,7 +48,7 @@ const char *visible_devices_variable(Vendor v)
 std::vector<std::string> owned_variable_names()
 {
 	return {"SLURM_VSLICES_ON_NODE", "SLURM_VSLICE_DEVICES", "SLURM_VSLICE_COUNTS",
-	        "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB"};
+	        "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB", borrowed_variable_name};
 }
 
 std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,

@@ -30,6 +30,9 @@ enum class DeviceNumbering {
 std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
                                       DeviceNumbering numbering);
 
+// Set (to 1) beside the slice variables for units of gres/vborrow.
+inline constexpr const char *borrowed_variable_name = "SLURM_VSLICE_BORROWED";
+
 // Every variable slice_environment() may set that only flexslurm owns,
 // cleared from a step that holds no slices.
 std::vector<std::string> owned_variable_names();

@@ -201,7 +201,7 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 			d.uuid = f[11] == "-" ? "" : f[11];
 			d.pci_bus_id = f[12] == "-" ? "" : f[12];
 		}
-		if (f.size() == 11 && !parse_number(f[10], d.borrow_memory_bytes, uint64_t{0},
+		if (f.size() >= 11 && !parse_number(f[10], d.borrow_memory_bytes, uint64_t{0},
 		                                    std::numeric_limits<uint64_t>::max()))
 			return bad(where + ": malformed borrow memory");
 		auto vendor = parse_vendor(f[0]);

@@ -36,11 +36,10 @@ SliceLayout SliceLayout::build(const IdentifiedDevices &found, const Config &con
 		d.compute_percent = rule.compute_percent;
 		const uint64_t mem = rule.device_memory_bytes ? rule.device_memory_bytes : a.memory_bytes;
 		if (mem == 0)
-			log_error("device " + a.pci_bus_id + " (" + std::string(vendor_name(a.vendor)) + " " +
-			          a.model +
-			          "): memory size unknown (hwloc reports none): its slices get no memory "
-			          "share and no memory limit; set slicing.classes[].device_memory for this "
-			          "model in flexslurm.yaml");
+			log_error(
+			        "device " + (a.pci_bus_id.empty() ? d.device_path : a.pci_bus_id) + " (" +
+			        std::string(vendor_name(a.vendor)) + " " + a.model +
+			        "): memory size unknown (hwloc reports none): its slices get no memory share and no memory limit; set slicing.classes[].device_memory for this model in flexslurm.yaml");
 		d.slice_memory_bytes = mem * static_cast<uint64_t>(rule.memory_percent) / 100;
 		const uint64_t reserved = d.slice_memory_bytes * static_cast<uint64_t>(rule.slices);
 		d.borrow_memory_bytes =

@@ -348,6 +348,10 @@ void set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags, DeviceNum
 	const SliceLayout &view = borrow_units ? layout->borrow_view() : *layout;
 	for (const EnvVar &v : slice_environment(view, held, numbering))
 		env_array_overwrite(env, v.name.c_str(), v.value.c_str());
+	// The SPANK job prolog computes a borrower's limits from the borrow
+	// view (memory no slice reserved), not a slice's.
+	if (borrow_units)
+		env_array_overwrite(env, borrowed_variable_name, "1");
 }
 
 DeviceNumbering job_numbering()

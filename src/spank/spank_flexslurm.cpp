@@ -233,7 +233,11 @@ int job_prolog(spank_t sp)
 	JobLimits limits;
 	limits.job = job;
 	limits.uid = uid;
-	limits.devices = device_limits(held_devices(*layout, devices, ""), counts ? counts : "");
+	// A borrower (gres/vborrow) gets a slice's compute and only memory no
+	// slice reserved.
+	const char *borrowed = std::getenv(borrowed_variable_name);
+	const SliceLayout &view = borrowed && *borrowed ? layout->borrow_view() : *layout;
+	limits.devices = device_limits(held_devices(view, devices, ""), counts ? counts : "");
 	std::vector<DeviceLimit> mps, preload;
 	for (DeviceLimit &l : limits.devices) {
 		l.backend = config->limits_for(l.vendor);

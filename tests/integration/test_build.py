@@ -28,7 +28,8 @@ EXPECTED_EXPORTS = {
             "reconfigure", "resv_test"]},
     "spank_flexslurm.so": {"plugin_name", "plugin_type", "plugin_version", "slurm_spank_init",
                            "slurm_spank_init_post_opt", "slurm_spank_task_init_privileged",
-                           "slurm_spank_task_init", "slurm_spank_exit"},
+                           "slurm_spank_task_init", "slurm_spank_job_prolog",
+                           "slurm_spank_job_epilog"},
 }
 
 

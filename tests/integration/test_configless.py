@@ -12,7 +12,9 @@ from localcluster import DEFAULT_YAML, install_flexslurm_yaml
 
 
 def _flexslurm_errors(log):
-    return [l for l in log.splitlines() if "flexslurm" in l and "error" in l]
+    # This machine's live hwloc knows no GPU memory: that line is expected
+    # where no topology is pinned (the defaults' case).
+    return [l for l in log.splitlines() if "flexslurm" in l and "error" in l and "memory size unknown" not in l]
 
 
 def test_configless_slurmd_refuses_without_flexslurm_yaml(env):

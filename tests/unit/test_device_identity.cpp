@@ -252,6 +252,16 @@ START_TEST(mig_and_excluded_devices_are_never_sliced_but_stay_accelerators)
 	ck_assert(back->gpu_units()[1].mig);
 	ck_assert_str(back->devices()[0].uuid, l.devices()[0].uuid);
 	ck_assert_str(join(back->unsliced()), "/dev/nvidia0 /dev/nvidia2 /dev/nvidia5");
+
+	// Memory no slice reserved (what borrowers get) travels too.
+	auto lend = Config::from_string("version: 1\nslicing:\n  default: {slices: 4, memory_percent: 20}\n",
+	                                "t.yaml");
+	ck_assert(static_cast<bool>(lend));
+	SliceLayout lent = SliceLayout::build(found, *lend, probe);
+	ck_assert_uint_gt(lent.devices()[0].borrow_memory_bytes, 0);
+	auto lent_back = SliceLayout::deserialize(lent.serialize());
+	ck_assert(static_cast<bool>(lent_back));
+	ck_assert_uint_eq(lent_back->devices()[0].borrow_memory_bytes, lent.devices()[0].borrow_memory_bytes);
 }
 END_TEST
 

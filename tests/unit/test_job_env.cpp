@@ -111,7 +111,7 @@ START_TEST(nothing_held_sets_nothing)
 	SliceLayout l = layout_of("cluster-nvidia-2gpu.xml");
 	ck_assert(slice_environment(l, {}, DeviceNumbering::Local).empty());
 	ck_assert(slice_environment(l, {99}, DeviceNumbering::Local).empty()); // unknown index ignored
-	ck_assert_uint_eq(owned_variable_names().size(), 5);
+	ck_assert_uint_eq(owned_variable_names().size(), 6);
 }
 END_TEST
 
