@@ -47,7 +47,7 @@ const char *visible_devices_variable(Vendor v)
 
 std::vector<std::string> owned_variable_names()
 {
-	return {"SLURM_VSLICES_ON_NODE", "SLURM_VSLICE_DEVICES", "SLURM_VSLICE_COUNTS",
+	return {"SLURM_VSLICES_ON_NODE",        "SLURM_VSLICE_DEVICES",          "SLURM_VSLICE_COUNTS",
 	        "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB", borrowed_variable_name};
 }
 
