@@ -1,5 +1,7 @@
 #include "channel.hpp"
 
+#include "unique_fd.hpp"
+
 #include "log.hpp"
 
 #include <arpa/inet.h>
@@ -35,37 +37,7 @@ std::string errno_text(int error)
 	return std::strerror(error);
 }
 
-// A file descriptor that closes itself.
-class Fd
-{
-public:
-	Fd() = default;
-	explicit Fd(int fd) noexcept : fd_(fd) {}
-	Fd(Fd &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-	Fd &operator=(Fd &&other) noexcept
-	{
-		if (this != &other) {
-			reset();
-			fd_ = std::exchange(other.fd_, -1);
-		}
-		return *this;
-	}
-	Fd(const Fd &) = delete;
-	Fd &operator=(const Fd &) = delete;
-	~Fd() { reset(); }
-
-	int get() const noexcept { return fd_; }
-	explicit operator bool() const noexcept { return fd_ >= 0; }
-	void reset() noexcept
-	{
-		if (fd_ >= 0)
-			::close(fd_); // not retried on EINTR: Linux has released the descriptor
-		fd_ = -1;
-	}
-
-private:
-	int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 struct AddrinfoFree {
 	void operator()(addrinfo *list) const noexcept { freeaddrinfo(list); }

@@ -1,5 +1,7 @@
 #include "job_state.hpp"
 
+#include "unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,22 +16,7 @@ namespace flexslurm
 namespace
 {
 
-class Fd
-{
-public:
-	explicit Fd(int fd = -1) noexcept : fd_(fd) {}
-	Fd(const Fd &) = delete;
-	Fd &operator=(const Fd &) = delete;
-	~Fd()
-	{
-		if (fd_ >= 0)
-			close(fd_);
-	}
-	int get() const noexcept { return fd_; }
-
-private:
-	int fd_;
-};
+using Fd = UniqueFd;
 
 std::string errno_text(const std::string &what)
 {

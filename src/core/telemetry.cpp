@@ -1,5 +1,7 @@
 #include "telemetry.hpp"
 
+#include "unique_fd.hpp"
+
 #include "log.hpp"
 
 #include <dirent.h>
@@ -28,23 +30,6 @@ namespace
 {
 
 // ---- small utilities ---------------------------------------------------------------------------
-
-class UniqueFd
-{
-public:
-	explicit UniqueFd(int fd = -1) noexcept : fd_(fd) {}
-	UniqueFd(const UniqueFd &) = delete;
-	UniqueFd &operator=(const UniqueFd &) = delete;
-	~UniqueFd()
-	{
-		if (fd_ >= 0)
-			close(fd_);
-	}
-	int get() const noexcept { return fd_; }
-
-private:
-	int fd_;
-};
 
 struct FileText {
 	enum class Status { Ok, Missing, TooLarge, Failed };
