@@ -20,6 +20,7 @@ Command line: localcluster.py up|down --dir DIR [--plugin-dir DIR] ...
 import argparse
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -86,7 +87,7 @@ class LocalCluster:
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
-                 lending=False, node_addrs=False, gres_conf=None, configless=False):
+                 lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -115,6 +116,12 @@ class LocalCluster:
         # started with --conf-server instead of -f, fetching its files into
         # its own conf-cache (SlurmdSpoolDir/conf-cache, under this dir).
         self.configless = configless
+        # [(source, target)]: files bind-mounted over host files for slurmd
+        # and its job steps only, in a mount namespace of their own (e.g. an
+        # /etc/ld.so.preload); {dir} in source is the cluster dir. A target
+        # that does not exist is made empty for the mount and removed at stop.
+        self.slurmd_binds = slurmd_binds or []
+        self._made_targets = []
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
         # A source-built Slurm (scripts/build-slurm.sh) instead of Debian's.
@@ -270,7 +277,17 @@ KillWait=5
 
     def start_slurmd(self, node):
         if not self.configless:
-            self._spawn(f"slurmd.{node}", ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")])
+            argv = ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")]
+            if self.slurmd_binds:
+                mounts = []
+                for source, target in self.slurmd_binds:
+                    if not Path(target).exists():
+                        Path(target).touch()
+                        self._made_targets.append(Path(target))
+                    mounts.append(f"mount --bind {shlex.quote(source.format(dir=self.dir))} {shlex.quote(target)}")
+                argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        " && ".join(mounts + ["exec " + " ".join(shlex.quote(a) for a in argv)])]
+            self._spawn(f"slurmd.{node}", argv)
             return
         # Before it has fetched slurm.conf, slurmd knows no AuthInfo and asks
         # munged at the default socket: it runs in a mount namespace of its
@@ -359,6 +376,10 @@ KillWait=5
         self.stop_daemon("slurmctld")
         self.kill_job_steps()
         self.stop_daemon("munged")
+        for target in self._made_targets:
+            if target.exists() and target.stat().st_size == 0:
+                target.unlink()
+        self._made_targets = []
 
     def __enter__(self):
         try:
