@@ -91,6 +91,26 @@ std::string describe(const Accelerator &a, const std::string &source)
 
 } // namespace
 
+std::string gres_types_order_problem(std::string_view gres_types)
+{
+	int gpu = -1, vslice = -1, i = 0;
+	std::string_view rest = gres_types;
+	while (!rest.empty()) {
+		const auto comma = rest.find(',');
+		const std::string name = lower(trim(rest.substr(0, comma)));
+		rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+		if (name == "gpu" && gpu < 0)
+			gpu = i;
+		if (name == "vslice" && vslice < 0)
+			vslice = i;
+		++i;
+	}
+	if (gpu >= 0 && vslice >= 0 && vslice < gpu)
+		return "GresTypes=" + std::string(gres_types) +
+		       " names vslice before gpu: gres/vslice does not see the gpu records AutoDetect adds; write gpu first (GresTypes=gpu,vslice)";
+	return "";
+}
+
 std::string normalize_pci_bus_id(std::string_view id)
 {
 	// [domain:]bus:device.function, hex; NVIDIA writes an 8-digit domain.

@@ -87,6 +87,10 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
                                    const std::vector<NvidiaGpuInfo> &nvidia,
                                    const std::vector<std::string> &exclude);
 
+// gres/vslice sees gres/gpu's AutoDetect records only when GresTypes names
+// gpu first: the problem in one line, or empty.
+std::string gres_types_order_problem(std::string_view gres_types);
+
 // "0000:18:00.0", "18:00.0", "00000000:18:00.0" -> "0000:18:00.0"; empty if malformed.
 std::string normalize_pci_bus_id(std::string_view id);
 

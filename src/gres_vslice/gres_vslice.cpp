@@ -298,6 +298,10 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 	// Which file is which device: Slurm's own gpu records where they exist
 	// (gres.conf, AutoDetect), hwloc for the rest.
 	std::vector<std::string> problems;
+	if (std::string order =
+	            gres_types_order_problem(slurm_conf.gres_plugins ? slurm_conf.gres_plugins : "");
+	    !order.empty() && !borrow_units)
+		problems.push_back(order);
 	const auto units = gpu_units_of(gres_records(gres_conf_list), problems);
 	for (const std::string &p : problems)
 		error(LOG_PREFIX "%s", p.c_str());

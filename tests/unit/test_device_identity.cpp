@@ -153,6 +153,11 @@ START_TEST(nvidia_driver_information_is_parsed_strictly)
 	ck_assert(!parse_nvidia_information("Model: x\nDevice Minor: 1\n")); // no bus
 	ck_assert(!parse_nvidia_information("Bus Location: 0000:18:00.0\nDevice Minor: -1\n"));
 	ck_assert(!parse_nvidia_information("Bus Location: zz\nDevice Minor: 1\n"));
+	ck_assert_str(gres_types_order_problem("gpu,vslice,vborrow"), "");
+	ck_assert_str(gres_types_order_problem("mps,gpu,vslice"), "");
+	ck_assert_str(gres_types_order_problem("vslice"), "");
+	ck_assert(gres_types_order_problem("vslice, GPU").find("names vslice before gpu") !=
+	          std::string::npos);
 	ck_assert_str(normalize_pci_bus_id("00000000:18:00.0"), "0000:18:00.0");
 	ck_assert_str(normalize_pci_bus_id("18:00.0"), "0000:18:00.0");
 	ck_assert_str(normalize_pci_bus_id("0000:DB:00.0"), "0000:db:00.0");
