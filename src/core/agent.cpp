@@ -2,6 +2,9 @@
 
 #include "log.hpp"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 
 namespace flexslurm
@@ -51,7 +54,15 @@ NodeAgent::~NodeAgent()
 
 void NodeAgent::start()
 {
-	thread_ = std::thread([this] { loop(); });
+	thread_ = std::thread([this] {
+		// libmunge and the report socket write to peers that may go
+		// away: a SIGPIPE delivered to this thread would end slurmd.
+		sigset_t pipe;
+		sigemptyset(&pipe);
+		sigaddset(&pipe, SIGPIPE);
+		pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+		loop();
+	});
 }
 
 Report NodeAgent::build_report(const std::vector<DeviceSample> &samples)

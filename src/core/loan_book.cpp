@@ -43,8 +43,11 @@ bool parse_time(std::string_view s, std::optional<Instant> &out)
 		out.reset();
 		return true;
 	}
+	// A state file is input from disk: a time past 2100 (or a huge value
+	// that would overflow when a grace is added to it) is refused.
+	constexpr int64_t latest_time = 4102444800; // 2100-01-01
 	int64_t v = 0;
-	if (!parse_number(s, v) || v < 0)
+	if (!parse_number(s, v) || v < 0 || v > latest_time)
 		return false;
 	out = Instant(Seconds(v));
 	return true;
@@ -503,6 +506,7 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                field(w[9], "overdue", v) && parse_number(v, flag) &&
 			                ((m.overdue_reported = flag != 0), true) &&
 			                field(w[10], "streak", v) && parse_number(v, m.busy_streak) &&
+			                m.busy_streak >= 0 && m.busy_streak <= 1000000 &&
 			                field(w[11], "end", v) && parse_time(v, m.owner_end) &&
 			                field(w[12], "idle", v) && parse_time(v, m.idle_since) &&
 			                field(w[13], "lent", v) && parse_time(v, lent_at) && lent_at &&

@@ -1071,8 +1071,12 @@ int select_p_select_nodeinfo_set(job_record_t *job_ptr)
 
 int select_p_reconfigure(void)
 {
-	if (is_selected_plugin() && load_config() != SLURM_SUCCESS)
-		error("select/flex: keeping the previous placement settings");
+	try {
+		if (is_selected_plugin() && load_config() != SLURM_SUCCESS)
+			error("select/flex: keeping the previous placement settings");
+	} catch (...) {
+		error("select/flex: reconfigure: unexpected failure; keeping the previous placement settings");
+	}
 	return delegate() ? ops.reconfigure() : SLURM_ERROR;
 }
 } // extern "C"

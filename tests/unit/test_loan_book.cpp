@@ -4,6 +4,12 @@
 // the book (sync, then tick, every second; reports whenever an agent sends
 // one), then a long random sequence checked against the invariants the
 // reclaim design rests on.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
 #include "suites.hpp"
 
 #include "core/agent.hpp"
@@ -678,6 +684,12 @@ START_TEST(state_file_refused_leaves_the_book_empty)
 	        {replaced("total 100 ", "total x100 "), "malformed total"},
 	        {replaced("saved 25\n", "saved 25\nborrowed n1 0\n"), "unknown line \"borrowed n1 0\""},
 	        {replaced("saved 25\n", "saved 25\n\n"), "empty line"},
+	        // Corrupted values that would overflow into an immediate kill order.
+	        {replaced(" deadline=40 signalled=1", " deadline=9223372036854775807 signalled=1"),
+	         "malformed reclaim"},
+	        {replaced(" deadline=40 signalled=1", " deadline=4102444801 signalled=1"),
+	         "malformed reclaim"},
+	        {replaced("saved 25\n", "saved 9223372036854775807\n"), "bad time"},
 	};
 	for (const auto &[text, reason] : bad) {
 		LoanBook book(short_policy(), telemetry_timeout, hard_stop_after);
@@ -1238,6 +1250,26 @@ struct AgentRig {
 
 } // namespace
 
+START_TEST(agent_thread_blocks_sigpipe)
+{
+	// A write to a controller that went away must not raise SIGPIPE in
+	// slurmd: the agent's thread keeps it blocked.
+	AgentRig rig;
+	std::atomic<int> blocked{-1};
+	rig.answer = [&](const std::string &, const Report &r) -> Result<std::string> {
+		sigset_t now;
+		pthread_sigmask(SIG_BLOCK, nullptr, &now);
+		blocked = sigismember(&now, SIGPIPE);
+		return encode_orders(Orders{r.node, r.seq, {}});
+	};
+	rig.agent->start();
+	for (int i = 0; i < 500 && blocked < 0; ++i)
+		std::this_thread::sleep_for(10ms);
+	rig.agent.reset(); // stops and joins
+	ck_assert_int_eq(blocked.load(), 1);
+}
+END_TEST
+
 START_TEST(agent_builds_reports_from_samples)
 {
 	AgentRig rig;
@@ -1537,6 +1569,7 @@ Suite *loan_book_suite()
 	tcase_add_test(tc, state_file_refused_leaves_the_book_empty);
 	tcase_add_test(tc, a_restart_gives_the_agents_a_full_timeout);
 	tcase_add_test(tc, agent_builds_reports_from_samples);
+	tcase_add_test(tc, agent_thread_blocks_sigpipe);
 	tcase_add_test(tc, agent_carries_out_stop_orders_when_due);
 	tcase_add_test(tc, agent_ignores_answers_not_meant_for_it);
 	tcase_add_test(tc, agent_follows_the_latest_answer_but_never_postpones_a_stop);
