@@ -62,3 +62,31 @@ def device_conflicts(rows, slices_per_device):
     problems += [f"{k} held by {v}" for k, v in units.items() if len(v) > 1]
     problems += [f"{k} held whole by {sorted(v)}" for k, v in whole.items() if len(v) > 1]
     return problems
+
+
+def random_stream(c, seed, submissions, slice_counts, gpu_share, sleeps, slices_per_device, timeout, tail=10):
+    """Submits a seeded random mix of `--gres=gpu:1` and `--gres=vslice:k` jobs, one per loop, and checks every
+    snapshot of `scontrol show job -d` for device conflicts until the last `tail` jobs ended. Returns
+    (snapshots, most jobs running at once, snapshots with whole-GPU and slice jobs running together, final states)."""
+    import random
+    import time
+
+    rng = random.Random(seed)
+    submitted, checks, max_running, mixed = [], 0, 0, 0
+    deadline = time.monotonic() + timeout
+    while len(submitted) < submissions or any(c.job_state(j) in ("PENDING", "RUNNING") for j in submitted[-tail:]):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream did not finish: {len(submitted)} submitted")
+        if len(submitted) < submissions:
+            gres = "gpu:1" if rng.random() < gpu_share else f"vslice:{rng.choice(slice_counts)}"
+            sleep = rng.choice(sleeps)
+            submitted.append(c.sbatch(f"--gres={gres}", script=f"#!/bin/bash\nsleep {sleep}\n"))
+        rows = holdings(c.run(["scontrol", "show", "job", "-d"]).stdout)
+        max_running = max(max_running, len({r[0] for r in rows}))
+        mixed += {r[2] for r in rows} == {"gpu", "vslice"}
+        problems = device_conflicts(rows, slices_per_device)
+        checks += 1
+        if problems:
+            raise AssertionError(f"after {len(submitted)} submissions: " + "; ".join(problems))
+        time.sleep(0.05)
+    return checks, max_running, mixed, [c.wait_job(j) for j in submitted]

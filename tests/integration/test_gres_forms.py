@@ -5,10 +5,7 @@ Type, Cores, Links). Each form gets a seeded random stream of whole-GPU and
 slice jobs on a real cluster, and every snapshot of `scontrol show job -d` is
 checked: no device is held whole while any of its slices is held."""
 
-import random
-import time
-
-from gres_state import device_conflicts, holdings
+from gres_state import random_stream
 from helpers import eq
 
 SLICES = 4  # the local cluster's default flexslurm.yaml
@@ -30,25 +27,8 @@ def _random_stream(env, form, seed):
     gpu_gres, gres_conf = FORMS[form]
     with env.cluster(f"forms-{form}", nodes=1, prefix="e", shape="nvidia-2gpu", cpus=8, select="select/flex",
                      gres_conf=gres_conf, gres_per_node={"e1": f"{gpu_gres},vslice:t4:8"}) as c:
-        rng = random.Random(seed)
-        submitted, checks, mixed = [], 0, 0
-        deadline = time.monotonic() + 240
-        while len(submitted) < SUBMISSIONS or any(c.job_state(j) in ("PENDING", "RUNNING") for j in submitted[-10:]):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{form}: stream did not finish: {len(submitted)} submitted")
-            if len(submitted) < SUBMISSIONS:
-                gres = "gpu:1" if rng.random() < 0.35 else f"vslice:{rng.choice([1, 1, 2, 3, 4])}"
-                sleep = rng.choice([0.4, 0.8, 1.2, 1.6])
-                submitted.append(c.sbatch(f"--gres={gres}", script=f"#!/bin/bash\nsleep {sleep}\n"))
-            rows = holdings(c.run(["scontrol", "show", "job", "-d"]).stdout)
-            names = {r[2] for r in rows}
-            mixed += names == {"gpu", "vslice"}
-            problems = device_conflicts(rows, SLICES)
-            checks += 1
-            if problems:
-                raise AssertionError(f"{form}: after {len(submitted)} submissions: " + "; ".join(problems))
-            time.sleep(0.05)
-        states = [c.wait_job(j) for j in submitted]
+        checks, _, mixed, states = random_stream(c, seed, SUBMISSIONS, [1, 1, 2, 3, 4], 0.35, [0.4, 0.8, 1.2, 1.6],
+                                                 SLICES, timeout=240)
         eq(states.count("COMPLETED"), SUBMISSIONS, f"{form}: all jobs completed")
         # A stream in which whole-GPU and slice jobs never ran side by side
         # could not have found a conflict.

@@ -1,12 +1,11 @@
 """select/flex on a real cluster: placement, whole-device/slice exclusivity,
 and a slurmctld restart with jobs running."""
 
-import random
 import re
 import signal
 import time
 
-from gres_state import device_conflicts, holdings
+from gres_state import device_conflicts, holdings, random_stream
 from helpers import contains, eq, wait_until
 from localcluster import DEFAULT_YAML
 
@@ -236,25 +235,8 @@ def test_resize_releases_slices(c):
 
 
 def test_random_mixed_sequence_never_overlaps(c):
-    rng = random.Random(20261125)
-    submitted, checks, max_running = [], 0, 0
-    deadline = time.monotonic() + 400
-    while len(submitted) < 200 or any(c.job_state(j) in ("PENDING", "RUNNING") for j in submitted[-20:]):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"sequence did not finish: {len(submitted)} submitted")
-        if len(submitted) < 200:
-            gres = "gpu:1" if rng.random() < 0.3 else f"vslice:{rng.choice([1, 1, 2, 3, 4, 8])}"
-            sleep = rng.choice([0.3, 0.6, 1.0, 1.5])
-            submitted.append(c.sbatch(f"--gres={gres}", script=f"#!/bin/bash\nsleep {sleep}\n"))
-        out = c.run(["scontrol", "show", "job", "-d"]).stdout
-        rows = holdings(out)
-        max_running = max(max_running, len({r[0] for r in rows}))
-        problems = device_conflicts(rows, SLICES)
-        checks += 1
-        if problems:
-            raise AssertionError(f"after {len(submitted)} submissions: " + "; ".join(problems))
-        time.sleep(0.05)
-    states = [c.wait_job(j) for j in submitted]
+    checks, max_running, _, states = random_stream(c, 20261125, 200, [1, 1, 2, 3, 4, 8], 0.3, [0.3, 0.6, 1.0, 1.5],
+                                                   SLICES, timeout=400, tail=20)
     eq(states.count("COMPLETED"), 200, "all 200 jobs completed")
     if max_running < 3:
         raise AssertionError(f"jobs never overlapped in time (max {max_running} running): test proves nothing")
