@@ -402,8 +402,9 @@ KillWait=5
             time.sleep(0.2)
         raise ClusterError(f"timed out after {timeout}s waiting for {what}")
 
-    def run(self, argv, check=True, timeout=30, input=None):
-        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
+    def run(self, argv, check=True, timeout=30, input=None, env=None):
+        r = subprocess.run(argv, env=dict(self.env, **(env or {})), capture_output=True, text=True,
+                           timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise ClusterError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
         return r
@@ -417,11 +418,14 @@ KillWait=5
         self._wait_for(lambda: all(self.node_states().get(n) == "idle" for n in nodes), timeout,
                        f"nodes {','.join(nodes)} to be idle (now {self.node_states()}); see {self.dir}/log")
 
-    def sbatch(self, *args, script, check=True):
-        """Submits a batch script; returns the job id, or the failed CompletedProcess."""
+    def sbatch(self, *args, script, check=True, env=None):
+        """Submits a batch script; returns the job id, or the failed CompletedProcess. `env`: variables the
+        job gets from sbatch's environment (as a user's shell would set them; `--export=ALL,VAR=value` makes
+        Slurm >= 23.x load the user's login environment instead, which fails for nologin users)."""
         path = self.dir / "out" / f"script-{time.monotonic_ns()}.sh"
         path.write_text(script)
-        r = self.run(["sbatch", "--parsable", f"--output={self.dir}/out/%j.out", *args, str(path)], check=check)
+        r = self.run(["sbatch", "--parsable", f"--output={self.dir}/out/%j.out", *args, str(path)], check=check,
+                     env=env)
         if r.returncode != 0:
             return r
         return int(r.stdout.strip().split(";")[0])

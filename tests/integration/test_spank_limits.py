@@ -64,7 +64,7 @@ while [ ! -e {flag} ]; do sleep 0.2; done
 """)
     c.wait_job(other, states=("RUNNING",))
     job = c.sbatch("-w", "m1", "--gres=vslice:2", *_as("nobody"),
-                   "--export=ALL,CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=100", script=f"""#!/bin/bash
+                   env={"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "100"}, script=f"""#!/bin/bash
 {ENV}
 echo "PIPE $(stat -c '%u %a' $CUDA_MPS_PIPE_DIRECTORY)"
 touch $CUDA_MPS_PIPE_DIRECTORY/mine 2>/dev/null && echo PIPE_WRITABLE || echo PIPE_NOT_WRITABLE
@@ -130,7 +130,8 @@ def test_preload_limits_per_job_from_a_root_file(c):
     jobs = {}
     for user, n in (("nobody", 3), (OTHER, 1)):
         jobs[user] = c.sbatch("-w", "m2", f"--gres=vslice:{n}", *_as(user),
-                              "--export=ALL,CUDA_DEVICE_SM_LIMIT=100,SLURM_VSLICE_COUNTS=4", script=f"""#!/bin/bash
+                              env={"CUDA_DEVICE_SM_LIMIT": "100", "SLURM_VSLICE_COUNTS": "4"},
+                              script=f"""#!/bin/bash
 {ENV}
 CUDA_DEVICE_SM_LIMIT=100 CUDA_DEVICE_MEMORY_LIMIT_0=999999m /bin/true
 echo "CUDA_DEVICE_SM_LIMIT=100" > $(dirname $CUDA_DEVICE_MEMORY_SHARED_CACHE)/preload.conf 2>/dev/null \

@@ -18,7 +18,7 @@ CLUSTER = dict(nodes=1, prefix="z", shape="amd-2gpu", cpus=8,
 
 
 def test_unset_ld_preload_still_gets_the_jobs_limits(c):
-    job = c.sbatch("--gres=vslice:2", *_as("nobody"), "--export=ALL,CUDA_DEVICE_SM_LIMIT=100", script="""#!/bin/bash
+    job = c.sbatch("--gres=vslice:2", *_as("nobody"), env={"CUDA_DEVICE_SM_LIMIT": "100"}, script="""#!/bin/bash
 echo "LD_PRELOAD=[$LD_PRELOAD]"
 env -u LD_PRELOAD -u CUDA_DEVICE_SM_LIMIT -u CUDA_DEVICE_MEMORY_SHARED_CACHE /bin/true
 """)
