@@ -1,5 +1,7 @@
 #include "device_identity.hpp"
 
+#include "text.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <limits>
 #include <memory>
 
 namespace flexslurm
@@ -31,12 +34,6 @@ std::string_view trim(std::string_view s)
 	while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
 		s.remove_suffix(1);
 	return s;
-}
-
-bool parse_int(std::string_view s, long &out)
-{
-	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-	return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
 std::string basename_of(const std::string &path)
@@ -64,8 +61,8 @@ std::optional<NodeName> classify_node(const std::string &path)
 		const std::string_view p = s.prefix;
 		long n = 0;
 		if (base.size() > p.size() && base.compare(0, p.size(), p) == 0 &&
-		    parse_int(std::string_view(base).substr(p.size()), n) && n >= s.offset &&
-		    n - s.offset < (1 << 16))
+		    parse_number(std::string_view(base).substr(p.size()), n, long{s.offset},
+		                 long{s.offset} + (1 << 16) - 1))
 			return NodeName{s.vendor, static_cast<int>(n - s.offset)};
 	}
 	return std::nullopt;
@@ -166,7 +163,8 @@ Result<std::vector<std::string>> expand_device_files(std::string_view file)
 		const std::string_view a = item.substr(0, dash);
 		const std::string_view b = dash == std::string_view::npos ? a : item.substr(dash + 1);
 		long lo = 0, hi = 0;
-		if (!parse_int(a, lo) || !parse_int(b, hi) || lo < 0 || hi < lo)
+		if (!parse_number(a, lo, 0L, std::numeric_limits<long>::max()) ||
+		    !parse_number(b, hi, lo, std::numeric_limits<long>::max()))
 			return R::failure("\"" + std::string(file) + "\": malformed range");
 		// Zero padding as Slurm's hostlist keeps it: [00-07].
 		const size_t width = a.size() > 1 && a[0] == '0' ? a.size() : 0;
@@ -275,7 +273,7 @@ std::optional<NvidiaGpuInfo> parse_nvidia_information(std::string_view text)
 			info.pci_bus_id = normalize_pci_bus_id(value);
 		else if (key == "Device Minor") {
 			long m = 0;
-			if (parse_int(value, m) && m >= 0 && m < (1 << 20))
+			if (parse_number(value, m, 0L, (1L << 20) - 1))
 				info.minor = static_cast<int>(m);
 		}
 	}

@@ -1,7 +1,8 @@
 #include "limits.hpp"
 
+#include "text.hpp"
+
 #include <algorithm>
-#include <charconv>
 
 namespace flexslurm
 {
@@ -12,25 +13,6 @@ namespace
 const char *backend_name(LimitBackend b)
 {
 	return b == LimitBackend::Mps ? "mps" : b == LimitBackend::Preload ? "preload" : "none";
-}
-
-template <typename T>
-bool number(std::string_view s, T lo, T hi, T &out)
-{
-	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-	return !s.empty() && ec == std::errc() && p == s.data() + s.size() && out >= lo && out <= hi;
-}
-
-std::vector<std::string_view> fields(std::string_view line)
-{
-	std::vector<std::string_view> out;
-	size_t pos = 0;
-	while (pos <= line.size() && out.size() < 16) {
-		const size_t end = std::min(line.find(' ', pos), line.size());
-		out.push_back(line.substr(pos, end - pos));
-		pos = end + 1;
-	}
-	return out;
 }
 
 } // namespace
@@ -45,7 +27,7 @@ std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &
 		int count = 0;
 		const auto item = pos < counts.size() ? counts.substr(pos, end - pos) : std::string_view();
 		pos = end + 1;
-		if (!number(item, 1, std::max(1, d->slices), count) || count > d->slices)
+		if (!parse_number(item, count, 1, std::max(1, d->slices)) || count > d->slices)
 			continue; // not a count gres/vslice wrote: no limit from it
 		DeviceLimit l;
 		l.vendor = d->vendor;
@@ -83,7 +65,7 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 			return bad("line " + std::to_string(line_no + 1) + " is not terminated");
 		const std::string_view line = text.substr(pos, end - pos);
 		pos = end + 1;
-		const auto f = fields(line);
+		const auto f = split(line, ' ');
 		const std::string where = "line " + std::to_string(++line_no) + ": ";
 		if (line_no == 1) {
 			if (line != "flexslurm-limits 1")
@@ -92,8 +74,8 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 		}
 		if (line_no == 2) {
 			if (f.size() != 4 || f[0] != "job" || f[2] != "uid" ||
-			    !number<uint32_t>(f[1], 1, UINT32_MAX, out.job) ||
-			    !number<uint32_t>(f[3], 0, UINT32_MAX - 1, out.uid))
+			    !parse_number<uint32_t>(f[1], out.job, 1, UINT32_MAX) ||
+			    !parse_number<uint32_t>(f[3], out.uid, 0, UINT32_MAX - 1))
 				return bad(where + "expected \"job <id> uid <uid>\"");
 			continue;
 		}
@@ -101,9 +83,10 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 			return bad("more than 64 devices");
 		DeviceLimit l;
 		auto vendor = f.size() == 6 ? parse_vendor(std::string(f[0])) : std::nullopt;
-		if (!vendor || !number(f[1], 0, 4095, l.host_index) || !number(f[2], 0, 4095, l.ordinal) ||
-		    !number(f[3], 1, 100, l.compute_percent) ||
-		    (f[4] != "-" && !number<uint64_t>(f[4], 1, uint64_t(1) << 40, l.memory_mib)))
+		if (!vendor || !parse_number(f[1], l.host_index, 0, 4095) ||
+		    !parse_number(f[2], l.ordinal, 0, 4095) ||
+		    !parse_number(f[3], l.compute_percent, 1, 100) ||
+		    (f[4] != "-" && !parse_number<uint64_t>(f[4], l.memory_mib, 1, uint64_t(1) << 40)))
 			return bad(where + "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> "
 			                   "<backend>\"");
 		l.vendor = *vendor;
@@ -149,18 +132,34 @@ JobPaths job_paths(const std::string &job_dir, uint32_t job)
 	return p;
 }
 
-std::string preload_config(const std::vector<DeviceLimit> &limits, const std::string &cache)
+namespace
 {
-	std::string out;
+
+// HAMi-core's variables for `limits`: the one list behind both the per-job
+// file and the tasks' environment.
+std::vector<EnvVar> preload_variables(const std::vector<DeviceLimit> &limits, const std::string &cache)
+{
+	std::vector<EnvVar> vars;
 	int sm = 100;
 	for (const DeviceLimit &l : limits) {
 		sm = std::min(sm, l.compute_percent);
 		if (l.memory_mib)
-			out += "CUDA_DEVICE_MEMORY_LIMIT_" + std::to_string(l.ordinal) + "=" +
-			       std::to_string(l.memory_mib) + "m\n";
+			vars.push_back({"CUDA_DEVICE_MEMORY_LIMIT_" + std::to_string(l.ordinal),
+			                std::to_string(l.memory_mib) + "m"});
 	}
-	return out + "CUDA_DEVICE_SM_LIMIT=" + std::to_string(sm) +
-	       "\nCUDA_DEVICE_MEMORY_SHARED_CACHE=" + cache + "\n";
+	vars.push_back({"CUDA_DEVICE_SM_LIMIT", std::to_string(sm)});
+	vars.push_back({"CUDA_DEVICE_MEMORY_SHARED_CACHE", cache});
+	return vars;
+}
+
+} // namespace
+
+std::string preload_config(const std::vector<DeviceLimit> &limits, const std::string &cache)
+{
+	std::string out;
+	for (const EnvVar &v : preload_variables(limits, cache))
+		out += v.name + "=" + v.value + "\n";
+	return out;
 }
 
 std::vector<EnvVar> preload_environment(const std::vector<DeviceLimit> &limits, const std::string &library,
@@ -177,12 +176,8 @@ std::vector<EnvVar> preload_environment(const std::vector<DeviceLimit> &limits, 
 			preload = std::string(current_ld_preload);
 		env.push_back({"LD_PRELOAD", preload});
 	}
-	const std::string conf = preload_config(limits, cache);
-	for (size_t pos = 0; pos < conf.size();) {
-		const size_t end = conf.find('\n', pos), eq = conf.find('=', pos);
-		env.push_back({conf.substr(pos, eq - pos), conf.substr(eq + 1, end - eq - 1)});
-		pos = end + 1;
-	}
+	for (EnvVar &v : preload_variables(limits, cache))
+		env.push_back(std::move(v));
 	return env;
 }
 

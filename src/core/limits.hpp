@@ -49,8 +49,8 @@ std::string encode_job_limits(const JobLimits &limits);
 Result<JobLimits> decode_job_limits(std::string_view text);
 
 // The job's limits of `backend` on the devices a step holds
-// (`step_devices`: vendor indices from the step's SLURM_VSLICE_DEVICES, in
-// layout order), renumbered from 0 per vendor as the step sees them.
+// (`step_devices`: held_devices() of the step's SLURM_VSLICE_DEVICES, by
+// vendor then PCI order), renumbered from 0 per vendor as the step sees them.
 std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend backend,
                                          const std::vector<const DeviceSlices *> &step_devices);
 

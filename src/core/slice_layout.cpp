@@ -2,6 +2,7 @@
 
 #include "file_io.hpp"
 #include "log.hpp"
+#include "text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +11,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -54,31 +54,6 @@ namespace
 // accelerators that are not sliced; version 1 is still read.
 constexpr std::string_view layout_magic = "flexslurm-layout 2";
 constexpr std::string_view layout_magic_v1 = "flexslurm-layout 1";
-
-template <class T>
-bool parse_number(std::string_view s, T &out, T lo, T hi)
-{
-	T v{};
-	auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-	if (ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
-		return false;
-	out = v;
-	return true;
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep)
-{
-	std::vector<std::string_view> out;
-	size_t start = 0;
-	for (;;) {
-		size_t pos = s.find(sep, start);
-		out.push_back(s.substr(start,
-		                       pos == std::string_view::npos ? std::string_view::npos : pos - start));
-		if (pos == std::string_view::npos)
-			return out;
-		start = pos + 1;
-	}
-}
 
 bool printable_field(std::string_view s)
 {

@@ -245,102 +245,20 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 }
 
 // Hides units of one GRES on one node by counting them allocated, exactly as
-// a job holding them would, and puts everything back when it goes away.
+// a job holding them would, and gives back exactly those units when it goes
+// away: whatever the wrapped call allocated meanwhile stays (job_test
+// allocates nothing; select_p_select_nodeinfo_set allocates the job).
 class HiddenUnits
 {
 public:
-	explicit HiddenUnits(gres_node_state_t *ns)
-	    : ns_(ns), cnt_alloc_(ns->gres_cnt_alloc), bits_(bit_copy(ns->gres_bit_alloc)),
-	      topo_alloc_(ns->topo_gres_cnt_alloc, ns->topo_gres_cnt_alloc + ns->topo_cnt),
-	      type_alloc_(ns->type_cnt_alloc, ns->type_cnt_alloc + ns->type_cnt)
-	{
-	}
+	explicit HiddenUnits(gres_node_state_t *ns) : ns_(ns) {}
 	HiddenUnits(const HiddenUnits &) = delete;
 	HiddenUnits &operator=(const HiddenUnits &) = delete;
 	HiddenUnits(HiddenUnits &&other) noexcept
-	    : ns_(std::exchange(other.ns_, nullptr)), cnt_alloc_(other.cnt_alloc_),
-	      bits_(std::exchange(other.bits_, nullptr)), topo_alloc_(std::move(other.topo_alloc_)),
-	      type_alloc_(std::move(other.type_alloc_))
-	{
-	}
-	~HiddenUnits()
-	{
-		if (!ns_)
-			return;
-		ns_->gres_cnt_alloc = cnt_alloc_;
-		bit_copybits(ns_->gres_bit_alloc, bits_);
-		FREE_NULL_BITMAP(bits_);
-		std::copy(topo_alloc_.begin(), topo_alloc_.end(), ns_->topo_gres_cnt_alloc);
-		std::copy(type_alloc_.begin(), type_alloc_.end(), ns_->type_cnt_alloc);
-		xfree(ns_->gres_used); // a cached "in use" string, rebuilt on demand
-	}
-
-	void hide(int unit)
-	{
-		if (unit < 0 || unit >= bit_size(ns_->gres_bit_alloc) || bit_test(ns_->gres_bit_alloc, unit))
-			return;
-		bit_set(ns_->gres_bit_alloc, unit);
-		ns_->gres_cnt_alloc++;
-		for (int t = 0; ns_->topo_gres_bitmap && t < ns_->topo_cnt; ++t) {
-			if (!ns_->topo_gres_bitmap[t] || unit >= bit_size(ns_->topo_gres_bitmap[t]) ||
-			    !bit_test(ns_->topo_gres_bitmap[t], unit))
-				continue;
-			ns_->topo_gres_cnt_alloc[t]++;
-			for (int k = 0; k < ns_->type_cnt; ++k)
-				if (ns_->type_id[k] == ns_->topo_type_id[t])
-					ns_->type_cnt_alloc[k]++;
-		}
-	}
-
-private:
-	gres_node_state_t *ns_;
-	uint64_t cnt_alloc_;
-	bitstr_t *bits_;
-	std::vector<uint64_t> topo_alloc_;
-	std::vector<uint64_t> type_alloc_;
-};
-
-std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask)
-{
-	std::vector<HiddenUnits> hidden;
-	const Placement policy =
-	        config.placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
-	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
-		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
-			continue;
-		node_record_t *node = node_record_table_ptr[i];
-		const UnitMasks masks = masks_for(devices_of(node), ask.per_node, policy);
-		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
-			gres_node_state_t *ns = compat::node_gres(node, gres);
-			if (units.empty() || !ns || !ns->gres_bit_alloc)
-				return;
-			hidden.emplace_back(ns);
-			for (int u : units)
-				hidden.back().hide(u);
-		};
-		hide(vslice_id(), masks.slices);
-		hide(gpu_id(), masks.gpus);
-	}
-	return hidden;
-}
-
-// Slurm picks the units of a GRES without topology (gres.conf gpu lines
-// with neither Type= nor Cores=) itself, first free bit, when it allocates
-// the job (select_p_select_nodeinfo_set), after job_test's masks are gone.
-// For that step the gpu units of devices whose slices are in use, or that
-// hold the slices this job was given, count as allocated; exactly those
-// units are given back afterwards (the allocation itself stays).
-class AllocationMask
-{
-public:
-	explicit AllocationMask(gres_node_state_t *ns) : ns_(ns) {}
-	AllocationMask(const AllocationMask &) = delete;
-	AllocationMask &operator=(const AllocationMask &) = delete;
-	AllocationMask(AllocationMask &&other) noexcept
 	    : ns_(std::exchange(other.ns_, nullptr)), units_(std::move(other.units_))
 	{
 	}
-	~AllocationMask()
+	~HiddenUnits()
 	{
 		if (!ns_)
 			return;
@@ -381,6 +299,36 @@ private:
 	std::vector<int> units_;
 };
 
+std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask)
+{
+	std::vector<HiddenUnits> hidden;
+	const Placement policy =
+	        config.placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
+	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
+		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		const UnitMasks masks = masks_for(devices_of(node), ask.per_node, policy);
+		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
+			gres_node_state_t *ns = compat::node_gres(node, gres);
+			if (units.empty() || !ns || !ns->gres_bit_alloc)
+				return;
+			hidden.emplace_back(ns);
+			for (int u : units)
+				hidden.back().hide(u);
+		};
+		hide(vslice_id(), masks.slices);
+		hide(gpu_id(), masks.gpus);
+	}
+	return hidden;
+}
+
+// Slurm picks the units of a GRES without topology (gres.conf gpu lines
+// with neither Type= nor Cores=) itself, first free bit, when it allocates
+// the job (select_p_select_nodeinfo_set), after job_test's masks are gone.
+// For that step the gpu units of devices whose slices are in use, or that
+// hold the slices this job was given, are hidden the same way.
+
 // The units of `gres` that job_test selected for the job on node `index`.
 bitstr_t *selected_units(job_record_t *job, uint32_t gres, int index)
 {
@@ -398,9 +346,9 @@ bitstr_t *selected_units(job_record_t *job, uint32_t gres, int index)
 	return bits;
 }
 
-std::vector<AllocationMask> mask_for_allocation(job_record_t *job)
+std::vector<HiddenUnits> mask_for_allocation(job_record_t *job)
 {
-	std::vector<AllocationMask> masks;
+	std::vector<HiddenUnits> masks;
 	if (job->gres_list_alloc || !job->job_resrcs || !job->job_resrcs->node_bitmap)
 		return masks; // not a new allocation (restart, resume): the job's units are known
 	const JobAsk ask = job_ask(job, 1);
@@ -415,7 +363,7 @@ std::vector<AllocationMask> mask_for_allocation(job_record_t *job)
 		if (!gs || !gs->gres_bit_alloc || gs->topo_cnt)
 			continue; // with topology cons_tres chose the units under job_test's masks
 		bitstr_t *own_slices = selected_units(job, vslice_id(), i);
-		AllocationMask mask(gs);
+		HiddenUnits mask(gs);
 		for (const DeviceView &d : devices_of(node)) {
 			bool own = false;
 			for (int k = d.first_slice;
@@ -1049,7 +997,7 @@ int select_p_select_nodeinfo_set(job_record_t *job_ptr)
 {
 	if (!delegate())
 		return SLURM_ERROR;
-	std::vector<AllocationMask> masks;
+	std::vector<HiddenUnits> masks;
 	try {
 		if (job_ptr && (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)))
 			masks = mask_for_allocation(job_ptr);

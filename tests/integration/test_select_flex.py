@@ -129,13 +129,17 @@ def test_one_device_request_waits_for_one_device(c):
         eq(c.wait_job(jobs[0]), "COMPLETED", "first 7-slice job")
         c.wait_job(job, states=("RUNNING",), timeout=30)
         eq(_devices(c, job), [0], "the 2-slice job on the freed device only")
-        wait_until(lambda: (c.dir / "out" / f"{job}.out").exists() and "CUDA" in c.job_output(job), 10,
-                   "job output")
-        contains(c.job_output(job), "CUDA_VISIBLE_DEVICES=0\n", "job environment")
+        _expect_visible_devices(c, job, "0")
     finally:
         for f in flags:
             f.touch()
         _release(c, [*jobs, job], flag)
+
+
+def _expect_visible_devices(c, job, value):
+    """Waits for the held job's printed environment and checks CUDA_VISIBLE_DEVICES."""
+    wait_until(lambda: (c.dir / "out" / f"{job}.out").exists() and "CUDA" in c.job_output(job), 10, "job output")
+    contains(c.job_output(job), f"CUDA_VISIBLE_DEVICES={value}\n", "job environment")
 
 
 def test_vslice_split_runs_at_once_on_two_devices(c):
@@ -146,9 +150,7 @@ def test_vslice_split_runs_at_once_on_two_devices(c):
         c.wait_job(job, states=("RUNNING",), timeout=15)
         eq(_devices(c, job), [0, 1], "the opted-in job takes a slice on each device")
         eq(_idx(c, job), "7,15", "its slices")
-        wait_until(lambda: (c.dir / "out" / f"{job}.out").exists() and "CUDA" in c.job_output(job), 10,
-                   "job output")
-        contains(c.job_output(job), "CUDA_VISIBLE_DEVICES=0,1\n", "job environment")
+        _expect_visible_devices(c, job, "0,1")
     finally:
         for f in flags:
             f.touch()
