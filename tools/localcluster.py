@@ -87,7 +87,8 @@ class LocalCluster:
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
-                 lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None):
+                 lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None,
+                 proctrack="proctrack/cgroup"):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -103,6 +104,7 @@ class LocalCluster:
         self.partitions = partitions or ["main"]  # each over all nodes; the first is the default
         self.spank_args = spank_args  # None: no plugstack.conf; else spank_flexslurm.so's arguments
         self.task_plugin = task_plugin
+        self.proctrack = proctrack  # proctrack/linuxproc where no cgroup v1 (tests/gpu/real_gpu.py)
         # Idle reclaim: gres/vborrow beside vslice, job_submit/flex, and a
         # short credential life so that a requeued borrower may start again
         # after 11 s instead of 121 s.
@@ -194,7 +196,7 @@ GresTypes=gpu,vslice{",vborrow" if self.lending else ""}
 {"JobSubmitPlugins=flex" + chr(10) if self.lending else ""}SelectType={self.select}
 SelectTypeParameters=CR_Core
 TaskPlugin={self.task_plugin}
-{self._plugstack_line()}ProctrackType=proctrack/cgroup
+{self._plugstack_line()}ProctrackType={self.proctrack}
 SlurmdParameters=config_overrides
 MpiDefault=none
 ReturnToService=2

@@ -3,6 +3,7 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace flexslurm
 {
@@ -130,6 +131,22 @@ JobPaths job_paths(const std::string &job_dir, uint32_t job)
 	p.mps_pipe = p.dir + "/mps-pipe";
 	p.mps_log = p.dir + "/mps-log";
 	return p;
+}
+
+std::optional<uint32_t> job_of_mps_pipe(std::string_view path)
+{
+	while (path.size() > 1 && path.back() == '/')
+		path.remove_suffix(1);
+	constexpr std::string_view leaf = "/mps-pipe";
+	if (!path.ends_with(leaf))
+		return std::nullopt;
+	path.remove_suffix(leaf.size());
+	const size_t slash = path.rfind('/');
+	uint32_t job = 0;
+	if (slash == std::string_view::npos ||
+	    !parse_number<uint32_t>(path.substr(slash + 1), job, 1, std::numeric_limits<uint32_t>::max()))
+		return std::nullopt;
+	return job;
 }
 
 namespace

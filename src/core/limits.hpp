@@ -10,6 +10,7 @@
 #include "spank_config.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,8 @@ struct JobPaths {
 	std::string mps_log;       // root 0700
 };
 JobPaths job_paths(const std::string &job_dir, uint32_t job);
+// The job whose JobPaths::mps_pipe `path` is ("<job_dir>/<job>/mps-pipe"), whatever the job_dir.
+std::optional<uint32_t> job_of_mps_pipe(std::string_view path);
 
 // The interception library's per-job configuration file, in HAMi-core's
 // variable names (SoftMig reads the same keys from a root-owned file).

@@ -1,5 +1,8 @@
 #include "telemetry.hpp"
 
+#include "limits.hpp"
+#include "text.hpp"
+
 #include "unique_fd.hpp"
 
 #include "log.hpp"
@@ -391,6 +394,70 @@ std::optional<uint32_t> job_of_pid(const std::string &proc_root, int pid)
 	return job_of_cgroup_text(cgroup.text);
 }
 
+// The value of `key` in a /proc/<pid>/status text ("PPid:\t12" -> "12").
+std::string_view status_field(std::string_view status, std::string_view key)
+{
+	for (std::string_view line : split(status, '\n'))
+		if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ':') {
+			line.remove_prefix(key.size() + 1);
+			while (!line.empty() && (line.front() == '\t' || line.front() == ' '))
+				line.remove_prefix(1);
+			return line;
+		}
+	return {};
+}
+
+std::string exe_name(const std::string &proc_root, const std::string &pid)
+{
+	char target[4096];
+	const ssize_t n = readlink((proc_root + "/" + pid + "/exe").c_str(), target, sizeof target - 1);
+	if (n <= 0)
+		return "";
+	const std::string_view path(target, static_cast<size_t>(n));
+	return std::string(path.substr(path.rfind('/') + 1));
+}
+
+} // namespace
+
+// Under MPS a job's kernels run in its MPS server: NVML's utilization samples
+// name the server, its memory lists the clients (seen on an H200 with driver
+// 580, docs/releases.md), and the server lives outside the job's cgroup. The
+// SPANK job prolog starts one control daemon per job, as root, with
+// CUDA_MPS_PIPE_DIRECTORY = <job_dir>/<job>/mps-pipe, and the server is its
+// child. Only root's nvidia-cuda-mps-control is believed: a daemon a user
+// starts, or a user's environment, never names a job.
+std::optional<uint32_t> job_of_mps_server(const std::string &proc_root, int pid)
+{
+	const std::string self = std::to_string(pid);
+	if (exe_name(proc_root, self) != "nvidia-cuda-mps-server")
+		return std::nullopt;
+	const FileText status = read_bounded(proc_root + "/" + self + "/status", max_proc_file);
+	if (status.status != FileText::Status::Ok)
+		return std::nullopt;
+	const std::string parent(status_field(status.text, "PPid"));
+	int ppid = 0;
+	if (!parse_number<int>(parent, ppid, 2, std::numeric_limits<int>::max()) ||
+	    exe_name(proc_root, parent) != "nvidia-cuda-mps-control")
+		return std::nullopt;
+	const FileText parent_status = read_bounded(proc_root + "/" + parent + "/status", max_proc_file);
+	if (parent_status.status != FileText::Status::Ok)
+		return std::nullopt;
+	const auto uids = split(status_field(parent_status.text, "Uid"), '\t');
+	if (uids.size() != 4 || uids[0] != "0" || uids[1] != "0")
+		return std::nullopt;
+	const FileText env_text = read_bounded(proc_root + "/" + parent + "/environ", max_proc_file);
+	if (env_text.status != FileText::Status::Ok)
+		return std::nullopt;
+	constexpr std::string_view key = "CUDA_MPS_PIPE_DIRECTORY=";
+	for (std::string_view var : split(env_text.text, '\0'))
+		if (var.starts_with(key))
+			return job_of_mps_pipe(var.substr(key.size()));
+	return std::nullopt;
+}
+
+namespace
+{
+
 // The process is the job's, and neither its slurmstepd nor this process.
 bool is_job_process(const std::string &proc_root, int pid, uint32_t job)
 {
@@ -707,7 +774,8 @@ private:
 			auto [it, inserted] = job_cache.try_emplace(pid);
 			if (inserted && pid > 0 &&
 			    pid <= static_cast<unsigned>(std::numeric_limits<int>::max()))
-				it->second = job_of_pid(proc_root_, static_cast<int>(pid));
+				if (!(it->second = job_of_pid(proc_root_, static_cast<int>(pid))))
+					it->second = job_of_mps_server(proc_root_, static_cast<int>(pid));
 			return it->second;
 		};
 		std::map<uint32_t, JobUse> jobs;

@@ -74,6 +74,11 @@ std::unique_ptr<TelemetryBackend> make_unsupported_backend(Vendor vendor);
 // disagree.
 std::optional<uint32_t> job_of_cgroup_text(std::string_view text) noexcept;
 
+// The job whose MPS server `pid` is: its parent is root's nvidia-cuda-mps-control started by the
+// SPANK job prolog with CUDA_MPS_PIPE_DIRECTORY = <job_dir>/<job>/mps-pipe (NVML names the server,
+// not the job's processes, in its utilization samples). nullopt for anything else.
+std::optional<uint32_t> job_of_mps_server(const std::string &proc_root, int pid);
+
 // Processes of a job on this machine (scan proc_root/<pid>/cgroup), never a slurmstepd
 // (proc_root/<pid>/comm == "slurmstepd") and never the calling process. Sorted.
 std::vector<int> pids_of_job(uint32_t job, const std::string &proc_root = "/proc");

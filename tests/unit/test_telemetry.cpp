@@ -4,6 +4,7 @@
 #include "suites.hpp"
 
 #include "core/log.hpp"
+#include "core/limits.hpp"
 #include "core/telemetry.hpp"
 
 #include <dlfcn.h>
@@ -89,6 +90,19 @@ void fake_process(const std::string &proc, long pid, const std::string &cgroup, 
 	write_file(dir + "/cgroup", cgroup);
 	if (!comm.empty())
 		write_file(dir + "/comm", comm + "\n");
+}
+
+// A fake MPS process: exe link, status (PPid, Uid) and environ.
+void fake_mps(const std::string &proc, long pid, const std::string &exe, long ppid, int uid,
+              const std::string &environ_text)
+{
+	const std::string dir = proc + "/" + std::to_string(pid);
+	write_file(dir + "/cgroup", "0::/system.slice/slurmd.service\n");
+	write_file(dir + "/status", "Name:\t" + exe.substr(0, 15) + "\nPPid:\t" + std::to_string(ppid) +
+	                                    "\nUid:\t" + std::to_string(uid) + "\t" + std::to_string(uid) +
+	                                    "\t" + std::to_string(uid) + "\t" + std::to_string(uid) + "\n");
+	write_file(dir + "/environ", environ_text);
+	std::filesystem::create_symlink("/usr/local/nvidia/bin/" + exe, dir + "/exe");
 }
 
 std::string v1_cgroup(uint32_t job)
@@ -514,6 +528,36 @@ void check_per_job_attribution(int process_stride)
 
 } // namespace
 
+START_TEST(mps_server_is_its_jobs)
+{
+	TempDir proc;
+	using namespace std::string_literals;
+	const std::string env = "PATH=/usr/bin\0CUDA_MPS_PIPE_DIRECTORY=/run/flexslurm/jobs/42/mps-pipe\0"s;
+	fake_mps(proc.path(), 500, "nvidia-cuda-mps-control", 1, 0, env);
+	fake_mps(proc.path(), 501, "nvidia-cuda-mps-server", 500, 1000, "");
+	ck_assert(job_of_mps_server(proc.path(), 501) == std::optional<uint32_t>(42));
+	ck_assert(!job_of_mps_server(proc.path(), 500)); // the daemon itself runs no kernels
+	// A user's own control daemon (not root) names no job, whatever its pipe directory.
+	fake_mps(proc.path(), 600, "nvidia-cuda-mps-control", 1, 1000, env);
+	fake_mps(proc.path(), 601, "nvidia-cuda-mps-server", 600, 1000, "");
+	ck_assert(!job_of_mps_server(proc.path(), 601));
+	// Root's parent that is not the MPS control daemon; a pipe directory of another shape.
+	fake_mps(proc.path(), 700, "python3", 1, 0, env);
+	fake_mps(proc.path(), 701, "nvidia-cuda-mps-server", 700, 1000, "");
+	ck_assert(!job_of_mps_server(proc.path(), 701));
+	fake_mps(proc.path(), 800, "nvidia-cuda-mps-control", 1, 0, "CUDA_MPS_PIPE_DIRECTORY=/tmp/mps\0"s);
+	fake_mps(proc.path(), 801, "nvidia-cuda-mps-server", 800, 1000, "");
+	ck_assert(!job_of_mps_server(proc.path(), 801));
+	// A process that is not an MPS server under root's daemon.
+	fake_mps(proc.path(), 502, "python3", 500, 1000, "");
+	ck_assert(!job_of_mps_server(proc.path(), 502));
+	ck_assert(job_of_mps_pipe("/x/7/mps-pipe/") == std::optional<uint32_t>(7));
+	ck_assert(!job_of_mps_pipe("/x/0/mps-pipe"));
+	ck_assert(!job_of_mps_pipe("/x/y7/mps-pipe"));
+	ck_assert(!job_of_mps_pipe("7/mps-pipe"));
+}
+END_TEST
+
 START_TEST(nvml_attributes_use_to_jobs)
 {
 	check_per_job_attribution(24);
@@ -524,6 +568,33 @@ END_TEST
 START_TEST(nvml_attributes_use_to_jobs_with_larger_process_entries)
 {
 	check_per_job_attribution(32);
+}
+END_TEST
+
+// Under MPS NVML's utilization samples name the job's MPS server and its
+// memory lists the clients (as seen on an H200, driver 580).
+START_TEST(nvml_attributes_mps_server_use_to_its_job)
+{
+	using namespace std::string_literals;
+	StubNvml stub;
+	stub.three_devices();
+	stub.set_process_stride(24);
+	TempDir proc;
+	fake_mps(proc.path(), 500, "nvidia-cuda-mps-control", 1, 0,
+	         "CUDA_MPS_PIPE_DIRECTORY=/run/flexslurm/jobs/42/mps-pipe\0"s);
+	fake_mps(proc.path(), 501, "nvidia-cuda-mps-server", 500, 1000, "");
+	fake_process(proc.path(), 1001, "0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n",
+	             "python3");
+	stub.add_process(1, 501, 66 * MiB, 90);
+	stub.add_process(1, 1001, 758 * MiB, 0);
+	auto backend = nvml_backend(proc.path());
+	auto samples = sample_ok(*backend);
+	const DeviceSample &s = samples[0];
+	ck_assert(s.per_job);
+	ck_assert_uint_eq(s.jobs.size(), 1);
+	ck_assert_uint_eq(s.jobs[0].job, 42);
+	ck_assert(s.jobs[0].busy_percent == 90.0);
+	ck_assert_uint_eq(s.jobs[0].memory_bytes, (66 + 758) * MiB);
 }
 END_TEST
 
@@ -604,7 +675,9 @@ Suite *telemetry_suite()
 	tcase_add_test(tc, kill_job_processes_kills_only_the_jobs_processes);
 	tcase_add_test(tc, nvml_matches_devices_in_pci_order);
 	tcase_add_test(tc, nvml_device_beyond_nvmls_count_is_absent);
+	tcase_add_test(tc, mps_server_is_its_jobs);
 	tcase_add_test(tc, nvml_attributes_use_to_jobs);
+	tcase_add_test(tc, nvml_attributes_mps_server_use_to_its_job);
 	tcase_add_test(tc, nvml_attributes_use_to_jobs_with_larger_process_entries);
 	tcase_add_test(tc, nvml_unreadable_device_is_absent);
 	tcase_add_test(tc, nvml_failures_are_error_values);
