@@ -3,9 +3,9 @@
 # per supported Slurm release:
 #   22.05.8  Debian's packages: build, format check, Check unit tests, every
 #            integration test on a real local cluster;
-#   26.05.3  built from ../shared/slurm into build/slurm (reused when built):
-#            the same;
-#   24.11.5, 25.11.7  configure + compile + unit tests.
+#   26.05.3, 24.11.5  built from ../shared/slurm into build/slurm (reused
+#            when built): the same;
+#   25.11.7  configure + compile + unit tests.
 # Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
 set -uo pipefail
@@ -85,25 +85,27 @@ else
 fi
 end_leg 22.05.8 $((SECONDS - t0))
 
-# --- 26.05.3, built from source: the full suite ----------------------------------
-t0=$SECONDS
-echo "== leg 26.05.3 (built from $shared)"
-if dir=$(scripts/build-slurm.sh "$shared/slurm-26.05.3.tar.xz" | tail -n1) &&
-	build_flexslurm 26.05.3 "$dir/src" "$dir/prefix/sbin/slurmctld"; then
-	count_unit build/obj-26.05.3
-	plugin_dir=$(dirname "$(find build/stage-26.05.3 -name gres_vslice.so | head -n1)")
-	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" \
-		--workdir build/test-clusters-26.05.3 |
-		tee build/integration-26.05.log
-	count_integration build/integration-26.05.log
-else
-	echo "Slurm 26.05.3 or flexslurm against it did not build (build/slurm, build/make-26.05.3.log)"
-	count 0 1
-fi
-end_leg 26.05.3 $((SECONDS - t0))
+# --- 26.05.3 and 24.11.5, built from source: the full suite ------------------------
+for v in 26.05.3 24.11.5; do
+	t0=$SECONDS
+	echo "== leg $v (built from $shared)"
+	if dir=$(scripts/build-slurm.sh "$shared/slurm-$v.tar.xz" | tail -n1) &&
+		build_flexslurm "$v" "$dir/src" "$dir/prefix/sbin/slurmctld"; then
+		count_unit "build/obj-$v"
+		plugin_dir=$(dirname "$(find "build/stage-$v" -name gres_vslice.so | head -n1)")
+		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" \
+			--workdir "build/test-clusters-$v" |
+			tee "build/integration-$v.log"
+		count_integration "build/integration-$v.log"
+	else
+		echo "Slurm $v or flexslurm against it did not build (build/slurm, build/make-$v.log)"
+		count 0 1
+	fi
+	end_leg "$v" $((SECONDS - t0))
+done
 
-# --- 24.11.5 and 25.11.7: configure + compile + unit tests -----------------------
-for v in 24.11.5 25.11.7; do
+# --- 25.11.7: configure + compile + unit tests ------------------------------------
+for v in 25.11.7; do
 	t0=$SECONDS
 	echo "== leg $v (compile and unit tests)"
 	if dir=$(scripts/build-slurm.sh --configure-only "$shared/slurm-$v.tar.xz" | tail -n1) &&

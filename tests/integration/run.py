@@ -7,13 +7,23 @@ before the first and stopped after the last, by PID, whatever happens.
 A test is a function test_*(cluster) (or test_*(env) without CLUSTER) that
 raises on failure. The last line printed is `N passed, N failed`.
 
-Usage: run.py --plugin-dir DIR [--workdir DIR] [-k SUBSTRING]
+Usage: run.py --plugin-dir DIR [--workdir DIR] [-k SUBSTRING] [--jobs N]
+
+--jobs N runs up to N modules at once, each in a run.py of its own (their
+clusters never share a node name: modules whose node-name prefixes overlap
+wait for each other), longest first by the durations of the last run, and
+prints each module's output whole when it ends.
 """
 
 import argparse
 import importlib.util
+import json
+import os
+import re
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -50,12 +60,19 @@ def main():
     ap.add_argument("-k", default="", help="run only tests whose name contains this")
     ap.add_argument("--slurm-prefix", help="a source-built Slurm (scripts/build-slurm.sh) instead of Debian's")
     ap.add_argument("--skip", default="", help="comma-separated test modules not to run (not built for this release)")
+    ap.add_argument("--jobs", type=int, default=1, help="modules run at once (each its own clusters)")
+    ap.add_argument("--module", help=argparse.SUPPRESS)  # --jobs: the one module a child runs
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _terminate)
 
     workdir = Path(args.workdir).resolve()
+    paths = sorted(HERE.glob("test_*.py"))
+    if args.module:
+        paths = [p for p in paths if p.stem == args.module]
+    elif args.jobs > 1:
+        return run_parallel(args, workdir, paths)
     passed, failed = 0, 0
-    for path in sorted(HERE.glob("test_*.py")):
+    for path in paths:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         try:
@@ -100,6 +117,69 @@ def main():
         finally:
             if cluster:
                 cluster.stop()
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def node_prefixes(path):
+    """The node-name prefixes a module's clusters use (prefix="x" in its source; LocalCluster's "n" if none)."""
+    return set(re.findall(r"\bprefix=[\"'](\w+)[\"']", path.read_text())) or {"n"}
+
+
+def run_parallel(args, workdir, paths):
+    workdir.mkdir(parents=True, exist_ok=True)
+    times_file = workdir / "durations.json"
+    try:
+        last = json.loads(times_file.read_text())
+    except (OSError, ValueError):
+        last = {}
+    todo = sorted(paths, key=lambda p: -last.get(p.stem, 1e6))  # unknown: first
+    base = [sys.executable, str(Path(__file__).resolve()), "--plugin-dir", args.plugin_dir,
+            "--workdir", str(workdir), "-k", args.k, "--skip", args.skip]
+    if args.slurm_prefix:
+        base += ["--slurm-prefix", args.slurm_prefix]
+    running = {}  # Popen -> (path, output file, start)
+    passed = failed = 0
+    durations = dict(last)
+    try:
+        while todo or running:
+            busy = set().union(*(node_prefixes(p) for p, _, _ in running.values())) if running else set()
+            for path in list(todo):
+                if len(running) >= args.jobs:
+                    break
+                if node_prefixes(path) & busy:
+                    continue
+                out = tempfile.TemporaryFile(mode="w+")
+                proc = subprocess.Popen(base + ["--module", path.stem], stdout=out, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                running[proc] = (path, out, time.monotonic())
+                busy |= node_prefixes(path)
+                todo.remove(path)
+            time.sleep(0.2)
+            for proc in [p for p in running if p.poll() is not None]:
+                path, out, t0 = running.pop(proc)
+                out.seek(0)
+                text = out.read()
+                out.close()
+                lines = [line for line in text.splitlines() if line.strip()]
+                m = re.fullmatch(r"(\d+) passed, (\d+) failed", lines[-1]) if lines else None
+                print("\n".join(lines[:-1] if m else lines), flush=True)
+                if m:
+                    passed += int(m.group(1))
+                    failed += int(m.group(2))
+                else:
+                    failed += 1
+                    print(f"FAIL {path.stem}: its run.py ended with {proc.returncode} and no summary", flush=True)
+                durations[path.stem] = round(time.monotonic() - t0, 1)
+    finally:
+        for proc in running:  # SIGTERM, Ctrl-C: each child stops its own clusters
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    times_file.write_text(json.dumps(durations, indent=1, sort_keys=True) + "\n")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
