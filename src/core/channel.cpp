@@ -652,7 +652,23 @@ void Listener::Impl::accept_some()
 			return;
 		}
 		accept_failing = false;
-		if (evict) { // only now that there is a newcomer to make room for
+		auto c = std::make_unique<Connection>();
+		c->fd = std::move(fd);
+		c->peer = address_text(addr);
+		c->accepted = now;
+		c->last_active = now;
+		// Room for the newcomer: its own address's longest idle connection
+		// if that address is at its limit (a slot in total too), else the
+		// longest idle of all if every slot is taken.
+		if (open_count(&c->peer) >= limits.max_per_address) {
+			if (Connection *idle = longest_idle(&c->peer)) {
+				limited_log(LogLevel::Error,
+				            "reclaim listener: " + std::to_string(limits.max_per_address) +
+				                    " connections open from " + c->peer +
+				                    " (the limit per address): closed its one idle longest");
+				close(*idle);
+			}
+		} else if (evict) {
 			const std::string limit = std::to_string(limits.max_connections);
 			limited_log(
 			        LogLevel::Error,
@@ -660,20 +676,6 @@ void Listener::Impl::accept_some()
 			                " connections open (the limit): closed the one idle longest, from " +
 			                evict->peer);
 			close(*evict);
-		}
-		auto c = std::make_unique<Connection>();
-		c->fd = std::move(fd);
-		c->peer = address_text(addr);
-		c->accepted = now;
-		c->last_active = now;
-		if (open_count(&c->peer) >= limits.max_per_address) {
-			Connection *idle = longest_idle(&c->peer);
-			limited_log(LogLevel::Error,
-			            "reclaim listener: " + std::to_string(limits.max_per_address) +
-			                    " connections open from " + c->peer +
-			                    " (the limit per address): closed its one idle longest");
-			if (idle)
-				close(*idle);
 		}
 		connections.push_back(std::move(c));
 		read_from(*connections.back()); // the request is often in already

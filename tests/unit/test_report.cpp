@@ -1176,6 +1176,7 @@ START_TEST(port_limits_connections_in_total)
 	take_log();
 	ListenerLimits limits;
 	limits.max_connections = 4;
+	limits.max_per_address = 2;
 	limits.evict_after = 300ms;
 	limits.header_deadline = 3s; // only the limit closes anything here
 	limits.request_deadline = 3s;
@@ -1207,6 +1208,16 @@ START_TEST(port_limits_connections_in_total)
 	const std::string in_total =
 	        "reclaim listener: 4 connections open (the limit): closed the one idle longest, from 127.0.2.1";
 	ck_assert_str(lines[0], in_total);
+
+	// Both limits at once: the newcomer's own address gives up its slot, and
+	// nobody else's connection is closed.
+	idle.push_back(raw_connect_from(port, "127.0.2.4")); // 127.0.2.4's 2nd, the 4th in total
+	usleep(350000);                                      // all of them evictable
+	reply = exchange("127.0.0.1", port, "crowded", "127.0.2.4", 2s);
+	ck_assert_msg(reply, "%s", reply.error().c_str());
+	ck_assert_msg(seconds_until_closed(idle[3], 0.1) >= 0, "127.0.2.4's older one is still open");
+	ck_assert(still_open(idle[1]) && still_open(idle[2]) && still_open(idle[4]));
+	ck_assert_uint_eq(take_log().size(), 1);
 	for (int fd : idle)
 		close(fd);
 }
