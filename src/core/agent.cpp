@@ -4,8 +4,11 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <memory>
+#include <random>
 
 namespace flexslurm
 {
@@ -24,12 +27,21 @@ AgentIo AgentIo::production(const MungeEndpoint &munge)
 	io.open = [munge](std::string_view cred) { return munge_open(munge, cred); };
 	io.exchange = [](const std::string &host, uint16_t port, std::string_view request,
 	                 const std::string &bind_address, Seconds timeout) {
-		return flexslurm::exchange(host, port, request, bind_address, timeout);
+		return exchange_from(host, port, request, bind_address, timeout);
 	};
 	io.kill_job = [](uint32_t job) { return kill_job_processes(job); };
 	io.wall_clock = [] {
 		return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
 	};
+	// Agents started in the same second must not draw the same jitter.
+	auto seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+	            (static_cast<uint64_t>(getpid()) << 32);
+	try {
+		seed ^= std::random_device{}();
+	} catch (...) { // no entropy source: the clock and the pid still differ between nodes
+	}
+	auto engine = std::make_shared<std::mt19937_64>(seed);
+	io.random = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
 	return io;
 }
 
@@ -101,6 +113,35 @@ Report NodeAgent::build_report(const std::vector<DeviceSample> &samples)
 	return r;
 }
 
+NodeAgent::Attempt NodeAgent::attempt(const std::string &host, const std::vector<DeviceSample> &samples,
+                                      const std::string &bind_address)
+{
+	const Report report = build_report(samples);
+	auto sealed = io_.seal(encode_report(report));
+	if (!sealed)
+		return {Attempt::SealFailed, sealed.error()};
+	auto exchanged = io_.exchange(host, settings_.port, *sealed, bind_address, settings_.timeout);
+	if (!exchanged.reply)
+		return {exchanged.bind_address_not_local ? Attempt::BindNotLocal : Attempt::Unreachable,
+		        host + ": " + exchanged.reply.error()};
+	auto opened = io_.open(*exchanged.reply);
+	if (!opened || opened->replayed ||
+	    std::find(settings_.controller_uids.begin(), settings_.controller_uids.end(), opened->uid) ==
+	            settings_.controller_uids.end())
+		return {Attempt::BadAnswer,
+		        host + ": answer not sealed by the controller (" +
+		                (opened ? (opened->replayed ? "replayed"
+		                                            : "uid " + std::to_string(opened->uid))
+		                        : opened.error()) +
+		                ")"};
+	auto orders = parse_orders(opened->payload);
+	if (!orders || orders->node != settings_.node || orders->seq != report.seq)
+		return {Attempt::BadAnswer,
+		        host + ": answer is not for this report" + (orders ? "" : ": " + orders.error())};
+	obey(*orders);
+	return {Attempt::Delivered, ""};
+}
+
 void NodeAgent::report_once()
 {
 	std::vector<DeviceSample> samples;
@@ -111,49 +152,39 @@ void NodeAgent::report_once()
 		log_error("reclaim agent: telemetry (" + std::string(backend_->name()) +
 		          "): " + last_failure_ + "; reporting no devices (nothing here is lent)");
 	}
-	const Report report = build_report(samples);
-	auto sealed = io_.seal(encode_report(report));
-	if (!sealed) {
-		log_error("reclaim agent: cannot seal the report: " + sealed.error());
-		return;
-	}
 	std::string failure;
 	for (const std::string &host : settings_.controllers) {
-		auto reply = io_.exchange(host, settings_.port, *sealed, settings_.bind_address,
-		                          settings_.timeout);
-		if (!reply && !settings_.bind_address.empty()) // the node's address is not ours to bind
-			reply = io_.exchange(host, settings_.port, *sealed, "", settings_.timeout);
-		if (!reply) {
-			failure += (failure.empty() ? "" : "; ") + host + ": " + reply.error();
-			continue;
+		Attempt tried = attempt(host, samples, settings_.bind_address);
+		if (tried.kind == Attempt::BindNotLocal) // the node's address is not this host's: from any
+			tried = attempt(host, samples, "");
+		if (tried.kind == Attempt::SealFailed) {
+			log_error("reclaim agent: cannot seal the report: " + tried.why);
+			return;
 		}
-		auto opened = io_.open(*reply);
-		if (!opened || opened->replayed ||
-		    std::find(settings_.controller_uids.begin(), settings_.controller_uids.end(),
-		              opened->uid) == settings_.controller_uids.end()) {
-			failure = host + ": answer not sealed by the controller (" +
-			          (opened ? (opened->replayed ? "replayed"
-			                                      : "uid " + std::to_string(opened->uid))
-			                  : opened.error()) +
-			          ")";
+		if (tried.kind == Attempt::Delivered) {
+			if (!last_failure_.empty())
+				log_info("reclaim agent: reporting to " + host + " again");
+			last_failure_.clear();
+			return;
+		}
+		if (tried.kind == Attempt::BadAnswer) {
+			failure = tried.why;
 			break;
 		}
-		auto orders = parse_orders(opened->payload);
-		if (!orders || orders->node != settings_.node || orders->seq != report.seq) {
-			failure = host + ": answer is not for this report" +
-			          (orders ? "" : ": " + orders.error());
-			break;
-		}
-		obey(*orders);
-		if (!last_failure_.empty())
-			log_info("reclaim agent: reporting to " + host + " again");
-		last_failure_.clear();
-		return;
+		failure += (failure.empty() ? "" : "; ") + tried.why;
 	}
 	if (failure != last_failure_) {
 		last_failure_ = failure;
 		log_error("reclaim agent: report not delivered: " + failure);
 	}
+}
+
+std::chrono::milliseconds NodeAgent::next_delay(bool first)
+{
+	const double u = std::clamp(io_.random ? io_.random() : 0.5, 0.0, 1.0);
+	const double interval = std::chrono::duration<double, std::milli>(settings_.interval).count();
+	const double millis = first ? u * interval : interval * (0.9 + 0.2 * u);
+	return std::chrono::milliseconds(static_cast<int64_t>(millis));
 }
 
 void NodeAgent::obey(const Orders &orders)
@@ -212,13 +243,13 @@ std::map<uint32_t, std::chrono::steady_clock::time_point> NodeAgent::scheduled_s
 
 void NodeAgent::loop()
 {
-	auto next_report = std::chrono::steady_clock::now();
+	auto next_report = std::chrono::steady_clock::now() + next_delay(true);
 	for (;;) {
 		try {
 			const auto now = std::chrono::steady_clock::now();
 			if (now >= next_report) {
 				report_once();
-				next_report = now + settings_.interval;
+				next_report = now + next_delay(false);
 			}
 			run_due_stops(std::chrono::steady_clock::now());
 		} catch (const std::exception &e) {
@@ -227,8 +258,11 @@ void NodeAgent::loop()
 			log_error("reclaim agent: unexpected failure");
 		}
 		std::unique_lock<std::mutex> lock(mutex_);
-		// Wake at least every half second: hard stops are due to the second.
-		if (wake_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; }))
+		// Wake at least every half second (hard stops are due to the
+		// second), and when the next report is due.
+		const auto until = std::min(next_report, std::chrono::steady_clock::now() +
+		                                                 std::chrono::milliseconds(500));
+		if (wake_.wait_until(lock, until, [this] { return stopping_; }))
 			return;
 	}
 }

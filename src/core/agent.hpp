@@ -37,18 +37,23 @@ struct AgentSettings {
 	uint16_t port = 0;
 	std::string bind_address;           // speak from the node's own address ("" = any)
 	std::vector<uid_t> controller_uids; // whose sealed orders are obeyed (root, SlurmUser)
-	Seconds interval{5};
-	Seconds timeout{3}; // per exchange
+	Seconds interval{5};                // between reports, give or take 10 % (next_delay)
+	// Per exchange (connect, send, answer). The controller answers within
+	// milliseconds and cuts a request that is not in after 2 s; 3 s leaves
+	// room for one lost SYN (retried after 1 s). With two controllers a
+	// report takes 6 s at most.
+	Seconds timeout{3};
 };
 
 struct AgentIo {
 	std::function<Result<std::string>(std::string_view payload)> seal;
 	Opener open;
-	std::function<Result<std::string>(const std::string &host, uint16_t port, std::string_view request,
-	                                  const std::string &bind_address, Seconds timeout)>
+	std::function<Exchanged(const std::string &host, uint16_t port, std::string_view request,
+	                        const std::string &bind_address, Seconds timeout)>
 	        exchange;
 	std::function<int(uint32_t job)> kill_job;
 	std::function<Instant()> wall_clock;
+	std::function<double()> random; // uniform in [0, 1): the jitter of the report times
 
 	// Munge, TCP and SIGKILL for real.
 	static AgentIo production(const MungeEndpoint &munge);
@@ -65,8 +70,16 @@ public:
 
 	void start();
 
-	// One report and its answer (the thread calls this every interval).
+	// One report and its answer (the thread calls this every interval). Each
+	// try (the next controller; the same one without the bind address, when
+	// that is not this host's) sends a report of its own, with the next seq
+	// and a fresh credential: one a controller may have taken already is
+	// never sent again, where it would be dropped as a replay.
 	void report_once();
+	// How long the thread waits before its next report: a random part of one
+	// interval before the first, the interval +-10 % after each, so that
+	// agents started together (a cluster boot) spread out and stay apart.
+	std::chrono::milliseconds next_delay(bool first);
 	// Kills every borrower whose stop is due at `now` (steady clock).
 	void run_due_stops(std::chrono::steady_clock::time_point now);
 
@@ -77,6 +90,12 @@ public:
 private:
 	void loop();
 	void obey(const Orders &orders);
+	struct Attempt {
+		enum Kind { Delivered, Unreachable, BindNotLocal, BadAnswer, SealFailed } kind;
+		std::string why;
+	};
+	Attempt attempt(const std::string &host, const std::vector<DeviceSample> &samples,
+	                const std::string &bind_address);
 
 	AgentSettings settings_;
 	SliceLayout layout_;

@@ -228,14 +228,19 @@ std::string io_text(const IoStatus &s, Seconds limit)
 	return "?";
 }
 
-// Connects a non-blocking socket to `target`, bound to `local` if given.
-Result<Fd> connect_one(const addrinfo &target, const addrinfo *local, Clock::time_point deadline)
+// Connects a non-blocking socket to `target`, bound to `local` if given;
+// `bind_not_local` is set when that bind fails with EADDRNOTAVAIL.
+Result<Fd> connect_one(const addrinfo &target, const addrinfo *local, Clock::time_point deadline,
+                       bool &bind_not_local)
 {
 	Fd sock(socket(target.ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 	if (!sock)
 		return Result<Fd>::failure("socket: " + errno_text(errno));
-	if (local && bind(sock.get(), local->ai_addr, local->ai_addrlen) != 0)
-		return Result<Fd>::failure("bind: " + errno_text(errno));
+	if (local && bind(sock.get(), local->ai_addr, local->ai_addrlen) != 0) {
+		const int error = errno;
+		bind_not_local = bind_not_local || error == EADDRNOTAVAIL;
+		return Result<Fd>::failure("bind: " + errno_text(error));
+	}
 	if (connect(sock.get(), target.ai_addr, target.ai_addrlen) != 0) {
 		if (errno != EINPROGRESS && errno != EINTR)
 			return Result<Fd>::failure("connect: " + errno_text(errno));
@@ -391,30 +396,34 @@ Result<Sealed> munge_open(const MungeEndpoint &ep, std::string_view credential)
 
 // --- Client ----------------------------------------------------------------------
 
-Result<std::string> exchange(const std::string &host, uint16_t port, std::string_view request,
-                             const std::string &bind_address, Seconds timeout)
+Exchanged exchange_from(const std::string &host, uint16_t port, std::string_view request,
+                        const std::string &bind_address, Seconds timeout)
 {
 	using R = Result<std::string>;
+	const auto fail = [](std::string why, bool bind_not_local = false) {
+		return Exchanged{R::failure(std::move(why)), bind_not_local};
+	};
 	if (request.size() > max_message_bytes)
-		return R::failure("request of " + std::to_string(request.size()) + " bytes is over the " +
-		                  std::to_string(max_message_bytes) + "-byte limit");
+		return fail("request of " + std::to_string(request.size()) + " bytes is over the " +
+		            std::to_string(max_message_bytes) + "-byte limit");
 	if (host.empty())
-		return R::failure("no host to send to");
+		return fail("no host to send to");
 	const std::string where = host + ":" + std::to_string(port);
 	const std::string service = std::to_string(port);
 	auto targets = resolve(host, service.c_str(), AI_NUMERICSERV);
 	if (!targets)
-		return R::failure(targets.error());
+		return fail(targets.error());
 	Addresses locals;
 	if (!bind_address.empty()) {
 		auto resolved = resolve(bind_address, nullptr, AI_PASSIVE);
 		if (!resolved)
-			return R::failure("bind address: " + resolved.error());
+			return fail("bind address: " + resolved.error());
 		locals = std::move(*resolved);
 	}
 	const auto deadline = Clock::now() + timeout;
 
 	Fd sock;
+	bool bind_not_local = false;
 	std::string why = "no address of " + host + " in the family of " + bind_address;
 	for (const addrinfo *target = targets->get(); target && !sock; target = target->ai_next) {
 		const addrinfo *local = nullptr;
@@ -425,44 +434,94 @@ Result<std::string> exchange(const std::string &host, uint16_t port, std::string
 			if (!local)
 				continue;
 		}
-		auto connected = connect_one(*target, local, deadline);
+		auto connected = connect_one(*target, local, deadline, bind_not_local);
 		if (connected)
 			sock = std::move(*connected);
 		else
 			why = connected.error();
 	}
 	if (!sock)
-		return R::failure(where + ": " + why);
+		return fail(where + ": " + why, bind_not_local);
 
 	const IoStatus sent = write_frame(sock.get(), request, deadline, -1);
 	if (sent.io != Io::Done)
-		return R::failure(where + ": sending: " + io_text(sent, timeout));
+		return fail(where + ": sending: " + io_text(sent, timeout));
 	Frame reply = read_frame(sock.get(), deadline, -1);
 	if (reply.status.io == Io::Closed)
-		return R::failure(where + ": closed the connection without a reply");
+		return fail(where + ": closed the connection without a reply");
 	if (reply.status.io == Io::TooLarge)
-		return R::failure(where + ": reply of " + std::to_string(reply.announced) +
-		                  " bytes is over the " + std::to_string(max_message_bytes) + "-byte limit");
+		return fail(where + ": reply of " + std::to_string(reply.announced) + " bytes is over the " +
+		            std::to_string(max_message_bytes) + "-byte limit");
 	if (reply.status.io != Io::Done)
-		return R::failure(where + ": reading the reply: " + io_text(reply.status, timeout));
-	return std::move(reply.body);
+		return fail(where + ": reading the reply: " + io_text(reply.status, timeout));
+	return Exchanged{std::move(reply.body)};
+}
+
+Result<std::string> exchange(const std::string &host, uint16_t port, std::string_view request,
+                             const std::string &bind_address, Seconds timeout)
+{
+	return exchange_from(host, port, request, bind_address, timeout).reply;
 }
 
 // --- Listener --------------------------------------------------------------------
+
+namespace
+{
+
+// One client of the listener, from its accept to its close.
+struct Connection {
+	Fd fd;
+	std::string peer;
+	Clock::time_point accepted;
+	Clock::time_point last_active; // the accept, or the last byte in or out
+	unsigned char header[4] = {};
+	size_t header_got = 0;
+	size_t announced = 0; // the body's length, once the header is in
+	std::string body;     // grows as bytes arrive, never past `announced`
+	bool writing = false;
+	std::string reply; // the frame being written
+	size_t reply_sent = 0;
+	Clock::time_point write_by{};
+	bool closed = false;
+};
+
+std::string millis_text(std::chrono::milliseconds d)
+{
+	return std::to_string(d.count()) + " ms";
+}
+
+} // namespace
 
 struct Listener::Impl {
 	Fd listen_fd;
 	Fd wake_fd;
 	uint16_t port = 0;
 	Handler handler;
+	ListenerLimits limits;
 	LogLimiter limited_log;
+	std::vector<std::unique_ptr<Connection>> connections; // in accept order
+	Clock::time_point accept_paused_until{};
+	bool accept_failing = false;
 	std::thread thread;
 
 	void run() noexcept;
 	void loop();
-	// false when woken for shutdown
-	bool accept_one();
-	void serve(int fd, const std::string &peer);
+	void accept_some();
+	void read_from(Connection &c);
+	void respond(Connection &c);
+	void write_to(Connection &c);
+	void expire(Clock::time_point now);
+	Clock::time_point deadline_of(const Connection &c) const;
+	// The open connection idle longest (from `peer` only, if given); nullptr if none.
+	Connection *longest_idle(const std::string *peer);
+	size_t open_count(const std::string *peer) const;
+	static void close(Connection &c) noexcept
+	{
+		c.fd.reset();
+		c.closed = true;
+		c.body = std::string();
+		c.reply = std::string();
+	}
 };
 
 void Listener::Impl::run() noexcept
@@ -476,90 +535,284 @@ void Listener::Impl::run() noexcept
 	}
 }
 
+Clock::time_point Listener::Impl::deadline_of(const Connection &c) const
+{
+	if (c.writing)
+		return c.write_by;
+	if (c.header_got < sizeof c.header)
+		return c.accepted + limits.header_deadline;
+	return c.accepted + limits.request_deadline;
+}
+
+size_t Listener::Impl::open_count(const std::string *peer) const
+{
+	return static_cast<size_t>(std::count_if(connections.begin(), connections.end(), [&](const auto &c) {
+		return !c->closed && (!peer || c->peer == *peer);
+	}));
+}
+
+Connection *Listener::Impl::longest_idle(const std::string *peer)
+{
+	Connection *found = nullptr;
+	for (const auto &c : connections)
+		if (!c->closed && (!peer || c->peer == *peer) &&
+		    (!found || c->last_active < found->last_active))
+			found = c.get();
+	return found;
+}
+
 void Listener::Impl::loop()
 {
-	bool accept_failing = false;
+	std::vector<pollfd> fds;
 	for (;;) {
-		pollfd fds[2] = {{listen_fd.get(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
-		const int n = poll(fds, 2, -1);
+		auto now = Clock::now();
+		auto wake_at = Clock::time_point::max();
+		for (const auto &c : connections)
+			wake_at = std::min(wake_at, deadline_of(*c));
+		// Accept unless accept() is failing (out of descriptors), or every
+		// slot is taken by a connection not idle long enough to be closed for
+		// a newcomer: those wait in the kernel's backlog meanwhile.
+		bool accepting = now >= accept_paused_until;
+		if (!accepting)
+			wake_at = std::min(wake_at, accept_paused_until);
+		if (accepting && open_count(nullptr) >= limits.max_connections) {
+			const Connection *idle = longest_idle(nullptr);
+			const auto evictable = idle ? idle->last_active + limits.evict_after : now;
+			if (evictable > now) {
+				accepting = false;
+				wake_at = std::min(wake_at, evictable);
+			}
+		}
+		fds.clear();
+		fds.push_back({wake_fd.get(), POLLIN, 0});
+		fds.push_back({listen_fd.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
+		for (const auto &c : connections)
+			fds.push_back({c->fd.get(), static_cast<short>(c->writing ? POLLOUT : POLLIN), 0});
+		const int timeout_ms = wake_at == Clock::time_point::max() ? -1 : millis_left(wake_at);
+		const int n = poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout_ms);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			log_error("reclaim listener: poll: " + errno_text(errno) + "; stopped");
 			return;
 		}
-		if (fds[1].revents != 0)
+		if (fds[0].revents != 0)
 			return;
-		if (fds[0].revents & (POLLERR | POLLNVAL)) {
+		if (fds[1].revents & (POLLERR | POLLNVAL)) {
 			log_error("reclaim listener: listening socket failed; stopped");
 			return;
 		}
-		if (!(fds[0].revents & POLLIN))
-			continue;
-
-		sockaddr_storage addr{};
-		socklen_t length = sizeof addr;
-		Fd conn(accept4(listen_fd.get(), reinterpret_cast<sockaddr *>(&addr), &length,
-		                SOCK_NONBLOCK | SOCK_CLOEXEC));
-		if (!conn) {
-			const int error = errno;
-			if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR ||
-			    error == ECONNABORTED || error == EPROTO)
+		// Clients first, then newcomers: a request that is in is served
+		// before any deadline or limit can close its connection.
+		const size_t polled = connections.size();
+		for (size_t i = 0; i < polled; ++i) {
+			Connection &c = *connections[i];
+			if (fds[i + 2].revents == 0 || c.closed)
 				continue;
-			// Out of descriptors or memory: the backlog stays readable, so back
-			// off instead of spinning, and say so once per episode.
-			if (!accept_failing)
-				log_error("reclaim listener: accept: " + errno_text(error));
-			accept_failing = true;
-			pollfd wake = {wake_fd.get(), POLLIN, 0};
-			if (poll(&wake, 1, 200) > 0)
-				return;
-			continue;
+			if (c.writing)
+				write_to(c);
+			else
+				read_from(c);
 		}
-		accept_failing = false;
-		const std::string peer = address_text(addr);
-		try {
-			serve(conn.get(), peer);
-		} catch (const std::exception &e) {
-			log_error("reclaim listener: request from " + peer + " not handled: " + e.what());
-		} catch (...) {
-			log_error("reclaim listener: request from " + peer +
-			          " not handled: unknown exception");
-		}
+		if (fds[1].revents & POLLIN)
+			accept_some();
+		expire(Clock::now());
+		std::erase_if(connections, [](const auto &c) { return c->closed; });
 	}
 }
 
-void Listener::Impl::serve(int fd, const std::string &peer)
+void Listener::Impl::accept_some()
 {
-	const Frame request = read_frame(fd, Clock::now() + read_deadline, wake_fd.get());
-	switch (request.status.io) {
-	case Io::Done:
-		break;
-	case Io::Woken:
+	// A bounded batch per pass, so that clients already connected are not
+	// starved by a flood of new ones.
+	for (int batch = 0; batch < 64; ++batch) {
+		const auto now = Clock::now();
+		Connection *evict = nullptr;
+		if (open_count(nullptr) >= limits.max_connections) {
+			evict = longest_idle(nullptr);
+			if (!evict || now - evict->last_active < limits.evict_after)
+				return; // the rest wait in the backlog
+		}
+		sockaddr_storage addr{};
+		socklen_t length = sizeof addr;
+		Fd fd(accept4(listen_fd.get(), reinterpret_cast<sockaddr *>(&addr), &length,
+		              SOCK_NONBLOCK | SOCK_CLOEXEC));
+		if (!fd) {
+			const int error = errno;
+			if (error == EAGAIN || error == EWOULDBLOCK)
+				return;
+			if (error == EINTR || error == ECONNABORTED || error == EPROTO)
+				continue;
+			// Out of descriptors or memory: the backlog stays readable, so pause
+			// accepting instead of spinning, and say so once per episode.
+			if (!accept_failing)
+				log_error("reclaim listener: accept: " + errno_text(error));
+			accept_failing = true;
+			accept_paused_until = now + std::chrono::milliseconds(200);
+			return;
+		}
+		accept_failing = false;
+		auto c = std::make_unique<Connection>();
+		c->fd = std::move(fd);
+		c->peer = address_text(addr);
+		c->accepted = now;
+		c->last_active = now;
+		// Room for the newcomer: its own address's longest idle connection
+		// if that address is at its limit (a slot in total too), else the
+		// longest idle of all if every slot is taken.
+		if (open_count(&c->peer) >= limits.max_per_address) {
+			if (Connection *idle = longest_idle(&c->peer)) {
+				limited_log(LogLevel::Error,
+				            "reclaim listener: " + std::to_string(limits.max_per_address) +
+				                    " connections open from " + c->peer +
+				                    " (the limit per address): closed its one idle longest");
+				close(*idle);
+			}
+		} else if (evict) {
+			const std::string limit = std::to_string(limits.max_connections);
+			limited_log(
+			        LogLevel::Error,
+			        "reclaim listener: " + limit +
+			                " connections open (the limit): closed the one idle longest, from " +
+			                evict->peer);
+			close(*evict);
+		}
+		connections.push_back(std::move(c));
+		read_from(*connections.back()); // the request is often in already
+	}
+}
+
+void Listener::Impl::read_from(Connection &c)
+{
+	char chunk[16384];
+	for (;;) {
+		if (c.header_got == sizeof c.header && c.body.size() == c.announced) {
+			respond(c);
+			return;
+		}
+		const bool in_header = c.header_got < sizeof c.header;
+		const size_t want = in_header ? sizeof c.header - c.header_got
+		                              : std::min(sizeof chunk, c.announced - c.body.size());
+		char *into = in_header ? reinterpret_cast<char *>(c.header) + c.header_got : chunk;
+		const ssize_t n = recv(c.fd.get(), into, want, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			const IoStatus status = n == 0 ? IoStatus{Io::Closed} : IoStatus{Io::Failed, errno};
+			limited_log(LogLevel::Verbose, "reclaim listener: no complete request from " +
+			                                       c.peer + ": " +
+			                                       io_text(status, read_deadline));
+			close(c);
+			return;
+		}
+		c.last_active = Clock::now();
+		const auto got = static_cast<size_t>(n);
+		if (!in_header) {
+			c.body.append(chunk, got);
+			continue;
+		}
+		c.header_got += got;
+		if (c.header_got < sizeof c.header)
+			continue;
+		const uint64_t announced = (uint64_t{c.header[0]} << 24) | (uint64_t{c.header[1]} << 16) |
+		                           (uint64_t{c.header[2]} << 8) | uint64_t{c.header[3]};
+		if (announced > max_message_bytes) {
+			limited_log(LogLevel::Error, "reclaim listener: refused a frame of " +
+			                                     std::to_string(announced) + " bytes from " +
+			                                     c.peer + " (limit " +
+			                                     std::to_string(max_message_bytes) + ")");
+			close(c);
+			return;
+		}
+		c.announced = static_cast<size_t>(announced);
+	}
+}
+
+void Listener::Impl::respond(Connection &c)
+{
+	std::string reply;
+	try {
+		reply = handler ? handler(c.body, c.peer) : std::string();
+	} catch (const std::exception &e) {
+		log_error("reclaim listener: request from " + c.peer + " not handled: " + e.what());
+		close(c);
 		return;
-	case Io::TooLarge:
-		limited_log(LogLevel::Error, "reclaim listener: refused a frame of " +
-		                                     std::to_string(request.announced) + " bytes from " +
-		                                     peer + " (limit " + std::to_string(max_message_bytes) +
-		                                     ")");
-		return;
-	default:
-		limited_log(LogLevel::Verbose, "reclaim listener: no complete request from " + peer + ": " +
-		                                       io_text(request.status, read_deadline));
+	} catch (...) {
+		log_error("reclaim listener: request from " + c.peer + " not handled: unknown exception");
+		close(c);
 		return;
 	}
-	const std::string reply = handler ? handler(request.body, peer) : std::string();
-	if (reply.empty())
+	c.body = std::string();
+	if (reply.empty()) {
+		close(c);
 		return;
+	}
 	if (reply.size() > max_message_bytes) {
-		log_error("reclaim listener: reply of " + std::to_string(reply.size()) + " bytes to " + peer +
-		          " is over the limit, not sent");
+		log_error("reclaim listener: reply of " + std::to_string(reply.size()) + " bytes to " +
+		          c.peer + " is over the limit, not sent");
+		close(c);
 		return;
 	}
-	const IoStatus sent = write_frame(fd, reply, Clock::now() + write_deadline, wake_fd.get());
-	if (sent.io != Io::Done && sent.io != Io::Woken)
-		limited_log(LogLevel::Verbose, "reclaim listener: reply to " + peer +
-		                                       " not sent: " + io_text(sent, write_deadline));
+	const auto size = static_cast<uint32_t>(reply.size());
+	c.reply.reserve(4 + reply.size());
+	for (int shift = 24; shift >= 0; shift -= 8)
+		c.reply += static_cast<char>((size >> shift) & 0xffu);
+	c.reply += reply;
+	c.writing = true;
+	c.last_active = Clock::now();
+	c.write_by = c.last_active + limits.write_deadline;
+	write_to(c);
+}
+
+void Listener::Impl::write_to(Connection &c)
+{
+	while (c.reply_sent < c.reply.size()) {
+		const ssize_t n = send(c.fd.get(), c.reply.data() + c.reply_sent,
+		                       c.reply.size() - c.reply_sent, MSG_NOSIGNAL);
+		if (n >= 0) {
+			c.reply_sent += static_cast<size_t>(n);
+			c.last_active = Clock::now();
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		limited_log(LogLevel::Verbose,
+		            "reclaim listener: reply to " + c.peer + " not sent: " + errno_text(errno));
+		break;
+	}
+	close(c); // all of it sent, or failed
+}
+
+void Listener::Impl::expire(Clock::time_point now)
+{
+	for (const auto &conn : connections) {
+		Connection &c = *conn;
+		if (c.closed || deadline_of(c) > now)
+			continue;
+		if (c.writing) {
+			limited_log(LogLevel::Verbose, "reclaim listener: reply to " + c.peer +
+			                                       " not sent: timed out (" +
+			                                       millis_text(limits.write_deadline) + ")");
+			close(c);
+			continue;
+		}
+		// What came in while the handler ran for others is taken first.
+		read_from(c);
+		if (c.closed || c.writing || deadline_of(c) > now)
+			continue;
+		const bool headerless = c.header_got < sizeof c.header;
+		limited_log(
+		        LogLevel::Verbose,
+		        "reclaim listener: no complete request from " + c.peer + ": " +
+		                (headerless
+		                         ? "no frame length within " + millis_text(limits.header_deadline)
+		                         : "not all of it within " + millis_text(limits.request_deadline)));
+		close(c);
+	}
 }
 
 namespace
@@ -569,7 +822,9 @@ namespace
 // host has IPv6.
 Result<Fd> listen_on(const std::string &address, uint16_t port)
 {
-	constexpr int backlog = 128;
+	// Room for a thousand agents reporting at once while the loop catches
+	// up (the kernel caps it at net.core.somaxconn).
+	constexpr int backlog = 1024;
 	const int yes = 1;
 	std::string why;
 	const auto try_bind = [&](int family, const sockaddr *addr, socklen_t length, bool dual) -> Fd {
@@ -626,11 +881,15 @@ Result<Fd> listen_on(const std::string &address, uint16_t port)
 
 } // namespace
 
-Result<std::unique_ptr<Listener>> Listener::start(const std::string &address, uint16_t port, Handler handler)
+Result<std::unique_ptr<Listener>> Listener::start(const std::string &address, uint16_t port, Handler handler,
+                                                  ListenerLimits limits)
 {
 	using R = Result<std::unique_ptr<Listener>>;
 	auto impl = std::make_unique<Impl>();
 	impl->handler = std::move(handler);
+	limits.max_connections = std::max<size_t>(1, limits.max_connections);
+	limits.max_per_address = std::max<size_t>(1, limits.max_per_address);
+	impl->limits = limits;
 	impl->wake_fd = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (!impl->wake_fd)
 		return R::failure("eventfd: " + errno_text(errno));

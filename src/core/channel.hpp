@@ -11,6 +11,8 @@
 #include "report.hpp"
 #include "result.hpp"
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -44,9 +46,30 @@ Result<Sealed> munge_open(const MungeEndpoint &ep, std::string_view credential);
 Result<std::string> exchange(const std::string &host, uint16_t port, std::string_view request,
                              const std::string &bind_address /* empty: none */, Seconds timeout);
 
-// A thread that serves connections one at a time: reads one frame (all of it
-// within read_deadline of the accept, at most max_message_bytes, or the
-// connection is closed), hands it to the handler, writes the reply frame.
+// exchange(), and whether it failed because `bind_address` is not this host's
+// (bind: EADDRNOTAVAIL, nothing sent): the one failure worth trying again
+// without it.
+struct Exchanged {
+	Result<std::string> reply;
+	bool bind_address_not_local = false;
+};
+Exchanged exchange_from(const std::string &host, uint16_t port, std::string_view request,
+                        const std::string &bind_address, Seconds timeout);
+
+// What one listener holds at most, and how long it waits. Whatever is over a
+// limit is closed at once, the connection idle longest first.
+struct ListenerLimits {
+	// Open connections in total. At the limit, the one idle longest is closed
+	// for a new one if it has been idle at least `evict_after`; otherwise new
+	// connections wait in the kernel's backlog until a slot frees.
+	size_t max_connections = 256;
+	size_t max_per_address = 8; // open at once from one client address
+	std::chrono::milliseconds evict_after{100};
+	std::chrono::milliseconds header_deadline{500};   // the 4-byte length, from the accept
+	std::chrono::milliseconds request_deadline{2000}; // the whole request, from the accept
+	std::chrono::milliseconds write_deadline{2000};   // the whole reply
+};
+
 class Listener
 {
 	struct Impl;
@@ -57,18 +80,20 @@ class Listener
 public:
 	// The reply to send ("" = close without reply). `peer` is the client's address
 	// as numeric text ("127.0.0.1", "::1"; IPv4-mapped IPv6 addresses as plain IPv4).
-	// Runs on the listener thread; an exception is logged and the connection closed.
+	// Runs on the listener thread, one request at a time (keep it short: every
+	// other connection waits meanwhile); an exception is logged and the
+	// connection closed.
 	using Handler = std::function<std::string(std::string_view request, const std::string &peer)>;
 
-	static constexpr Seconds read_deadline{2};  // for the whole request, from the accept
-	static constexpr Seconds write_deadline{2}; // for the whole reply
+	static constexpr Seconds read_deadline{2};  // the default request_deadline
+	static constexpr Seconds write_deadline{2}; // the default write_deadline
 
 	// `address` "" listens on every address (IPv6 and IPv4 where the host has
 	// IPv6, IPv4 only otherwise); port 0 picks a free port (see port()).
 	static Result<std::unique_ptr<Listener>> start(const std::string &address, uint16_t port,
-	                                               Handler handler);
+	                                               Handler handler, ListenerLimits limits = {});
 	// Wakes the thread (eventfd), joins it, closes the sockets: prompt even while
-	// a client is being read from; a handler call in progress is waited for.
+	// clients are connected; a handler call in progress is waited for.
 	~Listener();
 	Listener(const Listener &) = delete;
 	Listener &operator=(const Listener &) = delete;

@@ -1191,7 +1191,9 @@ struct AgentRig {
 	Instant wall = at(1000);
 	uid_t answer_uid = 0;
 	bool answer_replayed = false;
-	bool answer_forged = false; // munge cannot open it
+	bool answer_forged = false;  // munge cannot open it
+	bool bind_not_local = false; // the node's address is not this host's
+	double random = 0;           // what io.random draws
 	std::function<Result<std::string>(const std::string &host, const Report &report)> answer;
 	std::vector<Exchange> exchanges;
 	std::vector<uint32_t> killed;
@@ -1216,19 +1218,23 @@ struct AgentRig {
 			return Sealed{std::string(credential), answer_uid, 0, answer_replayed};
 		};
 		io.exchange = [this](const std::string &host, uint16_t port, std::string_view request,
-		                     const std::string &bind, Seconds timeout) -> Result<std::string> {
+		                     const std::string &bind, Seconds timeout) -> Exchanged {
 			ck_assert_uint_eq(port, 6830);
 			ck_assert(timeout == 3s);
 			exchanges.push_back({host, bind, std::string(request)});
 			auto report = parse_report(request);
 			ck_assert_msg(static_cast<bool>(report), "%s", report.error().c_str());
-			return answer(host, *report);
+			const std::string not_ours = ":6830: bind: Cannot assign requested address";
+			if (bind_not_local && !bind.empty())
+				return {Result<std::string>::failure(host + not_ours), true};
+			return {answer(host, *report)};
 		};
 		io.kill_job = [this](uint32_t job) {
 			killed.push_back(job);
 			return 1;
 		};
 		io.wall_clock = [this] { return wall; };
+		io.random = [this] { return random; };
 		auto backend = std::make_unique<ScriptedTelemetry>();
 		telemetry = backend.get();
 		agent = std::make_unique<NodeAgent>(std::move(settings), two_device_layout(),
@@ -1477,16 +1483,39 @@ START_TEST(agent_tries_the_controllers_in_order)
 			return Result<std::string>::failure("connection refused");
 		return encode_orders(Orders{r.node, r.seq, {{200, 5}}});
 	};
+	const auto seqs = [&] {
+		std::string text;
+		for (const auto &e : rig.exchanges)
+			text += std::to_string(parse_report(e.request)->seq) + " ";
+		return text;
+	};
 	rig.agent->report_once();
-	// From the node's own address first, then from any (the address may not be ours to bind).
-	ck_assert_uint_eq(rig.exchanges.size(), 3);
+	// Always from the node's own address: a refusal is not a reason to speak
+	// from another. Each try is a report of its own (next seq, own credential).
+	ck_assert_uint_eq(rig.exchanges.size(), 2);
 	ck_assert(rig.exchanges[0].host == "ctl1" && rig.exchanges[0].bind_address == "10.0.0.5");
-	ck_assert(rig.exchanges[1].host == "ctl1" && rig.exchanges[1].bind_address.empty());
-	ck_assert(rig.exchanges[2].host == "ctl2" && rig.exchanges[2].bind_address == "10.0.0.5");
+	ck_assert(rig.exchanges[1].host == "ctl2" && rig.exchanges[1].bind_address == "10.0.0.5");
+	ck_assert_str(seqs(), "1 2 ");
 	ck_assert_uint_eq(rig.agent->scheduled_stops().count(200), 1);
 	ck_assert(agent_errors.empty());
 
+	// The node's address is not this host's (EADDRNOTAVAIL): from any address
+	// instead, with a fresh report and credential.
+	rig.exchanges.clear();
+	rig.bind_not_local = true;
+	rig.agent->report_once();
+	ck_assert_uint_eq(rig.exchanges.size(), 4);
+	ck_assert(rig.exchanges[0].host == "ctl1" && rig.exchanges[0].bind_address == "10.0.0.5");
+	ck_assert(rig.exchanges[1].host == "ctl1" && rig.exchanges[1].bind_address.empty());
+	ck_assert(rig.exchanges[2].host == "ctl2" && rig.exchanges[2].bind_address == "10.0.0.5");
+	ck_assert(rig.exchanges[3].host == "ctl2" && rig.exchanges[3].bind_address.empty());
+	ck_assert_str(seqs(), "3 4 5 6 ");
+	for (size_t i = 1; i < rig.exchanges.size(); ++i)
+		ck_assert(rig.exchanges[i].request != rig.exchanges[i - 1].request);
+	ck_assert(agent_errors.empty());
+
 	// Neither answers: one log line until that changes, the orders kept.
+	rig.bind_not_local = false;
 	backup_answers = false;
 	rig.agent->report_once();
 	rig.agent->report_once();
@@ -1494,6 +1523,55 @@ START_TEST(agent_tries_the_controllers_in_order)
 	ck_assert_str(agent_errors[0], "reclaim agent: report not delivered: ctl1: connection refused; ctl2: "
 	                               "connection refused");
 	ck_assert_uint_eq(rig.agent->scheduled_stops().count(200), 1);
+}
+END_TEST
+
+// Agents started together spread out: the first report after a random part
+// of one interval, then every interval +-10 %.
+START_TEST(agent_report_times_are_jittered)
+{
+	AgentRig rig; // interval 5 s
+	for (double u : {0.0, 0.25, 0.5, 0.999999}) {
+		rig.random = u;
+		const auto first = rig.agent->next_delay(true);
+		const auto next = rig.agent->next_delay(false);
+		ck_assert_int_eq(first.count(), static_cast<long>(5000 * u));
+		ck_assert_int_eq(next.count(), static_cast<long>(4500 + 1000 * u));
+	}
+	rig.random = 7; // a broken source stays within the bounds
+	ck_assert_int_eq(rig.agent->next_delay(false).count(), 5500);
+
+	// The real source: 1,000 agents' first reports cover the interval, and
+	// no two consecutive delays of one agent are all the same.
+	auto real = AgentIo::production(MungeEndpoint{});
+	std::vector<double> draws;
+	for (int i = 0; i < 1000; ++i)
+		draws.push_back(real.random());
+	std::sort(draws.begin(), draws.end());
+	ck_assert(draws.front() >= 0 && draws.back() < 1);
+	ck_assert(draws[100] < 0.2 && draws[900] > 0.8); // spread, not bunched
+	ck_assert(std::adjacent_find(draws.begin(), draws.end()) == draws.end());
+}
+END_TEST
+
+// The thread waits the jittered first delay, not a whole interval, and not 0.
+START_TEST(agent_thread_starts_after_a_random_delay)
+{
+	AgentRig rig;
+	rig.random = 0.2; // 1 s of the 5 s interval
+	std::atomic<int> reports{0};
+	rig.answer = [&](const std::string &, const Report &r) -> Result<std::string> {
+		++reports;
+		return encode_orders(Orders{r.node, r.seq, {}});
+	};
+	const auto start = std::chrono::steady_clock::now();
+	rig.agent->start();
+	while (reports == 0 && std::chrono::steady_clock::now() - start < 5s)
+		std::this_thread::sleep_for(10ms);
+	const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+	rig.agent.reset();
+	ck_assert_int_eq(reports.load(), 1);
+	ck_assert_msg(waited >= 0.95 && waited < 1.5, "first report after %.2f s", waited);
 }
 END_TEST
 
@@ -1574,6 +1652,8 @@ Suite *loan_book_suite()
 	tcase_add_test(tc, agent_ignores_answers_not_meant_for_it);
 	tcase_add_test(tc, agent_follows_the_latest_answer_but_never_postpones_a_stop);
 	tcase_add_test(tc, agent_tries_the_controllers_in_order);
+	tcase_add_test(tc, agent_report_times_are_jittered);
+	tcase_add_test(tc, agent_thread_starts_after_a_random_delay);
 	tcase_add_test(tc, agent_and_book_speak_the_same_language);
 	suite_add_tcase(s, tc);
 	TCase *random = tcase_create("random");
