@@ -483,6 +483,17 @@ def main():
         stop_by_pidfiles(Path(args.dir))
 
 
+def ensure_user(name):
+    """A nologin system user for jobs of a second user; two test modules running at once (run.py --jobs) may
+    both make it."""
+    if subprocess.run(["getent", "passwd", name], capture_output=True).returncode == 0:
+        return
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                          capture_output=True, text=True)
+    if made.returncode != 0 and subprocess.run(["getent", "passwd", name], capture_output=True).returncode != 0:
+        raise ClusterError(f"useradd {name}: {made.stderr.strip()}")
+
+
 def install_flexslurm_yaml(c):
     """Configless: Slurm does not send flexslurm.yaml; put the cluster's copy
     into each node's conf-cache, as an admin would on every node."""

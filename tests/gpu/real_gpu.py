@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tools"))
-from localcluster import LocalCluster  # noqa: E402
+from localcluster import LocalCluster, ensure_user  # noqa: E402
 
 OTHER = "flexslurm-g2"
 results = []
@@ -70,9 +70,7 @@ lending:
   hard_stop_after: 3s
   telemetry: nvml
 """
-    if subprocess.run(["getent", "passwd", OTHER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER],
-                       check=True)
+    ensure_user(OTHER)
 
     # The jobs run as two unprivileged users: they must be able to run PyTorch.
     probe = subprocess.run(["runuser", "-u", "nobody", "--", args.python, "-c", "import torch"],

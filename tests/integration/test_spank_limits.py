@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from helpers import contains, env_of, eq
+from localcluster import ensure_user
 
 HERE = Path(__file__).resolve().parent
 OTHER = "flexslurm-y2"  # a second job user
@@ -26,9 +27,7 @@ def _prepare(c):
     record = c.dir / "bin" / "mps-record.log"  # the fake records its users' commands too
     record.touch()
     os.chmod(record, 0o666)
-    if subprocess.run(["getent", "passwd", OTHER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER],
-                       check=True)
+    ensure_user(OTHER)
 
 
 # m1: two T4 (mps); m2: two MI210 (preload, 64 GiB each).
