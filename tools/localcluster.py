@@ -80,6 +80,43 @@ class ClusterError(RuntimeError):
     pass
 
 
+class Daemon:
+    """A daemon this cluster started that is not its child (slurmd without -D), by PID, with the
+    part of Popen's interface the cluster uses. Once it exits it is init's: a zombie counts as gone."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                state = "gone"
+            if state in ("Z", "X", "gone"):
+                self.returncode = 0  # unknown: not our child
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.1)
+        return self.returncode
+
+
 class LocalCluster:
     """One slurmctld, `nodes` slurmd, one munged, all children of this process."""
 
@@ -87,7 +124,8 @@ class LocalCluster:
                  slices=None, flexslurm_yaml=None, gres_per_node=None, extra_conf="",
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
-                 lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None):
+                 lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None,
+                 daemonize=False):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -121,6 +159,10 @@ class LocalCluster:
         # /etc/ld.so.preload); {dir} in source is the cluster dir. A target
         # that does not exist is made empty for the mount and removed at stop.
         self.slurmd_binds = slurmd_binds or []
+        # slurmd without -D, as init scripts start it: it forks into a daemon
+        # and the one started exits; the daemon is tracked by its PidFile.
+        # True for every node, or a collection of node names.
+        self.daemonize = set(self.nodes) if daemonize is True else set(daemonize or ())
         self._made_targets = []
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
@@ -275,7 +317,38 @@ KillWait=5
         """Where a configless slurmd keeps the files slurmctld sent it."""
         return self.dir / "spool" / node / "conf-cache"
 
+    def _start_daemonized_slurmd(self, node):
+        name = f"slurmd.{node}"
+        pidfile = self.dir / "state" / f"{name}.pid"
+        pidfile.unlink(missing_ok=True)
+        with open(self.dir / "log" / f"{name}.stdout", "wb") as log:
+            r = subprocess.run(["slurmd", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")], stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                               start_new_session=True, timeout=30)
+        if r.returncode != 0:
+            raise ClusterError(f"slurmd -N {node} (daemonizing) exited with {r.returncode}: "
+                               f"{self.log(name)[-2000:]}")
+
+        def daemon_pid():
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+            return pid if Daemon(pid).poll() is None else None
+        self._wait_for(daemon_pid, 20, f"{pidfile} naming a live slurmd")
+        self.procs[name] = Daemon(daemon_pid())
+
+    def slurmd_prints(self, node, option, timeout=30):
+        """slurmd -G or -C for `node` (prints and exits); the CompletedProcess."""
+        return self.run(["slurmd", option, "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")], check=False,
+                        timeout=timeout)
+
     def start_slurmd(self, node):
+        if node in self.daemonize:
+            if self.slurmd_binds or self.configless:
+                raise ClusterError("daemonize: not with slurmd_binds or configless")
+            self._start_daemonized_slurmd(node)
+            return
         if not self.configless:
             argv = ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")]
             if self.slurmd_binds:
@@ -306,15 +379,18 @@ KillWait=5
             self.env = env
 
     def stop_daemon(self, name, sig=signal.SIGTERM, timeout=15):
+        """True if it exited within `timeout` of the signal (else it is SIGKILLed)."""
         p = self.procs.pop(name, None)
         if p is None or p.poll() is not None:
-            return
+            return True
         p.send_signal(sig)
         try:
             p.wait(timeout)
+            return True
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+            return False
 
     def daemon_exit_code(self, name, timeout=10):
         p = self.procs[name]

@@ -135,8 +135,8 @@ using fini_result = int;
 #if defined(FLEXSLURM_COMPAT_GRES)
 /*
  * slurmd's configuration: present in slurmd and slurmstepd, absent in
- * slurmctld and clients, hence weak. Used only for the node name, which
- * 22.05 does not pass to gres node_config_load.
+ * slurmctld and clients, hence weak. Used for the node name, which 22.05
+ * does not pass to gres node_config_load, and for how slurmd runs (-G, -D).
  */
 #pragma weak conf
 
@@ -147,6 +147,25 @@ namespace flexslurm::compat
 inline const char *slurmd_node_name()
 {
 	return (&conf && conf && conf->node_name) ? conf->node_name : "";
+}
+
+/* slurmd -G: loads the GRES plugins only to print what they found, then
+ * exits (slurmd -C exits before loading them). */
+inline bool slurmd_prints_only()
+{
+	return &conf && conf && conf->print_gres;
+}
+
+/* Whether slurmd loads its GRES plugins before it forks into its daemon
+ * (without -D): 22.05 does (_slurmd_init, then xdaemon); 24.11, 25.11 and
+ * 26.05 daemonize first. A reconfigure's load runs in the daemon. */
+inline bool slurmd_daemonizes_after_gres_load()
+{
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	return false;
+#else
+	return &conf && conf && conf->daemonize;
+#endif
 }
 
 /* One gres.conf-like record: `count` units of `name`, bound to `file`. */

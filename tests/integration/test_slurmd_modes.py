@@ -1,0 +1,124 @@
+"""slurmd as init scripts start it (without -D: it forks into a daemon), and
+slurmd -G / -C beside a running slurmd, with lending configured: the node
+agent reports from the daemon, `scontrol reconfigure` and shutdown finish
+(bounded waits, a hang fails the test), and -G / -C send no report (a report
+with a newer epoch would make every later report of the running agent
+"not newer than the last accepted")."""
+
+import re
+import time
+
+from helpers import contains, eq, wait_until
+from test_lending import YAML, _cli
+
+LENDER = "#!/bin/bash\nsleep 100000\n"
+
+
+def _prepare(c):
+    for node in c.nodes:
+        (c.dir / "telemetry" / node).mkdir(parents=True)
+        (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
+
+
+# h1: one T4, 4 slices, slurmd daemonized (tracked by its PidFile).
+CLUSTER = dict(nodes=1, prefix="h", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
+               lending=True, node_addrs=True, prepare=_prepare, daemonize=True)
+
+REJECTED = "is not newer than the last accepted"
+
+
+def _telemetry(c, text):
+    path = c.dir / "telemetry" / "h1" / "nvidia0"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _ctld_log(c):
+    return (c.dir / "log" / "slurmctld.log").read_text(errors="replace")
+
+
+def _slice_state(c, lender):
+    """The state select/flex shows for the lender's slice, from flexslurm-lending status."""
+    m = re.search(rf"^h1 \d+ \d+ (\S+) JobId={lender} ", c.run([_cli(c), "status"]).stdout, re.M)
+    return m.group(1) if m else None
+
+
+def _agent_is_heard(c, lender, what):
+    """The slice follows what the telemetry says, so the agent's reports reach the controller."""
+    _telemetry(c, f"busy 80\njob {lender} busy 80\n")
+    wait_until(lambda: _slice_state(c, lender) == "owned-busy", 10, f"{what}: the slice busy, as reported")
+    _telemetry(c, "busy 0\n")
+    wait_until(lambda: _slice_state(c, lender) == "idle", 10, f"{what}: the slice idle, as reported")
+
+
+def _lender(c):
+    if getattr(c, "h_lender", None) and c.job_state(c.h_lender) == "RUNNING":
+        return c.h_lender
+    c.h_lender = c.sbatch("--gres=vslice:1", "-w", "h1", script=LENDER)
+    wait_until(lambda: c.job_state(c.h_lender) == "RUNNING", 20, "lender running")
+    return c.h_lender
+
+
+def _node_serves_jobs(c, what):
+    job = c.sbatch("-w", "h1", "--gres=vslice:1", script="#!/bin/bash\necho served\n")
+    eq(c.wait_job(job, timeout=30), "COMPLETED", f"{what}: a job on h1")
+
+
+def test_daemonized_slurmd_runs_the_agent(c):
+    daemon = c.procs["slurmd.h1"]
+    pidfile_pid = int((c.dir / "state" / "slurmd.h1.pid").read_text().split()[0])
+    eq(daemon.pid, pidfile_pid, "the daemon is the PidFile's")
+    log = c.log("slurmd.h1")
+    contains(log, f"reclaim agent: reporting to port {c.lending_port} every 1s (slurmd pid {daemon.pid})",
+             "the agent starts in the daemon")
+    lender = _lender(c)
+    wait_until(lambda: _slice_state(c, lender) == "idle", 10, "the idle lender's slice idle (reports arrive)")
+    _agent_is_heard(c, lender, "daemonized slurmd")
+    _node_serves_jobs(c, "daemonized slurmd")
+
+
+def test_slurmd_G_and_C_send_no_report(c):
+    lender = _lender(c)
+    mark = len(_ctld_log(c))
+    for option, shows in [("-G", "vslice"), ("-C", "NodeName=")]:
+        t0 = time.monotonic()
+        r = c.slurmd_prints("h1", option)
+        eq(r.returncode, 0, f"slurmd {option}: {r.stdout} {r.stderr}")
+        contains(r.stdout + r.stderr, shows, f"slurmd {option} output")
+        if time.monotonic() - t0 > 20:
+            raise AssertionError(f"slurmd {option} took {time.monotonic() - t0:.0f}s")
+    time.sleep(3)  # three report intervals of the running agent
+    _agent_is_heard(c, lender, "after slurmd -G and -C")
+    new = _ctld_log(c)[mark:]
+    if REJECTED in new:
+        raise AssertionError(f"the running agent's reports are rejected after -G/-C:\n{new[-3000:]}")
+
+
+def test_reconfigure_restarts_the_agent_in_the_daemon(c):
+    lender = _lender(c)
+    daemon = c.procs["slurmd.h1"]
+    starts = c.log("slurmd.h1").count("reclaim agent: reporting to port")
+    mark = len(_ctld_log(c))
+    for n in range(2):
+        c.run(["scontrol", "reconfigure"], timeout=20)
+        wait_until(lambda n=n: c.log("slurmd.h1").count("reclaim agent: reporting to port") >= starts + n + 1,
+                   20, f"reconfigure {n + 1}: the agent restarted in slurmd")
+        if daemon.poll() is not None:
+            raise AssertionError(f"slurmd exited on reconfigure:\n{c.log('slurmd.h1')[-2000:]}")
+        _node_serves_jobs(c, f"after reconfigure {n + 1}")
+        _agent_is_heard(c, lender, f"after reconfigure {n + 1}")
+    new = _ctld_log(c)[mark:]
+    if REJECTED in new:
+        raise AssertionError(f"reports rejected after reconfigure:\n{new[-3000:]}")
+
+
+def test_daemonized_slurmd_shuts_down(c):
+    c.run(["scancel", "--user=root"], check=False)
+    wait_until(lambda: not c.run(["squeue", "-h", "-o", "%i"]).stdout.strip(), 30, "the queue empty")
+    t0 = time.monotonic()
+    exited = c.stop_daemon("slurmd.h1", timeout=20)
+    if not exited:
+        raise AssertionError(f"slurmd did not exit within 20 s of SIGTERM (killed):\n{c.log('slurmd.h1')[-2000:]}")
+    contains(c.log("slurmd.h1")[-3000:], "Slurmd shutdown completing",
+             f"slurmd's own shutdown ({time.monotonic() - t0:.1f}s)")
