@@ -19,6 +19,7 @@ Command line: localcluster.py up|down --dir DIR [--plugin-dir DIR] ...
 
 import argparse
 import os
+import random
 import re
 import shlex
 import shutil
@@ -65,14 +66,31 @@ slicing:
 
 
 def free_ports(count):
+    """Ports free now, below the kernel's ephemeral range: a port from that range may be taken, before the
+    daemon binds it, as the source port of an outgoing connection (a node agent binds its node's address
+    with port 0 and would get the very port just released here)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
     socks, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    rng = random.Random()
+    try:
+        while len(ports) < count:
+            port = rng.randrange(10000, max(low, 10001))
+            if port in ports:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
     return ports
 
 

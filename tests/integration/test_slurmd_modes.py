@@ -20,15 +20,16 @@ def _prepare(c):
         (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
 
 
-# h1: one T4, 4 slices, slurmd daemonized (tracked by its PidFile).
-CLUSTER = dict(nodes=1, prefix="h", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
-               lending=True, node_addrs=True, prepare=_prepare, daemonize=True)
+# h1, h2: one T4 each, 4 slices; h1's slurmd daemonized (tracked by its
+# PidFile), h2's in the foreground (-D).
+CLUSTER = dict(nodes=2, prefix="h", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
+               lending=True, node_addrs=True, prepare=_prepare, daemonize={"h1"})
 
 REJECTED = "is not newer than the last accepted"
 
 
-def _telemetry(c, text):
-    path = c.dir / "telemetry" / "h1" / "nvidia0"
+def _telemetry(c, text, node="h1"):
+    path = c.dir / "telemetry" / node / "nvidia0"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -38,26 +39,28 @@ def _ctld_log(c):
     return (c.dir / "log" / "slurmctld.log").read_text(errors="replace")
 
 
-def _slice_state(c, lender):
+def _slice_state(c, lender, node="h1"):
     """The state select/flex shows for the lender's slice, from flexslurm-lending status."""
-    m = re.search(rf"^h1 \d+ \d+ (\S+) JobId={lender} ", c.run([_cli(c), "status"]).stdout, re.M)
+    m = re.search(rf"^{node} \d+ \d+ (\S+) JobId={lender} ", c.run([_cli(c), "status"]).stdout, re.M)
     return m.group(1) if m else None
 
 
-def _agent_is_heard(c, lender, what):
+def _agent_is_heard(c, lender, what, node="h1"):
     """The slice follows what the telemetry says, so the agent's reports reach the controller."""
-    _telemetry(c, f"busy 80\njob {lender} busy 80\n")
-    wait_until(lambda: _slice_state(c, lender) == "owned-busy", 10, f"{what}: the slice busy, as reported")
-    _telemetry(c, "busy 0\n")
-    wait_until(lambda: _slice_state(c, lender) == "idle", 10, f"{what}: the slice idle, as reported")
+    _telemetry(c, f"busy 80\njob {lender} busy 80\n", node)
+    wait_until(lambda: _slice_state(c, lender, node) == "owned-busy", 10,
+               f"{what}: {node}'s slice busy, as reported")
+    _telemetry(c, "busy 0\n", node)
+    wait_until(lambda: _slice_state(c, lender, node) == "idle", 10, f"{what}: {node}'s slice idle, as reported")
 
 
-def _lender(c):
-    if getattr(c, "h_lender", None) and c.job_state(c.h_lender) == "RUNNING":
-        return c.h_lender
-    c.h_lender = c.sbatch("--gres=vslice:1", "-w", "h1", script=LENDER)
-    wait_until(lambda: c.job_state(c.h_lender) == "RUNNING", 20, "lender running")
-    return c.h_lender
+def _lender(c, node="h1"):
+    lenders = c.__dict__.setdefault("h_lenders", {})
+    if lenders.get(node) and c.job_state(lenders[node]) == "RUNNING":
+        return lenders[node]
+    lenders[node] = c.sbatch("--gres=vslice:1", "-w", node, script=LENDER)
+    wait_until(lambda: c.job_state(lenders[node]) == "RUNNING", 20, f"lender on {node} running")
+    return lenders[node]
 
 
 def _node_serves_jobs(c, what):
@@ -69,30 +72,32 @@ def test_daemonized_slurmd_runs_the_agent(c):
     daemon = c.procs["slurmd.h1"]
     pidfile_pid = int((c.dir / "state" / "slurmd.h1.pid").read_text().split()[0])
     eq(daemon.pid, pidfile_pid, "the daemon is the PidFile's")
-    log = c.log("slurmd.h1")
-    contains(log, f"reclaim agent: reporting to port {c.lending_port} every 1s (slurmd pid {daemon.pid})",
-             "the agent starts in the daemon")
     lender = _lender(c)
     wait_until(lambda: _slice_state(c, lender) == "idle", 10, "the idle lender's slice idle (reports arrive)")
     _agent_is_heard(c, lender, "daemonized slurmd")
+    contains(c.log("slurmd.h1"), f"reclaim agent: reporting to port {c.lending_port} every 1s (slurmd pid {daemon.pid})",
+             "the agent runs in the daemon")
     _node_serves_jobs(c, "daemonized slurmd")
 
 
 def test_slurmd_G_and_C_send_no_report(c):
-    lender = _lender(c)
+    """Beside a daemonized (h1) and a foreground (h2) slurmd."""
+    lenders = {node: _lender(c, node) for node in c.nodes}
     mark = len(_ctld_log(c))
-    for option, shows in [("-G", "vslice"), ("-C", "NodeName=")]:
-        t0 = time.monotonic()
-        r = c.slurmd_prints("h1", option)
-        eq(r.returncode, 0, f"slurmd {option}: {r.stdout} {r.stderr}")
-        contains(r.stdout + r.stderr, shows, f"slurmd {option} output")
-        if time.monotonic() - t0 > 20:
-            raise AssertionError(f"slurmd {option} took {time.monotonic() - t0:.0f}s")
-    time.sleep(3)  # three report intervals of the running agent
-    _agent_is_heard(c, lender, "after slurmd -G and -C")
+    for node in c.nodes:
+        for option, shows in [("-G", "vslice"), ("-C", "NodeName=")]:
+            t0 = time.monotonic()
+            r = c.slurmd_prints(node, option)
+            eq(r.returncode, 0, f"slurmd {option} -N {node}: {r.stdout} {r.stderr}")
+            contains(r.stdout + r.stderr, shows, f"slurmd {option} -N {node} output")
+            if time.monotonic() - t0 > 20:
+                raise AssertionError(f"slurmd {option} -N {node} took {time.monotonic() - t0:.0f}s")
+    time.sleep(3)  # three report intervals of the running agents
+    for node in ["h2", "h1"]:
+        _agent_is_heard(c, lenders[node], "after slurmd -G and -C", node)
     new = _ctld_log(c)[mark:]
     if REJECTED in new:
-        raise AssertionError(f"the running agent's reports are rejected after -G/-C:\n{new[-3000:]}")
+        raise AssertionError(f"the running agents' reports are rejected after -G/-C:\n{new[-3000:]}")
 
 
 def test_reconfigure_restarts_the_agent_in_the_daemon(c):
@@ -116,9 +121,10 @@ def test_reconfigure_restarts_the_agent_in_the_daemon(c):
 def test_daemonized_slurmd_shuts_down(c):
     c.run(["scancel", "--user=root"], check=False)
     wait_until(lambda: not c.run(["squeue", "-h", "-o", "%i"]).stdout.strip(), 30, "the queue empty")
-    t0 = time.monotonic()
-    exited = c.stop_daemon("slurmd.h1", timeout=20)
-    if not exited:
-        raise AssertionError(f"slurmd did not exit within 20 s of SIGTERM (killed):\n{c.log('slurmd.h1')[-2000:]}")
-    contains(c.log("slurmd.h1")[-3000:], "Slurmd shutdown completing",
-             f"slurmd's own shutdown ({time.monotonic() - t0:.1f}s)")
+    for node in c.nodes:
+        t0 = time.monotonic()
+        if not c.stop_daemon(f"slurmd.{node}", timeout=20):
+            raise AssertionError(f"slurmd {node} did not exit within 20 s of SIGTERM (killed):\n"
+                                 f"{c.log(f'slurmd.{node}')[-2000:]}")
+        contains(c.log(f"slurmd.{node}")[-3000:], "Slurmd shutdown completing",
+                 f"{node}: slurmd's own shutdown ({time.monotonic() - t0:.1f}s)")
