@@ -149,6 +149,12 @@ inline const char *slurmd_node_name()
 	return (&conf && conf && conf->node_name) ? conf->node_name : "";
 }
 
+/* slurmstepd's path as slurmd runs it (SBINDIR/slurmstepd, or slurmd -d). */
+inline const char *slurmd_stepd_path()
+{
+	return (&conf && conf && conf->stepd_loc) ? conf->stepd_loc : "";
+}
+
 /* slurmd -G: loads the GRES plugins only to print what they found, then
  * exits (slurmd -C exits before loading them). */
 inline bool slurmd_prints_only()

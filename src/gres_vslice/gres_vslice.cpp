@@ -225,7 +225,8 @@ void publish_slices(compat::list_ptr gres_conf_list, node_config_load_t *node_co
 	}
 }
 
-std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std::string &node)
+std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std::string &node,
+                                                const SlurmMarks &marks)
 {
 	const auto &devices = layout->devices();
 	switch (config.channel.telemetry) {
@@ -241,7 +242,7 @@ std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std:
 	                                [](const DeviceSlices &d) { return d.vendor == Vendor::Nvidia; });
 	if (!nvidia)
 		return make_unsupported_backend(devices.empty() ? Vendor::Nvidia : devices.front().vendor);
-	auto nvml = make_nvml_backend(*layout);
+	auto nvml = make_nvml_backend(*layout, "libnvidia-ml.so.1", "/proc", marks);
 	if (nvml)
 		return std::move(*nvml);
 	error(LOG_PREFIX "lending.telemetry: NVML: %s; this node's slices count as busy (never lent)",
@@ -255,7 +256,9 @@ void start_agent(const Config &config, const std::string &node)
 	deferred_agent.reset();
 	if (!config.channel.enabled)
 		return;
-	auto backend = telemetry_for(config, node);
+	// Slurm's own processes and job cgroups, as a user cannot forge them.
+	const SlurmMarks marks = SlurmMarks::for_this_slurmd(node, compat::slurmd_stepd_path());
+	auto backend = telemetry_for(config, node, marks);
 	if (!backend) {
 		info(LOG_PREFIX "lending.telemetry is none: nothing on %s is lent", node.c_str());
 		return;
@@ -269,9 +272,10 @@ void start_agent(const Config &config, const std::string &node)
 	xfree(addr);
 	s.controller_uids = {0, slurm_conf.slurm_user_id};
 	s.interval = config.channel.report_interval;
-	agent.reset(std::make_unique<NodeAgent>(s, *layout, std::move(backend),
-	                                        AgentIo::production(MungeEndpoint{munge_socket_of(
-	                                                slurm_conf.authinfo ? slurm_conf.authinfo : "")})));
+	AgentIo io = AgentIo::production(
+	        MungeEndpoint{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")});
+	io.kill_job = [marks](uint32_t job) { return kill_job_processes(job, "/proc", marks); };
+	agent.reset(std::make_unique<NodeAgent>(s, *layout, std::move(backend), std::move(io)));
 	agent.get()->start();
 	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds (slurmd pid %ld)", s.port,
 	     static_cast<long>(s.interval.count()), static_cast<long>(getpid()));

@@ -118,6 +118,45 @@ def test_reconfigure_restarts_the_agent_in_the_daemon(c):
         raise AssertionError(f"reports rejected after reconfigure:\n{new[-3000:]}")
 
 
+# A borrower that names itself slurmstepd (a copy of bash under that name,
+# exec'd: its comm is "slurmstepd") and ignores SIGTERM; no other process.
+FORGED_STEPD = """#!/bin/bash
+mkdir -p {out}/forged.$SLURM_JOB_ID && cp /bin/bash {out}/forged.$SLURM_JOB_ID/slurmstepd
+exec {out}/forged.$SLURM_JOB_ID/slurmstepd -c '
+trap "" TERM
+trap "echo checkpoint >>{out}/forged.$SLURM_JOB_ID/log" USR1
+exec 3<{dev}
+mkfifo {out}/forged.$SLURM_JOB_ID/fifo && exec 4<>{out}/forged.$SLURM_JOB_ID/fifo
+while :; do read -t 1 -u 4 x; done'
+"""
+
+
+def test_hard_stop_kills_a_borrower_named_slurmstepd(c):
+    """The agent hard-stops a borrower whatever it calls itself (h2: the module's foreground slurmd)."""
+    from test_lending import GRACE, HARD_STOP, _holders
+    lender = _lender(c, "h2")
+    _telemetry(c, "busy 0\n", "h2")
+    wait_until(lambda: _slice_state(c, lender, "h2") == "idle", 10, "the lender's slice idle")
+    dev = c.dir / "dev" / "h2" / "nvidia0"
+    borrower = c.sbatch("--gres=vborrow:1", "-w", "h2", "--signal=B:USR1@60",
+                        script=FORGED_STEPD.format(out=c.dir / "out", dev=dev))
+    wait_until(lambda: c.job_state(borrower) == "RUNNING" and _holders(dev), 30, "borrower on the device")
+    holder = _holders(dev)[0]
+    eq(open(f"/proc/{holder}/comm").read().strip(), "slurmstepd", "the borrower's name")
+    time.sleep(3)
+    before = len(c.log("slurmd.h2"))
+    t0 = time.monotonic()
+    _telemetry(c, f"busy 80\njob {lender} busy 80\n", "h2")
+    # The agent's stop is due at t0 + G + hard_stop_after; slurmd's own
+    # SIGKILL (KillWait 5 s after the requeue, itself at t0 + G) comes later.
+    wait_until(lambda: not _holders(dev), GRACE + HARD_STOP + 2, "the agent's hard stop of the forged slurmstepd")
+    log = c.log("slurmd.h2")[before:]
+    if not re.search(rf"hard stop of borrower JobId={borrower}: [1-9]\d* process\(es\) killed", log):
+        raise AssertionError(f"the agent killed nothing ({time.monotonic() - t0:.1f}s):\n{log}")
+    _telemetry(c, "busy 0\n", "h2")
+    c.run(["scancel", str(borrower)], check=False)
+
+
 def test_daemonized_slurmd_shuts_down(c):
     c.run(["scancel", "--user=root"], check=False)
     wait_until(lambda: not c.run(["squeue", "-h", "-o", "%i"]).stdout.strip(), 30, "the queue empty")
