@@ -283,7 +283,12 @@ KillWait=5
     def _plugstack_line(self):
         if self.spank_args is None:
             return ""
-        args = " ".join([f"layout={self.dir}/state/layout.%n", *(a.format(dir=self.dir) for a in self.spank_args)])
+        # Each node its own job_dir, in this cluster (the default /run/flexslurm/jobs is every
+        # cluster's on this machine, and job ids repeat across clusters).
+        job_dir = [] if any(a.startswith("job_dir=") for a in self.spank_args) else [f"job_dir={self.dir}/jobs/%n"]
+        (self.dir / "jobs").mkdir(exist_ok=True)
+        args = " ".join([f"layout={self.dir}/state/layout.%n", *job_dir,
+                         *(a.format(dir=self.dir) for a in self.spank_args)])
         (self.dir / "etc" / "plugstack.conf").write_text(
             f"required {self.plugin_dir}/spank_flexslurm.so {args}\n")
         return f"PlugStackConfig={self.dir}/etc/plugstack.conf\n"
