@@ -56,6 +56,11 @@ extern "C" {
 
 #if defined(FLEXSLURM_COMPAT_GRES)
 #include "src/slurmd/slurmd/slurmd.h"
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#include "src/interfaces/cgroup.h"
+#else
+#include "src/common/cgroup.h"
+#endif
 #endif
 
 #if defined(FLEXSLURM_COMPAT_SELECT)
@@ -153,6 +158,15 @@ inline const char *slurmd_node_name()
 inline const char *slurmd_stepd_path()
 {
 	return (&conf && conf && conf->stepd_loc) ? conf->stepd_loc : "";
+}
+
+/* cgroup.conf's CgroupPrepend (cgroup/v1; "%n" for the node name), or ""
+ * before slurmd has read cgroup.conf. Weak: absent outside the daemons. */
+#pragma weak slurm_cgroup_conf
+inline const char *cgroup_prepend()
+{
+	return (&slurm_cgroup_conf && slurm_cgroup_conf.cgroup_prepend) ? slurm_cgroup_conf.cgroup_prepend
+	                                                                : "";
 }
 
 /* slurmd -G: loads the GRES plugins only to print what they found, then

@@ -257,7 +257,10 @@ void start_agent(const Config &config, const std::string &node)
 	if (!config.channel.enabled)
 		return;
 	// Slurm's own processes and job cgroups, as a user cannot forge them.
-	const SlurmMarks marks = SlurmMarks::for_this_slurmd(node, compat::slurmd_stepd_path());
+	SlurmMarks marks = SlurmMarks::for_this_slurmd(node, compat::slurmd_stepd_path());
+	if (const std::string prepend = expand_node_name(compat::cgroup_prepend(), node);
+	    !prepend.empty() && prepend.front() == '/')
+		marks.v1_roots.push_back(prepend);
 	auto backend = telemetry_for(config, node, marks);
 	if (!backend) {
 		info(LOG_PREFIX "lending.telemetry is none: nothing on %s is lent", node.c_str());
