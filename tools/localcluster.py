@@ -361,6 +361,24 @@ KillWait=5
         self._wait_for(daemon_pid, 20, f"{pidfile} naming a live slurmd")
         self.procs[name] = Daemon(daemon_pid())
 
+    def follow_daemonized_slurmd(self, node, timeout=20):
+        """A daemonized slurmd that re-executed itself (reconfigure on >= 23.11: a new process, a new PID
+        in its PidFile): track the new one. Returns its PID."""
+        name = f"slurmd.{node}"
+        pidfile = self.dir / "state" / f"{name}.pid"
+
+        def live():
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+            return pid if Daemon(pid).poll() is None else None
+        self._wait_for(live, timeout, f"{pidfile} naming a live slurmd")
+        pid = live()
+        if pid != self.procs[name].pid:
+            self.procs[name] = Daemon(pid)
+        return pid
+
     def slurmd_prints(self, node, option, timeout=30):
         """slurmd -G or -C for `node` (prints and exits); the CompletedProcess."""
         return self.run(["slurmd", option, "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")], check=False,
@@ -472,6 +490,13 @@ KillWait=5
             self.run(["scancel", "--full", "-u", "root"], check=False, timeout=10)
         for name in [n for n in self.procs if n.startswith("slurmd.")]:
             self.stop_daemon(name)
+            node = name[len("slurmd."):]
+            if node in self.daemonize:  # re-executed since it was started: stop that one too
+                try:
+                    self.procs[name] = Daemon(int((self.dir / "state" / f"{name}.pid").read_text().split()[0]))
+                    self.stop_daemon(name)
+                except (OSError, ValueError, IndexError):
+                    self.procs.pop(name, None)
         self.stop_daemon("slurmctld")
         self.kill_job_steps()
         self.stop_daemon("munged")
