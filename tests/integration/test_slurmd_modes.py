@@ -156,6 +156,8 @@ def test_hard_stop_kills_a_borrower_named_slurmstepd(c):
     log = c.log("slurmd.h2")
     if not re.search(rf"hard stop of borrower JobId={borrower}: [1-9]\d* process\(es\) killed", log):
         raise AssertionError(f"the agent killed nothing ({time.monotonic() - t0:.1f}s):\n{log[-3000:]}")
+    # Its slurmstepd was left alone: the job is requeued, not failed.
+    wait_until(lambda: c.job_state(borrower) == "PENDING", 20, "the borrower requeued (its slurmstepd alive)")
     _telemetry(c, "busy 0\n", "h2")
     c.run(["scancel", str(borrower)], check=False)
 
