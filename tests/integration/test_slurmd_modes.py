@@ -90,6 +90,7 @@ def test_slurmd_G_and_C_send_no_report(c):
             r = c.slurmd_prints(node, option)
             eq(r.returncode, 0, f"slurmd {option} -N {node}: {r.stdout} {r.stderr}")
             contains(r.stdout + r.stderr, shows, f"slurmd {option} -N {node} output")
+            eq("reclaim agent" in r.stdout + r.stderr, False, f"slurmd {option} -N {node} starts no agent")
             if time.monotonic() - t0 > 20:
                 raise AssertionError(f"slurmd {option} -N {node} took {time.monotonic() - t0:.0f}s")
     time.sleep(3)  # three report intervals of the running agents
