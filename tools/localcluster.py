@@ -19,6 +19,7 @@ Command line: localcluster.py up|down --dir DIR [--plugin-dir DIR] ...
 
 import argparse
 import os
+import random
 import re
 import shlex
 import shutil
@@ -65,19 +66,73 @@ slicing:
 
 
 def free_ports(count):
+    """Ports free now, below the kernel's ephemeral range: a port from that range may be taken, before the
+    daemon binds it, as the source port of an outgoing connection (a node agent binds its node's address
+    with port 0 and would get the very port just released here)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
     socks, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    rng = random.Random()
+    try:
+        while len(ports) < count:
+            port = rng.randrange(10000, max(low, 10001))
+            if port in ports:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
     return ports
 
 
 class ClusterError(RuntimeError):
     pass
+
+
+class Daemon:
+    """A daemon this cluster started that is not its child (slurmd without -D), by PID, with the
+    part of Popen's interface the cluster uses. Once it exits it is init's: a zombie counts as gone."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                state = "gone"
+            if state in ("Z", "X", "gone"):
+                self.returncode = 0  # unknown: not our child
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.1)
+        return self.returncode
 
 
 class LocalCluster:
@@ -88,7 +143,7 @@ class LocalCluster:
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
                  lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None,
-                 proctrack="proctrack/cgroup"):
+                 proctrack="proctrack/cgroup", daemonize=False):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
@@ -123,6 +178,10 @@ class LocalCluster:
         # /etc/ld.so.preload); {dir} in source is the cluster dir. A target
         # that does not exist is made empty for the mount and removed at stop.
         self.slurmd_binds = slurmd_binds or []
+        # slurmd without -D, as init scripts start it: it forks into a daemon
+        # and the one started exits; the daemon is tracked by its PidFile.
+        # True for every node, or a collection of node names.
+        self.daemonize = set(self.nodes) if daemonize is True else set(daemonize or ())
         self._made_targets = []
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
@@ -225,7 +284,12 @@ KillWait=5
     def _plugstack_line(self):
         if self.spank_args is None:
             return ""
-        args = " ".join([f"layout={self.dir}/state/layout.%n", *(a.format(dir=self.dir) for a in self.spank_args)])
+        # Each node its own job_dir, in this cluster (the default /run/flexslurm/jobs is every
+        # cluster's on this machine, and job ids repeat across clusters).
+        job_dir = [] if any(a.startswith("job_dir=") for a in self.spank_args) else [f"job_dir={self.dir}/jobs/%n"]
+        (self.dir / "jobs").mkdir(exist_ok=True)
+        args = " ".join([f"layout={self.dir}/state/layout.%n", *job_dir,
+                         *(a.format(dir=self.dir) for a in self.spank_args)])
         (self.dir / "etc" / "plugstack.conf").write_text(
             f"required {self.plugin_dir}/spank_flexslurm.so {args}\n")
         return f"PlugStackConfig={self.dir}/etc/plugstack.conf\n"
@@ -277,7 +341,56 @@ KillWait=5
         """Where a configless slurmd keeps the files slurmctld sent it."""
         return self.dir / "spool" / node / "conf-cache"
 
+    def _start_daemonized_slurmd(self, node):
+        name = f"slurmd.{node}"
+        pidfile = self.dir / "state" / f"{name}.pid"
+        pidfile.unlink(missing_ok=True)
+        with open(self.dir / "log" / f"{name}.stdout", "wb") as log:
+            r = subprocess.run(["slurmd", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")], stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                               start_new_session=True, timeout=30)
+        if r.returncode != 0:
+            raise ClusterError(f"slurmd -N {node} (daemonizing) exited with {r.returncode}: "
+                               f"{self.log(name)[-2000:]}")
+
+        def daemon_pid():
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+            return pid if Daemon(pid).poll() is None else None
+        self._wait_for(daemon_pid, 20, f"{pidfile} naming a live slurmd")
+        self.procs[name] = Daemon(daemon_pid())
+
+    def follow_daemonized_slurmd(self, node, timeout=20):
+        """A daemonized slurmd that re-executed itself (reconfigure on >= 23.11: a new process, a new PID
+        in its PidFile): track the new one. Returns its PID."""
+        name = f"slurmd.{node}"
+        pidfile = self.dir / "state" / f"{name}.pid"
+
+        def live():
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+            return pid if Daemon(pid).poll() is None else None
+        self._wait_for(live, timeout, f"{pidfile} naming a live slurmd")
+        pid = live()
+        if pid != self.procs[name].pid:
+            self.procs[name] = Daemon(pid)
+        return pid
+
+    def slurmd_prints(self, node, option, timeout=30):
+        """slurmd -G or -C for `node` (prints and exits); the CompletedProcess."""
+        return self.run(["slurmd", option, "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")], check=False,
+                        timeout=timeout)
+
     def start_slurmd(self, node):
+        if node in self.daemonize:
+            if self.slurmd_binds or self.configless:
+                raise ClusterError("daemonize: not with slurmd_binds or configless")
+            self._start_daemonized_slurmd(node)
+            return
         if not self.configless:
             argv = ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")]
             if self.slurmd_binds:
@@ -308,15 +421,18 @@ KillWait=5
             self.env = env
 
     def stop_daemon(self, name, sig=signal.SIGTERM, timeout=15):
+        """True if it exited within `timeout` of the signal (else it is SIGKILLed)."""
         p = self.procs.pop(name, None)
         if p is None or p.poll() is not None:
-            return
+            return True
         p.send_signal(sig)
         try:
             p.wait(timeout)
+            return True
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
+            return False
 
     def daemon_exit_code(self, name, timeout=10):
         p = self.procs[name]
@@ -375,6 +491,13 @@ KillWait=5
             self.run(["scancel", "--full", "-u", "root"], check=False, timeout=10)
         for name in [n for n in self.procs if n.startswith("slurmd.")]:
             self.stop_daemon(name)
+            node = name[len("slurmd."):]
+            if node in self.daemonize:  # re-executed since it was started: stop that one too
+                try:
+                    self.procs[name] = Daemon(int((self.dir / "state" / f"{name}.pid").read_text().split()[0]))
+                    self.stop_daemon(name)
+                except (OSError, ValueError, IndexError):
+                    self.procs.pop(name, None)
         self.stop_daemon("slurmctld")
         self.kill_job_steps()
         self.stop_daemon("munged")

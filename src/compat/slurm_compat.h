@@ -56,6 +56,11 @@ extern "C" {
 
 #if defined(FLEXSLURM_COMPAT_GRES)
 #include "src/slurmd/slurmd/slurmd.h"
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#include "src/interfaces/cgroup.h"
+#else
+#include "src/common/cgroup.h"
+#endif
 #endif
 
 #if defined(FLEXSLURM_COMPAT_SELECT)
@@ -135,8 +140,8 @@ using fini_result = int;
 #if defined(FLEXSLURM_COMPAT_GRES)
 /*
  * slurmd's configuration: present in slurmd and slurmstepd, absent in
- * slurmctld and clients, hence weak. Used only for the node name, which
- * 22.05 does not pass to gres node_config_load.
+ * slurmctld and clients, hence weak. Used for the node name, which 22.05
+ * does not pass to gres node_config_load, and for how slurmd runs (-G, -D).
  */
 #pragma weak conf
 
@@ -147,6 +152,40 @@ namespace flexslurm::compat
 inline const char *slurmd_node_name()
 {
 	return (&conf && conf && conf->node_name) ? conf->node_name : "";
+}
+
+/* slurmstepd's path as slurmd runs it (SBINDIR/slurmstepd, or slurmd -d). */
+inline const char *slurmd_stepd_path()
+{
+	return (&conf && conf && conf->stepd_loc) ? conf->stepd_loc : "";
+}
+
+/* cgroup.conf's CgroupPrepend (cgroup/v1; "%n" for the node name), or ""
+ * before slurmd has read cgroup.conf. Weak: absent outside the daemons. */
+#pragma weak slurm_cgroup_conf
+inline const char *cgroup_prepend()
+{
+	return (&slurm_cgroup_conf && slurm_cgroup_conf.cgroup_prepend) ? slurm_cgroup_conf.cgroup_prepend
+	                                                                : "";
+}
+
+/* slurmd -G: loads the GRES plugins only to print what they found, then
+ * exits (slurmd -C exits before loading them). */
+inline bool slurmd_prints_only()
+{
+	return &conf && conf && conf->print_gres;
+}
+
+/* Whether slurmd loads its GRES plugins before it forks into its daemon
+ * (without -D): 22.05 does (_slurmd_init, then xdaemon); 24.11, 25.11 and
+ * 26.05 daemonize first. A reconfigure's load runs in the daemon. */
+inline bool slurmd_daemonizes_after_gres_load()
+{
+#if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+	return false;
+#else
+	return &conf && conf && conf->daemonize;
+#endif
 }
 
 /* One gres.conf-like record: `count` units of `name`, bound to `file`. */

@@ -29,7 +29,9 @@ AgentIo AgentIo::production(const MungeEndpoint &munge)
 	                 const std::string &bind_address, Seconds timeout) {
 		return exchange_from(host, port, request, bind_address, timeout);
 	};
-	io.kill_job = [](uint32_t job) { return kill_job_processes(job); };
+	io.kill_job = [](uint32_t job) {
+		return kill_job_processes(job, "/proc", SlurmMarks::for_node("", ""));
+	};
 	io.wall_clock = [] {
 		return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
 	};

@@ -1,5 +1,6 @@
 #include "limits.hpp"
 
+#include "isolation.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -118,6 +119,20 @@ std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend back
 					out.push_back(s);
 				break;
 			}
+	return out;
+}
+
+std::vector<const DeviceSlices *> step_devices(const SliceLayout &layout, const JobLimits *job,
+                                               std::string_view claimed)
+{
+	std::vector<const DeviceSlices *> out;
+	if (!job)
+		return out;
+	for (const DeviceSlices *d : held_devices(layout, claimed, ""))
+		if (std::any_of(job->devices.begin(), job->devices.end(), [&](const DeviceLimit &l) {
+			    return l.vendor == d->vendor && l.host_index == d->vendor_index;
+		    }))
+			out.push_back(d);
 	return out;
 }
 

@@ -55,6 +55,14 @@ Result<JobLimits> decode_job_limits(std::string_view text);
 std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend backend,
                                          const std::vector<const DeviceSlices *> &step_devices);
 
+// The devices a step may use on this node: those its SLURM_VSLICE_DEVICES (`claimed`) names that
+// are also the job's allocation here (`job`: the limits file the job prolog wrote as root from Slurm's
+// prolog environment), in `claimed`'s order. A user can set SLURM_VSLICE_DEVICES in a step (another
+// GRES plugin that protects the environment keeps it): a claim only narrows the allocation, never
+// widens it; with no allocation (`job` null: the job holds no slices here), nothing.
+std::vector<const DeviceSlices *> step_devices(const SliceLayout &layout, const JobLimits *job,
+                                               std::string_view claimed);
+
 // Where a job's state lives on a node, under the `job_dir` plugstack argument.
 struct JobPaths {
 	std::string dir;           // <job_dir>/<job>, root 0755

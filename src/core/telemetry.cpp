@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -342,36 +344,67 @@ std::optional<uint32_t> job_component(std::string_view component) noexcept
 	return job;
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) noexcept
+std::vector<std::string_view> path_components(std::string_view path)
 {
-	return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// A job's cgroup is ".../uid_U/job_J/..." under cgroup v1 (the prefix is
-// CgroupPrepend: "/slurm", "/slurm_<node>" or an admin's own) and
-// ".../[<node>_]slurmstepd.scope/job_J/..." under cgroup v2. Requiring the
-// parent component keeps a user's own "job_5" unit from being taken for a
-// Slurm job (and its processes from being killed as one).
-std::optional<uint32_t> job_of_cgroup_path(std::string_view path) noexcept
-{
-	std::string_view parent;
+	std::vector<std::string_view> out;
 	size_t start = 0;
 	while (start <= path.size()) {
 		size_t end = path.find('/', start);
 		if (end == std::string_view::npos)
 			end = path.size();
-		const std::string_view component = path.substr(start, end - start);
+		if (end > start)
+			out.push_back(path.substr(start, end - start));
 		start = end + 1;
-		if (component.empty())
+	}
+	return out;
+}
+
+// One path component against a pattern component with at most one '*' (any characters, or none).
+bool component_matches(std::string_view pattern, std::string_view component) noexcept
+{
+	const size_t star = pattern.find('*');
+	if (star == std::string_view::npos)
+		return pattern == component;
+	const std::string_view head = pattern.substr(0, star), tail = pattern.substr(star + 1);
+	return component.size() >= head.size() + tail.size() && component.substr(0, head.size()) == head &&
+	       component.substr(component.size() - tail.size()) == tail;
+}
+
+// The number of leading components of `path` that `anchor` names, or 0.
+size_t anchored(const std::vector<std::string_view> &path, std::string_view anchor)
+{
+	const auto want = path_components(anchor);
+	if (want.empty() || want.size() > path.size())
+		return 0;
+	for (size_t i = 0; i < want.size(); ++i)
+		if (!component_matches(want[i], path[i]))
+			return 0;
+	return want.size();
+}
+
+bool is_uid_component(std::string_view c) noexcept
+{
+	return c.substr(0, 4) == "uid_" && parse_decimal<uint32_t>(c.substr(4)).has_value();
+}
+
+// A job's cgroup is "<v1 root>/uid_U/job_J/..." on a v1 controller line and "<v2 scope>/job_J/..." on
+// the v2 line, anchored at the root: what a user makes in a cgroup tree delegated to them (under
+// user.slice, or in the name=systemd hierarchy) is not Slurm's, whatever it is called.
+std::optional<uint32_t> job_of_cgroup_path(std::string_view path, bool v2, const SlurmMarks &marks)
+{
+	const auto components = path_components(path);
+	for (const std::string &anchor : v2 ? marks.v2_scopes : marks.v1_roots) {
+		size_t at = anchored(components, anchor);
+		if (!at)
 			continue;
-		if (auto job = job_component(component)) {
-			const bool v1_parent =
-			        parent.substr(0, 4) == "uid_" && parse_decimal<uint32_t>(parent.substr(4));
-			const bool v2_parent = ends_with(parent, "slurmstepd.scope");
-			if (v1_parent || v2_parent)
-				return job;
+		if (!v2) {
+			if (at >= components.size() || !is_uid_component(components[at]))
+				continue;
+			++at;
 		}
-		parent = component;
+		if (at < components.size())
+			if (auto job = job_component(components[at]))
+				return job;
 	}
 	return std::nullopt;
 }
@@ -386,12 +419,57 @@ std::optional<std::string> read_comm(const std::string &proc_root, int pid)
 	return comm.text;
 }
 
-std::optional<uint32_t> job_of_pid(const std::string &proc_root, int pid)
+// Every uid (real, effective, saved, filesystem) of proc_root/<pid>/status is 0.
+bool runs_as_root(const std::string &proc_root, int pid)
+{
+	FileText status = read_bounded(proc_root + "/" + std::to_string(pid) + "/status", max_proc_file);
+	if (status.status != FileText::Status::Ok)
+		return false;
+	const std::string_view text = status.text;
+	size_t at = text.rfind("\nUid:", std::string_view::npos);
+	if (text.substr(0, 4) == "Uid:")
+		at = 0;
+	else if (at == std::string_view::npos)
+		return false;
+	else
+		++at;
+	const size_t end = text.find('\n', at);
+	std::string_view line =
+	        text.substr(at + 4, end == std::string_view::npos ? std::string_view::npos : end - at - 4);
+	int uids = 0;
+	size_t i = 0;
+	while (i < line.size()) {
+		while (i < line.size() && (line[i] == '\t' || line[i] == ' '))
+			++i;
+		size_t j = i;
+		while (j < line.size() && line[j] != '\t' && line[j] != ' ')
+			++j;
+		if (j > i) {
+			if (line.substr(i, j - i) != "0")
+				return false;
+			++uids;
+		}
+		i = j;
+	}
+	return uids == 4;
+}
+
+std::optional<std::string> read_exe(const std::string &proc_root, int pid)
+{
+	char target[4096];
+	const std::string link = proc_root + "/" + std::to_string(pid) + "/exe";
+	const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+	if (n <= 0)
+		return std::nullopt;
+	return std::string(target, static_cast<size_t>(n));
+}
+
+std::optional<uint32_t> job_of_pid(const std::string &proc_root, int pid, const SlurmMarks &marks)
 {
 	FileText cgroup = read_bounded(proc_root + "/" + std::to_string(pid) + "/cgroup", max_proc_file);
 	if (cgroup.status != FileText::Status::Ok)
 		return std::nullopt;
-	return job_of_cgroup_text(cgroup.text);
+	return job_of_cgroup_text(cgroup.text, marks);
 }
 
 // The value of `key` in a /proc/<pid>/status text ("PPid:\t12" -> "12").
@@ -459,12 +537,14 @@ namespace
 {
 
 // The process is the job's, and neither its slurmstepd nor this process.
-bool is_job_process(const std::string &proc_root, int pid, uint32_t job)
+bool is_job_process(const std::string &proc_root, int pid, uint32_t job, const SlurmMarks &marks)
 {
-	if (pid == getpid() || job_of_pid(proc_root, pid) != job)
+	if (pid == getpid() || job_of_pid(proc_root, pid, marks) != job)
 		return false;
-	const auto comm = read_comm(proc_root, pid);
-	return comm && *comm != "slurmstepd"; // unreadable: gone, or cannot be told apart
+	// Unreadable: gone (or cannot be told apart): left alone.
+	if (!read_comm(proc_root, pid))
+		return false;
+	return !is_slurmstepd(proc_root, pid, marks);
 }
 
 // ---- NVML --------------------------------------------------------------------------------------
@@ -579,9 +659,9 @@ struct NvmlDevice {
 class NvmlBackend final : public TelemetryBackend
 {
 public:
-	NvmlBackend(LibraryHandle library, std::string library_name, std::string proc_root)
+	NvmlBackend(LibraryHandle library, std::string library_name, std::string proc_root, SlurmMarks marks)
 	    : library_(std::move(library)), library_name_(std::move(library_name)),
-	      proc_root_(std::move(proc_root))
+	      proc_root_(std::move(proc_root)), marks_(std::move(marks))
 	{
 	}
 	NvmlBackend(const NvmlBackend &) = delete;
@@ -774,7 +854,7 @@ private:
 			auto [it, inserted] = job_cache.try_emplace(pid);
 			if (inserted && pid > 0 &&
 			    pid <= static_cast<unsigned>(std::numeric_limits<int>::max()))
-				if (!(it->second = job_of_pid(proc_root_, static_cast<int>(pid))))
+				if (!(it->second = job_of_pid(proc_root_, static_cast<int>(pid), marks_)))
 					it->second = job_of_mps_server(proc_root_, static_cast<int>(pid));
 			return it->second;
 		};
@@ -880,6 +960,7 @@ private:
 	LibraryHandle library_;
 	std::string library_name_;
 	std::string proc_root_;
+	SlurmMarks marks_;
 	bool initialized_ = false;
 	NvmlInit init_ = nullptr;
 	NvmlShutdown shutdown_ = nullptr;
@@ -927,7 +1008,7 @@ std::unique_ptr<TelemetryBackend> make_file_backend(const SliceLayout &layout, s
 }
 
 Result<std::unique_ptr<TelemetryBackend>> make_nvml_backend(const SliceLayout &layout, std::string library,
-                                                            std::string proc_root)
+                                                            std::string proc_root, SlurmMarks marks)
 {
 	using R = Result<std::unique_ptr<TelemetryBackend>>;
 	dlerror();
@@ -936,7 +1017,8 @@ Result<std::unique_ptr<TelemetryBackend>> make_nvml_backend(const SliceLayout &l
 		const char *why = dlerror();
 		return R::failure("telemetry: cannot load " + library + ": " + (why ? why : "unknown error"));
 	}
-	auto backend = std::make_unique<NvmlBackend>(std::move(handle), library, std::move(proc_root));
+	auto backend = std::make_unique<NvmlBackend>(std::move(handle), library, std::move(proc_root),
+	                                             std::move(marks));
 	if (std::string problem = backend->start(layout); !problem.empty())
 		return R::failure("telemetry: " + problem);
 	return R(std::move(backend));
@@ -947,33 +1029,107 @@ std::unique_ptr<TelemetryBackend> make_unsupported_backend(Vendor vendor)
 	return std::make_unique<UnsupportedBackend>(vendor);
 }
 
-std::optional<uint32_t> job_of_cgroup_text(std::string_view text) noexcept
+SlurmMarks SlurmMarks::for_node(const std::string &node, const std::string &stepd_path)
+{
+	SlurmMarks m;
+	m.stepd_path = stepd_path;
+	if (!stepd_path.empty()) {
+		char real[PATH_MAX];
+		if (realpath(stepd_path.c_str(), real))
+			m.stepd_path = real;
+	}
+	const std::string any = node.empty() ? "*" : node;
+	m.v1_roots = {"/slurm", "/slurm_" + any};
+	m.v2_scopes = {"/system.slice/slurmstepd.scope", "/system.slice/" + any + "_slurmstepd.scope"};
+	return m;
+}
+
+void SlurmMarks::learn_from_slurmd_cgroup(std::string_view self_cgroup_text)
+{
+	size_t start = 0;
+	while (start < self_cgroup_text.size()) {
+		size_t end = self_cgroup_text.find('\n', start);
+		if (end == std::string_view::npos)
+			end = self_cgroup_text.size();
+		const std::string_view line = self_cgroup_text.substr(start, end - start);
+		start = end + 1;
+		if (line.substr(0, 3) != "0::")
+			continue;
+		const std::string_view path = line.substr(3);
+		const auto components = path_components(path);
+		if (components.size() < 2 || components.back() != "slurmd" ||
+		    !component_matches("*slurmstepd.scope", components[components.size() - 2]) ||
+		    path.find('*') != std::string_view::npos)
+			continue;
+		std::string scope;
+		for (size_t i = 0; i + 1 < components.size(); ++i)
+			scope += "/" + std::string(components[i]);
+		if (std::find(v2_scopes.begin(), v2_scopes.end(), scope) == v2_scopes.end())
+			v2_scopes.push_back(scope);
+	}
+}
+
+SlurmMarks SlurmMarks::for_this_slurmd(const std::string &node, const std::string &stepd_path,
+                                       const std::string &proc_root)
+{
+	SlurmMarks m = for_node(node, stepd_path);
+	FileText self = read_bounded(proc_root + "/self/cgroup", max_proc_file);
+	if (self.status == FileText::Status::Ok)
+		m.learn_from_slurmd_cgroup(self.text);
+	return m;
+}
+
+std::optional<uint32_t> job_of_cgroup_text(std::string_view text, const SlurmMarks &marks) noexcept
 {
 	// One line per hierarchy, "ID:controllers:path"; v1 hierarchies may put
 	// the process in different cgroups, which must not name different jobs.
-	std::optional<uint32_t> found;
-	size_t start = 0;
-	while (start < text.size()) {
-		size_t end = text.find('\n', start);
-		if (end == std::string_view::npos)
-			end = text.size();
-		const std::string_view line = text.substr(start, end - start);
-		start = end + 1;
-		const size_t first = line.find(':');
-		const size_t second = first == std::string_view::npos ? first : line.find(':', first + 1);
-		if (second == std::string_view::npos)
-			continue;
-		const auto job = job_of_cgroup_path(line.substr(second + 1));
-		if (!job)
-			continue;
-		if (found && *found != *job)
-			return std::nullopt;
-		found = job;
+	// Named v1 hierarchies (name=systemd) are never Slurm's.
+	try {
+		std::optional<uint32_t> found;
+		size_t start = 0;
+		while (start < text.size()) {
+			size_t end = text.find('\n', start);
+			if (end == std::string_view::npos)
+				end = text.size();
+			const std::string_view line = text.substr(start, end - start);
+			start = end + 1;
+			const size_t first = line.find(':');
+			const size_t second =
+			        first == std::string_view::npos ? first : line.find(':', first + 1);
+			if (second == std::string_view::npos)
+				continue;
+			const std::string_view controllers = line.substr(first + 1, second - first - 1);
+			const bool v2 = controllers.empty() && line.substr(0, first) == "0";
+			if (!v2 &&
+			    (controllers.empty() || controllers.find("name=") != std::string_view::npos))
+				continue;
+			const auto job = job_of_cgroup_path(line.substr(second + 1), v2, marks);
+			if (!job)
+				continue;
+			if (found && *found != *job)
+				return std::nullopt;
+			found = job;
+		}
+		return found;
+	} catch (...) {
+		return std::nullopt; // out of memory
 	}
-	return found;
 }
 
-std::vector<int> pids_of_job(uint32_t job, const std::string &proc_root)
+bool is_slurmstepd(const std::string &proc_root, int pid, const SlurmMarks &marks)
+{
+	if (!runs_as_root(proc_root, pid))
+		return false;
+	if (marks.stepd_path.empty()) {
+		const auto comm = read_comm(proc_root, pid);
+		return comm && *comm == "slurmstepd";
+	}
+	const auto exe = read_exe(proc_root, pid);
+	// An executable replaced since it started (a Slurm upgrade) reads "<path> (deleted)".
+	return exe && (*exe == marks.stepd_path || *exe == marks.stepd_path + " (deleted)");
+}
+
+std::vector<int> pids_of_job(uint32_t job, const std::string &proc_root, const SlurmMarks &marks)
 {
 	std::vector<int> pids;
 	std::unique_ptr<DIR, int (*)(DIR *)> dir(opendir(proc_root.c_str()), closedir);
@@ -983,24 +1139,24 @@ std::vector<int> pids_of_job(uint32_t job, const std::string &proc_root)
 	}
 	while (const dirent *entry = readdir(dir.get())) {
 		const auto pid = parse_decimal<int>(entry->d_name);
-		if (pid && *pid > 0 && is_job_process(proc_root, *pid, job))
+		if (pid && *pid > 0 && is_job_process(proc_root, *pid, job, marks))
 			pids.push_back(*pid);
 	}
 	std::sort(pids.begin(), pids.end());
 	return pids;
 }
 
-int kill_job_processes(uint32_t job, const std::string &proc_root)
+int kill_job_processes(uint32_t job, const std::string &proc_root, const SlurmMarks &marks)
 {
 	int signalled = 0;
-	for (int pid : pids_of_job(job, proc_root)) {
+	for (int pid : pids_of_job(job, proc_root, marks)) {
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
 		// Pin the process first, then check it again: if the pid was reused
 		// since the scan, the check fails; if it is reused after, the pidfd
 		// still names the process that was checked.
 		UniqueFd pinned(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
 		if (pinned.get() >= 0) {
-			if (!is_job_process(proc_root, pid, job))
+			if (!is_job_process(proc_root, pid, job, marks))
 				continue;
 			if (syscall(SYS_pidfd_send_signal, pinned.get(), SIGKILL, nullptr, 0) == 0)
 				++signalled;

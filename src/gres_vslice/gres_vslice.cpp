@@ -18,6 +18,7 @@
 #include "slurm_compat.h"
 
 #include "core/agent.hpp"
+#include "core/agent_process.hpp"
 #include "core/config.hpp"
 #include "core/device_identity.hpp"
 #include "core/inventory.hpp"
@@ -25,7 +26,9 @@
 #include "core/log.hpp"
 #include "core/slice_layout.hpp"
 
+#include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -67,8 +70,20 @@ constexpr bool borrow_units = false;
 // Filled by node_config_load in slurmd and by recv_stepd in slurmstepd.
 std::optional<SliceLayout> layout;
 compat::list_ptr gres_devices = nullptr;
-// gres/vslice in slurmd, when lending is enabled.
-std::unique_ptr<NodeAgent> agent;
+// gres/vslice in slurmd, when lending is enabled: the process that serves
+// the node owns it (never joined from a fork's copy).
+ProcessLocal<NodeAgent> agent;
+// slurmd 22.05 without -D loads the plugin before it daemonizes: the agent
+// waits for the daemon (started in it, right after its fork).
+struct DeferredAgent {
+	Config config;
+	std::string node;
+	pid_t creator_session = 0;
+};
+std::optional<DeferredAgent> deferred_agent;
+// The first load's process; a later load in another process runs in the
+// daemon (reconfigure).
+pid_t first_load_pid = 0;
 
 template <class F>
 auto guarded(const char *where, F &&f, decltype(f()) on_failure) noexcept -> decltype(f())
@@ -210,7 +225,8 @@ void publish_slices(compat::list_ptr gres_conf_list, node_config_load_t *node_co
 	}
 }
 
-std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std::string &node)
+std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std::string &node,
+                                                const SlurmMarks &marks)
 {
 	const auto &devices = layout->devices();
 	switch (config.channel.telemetry) {
@@ -226,7 +242,7 @@ std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std:
 	                                [](const DeviceSlices &d) { return d.vendor == Vendor::Nvidia; });
 	if (!nvidia)
 		return make_unsupported_backend(devices.empty() ? Vendor::Nvidia : devices.front().vendor);
-	auto nvml = make_nvml_backend(*layout);
+	auto nvml = make_nvml_backend(*layout, "libnvidia-ml.so.1", "/proc", marks);
 	if (nvml)
 		return std::move(*nvml);
 	error(LOG_PREFIX "lending.telemetry: NVML: %s; this node's slices count as busy (never lent)",
@@ -237,9 +253,15 @@ std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std:
 void start_agent(const Config &config, const std::string &node)
 {
 	agent.reset();
+	deferred_agent.reset();
 	if (!config.channel.enabled)
 		return;
-	auto backend = telemetry_for(config, node);
+	// Slurm's own processes and job cgroups, as a user cannot forge them.
+	SlurmMarks marks = SlurmMarks::for_this_slurmd(node, compat::slurmd_stepd_path());
+	if (const std::string prepend = expand_node_name(compat::cgroup_prepend(), node);
+	    !prepend.empty() && prepend.front() == '/')
+		marks.v1_roots.push_back(prepend);
+	auto backend = telemetry_for(config, node, marks);
 	if (!backend) {
 		info(LOG_PREFIX "lending.telemetry is none: nothing on %s is lent", node.c_str());
 		return;
@@ -253,12 +275,64 @@ void start_agent(const Config &config, const std::string &node)
 	xfree(addr);
 	s.controller_uids = {0, slurm_conf.slurm_user_id};
 	s.interval = config.channel.report_interval;
-	agent = std::make_unique<NodeAgent>(s, *layout, std::move(backend),
-	                                    AgentIo::production(MungeEndpoint{munge_socket_of(
-	                                            slurm_conf.authinfo ? slurm_conf.authinfo : "")}));
-	agent->start();
-	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds", s.port,
-	     static_cast<long>(s.interval.count()));
+	AgentIo io = AgentIo::production(
+	        MungeEndpoint{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")});
+	io.kill_job = [marks](uint32_t job) { return kill_job_processes(job, "/proc", marks); };
+	agent.reset(std::make_unique<NodeAgent>(s, *layout, std::move(backend), std::move(io)));
+	agent.get()->start();
+	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds (slurmd pid %ld)", s.port,
+	     static_cast<long>(s.interval.count()), static_cast<long>(getpid()));
+}
+
+// In every process slurmd forks while an agent waits for the daemon: only
+// xdaemon()'s grandchild, still single-threaded, starts it.
+void start_deferred_agent_in_daemon() noexcept
+{
+	if (!deferred_agent || !is_daemon_of(deferred_agent->creator_session, getpid(), getsid(0)))
+		return;
+	guarded_void("reclaim agent", [] {
+		const DeferredAgent d = std::move(*deferred_agent);
+		deferred_agent.reset();
+		start_agent(d.config, d.node);
+	});
+}
+
+void place_agent(const Config &config, const std::string &node)
+{
+	if (!first_load_pid)
+		first_load_pid = getpid();
+	SlurmdMode mode;
+	mode.in_slurmd = running_in_slurmd();
+	mode.print_only = compat::slurmd_prints_only();
+	mode.daemonizes_later = compat::slurmd_daemonizes_after_gres_load() && first_load_pid == getpid();
+	switch (agent_start(mode)) {
+	case AgentStart::Never:
+		agent.reset();
+		deferred_agent.reset();
+		return;
+	case AgentStart::Now:
+		start_agent(config, node);
+		return;
+	case AgentStart::AfterDaemonizing:
+		break;
+	}
+	agent.reset();
+	if (!config.channel.enabled) {
+		deferred_agent.reset();
+		return;
+	}
+	static bool fork_hook = false;
+	if (!fork_hook) {
+		if (const int rc = pthread_atfork(nullptr, nullptr, start_deferred_agent_in_daemon);
+		    rc != 0) {
+			error(LOG_PREFIX "reclaim agent: pthread_atfork: %s; nothing on %s is lent",
+			      std::strerror(rc), node.c_str());
+			return;
+		}
+		fork_hook = true;
+	}
+	deferred_agent = DeferredAgent{config, node, getsid(0)};
+	debug(LOG_PREFIX "reclaim agent: starts in the daemon once slurmd has forked into it");
 }
 
 int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
@@ -318,8 +392,8 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 		      saved.error().c_str());
 	rebuild_gres_devices();
 	publish_slices(gres_conf_list, node_conf);
-	if (!borrow_units && running_in_slurmd())
-		start_agent(config, node);
+	if (!borrow_units)
+		place_agent(config, node);
 	return SLURM_SUCCESS;
 }
 
@@ -378,6 +452,7 @@ int init(void)
 compat::fini_result fini(void)
 {
 	agent.reset();
+	deferred_agent.reset();
 	FREE_NULL_LIST(gres_devices);
 	layout.reset();
 	FLEXSLURM_FINI_RETURN;

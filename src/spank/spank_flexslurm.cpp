@@ -32,6 +32,8 @@ extern "C" {
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -130,6 +132,52 @@ const SliceLayout *step_layout(std::string &why)
 	return &**step_layout_cache;
 }
 
+// job_dir= with %n for this node (several slurmd on one host).
+std::string job_dir()
+{
+	const char *node = std::getenv("SLURMD_NODENAME"); // set by slurmd and slurmstepd
+	return expand_node_name(config->job_dir, node ? node : "");
+}
+
+// The job's allocation on this node: the limits file its job prolog wrote
+// as root from Slurm's prolog environment (which users cannot set).
+// nullopt, and `why`, if there is none (the job holds no slices here).
+std::optional<JobLimits> job_allocation(spank_t sp, std::string &why)
+{
+	uint32_t job = 0, uid = 0;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
+		why = "no job id or user";
+		return std::nullopt;
+	}
+	auto text = read_root_file(job_paths(job_dir(), job).limits, job_limits_max_bytes);
+	auto limits = text ? decode_job_limits(*text) : Result<JobLimits>::failure(text.error());
+	if (!limits) {
+		why = limits.error();
+		return std::nullopt;
+	}
+	if (limits->job != job || limits->uid != uid) {
+		why = "the file is another job's";
+		return std::nullopt;
+	}
+	return *limits;
+}
+
+// The devices of this step: what Slurm's gres/vslice put in its
+// SLURM_VSLICE_DEVICES, within the job's allocation here. A user can set
+// the variable (another GRES plugin may keep a user's value): whatever it
+// names beyond the allocation is left out (and said, if `tell`).
+std::vector<const DeviceSlices *> step_slices(spank_t sp, const SliceLayout &layout,
+                                              const std::optional<JobLimits> &allocation, bool tell)
+{
+	const std::string claimed = job_env(sp, "SLURM_VSLICE_DEVICES");
+	auto held = step_devices(layout, allocation ? &*allocation : nullptr, claimed);
+	if (tell && held.size() != held_devices(layout, claimed, "").size())
+		tell_user("flexslurm: SLURM_VSLICE_DEVICES=" + claimed +
+		          " names devices this job does not hold on this node: they stay hidden");
+	return held;
+}
+
 int isolate(spank_t sp)
 {
 	const bool required = config->isolation == FailurePolicy::Required;
@@ -147,8 +195,13 @@ int isolate(spank_t sp)
 	std::string gpus = job_env(sp, "SLURM_STEP_GPUS");
 	if (gpus.empty())
 		gpus = job_env(sp, "SLURM_JOB_GPUS");
-	const IsolationPlan plan = plan_isolation(
-	        *layout, held_device_paths(*layout, job_env(sp, "SLURM_VSLICE_DEVICES"), gpus));
+	std::vector<std::string> held = gpu_unit_paths(*layout, gpus);
+	std::string no_allocation; // the job holds no slices here
+	const auto allocation = job_allocation(sp, no_allocation);
+	for (const DeviceSlices *d : step_slices(sp, *layout, allocation, true))
+		if (std::find(held.begin(), held.end(), d->device_path) == held.end())
+			held.push_back(d->device_path);
+	const IsolationPlan plan = plan_isolation(*layout, held);
 
 	std::vector<std::string> unfenced;
 	if (!devices_cgroup_denies(plan.hidden, unfenced)) {
@@ -251,14 +304,14 @@ int job_prolog(spank_t sp)
 		else if (l.backend == LimitBackend::Preload)
 			preload.push_back(l);
 	}
-	const JobPaths paths = job_paths(config->job_dir, job);
+	const JobPaths paths = job_paths(job_dir(), job);
 	JobStateFiles files;
 	files.limits = encode_job_limits(limits);
 	if (!preload.empty())
 		files.preload_conf = preload_config(preload, paths.preload_cache);
 	files.mps = !mps.empty();
 	std::string note;
-	auto made = create_job_state(config->job_dir, paths, files, uid, gid, note);
+	auto made = create_job_state(job_dir(), paths, files, uid, gid, note);
 	if (!note.empty())
 		slurm_error("flexslurm: job %u: %s", job, note.c_str());
 	if (!made) {
@@ -295,7 +348,7 @@ int job_epilog(spank_t sp)
 	uint32_t job = 0;
 	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS)
 		return 0;
-	const JobPaths paths = job_paths(config->job_dir, job);
+	const JobPaths paths = job_paths(job_dir(), job);
 	struct stat st {
 	};
 	if (lstat(paths.mps_pipe.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0) {
@@ -315,24 +368,29 @@ int task_limits(spank_t sp)
 	bool any = false;
 	for (LimitBackend b : config->limits)
 		any = any || b != LimitBackend::None;
-	const std::string devices = job_env(sp, "SLURM_VSLICE_DEVICES"); // set by Slurm's gres/vslice
-	if (!any || devices.empty())
+	// Whether the step holds slices: Slurm's gres/vslice says so; the
+	// devices and their limits come from the job's allocation only.
+	if (!any || job_env(sp, "SLURM_VSLICE_DEVICES").empty())
 		return 0;
 	uint32_t job = 0;
 	spank_get_item(sp, S_JOB_ID, &job);
-	const JobPaths paths = job_paths(config->job_dir, job);
+	const JobPaths paths = job_paths(job_dir(), job);
 	std::string why;
 	const SliceLayout *layout = step_layout(why);
-	auto text = layout ? read_root_file(paths.limits, job_limits_max_bytes)
-	                   : Result<std::string>::failure(why);
-	auto limits = text ? decode_job_limits(*text) : Result<JobLimits>::failure(text.error());
-	if (!limits || limits->job != job) {
+	// No limits file: the job holds no slices here (its prolog writes one
+	// for every job that does), whatever the step's variable says; the
+	// isolation shows the task none of the slices' devices.
+	struct stat st {
+	};
+	if (lstat(paths.limits.c_str(), &st) != 0 && errno == ENOENT)
+		return 0;
+	const auto limits = layout ? job_allocation(sp, why) : std::nullopt;
+	if (!limits) {
 		tell_user("flexslurm: limits: job " + std::to_string(job) + " has no limits on this node (" +
-		          (limits ? "the file is another job's" : limits.error()) +
-		          "): the task does not start");
+		          why + "): the task does not start");
 		return -1;
 	}
-	const auto step = held_devices(*layout, devices, "");
+	const auto step = step_slices(sp, *layout, limits, false);
 	auto set = [&](const std::string &name, const std::string &value) {
 		spank_setenv(sp, name.c_str(), value.c_str(), 1);
 	};

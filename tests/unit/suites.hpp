@@ -8,6 +8,7 @@
 
 #include <check.h>
 
+Suite *agent_process_suite();
 Suite *config_suite();
 Suite *device_identity_suite();
 Suite *inventory_suite();

@@ -198,6 +198,41 @@ START_TEST(job_limits_file_round_trip_and_bounds)
 }
 END_TEST
 
+// What a step may use comes from the job's allocation (the prolog's root
+// file), never from SLURM_VSLICE_DEVICES alone: a user can set that.
+START_TEST(step_devices_never_exceed_the_jobs_allocation)
+{
+	SliceLayout l = mixed_layout();
+	JobLimits job;
+	job.job = 9;
+	job.devices = {{Vendor::Nvidia, 1, 0, 25, 0, LimitBackend::None},
+	               {Vendor::Amd, 0, 1, 25, 0, LimitBackend::None}};
+	auto names = [](const std::vector<const DeviceSlices *> &v) {
+		std::string out;
+		for (const DeviceSlices *d : v)
+			out += (out.empty() ? "" : " ") + d->device_path;
+		return out;
+	};
+	// Slurm's own value: the job's devices (nvidia1, amd0).
+	ck_assert_str(names(step_devices(l, &job, "1,0")), "/d/nvidia1 /d/dri/renderD128");
+	// A step holding part of them.
+	ck_assert_str(names(step_devices(l, &job, "1")), "/d/nvidia1");
+	// A user's value naming devices the job does not hold: dropped.
+	ck_assert_str(names(step_devices(l, &job, "0,1,0,1")), "/d/nvidia1 /d/dri/renderD128");
+	ck_assert_str(names(step_devices(l, &job, "0")), "");
+	ck_assert_str(names(step_devices(l, &job, "0,1,2,3,4,5,6,7")), "/d/nvidia1");
+	// No allocation on this node (no prolog state): nothing, whatever is claimed.
+	ck_assert(step_devices(l, nullptr, "0,1").empty());
+	ck_assert(step_devices(l, &job, "").empty());
+	// The limits a step gets are then the job's for those devices.
+	job.devices[0].backend = LimitBackend::Preload;
+	auto lim = limits_for_step(job, LimitBackend::Preload, step_devices(l, &job, "0,1"));
+	ck_assert_uint_eq(lim.size(), 1);
+	ck_assert_int_eq(lim[0].host_index, 1);
+	ck_assert_int_eq(lim[0].ordinal, 0);
+}
+END_TEST
+
 // The per-job directory is root's, made without following links: a link
 // planted where it goes is removed, its target untouched.
 START_TEST(job_state_is_root_owned_and_follows_no_link)
@@ -345,6 +380,7 @@ Suite *isolation_suite()
 	tcase_add_test(tc, plugstack_arguments);
 	tcase_add_test(tc, limits_from_slices);
 	tcase_add_test(tc, job_limits_file_round_trip_and_bounds);
+	tcase_add_test(tc, step_devices_never_exceed_the_jobs_allocation);
 	tcase_add_test(tc, job_state_is_root_owned_and_follows_no_link);
 	tcase_add_test(tc, commands_run_bounded);
 	tcase_add_test(tc, commands_get_their_input_when_the_caller_has_no_stdin);

@@ -84,12 +84,33 @@ void write_file(const std::string &path, const std::string &text)
 }
 
 // A fake /proc entry: its cgroup file, and a comm file unless comm is empty.
-void fake_process(const std::string &proc, long pid, const std::string &cgroup, const std::string &comm)
+// Where the tests' slurmstepd runs from (what slurmd would say).
+const std::string stepd_path = "/opt/flexslurm-test/sbin/slurmstepd";
+
+SlurmMarks test_marks(const std::string &node = "")
+{
+	return SlurmMarks::for_node(node, stepd_path);
+}
+
+// proc/<pid>: cgroup, comm, status (all four uids `uid`), exe (a link to `exe`, if given).
+void fake_process(const std::string &proc, long pid, const std::string &cgroup, const std::string &comm,
+                  unsigned uid = 1000, const std::string &exe = "/usr/bin/python3")
 {
 	const std::string dir = proc + "/" + std::to_string(pid);
 	write_file(dir + "/cgroup", cgroup);
 	if (!comm.empty())
 		write_file(dir + "/comm", comm + "\n");
+	const std::string u = std::to_string(uid);
+	write_file(dir + "/status", "Name:\t" + comm + "\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t" + u +
+	                                    "\t" + u + "\t" + u + "\t" + u + "\nGid:\t0\t0\t0\t0\n");
+	if (!exe.empty())
+		ck_assert_int_eq(symlink(exe.c_str(), (dir + "/exe").c_str()), 0);
+}
+
+// A real slurmstepd as /proc shows it: root's, running slurmd's slurmstepd.
+void fake_stepd(const std::string &proc, long pid, const std::string &cgroup)
+{
+	fake_process(proc, pid, cgroup, "slurmstepd", 0, stepd_path);
 }
 
 // A fake MPS process: exe link, status (PPid, Uid) and environ.
@@ -277,6 +298,7 @@ START_TEST(job_of_cgroup_text_reads_slurm_paths)
 {
 	ck_assert_uint_eq(job_of_cgroup_text(v1_cgroup(42)).value_or(0), 42);
 	ck_assert_uint_eq(job_of_cgroup_text("4:cpuset:/slurm_n1/uid_0/job_42/step_batch\n").value_or(0), 42);
+	ck_assert_uint_eq(job_of_cgroup_text("4:cpuset,cpuacct:/slurm/uid_0/job_42\n").value_or(0), 42);
 	ck_assert_uint_eq(job_of_cgroup_text("0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n")
 	                          .value_or(0),
 	                  42);
@@ -284,12 +306,56 @@ START_TEST(job_of_cgroup_text_reads_slurm_paths)
 	        job_of_cgroup_text("0::/system.slice/n1_slurmstepd.scope/job_7/step_extern/user/task_special")
 	                .value_or(0),
 	        7);
-	// an admin's own CgroupPrepend, no trailing newline
-	ck_assert_uint_eq(job_of_cgroup_text("3:memory:/batch/uid_5/job_4294967295").value_or(0),
-	                  4294967295u);
 	// hierarchies outside Slurm's beside one inside
 	ck_assert_uint_eq(
 	        job_of_cgroup_text("2:cpu:/\n5:devices:/slurm/uid_1/job_9/step_0\n6:pids:/").value_or(0), 9);
+	// this node's layouts (multiple slurmd: the node's name in them)
+	const SlurmMarks n1 = test_marks("n1");
+	ck_assert_uint_eq(job_of_cgroup_text("4:memory:/slurm_n1/uid_0/job_3/step_0\n", n1).value_or(0), 3);
+	ck_assert_uint_eq(
+	        job_of_cgroup_text("0::/system.slice/n1_slurmstepd.scope/job_3/step_0\n", n1).value_or(0), 3);
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm_n2/uid_0/job_3/step_0\n", n1));
+	ck_assert(!job_of_cgroup_text("0::/system.slice/n2_slurmstepd.scope/job_3/step_0\n", n1));
+	// an admin's own CgroupPrepend, no trailing newline
+	SlurmMarks batch = test_marks();
+	batch.v1_roots.push_back("/batch");
+	ck_assert(!job_of_cgroup_text("3:memory:/batch/uid_5/job_4294967295"));
+	ck_assert_uint_eq(job_of_cgroup_text("3:memory:/batch/uid_5/job_4294967295", batch).value_or(0),
+	                  4294967295u);
+}
+END_TEST
+
+START_TEST(slurmd_cgroup_teaches_the_v2_scope)
+{
+	// slurmd in a container (26.05 prefixes the init process's cgroup) and with CgroupSlice=batch.slice
+	SlurmMarks m = test_marks("n1");
+	const std::string in_container =
+	        "0::/docker.slice/docker-1f.scope/system.slice/slurmstepd.scope/job_3/step_0\n";
+	ck_assert(!job_of_cgroup_text(in_container, m));
+	m.learn_from_slurmd_cgroup("0::/docker.slice/docker-1f.scope/system.slice/slurmstepd.scope/slurmd\n");
+	ck_assert_uint_eq(job_of_cgroup_text(in_container, m).value_or(0), 3);
+	m.learn_from_slurmd_cgroup("0::/batch.slice/n1_slurmstepd.scope/slurmd\n");
+	ck_assert_uint_eq(
+	        job_of_cgroup_text("0::/batch.slice/n1_slurmstepd.scope/job_4/step_batch\n", m).value_or(0),
+	        4);
+	// a user's scope under the learned one's name elsewhere: still not Slurm's
+	ck_assert(!job_of_cgroup_text(
+	        "0::/user.slice/docker.slice/docker-1f.scope/system.slice/slurmstepd.scope/"
+	        "job_3\n",
+	        m));
+	// nothing to learn: slurmd not in a slurmstepd scope, v1, or a pattern
+	const size_t known = m.v2_scopes.size();
+	m.learn_from_slurmd_cgroup("0::/system.slice/slurmd.service\n");
+	m.learn_from_slurmd_cgroup("4:memory:/system.slice/slurmstepd.scope/slurmd\n");
+	m.learn_from_slurmd_cgroup("0::/system.slice/*slurmstepd.scope/slurmd\n");
+	m.learn_from_slurmd_cgroup("0::/slurmd\n");
+	ck_assert_uint_eq(m.v2_scopes.size(), known);
+	// and from a file
+	TempDir proc;
+	write_file(proc.path() + "/self/cgroup", "0::/batch.slice/slurmstepd.scope/slurmd\n");
+	const SlurmMarks from_file = SlurmMarks::for_this_slurmd("n1", stepd_path, proc.path());
+	ck_assert_uint_eq(
+	        job_of_cgroup_text("0::/batch.slice/slurmstepd.scope/job_8\n", from_file).value_or(0), 8);
 }
 END_TEST
 
@@ -298,16 +364,79 @@ START_TEST(job_of_cgroup_text_rejects_everything_else)
 	ck_assert(!job_of_cgroup_text(""));
 	ck_assert(!job_of_cgroup_text("0::/user.slice/user-1000.slice/session-3.scope\n"));
 	ck_assert(!job_of_cgroup_text("0::/system.slice/slurmstepd.scope/system\n")); // slurmstepd itself
-	ck_assert(!job_of_cgroup_text("0::/user.slice/job_5/x\n"));                   // not under Slurm
-	ck_assert(!job_of_cgroup_text("0::/slurm/job_5\n"));                          // v1 without uid_
-	ck_assert(!job_of_cgroup_text("0::/slurm/uid_x/job_5\n"));
-	ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_0/step_0\n"));
-	ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_4294967296\n"));
-	ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_12x\n"));
+	ck_assert(!job_of_cgroup_text("0::/system.slice/slurmstepd.scope/slurmd\n"));
+	ck_assert(!job_of_cgroup_text("0::/user.slice/job_5/x\n")); // not under Slurm
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm/job_5\n"));  // v1 without uid_
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm/uid_x/job_5\n"));
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm/uid_0/job_0/step_0\n"));
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm/uid_0/job_4294967296\n"));
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm/uid_0/job_12x\n"));
+	ck_assert(!job_of_cgroup_text("4:memory:/slurm/uid_0/step_0/job_12\n"));
 	ck_assert(!job_of_cgroup_text("/slurm/uid_0/job_12\n")); // not a cgroup line
 	// two hierarchies naming different jobs: no answer rather than a guess
 	ck_assert(!job_of_cgroup_text(
 	        "4:memory:/slurm/uid_0/job_1/step_0\n5:devices:/slurm/uid_0/job_2/step_0\n"));
+}
+END_TEST
+
+// What a user can make: cgroups in a tree delegated to them (systemd's user
+// manager, v2 and v1 name=systemd), named like Slurm's.
+START_TEST(job_of_cgroup_text_rejects_user_made_cgroups)
+{
+	for (const SlurmMarks &m : {test_marks(), test_marks("n1")}) {
+		const std::string user = "/user.slice/user-1000.slice/user@1000.service";
+		ck_assert(!job_of_cgroup_text("0::" + user + "/app.slice/x-slurmstepd.scope/job_5/step_0\n",
+		                              m));
+		ck_assert(!job_of_cgroup_text("0::" + user + "/app.slice/n1_slurmstepd.scope/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("0::" + user + "/system.slice/slurmstepd.scope/job_5/step_0\n",
+		                              m));
+		ck_assert(!job_of_cgroup_text("0::/system.slice/x-slurmstepd.scope/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("0::/system.slice/slurmstepd.scope.d/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("0::/x/system.slice/slurmstepd.scope/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("1:name=systemd:/slurm/uid_1000/job_5/step_0\n", m));
+		ck_assert(!job_of_cgroup_text("1:name=systemd:" + user + "/slurm/uid_1000/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("4:memory:" + user + "/slurm/uid_1000/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("4:memory:/user.slice/slurm_n1/uid_1000/job_5\n", m));
+		// each layout only on its own kind of line
+		ck_assert(!job_of_cgroup_text("0::/slurm/uid_0/job_5\n", m));
+		ck_assert(!job_of_cgroup_text("4:memory:/system.slice/slurmstepd.scope/job_5\n", m));
+		// a forged line beside Slurm's own does not change the answer
+		ck_assert_uint_eq(job_of_cgroup_text("1:name=systemd:/slurm/uid_1000/job_5\n"
+		                                     "4:memory:/slurm/uid_1000/job_9/step_0\n",
+		                                     m)
+		                          .value_or(0),
+		                  9);
+	}
+}
+END_TEST
+
+START_TEST(slurmstepd_is_told_by_its_executable_and_root)
+{
+	TempDir proc;
+	const std::string cg = v1_cgroup(42);
+	fake_stepd(proc.path(), 101, cg);
+	fake_process(proc.path(), 102, cg, "slurmstepd");                        // a user's renamed process
+	fake_process(proc.path(), 103, cg, "slurmstepd", 1000, stepd_path);      // a user running the file
+	fake_process(proc.path(), 104, cg, "slurmstepd", 0, "/usr/bin/python3"); // root's, another file
+	fake_process(proc.path(), 105, cg, "slurmstepd", 0, stepd_path + " (deleted)"); // after an upgrade
+	fake_process(proc.path(), 106, cg, "slurmstepd", 0, "");                        // exe unreadable
+	write_file(proc.path() + "/107/status", "Uid:\t0\t0\t0\t1000\n");               // one uid not root's
+	ck_assert_int_eq(symlink(stepd_path.c_str(), (proc.path() + "/107/exe").c_str()), 0);
+	const SlurmMarks m = test_marks();
+	ck_assert(is_slurmstepd(proc.path(), 101, m));
+	ck_assert(!is_slurmstepd(proc.path(), 102, m));
+	ck_assert(!is_slurmstepd(proc.path(), 103, m));
+	ck_assert(!is_slurmstepd(proc.path(), 104, m));
+	ck_assert(is_slurmstepd(proc.path(), 105, m));
+	ck_assert(!is_slurmstepd(proc.path(), 106, m));
+	ck_assert(!is_slurmstepd(proc.path(), 107, m));
+	ck_assert(!is_slurmstepd(proc.path(), 108, m)); // no such process
+	// slurmstepd's path not known: root's process named slurmstepd
+	SlurmMarks unknown = m;
+	unknown.stepd_path.clear();
+	ck_assert(is_slurmstepd(proc.path(), 101, unknown));
+	ck_assert(!is_slurmstepd(proc.path(), 102, unknown));
+	ck_assert(is_slurmstepd(proc.path(), 104, unknown));
 }
 END_TEST
 
@@ -316,23 +445,29 @@ START_TEST(pids_of_job_scans_a_fake_proc)
 	record_log();
 	TempDir proc;
 	fake_process(proc.path(), 100, v1_cgroup(42), "python");
-	fake_process(proc.path(), 101, "0::/system.slice/slurmstepd.scope/job_42/step_0/slurm\n",
-	             "slurmstepd");
+	fake_stepd(proc.path(), 101, "0::/system.slice/slurmstepd.scope/job_42/step_0/slurm\n");
 	fake_process(proc.path(), 102, "0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n",
 	             "a.out");
 	fake_process(proc.path(), 103, v1_cgroup(7), "python");
 	fake_process(proc.path(), 104, "0::/user.slice/user-0.slice\n", "bash");
-	fake_process(proc.path(), 105, v1_cgroup(42), ""); // no comm: gone, or cannot tell
+	fake_process(proc.path(), 105, v1_cgroup(42), "");           // no comm: gone, or cannot tell
+	fake_process(proc.path(), 106, v1_cgroup(42), "slurmstepd"); // a borrower naming itself slurmstepd
+	fake_process(
+	        proc.path(), 107,
+	        "0::/user.slice/user-1000.slice/user@1000.service/app.slice/x-slurmstepd.scope/job_42/t\n",
+	        "python"); // a user's own cgroup named like Slurm's: not job 42's
 	fake_process(proc.path(), getpid(), v1_cgroup(42), "unit_tests");
 	write_file(proc.path() + "/self/cgroup", v1_cgroup(42));
 	write_file(proc.path() + "/7x/cgroup", v1_cgroup(42));
-	auto pids = pids_of_job(42, proc.path());
-	ck_assert_uint_eq(pids.size(), 2);
+	const SlurmMarks m = test_marks();
+	auto pids = pids_of_job(42, proc.path(), m);
+	ck_assert_uint_eq(pids.size(), 3);
 	ck_assert_int_eq(pids[0], 100);
 	ck_assert_int_eq(pids[1], 102);
-	ck_assert_uint_eq(pids_of_job(7, proc.path()).size(), 1);
-	ck_assert(pids_of_job(8, proc.path()).empty());
-	ck_assert(pids_of_job(42, "/nonexistent/proc").empty());
+	ck_assert_int_eq(pids[2], 106);
+	ck_assert_uint_eq(pids_of_job(7, proc.path(), m).size(), 1);
+	ck_assert(pids_of_job(8, proc.path(), m).empty());
+	ck_assert(pids_of_job(42, "/nonexistent/proc", m).empty());
 	ck_assert_str(logged(LogLevel::Error).at(0),
 	              "telemetry: cannot list /nonexistent/proc: No such file or directory");
 }
@@ -351,17 +486,18 @@ START_TEST(kill_job_processes_kills_only_the_jobs_processes)
 		ck_assert_int_gt(pid, 0);
 		return pid;
 	};
-	const pid_t worker1 = child(), worker2 = child(), stepd = child(), other = child();
+	const pid_t worker1 = child(), worker2 = child(), stepd = child(), other = child(), forger = child();
 	TempDir proc;
 	fake_process(proc.path(), worker1, v1_cgroup(77), "python");
 	fake_process(proc.path(), worker2, v1_cgroup(77), "python");
-	fake_process(proc.path(), stepd, v1_cgroup(77), "slurmstepd");
+	fake_stepd(proc.path(), stepd, v1_cgroup(77));
 	fake_process(proc.path(), other, v1_cgroup(78), "python");
-	fake_process(proc.path(), 999999999, v1_cgroup(77), "ghost"); // no such process
+	fake_process(proc.path(), forger, v1_cgroup(77), "slurmstepd"); // escapes no hard stop
+	fake_process(proc.path(), 999999999, v1_cgroup(77), "ghost");   // no such process
 
-	ck_assert_int_eq(kill_job_processes(77, proc.path()), 2);
-	ck_assert_str(logged(LogLevel::Info).at(0), "telemetry: killed 2 processes of job 77");
-	for (pid_t pid : {worker1, worker2}) {
+	ck_assert_int_eq(kill_job_processes(77, proc.path(), test_marks()), 3);
+	ck_assert_str(logged(LogLevel::Info).at(0), "telemetry: killed 3 processes of job 77");
+	for (pid_t pid : {worker1, worker2, forger}) {
 		int status = 0;
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 		ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -671,6 +807,9 @@ Suite *telemetry_suite()
 	tcase_add_test(tc, file_backend_without_its_directory_fails);
 	tcase_add_test(tc, job_of_cgroup_text_reads_slurm_paths);
 	tcase_add_test(tc, job_of_cgroup_text_rejects_everything_else);
+	tcase_add_test(tc, job_of_cgroup_text_rejects_user_made_cgroups);
+	tcase_add_test(tc, slurmd_cgroup_teaches_the_v2_scope);
+	tcase_add_test(tc, slurmstepd_is_told_by_its_executable_and_root);
 	tcase_add_test(tc, pids_of_job_scans_a_fake_proc);
 	tcase_add_test(tc, kill_job_processes_kills_only_the_jobs_processes);
 	tcase_add_test(tc, nvml_matches_devices_in_pci_order);
