@@ -276,7 +276,23 @@ KillWait=5
             self.start_slurmd(node)
         if self.wait_idle:
             self.wait_nodes_idle()
+        self._check_cgroup2()
         return self
+
+    def _check_cgroup2(self):
+        """cgroup v2: each slurmd has moved itself into its scope (Slurm's
+        cgroup/v2 did start), so the tests do run under v2."""
+        for node, scope in self.stepd_scopes().items():
+            name = f"slurmd.{node}"
+            self._wait_for(lambda: str(self.procs[name].pid) in self._read(scope / "slurmd" / "cgroup.procs"), 10,
+                           f"slurmd {node} in {scope}/slurmd (Slurm's cgroup/v2)")
+
+    @staticmethod
+    def _read(path):
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
 
     def start_slurmctld(self, clear_state=True):
         argv = ["slurmctld", "-D", "-f", str(self.dir / "etc" / "slurm.conf")]
