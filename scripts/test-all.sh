@@ -5,6 +5,8 @@
 #            integration test on a real local cluster;
 #   26.05.3, 24.11.5  built from ../shared/slurm into build/slurm (reused
 #            when built): the same;
+#   22.05.8 cgroup/v2  the 22.05 build: device isolation, limits and the
+#            lending hard stop again under Slurm's cgroup/v2;
 #   25.11.7  configure + compile + unit tests.
 # Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
@@ -14,6 +16,9 @@ top=$(pwd)
 shared=$(realpath -m "$top/../shared/slurm")
 
 [ "$(id -u)" = 0 ] || { echo "test-all: must run as root (daemons, mknod, cgroups)"; echo "0 passed, 1 failed"; exit 1; }
+
+# The cgroup/v2 leg's tests (run.py -k): whole modules end with a dot.
+CGROUP_V2_TESTS="test_spank.,test_spank_limits.,test_lending.test_agent_hard_stops,test_lending.test_requeued_borrower"
 
 total_passed=0 total_failed=0
 leg_passed=0 leg_failed=0
@@ -84,6 +89,22 @@ else
 	count 0 1
 fi
 end_leg 22.05.8 $((SECONDS - t0))
+
+# --- 22.05.8 under Slurm's cgroup/v2 (IgnoreSystemd=yes) -------------------------
+# The device isolation and limits modules and the lending tests whose hard stop
+# finds a borrower's processes through their cgroup, on nodes vs1, vm1, vl1...
+# (tools/localcluster.py cgroup="v2": cgroup2 mounted in slurmd's namespace).
+t0=$SECONDS
+echo "== leg 22.05.8 cgroup/v2"
+if [ -f "${plugin_dir:-}/gres_vslice.so" ]; then
+	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --cgroup v2 --workdir build/test-clusters-cgv2 \
+		-k "$CGROUP_V2_TESTS" | tee build/integration-22.05-cgv2.log
+	count_integration build/integration-22.05-cgv2.log
+else
+	echo "no 22.05 build to run (leg 22.05.8)"
+	count 0 1
+fi
+end_leg "22.05.8 cgroup/v2" $((SECONDS - t0))
 
 # --- 26.05.3 and 24.11.5, built from source: the full suite ------------------------
 for v in 26.05.3 24.11.5; do

@@ -143,11 +143,26 @@ class LocalCluster:
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
                  lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None,
-                 proctrack="proctrack/cgroup", daemonize=False):
+                 proctrack="proctrack/cgroup", daemonize=False, cgroup="v1", node_prefix=""):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
-        self.nodes = [f"{prefix}{i}" for i in range(1, nodes + 1)]
-        self.node_shapes = node_shapes or {n: shape for n in self.nodes}
+        # node_prefix goes before every node name (and node_shapes' keys): the
+        # same module run twice at once (cgroup v1 and v2) gets other names.
+        self.nodes = [f"{node_prefix}{prefix}{i}" for i in range(1, nodes + 1)]
+        self.node_shapes = ({node_prefix + n: s for n, s in node_shapes.items()} if node_shapes
+                            else {n: shape for n in self.nodes})
+        # "v1": Slurm's cgroup/v1 on the host's v1 hierarchies. "v2": Slurm's
+        # cgroup/v2 (IgnoreSystemd=yes): each slurmd and its steps run in a
+        # mount namespace of their own with the (one, global) cgroup2
+        # hierarchy mounted at /sys/fs/cgroup; on a v1 host a preloaded shim
+        # (tools/cgroup2_self_view.c) shows them only the unified line of
+        # /proc/self/cgroup, as a v2 host would. Steps live in
+        # <cgroup2>/system.slice/<node>_slurmstepd.scope/job_J/step_S/...
+        if cgroup not in ("v1", "v2"):
+            raise ValueError(f"cgroup must be v1 or v2, not {cgroup!r}")
+        self.cgroup = cgroup
+        self._cgroup2_mounted = None  # a cgroup2 mount this cluster made on the host, for cleanup
+        self._made_system_slice = False  # system.slice made for Slurm (none on a v1 host): removed at stop
         self.slices = slices or 4
         self.flexslurm_yaml = flexslurm_yaml
         self.gres_per_node = gres_per_node or {}
@@ -275,9 +290,15 @@ KillWait=5
         (d / "etc" / "slurm.conf").write_text(conf)
         gres_conf = self.gres_conf.format(dir=d) if self.gres_conf is not None else "\n".join(gres_lines) + "\n"
         (d / "etc" / "gres.conf").write_text(gres_conf)
-        (d / "etc" / "cgroup.conf").write_text(
-            "CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\n"
-            "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")
+        if self.cgroup == "v2":
+            # 22.05: devices through eBPF programs (no devices controller in
+            # v2, AllowedDevicesFile is v1 only); cpuset/memory not needed.
+            cgroup_conf = ("CgroupPlugin=cgroup/v2\nCgroupMountpoint=/sys/fs/cgroup\nIgnoreSystemd=yes\n"
+                           "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\nConstrainSwapSpace=no\n")
+        else:
+            cgroup_conf = ("CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\n"
+                           "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")
+        (d / "etc" / "cgroup.conf").write_text(cgroup_conf)
         yaml = self.flexslurm_yaml if self.flexslurm_yaml is not None else DEFAULT_YAML
         (d / "etc" / "flexslurm.yaml").write_text(yaml.format(dir=d, lending_port=self.lending_port))
 
@@ -319,7 +340,23 @@ KillWait=5
             self.start_slurmd(node)
         if self.wait_idle:
             self.wait_nodes_idle()
+        self._check_cgroup2()
         return self
+
+    def _check_cgroup2(self):
+        """cgroup v2: each slurmd has moved itself into its scope (Slurm's
+        cgroup/v2 did start), so the tests do run under v2."""
+        for node, scope in self.stepd_scopes().items():
+            name = f"slurmd.{node}"
+            self._wait_for(lambda: str(self.procs[name].pid) in self._read(scope / "slurmd" / "cgroup.procs"), 10,
+                           f"slurmd {node} in {scope}/slurmd (Slurm's cgroup/v2)")
+
+    @staticmethod
+    def _read(path):
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
 
     def start_slurmctld(self, clear_state=True):
         argv = ["slurmctld", "-D", "-f", str(self.dir / "etc" / "slurm.conf")]
@@ -385,16 +422,42 @@ KillWait=5
         return self.run(["slurmd", option, "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")], check=False,
                         timeout=timeout)
 
+    def _cgroup2_setup(self):
+        """Commands, run in slurmd's mount namespace, that put the cgroup2
+        hierarchy at /sys/fs/cgroup with the system.slice Slurm's
+        IgnoreSystemd=yes expects; and the environment that goes with them."""
+        if self.cgroup != "v2":
+            return [], {}
+        shim = self.dir / "bin" / "cgroup2_self_view.so"
+        if not shim.exists():
+            shim.parent.mkdir(exist_ok=True)
+            subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(REPO / "tools" / "cgroup2_self_view.c"),
+                            "-ldl"], check=True)
+        if not (self._cgroup2_root() / "system.slice").exists():
+            self._made_system_slice = True
+        cmds = ["mount -t cgroup2 flexslurm-cgroup2 /sys/fs/cgroup", "mkdir -p /sys/fs/cgroup/system.slice"]
+        return cmds, {"LD_PRELOAD": str(shim), "INVOCATION_ID": None}
+
     def start_slurmd(self, node):
+        cg_cmds, cg_env = self._cgroup2_setup()
+        env = self.env
+        self.env = {k: v for k, v in env.items() if k not in cg_env}
+        self.env.update({k: v for k, v in cg_env.items() if v is not None})
+        try:
+            self._start_slurmd(node, cg_cmds)
+        finally:
+            self.env = env
+
+    def _start_slurmd(self, node, setup):
         if node in self.daemonize:
-            if self.slurmd_binds or self.configless:
-                raise ClusterError("daemonize: not with slurmd_binds or configless")
+            if self.slurmd_binds or self.configless or setup:
+                raise ClusterError("daemonize: not with slurmd_binds, configless or cgroup v2")
             self._start_daemonized_slurmd(node)
             return
         if not self.configless:
             argv = ["slurmd", "-D", "-N", node, "-f", str(self.dir / "etc" / "slurm.conf")]
-            if self.slurmd_binds:
-                mounts = []
+            if self.slurmd_binds or setup:
+                mounts = list(setup)
                 for source, target in self.slurmd_binds:
                     if not Path(target).exists():
                         Path(target).touch()
@@ -410,7 +473,8 @@ KillWait=5
         # this cluster's munged, and where its /run/slurm/conf link to the
         # conf-cache stays. Its job steps inherit that namespace.
         d = self.dir
-        script = (f"mount -t tmpfs flexslurm-run /run && mkdir /run/munge && "
+        script = "".join(f"{cmd} && " for cmd in setup) + (
+                  f"mount -t tmpfs flexslurm-run /run && mkdir /run/munge && "
                   f"ln -s {d}/munge/munge.socket /run/munge/munge.socket.2 && "
                   f"exec slurmd -D -N {node} --conf-server localhost:{self.ctld_port}")
         env = self.env
@@ -441,8 +505,40 @@ KillWait=5
         except subprocess.TimeoutExpired:
             return None
 
+    def _cgroup2_root(self):
+        """Where the host sees the cgroup2 hierarchy (on a v1 host often
+        /sys/fs/cgroup/unified); mounted under this cluster's dir if nowhere."""
+        if self._cgroup2_mounted:
+            return self._cgroup2_mounted
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return Path(fields[1].replace("\\040", " "))
+        target = self.dir / "cgroup2"
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "cgroup2", "flexslurm-cgroup2", str(target)], check=True)
+        self._cgroup2_mounted = target
+        return target
+
+    def stepd_scopes(self):
+        """cgroup v2: each node's <node>_slurmstepd.scope, as the host sees it."""
+        if self.cgroup != "v2":
+            return {}
+        root = self._cgroup2_root()
+        return {node: root / "system.slice" / f"{node}_slurmstepd.scope" for node in self.nodes}
+
     def _job_cgroup_pids(self):
         pids = set()
+        for scope in self.stepd_scopes().values():
+            # slurmd itself lives in <scope>/slurmd: stopped by its PID already.
+            for procs in scope.rglob("cgroup.procs"):
+                if procs.parent == scope / "slurmd":
+                    continue
+                try:
+                    pids.update(int(x) for x in procs.read_text().split())
+                except (OSError, ValueError):
+                    pass
         for node in self.nodes:
             for ctrl in ["freezer", "devices", "cpuset", "memory"]:
                 root = Path("/sys/fs/cgroup") / ctrl / f"slurm_{node}"
@@ -456,6 +552,26 @@ KillWait=5
         return pids
 
     def _remove_job_cgroups(self):
+        for scope in self.stepd_scopes().values():
+            if not scope.exists():
+                continue
+            for sub in sorted((p for p in scope.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                try:
+                    sub.rmdir()
+                except OSError:
+                    pass
+            try:
+                scope.rmdir()
+            except OSError:
+                pass
+        if self._made_system_slice:
+            try:  # left while another cluster's scopes are in it
+                (self._cgroup2_root() / "system.slice").rmdir()
+            except OSError:
+                pass
+        if self._cgroup2_mounted:
+            subprocess.run(["umount", str(self._cgroup2_mounted)], check=False)
+            self._cgroup2_mounted = None
         for node in self.nodes:
             for ctrl in ["freezer", "devices", "cpuset", "memory", "cpu", "cpuacct", "pids"]:
                 root = Path("/sys/fs/cgroup") / ctrl / f"slurm_{node}"
@@ -586,11 +702,14 @@ def main():
     ap.add_argument("--plugin-dir", help="directory holding gres_vslice.so")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="nvidia-2gpu")
+    ap.add_argument("--cgroup", choices=["v1", "v2"], default="v1",
+                    help="Slurm's cgroup plugin (v2: cgroup2 mounted in slurmd's mount namespace)")
     ap.add_argument("--configless", action="store_true",
                     help="slurmd --conf-server (flexslurm.yaml copied into each conf-cache)")
     args = ap.parse_args()
     if args.action == "up":
         c = LocalCluster(args.dir, args.plugin_dir, nodes=args.nodes, shape=args.shape, configless=args.configless,
+                         cgroup=args.cgroup,
                          prepare=install_flexslurm_yaml if args.configless else None)
         try:
             c.start()
@@ -628,7 +747,9 @@ def install_flexslurm_yaml(c):
 def stop_by_pidfiles(d):
     """`down`: the daemons were started by an earlier `up`; their PIDs are on disk."""
     state = d / "state"
-    c = LocalCluster(d, "/nonexistent", nodes=0)
+    conf = d / "etc" / "cgroup.conf"
+    v2 = conf.exists() and "CgroupPlugin=cgroup/v2" in conf.read_text()
+    c = LocalCluster(d, "/nonexistent", nodes=0, cgroup="v2" if v2 else "v1")
     c.nodes = sorted(p.name[len("slurmd."):-len(".pid")] for p in state.glob("slurmd.*.pid") if p.name.count(".") == 2)
     if (state / "slurmctld.pid").exists():
         subprocess.run(["scancel", "--full", "-u", "root"], env=c.env, capture_output=True, timeout=10)

@@ -7,12 +7,16 @@ before the first and stopped after the last, by PID, whatever happens.
 A test is a function test_*(cluster) (or test_*(env) without CLUSTER) that
 raises on failure. The last line printed is `N passed, N failed`.
 
-Usage: run.py --plugin-dir DIR [--workdir DIR] [-k SUBSTRING] [--jobs N]
+Usage: run.py --plugin-dir DIR [--workdir DIR] [-k SUBSTRING] [--jobs N] [--cgroup v2]
 
 --jobs N runs up to N modules at once, each in a run.py of its own (their
 clusters never share a node name: modules whose node-name prefixes overlap
 wait for each other), longest first by the durations of the last run, and
 prints each module's output whole when it ends.
+
+--cgroup v2 runs the clusters under Slurm's cgroup/v2 (tools/localcluster.py)
+with every node name prefixed by "v" (vs1, vm1, vl1, ...; --node-prefix), so
+that a v2 run and a v1 run of the same module never share node names.
 """
 
 import argparse
@@ -38,13 +42,15 @@ from localcluster import LocalCluster  # noqa: E402
 class Env:
     """What a test module without a shared cluster gets: where to make its own."""
 
-    def __init__(self, workdir, plugin_dir, slurm_prefix):
+    def __init__(self, workdir, plugin_dir, slurm_prefix, cluster_args=None):
         self.workdir = workdir
         self.plugin_dir = plugin_dir
         self.slurm_prefix = slurm_prefix
+        self.cluster_args = cluster_args or {}  # cgroup, node_prefix: the same for every cluster of the run
 
     def cluster(self, name, **kwargs):
-        return LocalCluster(self.workdir / name, self.plugin_dir, slurm_prefix=self.slurm_prefix, **kwargs)
+        return LocalCluster(self.workdir / name, self.plugin_dir, slurm_prefix=self.slurm_prefix,
+                            **self.cluster_args, **kwargs)
 
 
 def _terminate(signum, _frame):
@@ -62,7 +68,12 @@ def main():
     ap.add_argument("--skip", default="", help="comma-separated test modules not to run (not built for this release)")
     ap.add_argument("--jobs", type=int, default=1, help="modules run at once (each its own clusters)")
     ap.add_argument("--module", help=argparse.SUPPRESS)  # --jobs: the one module a child runs
+    ap.add_argument("--cgroup", choices=["v1", "v2"], default="v1", help="Slurm's cgroup plugin on the nodes")
+    ap.add_argument("--node-prefix", help="before every node name (default: 'v' with --cgroup v2, else none)")
     args = ap.parse_args()
+    if args.node_prefix is None:
+        args.node_prefix = "v" if args.cgroup == "v2" else ""
+    cluster_args = {"cgroup": args.cgroup, "node_prefix": args.node_prefix}
     signal.signal(signal.SIGTERM, _terminate)
 
     workdir = Path(args.workdir).resolve()
@@ -89,13 +100,13 @@ def main():
         if path.stem in args.skip.split(","):
             print(f"# {path.stem}: skipped for this release", flush=True)
             continue
-        env = Env(workdir, args.plugin_dir, args.slurm_prefix)
+        env = Env(workdir, args.plugin_dir, args.slurm_prefix, cluster_args)
         cluster = None
         ran = 0
         try:
             if hasattr(module, "CLUSTER"):
                 cluster = LocalCluster(workdir / path.stem, args.plugin_dir, slurm_prefix=args.slurm_prefix,
-                                       **module.CLUSTER)
+                                       **cluster_args, **module.CLUSTER)
                 t0 = time.monotonic()
                 cluster.start()
                 print(f"# {path.stem}: cluster up in {time.monotonic() - t0:.1f}s ({cluster.dir})", flush=True)

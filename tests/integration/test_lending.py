@@ -71,23 +71,23 @@ def _telemetry(c, node, text):
     os.replace(tmp, path)
 
 
-def _idle(c, node="l1"):
-    _telemetry(c, node, "busy 0\n")
+def _idle(c, node=None):
+    _telemetry(c, node or c.nodes[0], "busy 0\n")
 
 
-def _busy(c, lender, node="l1"):
-    _telemetry(c, node, f"busy 80\njob {lender} busy 80\n")
+def _busy(c, lender, node=None):
+    _telemetry(c, node or c.nodes[0], f"busy 80\njob {lender} busy 80\n")
 
 
-def _borrower(c, *extra, node="l1"):
-    dev = c.dir / "dev" / node / "nvidia0"
+def _borrower(c, *extra, node=None):
+    dev = c.dir / "dev" / (node or c.nodes[0]) / "nvidia0"
     return c.sbatch("--gres=vborrow:1", "--signal=B:USR1@60", *extra,
                     script=BORROWER.format(out=c.dir / "out", dev=dev))
 
 
 def _lender_and_borrower(c):
     """A lender on l1 (idle), then a borrower running on its slice."""
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    lender = c.sbatch("--gres=vslice:1", "-w", c.nodes[0], script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
     borrower = _borrower(c)
     wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
@@ -170,16 +170,16 @@ def test_borrower_must_be_a_requeueable_batch_job(c):
 
 def test_only_idle_allocated_slices_are_lent(c):
     _clean(c)
-    _idle(c, "l1")
-    _idle(c, "l2")
+    _idle(c, c.nodes[0])
+    _idle(c, c.nodes[1])
     borrower = _borrower(c)
     # Nothing is allocated: no slice is "idle to lend".
     time.sleep(6)
     eq(c.job_state(borrower), "PENDING", "borrower with no lender anywhere")
     # A normal slice job takes a free slice at once.
-    normal = c.sbatch("--gres=vslice:1", "-w", "l2", script="#!/bin/bash\ntrue\n")
+    normal = c.sbatch("--gres=vslice:1", "-w", c.nodes[1], script="#!/bin/bash\ntrue\n")
     eq(c.wait_job(normal, timeout=30), "COMPLETED", "normal slice job")
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    lender = c.sbatch("--gres=vslice:1", "-w", c.nodes[0], script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
     _busy(c, lender)
     time.sleep(6)
@@ -187,7 +187,7 @@ def test_only_idle_allocated_slices_are_lent(c):
     _idle(c)
     wait_until(lambda: c.job_state(borrower) == "RUNNING", 20, "borrower placed on the idle lender's slice")
     detail = c.show_job(borrower)
-    eq(_field(detail, "NodeList"), "l1", "borrower on the lender's node")
+    eq(_field(detail, "NodeList"), c.nodes[0], "borrower on the lender's node")
     out = c.dir / "out" / f"borrower.{borrower}"
     wait_until(lambda: out.exists() and "started" in out.read_text(), 20, "borrower started")
     env = out.read_text()
@@ -197,17 +197,17 @@ def test_only_idle_allocated_slices_are_lent(c):
     cap = int(re.search(r"SLURM_VSLICE_MEMORY_LIMIT_MIB=(\d+)", env).group(1))
     eq(0 < cap <= 16384 * 20 // 100 // 4 + 1, True, f"borrower memory cap {cap} MiB within unreserved memory")
     status = c.dir / "state" / "flexslurm_lending.status"
-    wait_until(lambda: f"l1 0 0 lent JobId={lender} JobId={borrower}" in status.read_text(), 5,
+    wait_until(lambda: f"{c.nodes[0]} 0 0 lent JobId={lender} JobId={borrower}" in status.read_text(), 5,
                "the status file shows the loan")
     _cancel(c, borrower, lender)
 
 
 def test_reclaim_when_the_lender_turns_busy_20_trials(c):
     _clean(c)
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    lender = c.sbatch("--gres=vslice:1", "-w", c.nodes[0], script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
     before = _stable_detail(c, lender)
-    dev = c.dir / "dev" / "l1" / "nvidia0"
+    dev = c.dir / "dev" / c.nodes[0] / "nvidia0"
     worst = 0.0
     for trial in range(20):
         _idle(c)
@@ -224,7 +224,7 @@ def test_reclaim_when_the_lender_turns_busy_20_trials(c):
                        f"trial {trial}: borrower off the device")
         except AssertionError:
             print(c.job_state(borrower), _holders(dev), (c.dir / "state" / "flexslurm_lending.status").read_text())
-            os.system(f"tail -30 {c.dir}/log/slurmctld.log; tail -20 {c.dir}/log/slurmd.l1.log")
+            os.system(f"tail -30 {c.dir}/log/slurmctld.log; tail -20 {c.dir}/log/slurmd.{c.nodes[0]}.log")
             raise
         took = time.monotonic() - t0
         worst = max(worst, took)
@@ -248,20 +248,20 @@ def test_reclaim_when_the_lender_turns_busy_20_trials(c):
 
 def test_agent_hard_stops_a_borrower_that_ignores_sigterm(c):
     _clean(c)
-    lender = c.sbatch("--gres=vslice:1", "-w", "l1", script=LENDER)
+    lender = c.sbatch("--gres=vslice:1", "-w", c.nodes[0], script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
-    dev = c.dir / "dev" / "l1" / "nvidia0"
+    dev = c.dir / "dev" / c.nodes[0] / "nvidia0"
     stubborn = BORROWER.replace("exec 3<", "trap '' TERM\nexec 3<")  # ignored by its children too
     borrower = c.sbatch("--gres=vborrow:1", "--signal=B:USR1@60",
                         script=stubborn.format(out=c.dir / "out", dev=dev))
     wait_until(lambda: c.job_state(borrower) == "RUNNING" and _holders(dev), 30, "borrower on the device")
     time.sleep(4)
-    before = (c.dir / "log" / "slurmd.l1.log").read_text()
+    before = (c.dir / "log" / f"slurmd.{c.nodes[0]}.log").read_text()
     t0 = time.monotonic()
     _busy(c, lender)
     wait_until(lambda: not _holders(dev), GRACE + HARD_STOP + 2 + 3, "the agent's hard stop")
     took = time.monotonic() - t0
-    log = (c.dir / "log" / "slurmd.l1.log").read_text()[len(before):]
+    log = (c.dir / "log" / f"slurmd.{c.nodes[0]}.log").read_text()[len(before):]
     # The agent's kill, not slurmd's KillWait (5 s after the requeue, later than t0 + G + 2 s).
     eq(bool(re.search(rf"hard stop of borrower JobId={borrower}: [1-9]\d* process\(es\) killed", log)), True,
        f"the agent killed what was left:\n{log}")
@@ -295,12 +295,12 @@ def test_agent_stopped_nothing_lent_and_loans_reclaimed(c):
     _clean(c)
     _idle(c)
     lender, borrower = _lender_and_borrower(c)
-    slurmd = c.procs["slurmd.l1"]
+    slurmd = c.procs[f"slurmd.{c.nodes[0]}"]
     os.kill(slurmd.pid, signal.SIGSTOP)  # the agent (and slurmd) stop reporting
     try:
         wait_until(lambda: c.job_state(borrower) != "RUNNING", 4 + GRACE + 10,
                    "the controller takes the loan back")
-        contains(_log(c), f"reclaim JobId={borrower} from l1 slice 0 of JobId={lender}: telemetry-lost",
+        contains(_log(c), f"reclaim JobId={borrower} from {c.nodes[0]} slice 0 of JobId={lender}: telemetry-lost",
                  "reclaim reason")
         second = _borrower(c)
         time.sleep(5)
@@ -339,7 +339,7 @@ def test_slurmctld_killed_mid_loan_and_mid_reclaim(c):
     wait_until(lambda: "checkpoint" in out.read_text(), 10, "checkpoint signal")
     c.stop_daemon("slurmctld", sig=signal.SIGKILL)
     c.start_slurmctld(clear_state=False)
-    dev = c.dir / "dev" / "l1" / "nvidia0"
+    dev = c.dir / "dev" / c.nodes[0] / "nvidia0"
     wait_until(lambda: c.job_state(borrower) == "PENDING" and not _holders(dev), BOUND + 10,
                "reclaim completes after the restart")
     took = time.monotonic() - t0
@@ -372,7 +372,7 @@ def test_admin_sees_loans_and_takes_one_back(c):
     r = c.run([cli, "reclaim", "999999"], check=False)
     eq((r.returncode, r.stdout.strip()), (1, "error: JobId=999999 borrows nothing"), "reclaim of a non-borrower")
     time.sleep(3)  # old enough for its checkpoint signal
-    dev = c.dir / "dev" / "l1" / "nvidia0"
+    dev = c.dir / "dev" / c.nodes[0] / "nvidia0"
     t0 = time.monotonic()
     r = c.run([cli, "reclaim", str(borrower)])
     contains(r.stdout, f"reclaim of JobId={borrower} started", "reclaim answer")
@@ -430,16 +430,16 @@ def test_forged_reports_are_dropped_and_scheduling_goes_on(c):
     _send(c, _munge(c, "garbage that is not a report").encode(), source="127.0.0.2")
     os.chmod(c.dir / "munge", 0o711)
     try:
-        _send(c, _munge(c, _report("l1", 10**10, 1), uid=65534).encode(), source="127.0.0.2")
+        _send(c, _munge(c, _report(c.nodes[0], 10**10, 1), uid=65534).encode(), source="127.0.0.2")
     finally:
         os.chmod(c.dir / "munge", 0o700)
-    _send(c, _munge(c, _report("l2", 10**10, 1)).encode(), source="127.0.0.1")  # l2 is 127.0.0.3
+    _send(c, _munge(c, _report(c.nodes[1], 10**10, 1)).encode(), source="127.0.0.1")  # l2 is 127.0.0.3
     _send(c, _munge(c, _report("nosuchnode", 10**10, 1)).encode(), source="127.0.0.2")
-    cred = _munge(c, _report("l1", 10**10, 1)).encode()
+    cred = _munge(c, _report(c.nodes[0], 10**10, 1)).encode()
     _send(c, cred, source="127.0.0.2")
     _send(c, cred, source="127.0.0.2")  # the same credential again
     for seq in range(2, 40):  # a flood
-        _send(c, _munge(c, _report("l1", 10**10, seq)).encode(), source="127.0.0.2")
+        _send(c, _munge(c, _report(c.nodes[0], 10**10, seq)).encode(), source="127.0.0.2")
     time.sleep(1)
     log = _log(c)[len(before):]
     contains(log, "refused a frame of 200000 bytes", "an oversized frame refused")

@@ -53,33 +53,33 @@ def _run(c, *args, script):
 
 
 def test_slice_job_sees_only_its_device(c):
-    d = c.dir / "dev" / "s1"
-    state, out = _run(c, "--gres=vslice:1", script=_script(c, "s1"))
+    d = c.dir / "dev" / c.nodes[0]
+    state, out = _run(c, "--gres=vslice:1", script=_script(c, c.nodes[0]))
     eq(state, "COMPLETED", f"job state:\n{out}")
     eq(_ls(out), ["nvidia-uvm", "nvidia0", "nvidiactl"], "device dir as the job sees it")
-    alias = c.dir / "alias" / "s1"
+    alias = c.dir / "alias" / c.nodes[0]
     eq(opened(out), {str(d / "nvidia0"): "ok", str(d / "nvidia1"): ENOENT,
                      str(alias / "nvidia0"): "ok", str(alias / "nvidia1"): EPERM}, "opens")
 
 
 def test_srun_step_sees_only_its_device(c):
-    d = c.dir / "dev" / "s1"
+    d = c.dir / "dev" / c.nodes[0]
     step = c.dir / "out" / "spank-step.sh"
-    step.write_text(_script(c, "s1"))
+    step.write_text(_script(c, c.nodes[0]))
     step.chmod(0o755)
     state, out = _run(c, "--gres=vslice:1", script=f"#!/bin/bash\nsrun -n1 {step}\n")
     eq(state, "COMPLETED", f"job state:\n{out}")
     eq(_ls(out), ["nvidia-uvm", "nvidia0", "nvidiactl"], "device dir in the step")
     eq(opened(out)[str(d / "nvidia1")], ENOENT, "other device in the step")
-    eq(opened(out)[str(c.dir / "alias" / "s1" / "nvidia1")], EPERM, "other device through an alias node")
+    eq(opened(out)[str(c.dir / "alias" / c.nodes[0] / "nvidia1")], EPERM, "other device through an alias node")
 
 
 def test_two_slice_jobs_share_and_whole_gpu_job_opens_its_own(c):
-    d = c.dir / "dev" / "s1"
+    d = c.dir / "dev" / c.nodes[0]
     flag = c.dir / "out" / "spank-share"
     hold = f"touch {c.dir}/out/spank-$SLURM_JOB_ID.up; while [ ! -e {flag} ]; do sleep 0.2; done"
-    a = c.sbatch("--gres=vslice:1", script=_script(c, "s1", hold))
-    b = c.sbatch("--gres=vslice:1", script=_script(c, "s1", hold))
+    a = c.sbatch("--gres=vslice:1", script=_script(c, c.nodes[0], hold))
+    b = c.sbatch("--gres=vslice:1", script=_script(c, c.nodes[0], hold))
     try:
         for j in (a, b):
             c._wait_for(lambda j=j: (c.dir / "out" / f"spank-{j}.up").exists(), 30, f"job {j} running")
@@ -89,7 +89,7 @@ def test_two_slice_jobs_share_and_whole_gpu_job_opens_its_own(c):
         eq(c.wait_job(j), "COMPLETED", f"job {j}")
         eq(opened(c.job_output(j))[str(d / "nvidia0")], "ok", f"job {j} opens the shared device")
     # A whole GPU: the job sees and opens that one only (gres/gpu's own index).
-    state, out = _run(c, "--gres=gpu:1", script=_script(c, "s1", "echo GPUS=$SLURM_JOB_GPUS"))
+    state, out = _run(c, "--gres=gpu:1", script=_script(c, c.nodes[0], "echo GPUS=$SLURM_JOB_GPUS"))
     eq(state, "COMPLETED", f"gpu job:\n{out}")
     gpu = int(re.search(r"GPUS=(\d+)", out).group(1))
     other = 1 - gpu
@@ -99,20 +99,20 @@ def test_two_slice_jobs_share_and_whole_gpu_job_opens_its_own(c):
 
 
 def test_job_without_accelerators_sees_none(c):
-    state, out = _run(c, script=_script(c, "s1"))
+    state, out = _run(c, script=_script(c, c.nodes[0]))
     eq(state, "COMPLETED", f"job state:\n{out}")
     eq(_ls(out), ["nvidia-uvm", "nvidiactl"], "device dir of a CPU-only job: control nodes only")
 
 
 def test_salloc_and_srun(c):
-    d = c.dir / "dev" / "s1"
+    d = c.dir / "dev" / c.nodes[0]
     step = c.dir / "out" / "spank-salloc.sh"
-    step.write_text(_script(c, "s1"))
+    step.write_text(_script(c, c.nodes[0]))
     step.chmod(0o755)
     r = c.run(["salloc", "-N1", "--gres=vslice:1", "srun", "-n1", str(step)], timeout=60)
     eq(_ls(r.stdout), ["nvidia-uvm", "nvidia0", "nvidiactl"], f"interactive step's device dir: {r.stderr}")
     eq(opened(r.stdout)[str(d / "nvidia1")], ENOENT, "other device in the interactive step")
-    eq(opened(r.stdout)[str(c.dir / "alias" / "s1" / "nvidia1")], EPERM, "other device through an alias")
+    eq(opened(r.stdout)[str(c.dir / "alias" / c.nodes[0] / "nvidia1")], EPERM, "other device through an alias")
 
 
 def test_option_in_help(c):

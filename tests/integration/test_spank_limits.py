@@ -56,13 +56,13 @@ def test_mps_daemon_per_job_root_owned_user_cannot_raise(c):
     mps = MPS.format(dir=c.dir)
     before = _record(c)
     # A job of another user on the same node, holding its slices meanwhile.
-    other = c.sbatch("-w", "m1", "--gres=vslice:1", *_as(OTHER), script=f"""#!/bin/bash
+    other = c.sbatch("-w", c.nodes[0], "--gres=vslice:1", *_as(OTHER), script=f"""#!/bin/bash
 {ENV}
 {mps} client
 while [ ! -e {flag} ]; do sleep 0.2; done
 """)
     c.wait_job(other, states=("RUNNING",))
-    job = c.sbatch("-w", "m1", "--gres=vslice:2", *_as("nobody"),
+    job = c.sbatch("-w", c.nodes[0], "--gres=vslice:2", *_as("nobody"),
                    env={"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "100"}, script=f"""#!/bin/bash
 {ENV}
 echo "PIPE $(stat -c '%u %a' $CUDA_MPS_PIPE_DIRECTORY)"
@@ -110,25 +110,25 @@ def test_planted_link_in_next_job_dir_is_not_followed(c):
     target.write_text("secret\n")
     os.chmod(target, 0o600)
     # The next job id: one more than the last submitted.
-    probe = c.sbatch("-w", "m1", "--hold", script="#!/bin/bash\ntrue\n")
+    probe = c.sbatch("-w", c.nodes[0], "--hold", script="#!/bin/bash\ntrue\n")
     c.run(["scancel", str(probe)])
     jobdir = c.dir / "jobs" / str(probe + 1)
     jobdir.mkdir(parents=True)
     for name in ["mps-log", "mps-pipe", "limits", "preload.cache"]:
         (jobdir / name).symlink_to(target)
-    job = c.sbatch("-w", "m1", "--gres=vslice:1", *_as("nobody"), script=f"#!/bin/bash\n{ENV}\n")
+    job = c.sbatch("-w", c.nodes[0], "--gres=vslice:1", *_as("nobody"), script=f"#!/bin/bash\n{ENV}\n")
     eq(job, probe + 1, "the planted directory is the job's")
     eq(c.wait_job(job), "COMPLETED", "job")
     st = target.stat()
     eq((st.st_uid, oct(st.st_mode & 0o777), target.read_text()), (0, "0o600", "secret\n"), "target untouched")
-    contains(c.log("slurmd.m1"), f"flexslurm: job {job}: removed what was already at {jobdir}", "logged")
+    contains(c.log(f"slurmd.{c.nodes[0]}"), f"flexslurm: job {job}: removed what was already at {jobdir}", "logged")
 
 
 def test_preload_limits_per_job_from_a_root_file(c):
     lib = c.dir / "bin" / "libstub.so"
     jobs = {}
     for user, n in (("nobody", 3), (OTHER, 1)):
-        jobs[user] = c.sbatch("-w", "m2", f"--gres=vslice:{n}", *_as(user),
+        jobs[user] = c.sbatch("-w", c.nodes[1], f"--gres=vslice:{n}", *_as(user),
                               env={"CUDA_DEVICE_SM_LIMIT": "100", "SLURM_VSLICE_COUNTS": "4"},
                               script=f"""#!/bin/bash
 {ENV}
@@ -160,7 +160,7 @@ sleep 2
 
 def test_job_without_slices_gets_no_limits(c):
     before = _record(c)
-    job = c.sbatch("-w", "m1", *_as("nobody"), script=f"#!/bin/bash\n{ENV}\n")
+    job = c.sbatch("-w", c.nodes[0], *_as("nobody"), script=f"#!/bin/bash\n{ENV}\n")
     eq(c.wait_job(job), "COMPLETED", "job")
     env = env_of(c.job_output(job))
     eq([k for k in env if k.startswith(("CUDA_MPS", "CUDA_DEVICE_SM", "LD_PRELOAD"))], [], "no limit variables")

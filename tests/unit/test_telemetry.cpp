@@ -440,6 +440,31 @@ START_TEST(slurmstepd_is_told_by_its_executable_and_root)
 }
 END_TEST
 
+// /proc/<pid>/cgroup as Slurm 22.05's cgroup/v2 (IgnoreSystemd=yes, multiple
+// slurmd) leaves it on a host that also mounts v1 hierarchies (the
+// integration tests' --cgroup v2 leg): the job is named by the unified line
+// only; the v1 lines are the ones slurmd was started in.
+START_TEST(job_of_cgroup_text_reads_slurm_22_05_v2_on_a_hybrid_host)
+{
+	const std::string v1_lines =
+	        "9:name=systemd:/\n8:pids:/\n5:devices:/\n4:memory:/process_api/3809\n1:cpu:/\n";
+	ck_assert_uint_eq(
+	        job_of_cgroup_text(v1_lines +
+	                           "0::/system.slice/vl1_slurmstepd.scope/job_12/step_batch/user/task_0\n")
+	                .value_or(0),
+	        12);
+	// slurmstepd of the step (told apart by is_job_process, not by its cgroup)
+	ck_assert_uint_eq(
+	        job_of_cgroup_text(v1_lines +
+	                           "0::/system.slice/vl1_slurmstepd.scope/job_12/step_batch/slurm\n")
+	                .value_or(0),
+	        12);
+	// slurmd and a slurmstepd parked before its job cgroup exists
+	ck_assert(!job_of_cgroup_text(v1_lines + "0::/system.slice/vl1_slurmstepd.scope/slurmd\n"));
+	ck_assert(!job_of_cgroup_text(v1_lines + "0::/system.slice/vl1_slurmstepd.scope/system\n"));
+}
+END_TEST
+
 START_TEST(pids_of_job_scans_a_fake_proc)
 {
 	record_log();
@@ -810,6 +835,7 @@ Suite *telemetry_suite()
 	tcase_add_test(tc, job_of_cgroup_text_rejects_user_made_cgroups);
 	tcase_add_test(tc, slurmd_cgroup_teaches_the_v2_scope);
 	tcase_add_test(tc, slurmstepd_is_told_by_its_executable_and_root);
+	tcase_add_test(tc, job_of_cgroup_text_reads_slurm_22_05_v2_on_a_hybrid_host);
 	tcase_add_test(tc, pids_of_job_scans_a_fake_proc);
 	tcase_add_test(tc, kill_job_processes_kills_only_the_jobs_processes);
 	tcase_add_test(tc, nvml_matches_devices_in_pci_order);
