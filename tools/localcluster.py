@@ -191,9 +191,11 @@ class LocalCluster:
             (d / "backup" / "hosts").write_text(f"{self.backup_addr} {self.backup_host}\n{hosts}")
         if self.slurmctld_timeout:
             ha += f"SlurmctldTimeout={self.slurmctld_timeout}\n"
+        # Slurm reads "localhost" as this host's name, which the backup's namespace changes.
+        primary = socket.gethostname().split(".")[0] if self.backup_ctld else "localhost"
         conf = f"""\
 ClusterName=flexslurm
-SlurmctldHost=localhost(127.0.0.1)
+SlurmctldHost={primary}(127.0.0.1)
 {ha}SlurmctldPort={ctld_port}
 AuthType=auth/munge
 AuthInfo=socket={d}/munge/munge.socket{",cred_expire=10" if self.lending else ""}

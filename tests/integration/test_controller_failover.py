@@ -59,11 +59,21 @@ def test_backup_takes_over_reclaims_and_lends(c):
     contains(_backup_log(c), f"reclaim JobId={borrower} from d1 slice 0 of JobId={lender}: lender-busy",
              "the backup's reclaim")
     eq(c.job_state(lender), "RUNNING", "lender untouched")
-    # Lending goes on: the lender idles again, the borrower runs again on its slice and completes.
+    # Lending goes on: the lender idles again; a new borrower is lent the
+    # slice, and the requeued one runs again and completes. (The submission
+    # also wakes the backup's scheduler: its backfill waits for a change, and
+    # the requeued borrower becomes eligible only by the clock.)
     ls.idle(c, "d1")
-    eq(c.wait_job(borrower, timeout=90), "COMPLETED", "borrower lent again by the backup and completed")
-    contains(ls.borrower_out(c, borrower), "resumed after 1 requeue(s)", "the borrower's second run")
+    time.sleep(12)  # cred_expire=10: the requeued borrower is eligible again
     second = ls.borrower(c, "d1")
-    wait_until(lambda: c.job_state(second) == "RUNNING", 40, "a new loan on the backup")
+    try:
+        eq(c.wait_job(borrower, timeout=60), "COMPLETED", "borrower lent again by the backup and completed")
+        wait_until(lambda: c.job_state(second) == "RUNNING", 40, "a new loan on the backup")
+    except Exception:
+        print(c.run(["squeue", "-o", "%i %T %r %S"], check=False).stdout)
+        print(status.read_text())
+        raise
+    contains(ls.borrower_out(c, borrower), "resumed after 1 requeue(s)", "the borrower's second run")
     eq(ls.field(c.show_job(second), "NodeList"), "d1", "on the lender's node")
+    contains(_backup_log(c), f"d1 slice 0 of JobId={lender} lent to JobId={second}", "the backup's loan")
     c.run(["scancel", str(second), str(lender)], check=False)
