@@ -146,7 +146,7 @@ def test_broken_yaml_on_reconfigure_keeps_the_last_good_settings(c):
         eq(c.procs["slurmctld"].poll(), None, "slurmctld running")
         lines = [l for l in _log(c)[since:].splitlines() if "flexslurm.yaml" in l and "error" in l]
         eq(len(lines), 1, f"one error line about flexslurm.yaml:\n{_log(c)[since:]}")
-        contains(lines[0], f"select/flex: reconfigure: {path}:7: slicing.default.slices: 0 is out of range "
+        contains(lines[0], f"select/flex: reconfigure: {path}:8: slicing.default.slices: 0 is out of range "
                            "(allowed: an integer from 1 to 64); keeping the last good settings", "the line")
         # Lending goes on with the last good settings.
         lender, borrower = ls.lender_and_borrower(c, "a2")
