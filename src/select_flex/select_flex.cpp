@@ -47,6 +47,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 extern "C" {
@@ -1007,8 +1008,27 @@ void start_lending()
 // select_p_reconfigure, under the controller's locks: the lending settings
 // of the flexslurm.yaml just loaded take effect (the service's thread is
 // never joined here: it may be waiting for these very locks).
+// The lending settings the service runs with: Slurm calls the plugin's
+// reconfigure on every partition and node update too.
+Config lending_settings;
+
+bool same_lending(const Config &a, const Config &b)
+{
+	const LendingPolicy &p = a.lending, &q = b.lending;
+	const LendingChannel &c = a.channel, &d = b.channel;
+	return std::tie(p.idle_below_percent, p.idle_window, p.busy_above_percent, p.busy_samples, p.min_loan,
+	                p.max_loan, p.cooldown, p.grace, p.never_lend_partitions, c.enabled, c.port,
+	                c.telemetry_timeout, c.hard_stop_after) ==
+	       std::tie(q.idle_below_percent, q.idle_window, q.busy_above_percent, q.busy_samples, q.min_loan,
+	                q.max_loan, q.cooldown, q.grace, q.never_lend_partitions, d.enabled, d.port,
+	                d.telemetry_timeout, d.hard_stop_after);
+}
+
 void reload_lending()
 {
+	if (same_lending(config, lending_settings))
+		return;
+	lending_settings = config;
 	const bool was = lending_enabled.exchange(config.channel.enabled);
 	if (!config.channel.enabled) {
 		if (was)
@@ -1071,6 +1091,7 @@ int init(void)
 		refused_on_reconfigure(*refused);
 	}
 	lending_enabled = config.channel.enabled;
+	lending_settings = config;
 	if (config.channel.enabled)
 		start_lending();
 	return SLURM_SUCCESS;

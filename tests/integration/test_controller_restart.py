@@ -148,7 +148,15 @@ def test_broken_yaml_on_reconfigure_keeps_the_last_good_settings(c):
         eq(len(lines), 1, f"one error line about flexslurm.yaml:\n{_log(c)[since:]}")
         contains(lines[0], f"select/flex: reconfigure: {path}:8: slicing.default.slices: 0 is out of range "
                            "(allowed: an integer from 1 to 64); keeping the last good settings", "the line")
-        # Lending goes on with the last good settings.
+        # Lending goes on with the settings the controller kept. The good file
+        # goes back for the nodes only (the controller is not told): on 23.11
+        # and later slurmd re-executed at the reconfigure and refused the
+        # broken file (its own one line), so it is started again.
+        _write_yaml(c, ls.lending_yaml())
+        for node in c.nodes:
+            if c.procs[f"slurmd.{node}"].poll() is not None:
+                c.start_slurmd(node)
+        c.wait_nodes_idle(timeout=60)
         lender, borrower = ls.lender_and_borrower(c, "a2")
         time.sleep(4)
         ls.busy(c, lender, "a2")
