@@ -129,8 +129,13 @@ std::optional<std::string> load_config()
 		     std::string(placement_name(config.default_placement)).c_str(),
 		     config.partition_placement.size());
 	}
-	if (auto saved = write_file_atomically(last_good_path(), text, 0600, false); !saved)
-		error("select/flex: %s: %s", last_good_path().c_str(), saved.error().c_str());
+	static std::string saved_text; // written again only when it changes
+	if (text != saved_text) {
+		if (auto saved = write_file_atomically(last_good_path(), text, 0600, true); saved)
+			saved_text = text;
+		else
+			error("select/flex: %s: %s", last_good_path().c_str(), saved.error().c_str());
+	}
 	return std::nullopt;
 }
 
