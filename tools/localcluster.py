@@ -143,7 +143,8 @@ class LocalCluster:
                  node_shapes=None, wait_idle=True, prepare=None, cpus=2, select="select/cons_tres",
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
                  lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None,
-                 proctrack="proctrack/cgroup", daemonize=False, cgroup="v1", node_prefix=""):
+                 proctrack="proctrack/cgroup", daemonize=False, cgroup="v1", node_prefix="",
+                 backup_ctld=False, slurmctld_timeout=None):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         # node_prefix goes before every node name (and node_shapes' keys): the
@@ -197,6 +198,15 @@ class LocalCluster:
         # and the one started exits; the daemon is tracked by its PidFile.
         # True for every node, or a collection of node names.
         self.daemonize = set(self.nodes) if daemonize is True else set(daemonize or ())
+        # A backup controller (SlurmctldHost x2): a second slurmctld,
+        # "slurmctld-backup", on this machine under another host name and
+        # loopback address (its own UTS and mount namespace, /etc/hosts, pid
+        # file and log directory; state shared, as backups need). Both bind
+        # only their own address (CommunicationParameters=NoCtldInAddrAny).
+        self.backup_ctld = backup_ctld
+        self.backup_host = "flexctlb"
+        self.backup_addr = "127.0.0.254"
+        self.slurmctld_timeout = slurmctld_timeout or (6 if backup_ctld else None)
         self._made_targets = []
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
@@ -215,7 +225,8 @@ class LocalCluster:
     def write_files(self):
         if self.dir.exists():
             shutil.rmtree(self.dir)
-        for sub in ["etc", "log", "state", "spool", "munge", "topology", "dev", "out"]:
+        for sub in ["etc", "log", "state", "spool", "munge", "topology", "dev", "out", "run",
+                    "backup/log", "backup/run"]:
             (self.dir / sub).mkdir(parents=True)
         os.chmod(self.dir / "munge", 0o700)
         key = self.dir / "munge" / "munge.key"
@@ -248,10 +259,20 @@ class LocalCluster:
                 numbers[0] if ndev == 1 else f"[{numbers[0]}-{numbers[-1]}]")
             gres_lines.append(f"NodeName={node} Name=gpu Type={gtype} File={files}")
         d = self.dir
+        ha = ""
+        if self.backup_ctld:
+            ha = (f"SlurmctldHost={self.backup_host}({self.backup_addr})\n"
+                  "CommunicationParameters=NoCtldInAddrAny\n")
+            hosts = Path("/etc/hosts").read_text()
+            (d / "backup" / "hosts").write_text(f"{self.backup_addr} {self.backup_host}\n{hosts}")
+        if self.slurmctld_timeout:
+            ha += f"SlurmctldTimeout={self.slurmctld_timeout}\n"
+        # Slurm reads "localhost" as this host's name, which the backup's namespace changes.
+        primary = socket.gethostname().split(".")[0] if self.backup_ctld else "localhost"
         conf = f"""\
 ClusterName=flexslurm
-SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort={ctld_port}
+SlurmctldHost={primary}(127.0.0.1)
+{ha}SlurmctldPort={ctld_port}
 AuthType=auth/munge
 AuthInfo=socket={d}/munge/munge.socket{",cred_expire=10" if self.lending else ""}
 CredType=cred/munge
@@ -259,7 +280,7 @@ SlurmUser=root
 SlurmdUser=root
 StateSaveLocation={d}/state
 SlurmdSpoolDir={d}/spool/%n
-SlurmctldPidFile={d}/state/slurmctld.pid
+SlurmctldPidFile={d}/run/slurmctld.pid
 SlurmdPidFile={d}/state/slurmd.%n.pid
 SlurmctldLogFile={d}/log/slurmctld.log
 SlurmdLogFile={d}/log/slurmd.%n.log
@@ -336,6 +357,8 @@ KillWait=5
         self._wait_for(lambda: self._alive("munged") and (d / "munge" / "munge.socket").exists(), 10,
                        "munged socket")
         self.start_slurmctld()
+        if self.backup_ctld:
+            self.start_backup_slurmctld()
         for node in self.nodes:
             self.start_slurmd(node)
         if self.wait_idle:
@@ -366,6 +389,22 @@ KillWait=5
         self._wait_for(lambda: self._alive("slurmctld") and
                        "UP" in self.run(["scontrol", "ping"], check=False).stdout,
                        20, "slurmctld to answer")
+
+    def start_backup_slurmctld(self):
+        """The backup controller: slurmctld as host flexctlb, in standby until the primary stops answering.
+        Its log is log("slurmctld", backup=True)."""
+        d = self.dir
+        script = " && ".join([
+            f"hostname {self.backup_host}",
+            f"mount --bind {d}/backup/hosts /etc/hosts",
+            f"mount --bind {d}/backup/run {d}/run",
+            f"mount --bind {d}/backup/log {d}/log",
+            f"exec slurmctld -D -f {d}/etc/slurm.conf"])
+        self._spawn("slurmctld-backup", ["unshare", "--uts", "--mount", "--propagation", "private",
+                                         "sh", "-c", script])
+        self._wait_for(lambda: self._alive("slurmctld-backup") and
+                       "slurmctld running in background mode" in self.log("slurmctld", backup=True),
+                       20, "the backup slurmctld in standby")
 
     def _alive(self, name):
         p = self.procs[name]
@@ -615,6 +654,7 @@ KillWait=5
                 except (OSError, ValueError, IndexError):
                     self.procs.pop(name, None)
         self.stop_daemon("slurmctld")
+        self.stop_daemon("slurmctld-backup")
         self.kill_job_steps()
         self.stop_daemon("munged")
         for target in self._made_targets:
@@ -690,8 +730,8 @@ KillWait=5
     def show_node(self, node):
         return self.run(["scontrol", "show", "node", node]).stdout
 
-    def log(self, name):
-        p = self.dir / "log" / f"{name}.log"
+    def log(self, name, backup=False):
+        p = self.dir / ("backup/log" if backup else "log") / f"{name}.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
 
@@ -753,7 +793,7 @@ def stop_by_pidfiles(d):
     c.nodes = sorted(p.name[len("slurmd."):-len(".pid")] for p in state.glob("slurmd.*.pid") if p.name.count(".") == 2)
     if (state / "slurmctld.pid").exists():
         subprocess.run(["scancel", "--full", "-u", "root"], env=c.env, capture_output=True, timeout=10)
-    order = [p for p in state.glob("slurmd.*.pid")] + [state / "slurmctld.pid"]
+    order = [p for p in state.glob("slurmd.*.pid")] + [state / "slurmctld.pid", state / "slurmctld-backup.pid"]
     for pidfile in order:
         _kill_pidfile(pidfile)
     c.kill_job_steps()

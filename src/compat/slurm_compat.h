@@ -259,6 +259,8 @@ using prep_info_t = gres_epilog_info_t;
  */
 #pragma weak job_list
 #pragma weak slurmctld_primary
+#pragma weak slurmctld_config
+#pragma weak control_time
 #pragma weak find_job_record
 #pragma weak job_signal
 #pragma weak lock_slurmctld
@@ -270,8 +272,28 @@ using prep_info_t = gres_epilog_info_t;
 #pragma weak job_requeue
 #endif
 
+/* slurmctld's own (controller.c, every release from 22.05 to 26.05), in no
+ * header: when this process took control, 0 while it is a standby backup or
+ * still recovering its state. */
+extern "C" time_t control_time;
+
 namespace flexslurm::compat
 {
+
+/*
+ * Whether this slurmctld is the one in control now. slurmctld_primary says
+ * only which SlurmctldHost line this is: a backup that took over never sets
+ * it. control_time is set once a primary, or a backup that took over, runs
+ * as the controller, and cleared when a backup goes back to standby;
+ * shutdown_time is set while the process stops, gives control back to the
+ * primary, or (23.11 and later) re-executes itself for a reconfigure.
+ */
+inline bool controller_in_control()
+{
+	if (!&slurmctld_config || !&control_time)
+		return false; // not slurmctld
+	return slurmctld_config.shutdown_time == 0 && control_time != 0;
+}
 
 /* The select plugin select/flex wraps. */
 inline constexpr const char *wrapped_select_type = "select/cons_tres";

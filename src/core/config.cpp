@@ -140,8 +140,10 @@ public:
 		Config cfg;
 		cfg.source = source_;
 		yaml_node_t *root = yaml_document_get_root_node(doc_);
-		if (!root) // empty file: all defaults
-			return cfg;
+		if (!root) // an empty file (or only comments) is most likely a mistake: say so
+			return Result<Config>::failure(
+			        source_ +
+			        ":1: (top level): the file is empty (allowed: the keys version, inventory, slicing, placement, lending; `version: 1` alone means the built-in defaults)");
 		if (root->type != YAML_MAPPING_NODE)
 			return fail(root, "(top level)", "must be a mapping",
 			            "keys version, inventory, slicing, placement, lending");
@@ -696,7 +698,7 @@ std::optional<std::string> refuse_missing_config(const std::string &path, bool c
 		return std::nullopt;
 	return "configless slurmd: " + path +
 	       " not found; slurmctld does not send flexslurm.yaml: install the controller's copy there on "
-	       "every node (Slurm leaves it in place; an empty file means the built-in defaults)";
+	       "every node (Slurm leaves it in place; a file holding `version: 1` means the built-in defaults)";
 }
 
 Result<Config> Config::from_file(const std::string &path)

@@ -13,6 +13,9 @@ namespace
 {
 
 constexpr size_t history_limit = 200;
+// Requeues one reclaim may issue after the job record contradicted an
+// earlier one; a borrower that cannot be requeued counts as this many.
+constexpr int requeue_again_limit = 3;
 constexpr std::string_view state_header = "flexslurm-lending 1";
 
 int64_t unix_of(Instant t)
@@ -104,6 +107,13 @@ LoanBook::LoanBook(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard
 {
 }
 
+void LoanBook::set_policy(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard_stop_after)
+{
+	policy_ = std::move(policy); // every SliceLending reads it through a pointer
+	telemetry_timeout_ = telemetry_timeout;
+	hard_stop_after_ = hard_stop_after;
+}
+
 void LoanBook::event(Instant now, std::string text)
 {
 	history_.push_back(std::to_string(unix_of(now)) + " " + text);
@@ -117,10 +127,12 @@ std::vector<std::string> LoanBook::take_events()
 	return std::exchange(pending_events_, {});
 }
 
-void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
+void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books,
+                    const std::map<uint32_t, BorrowerRecord> *borrowers)
 {
 	std::map<uint32_t, bool> borrower_running; // job -> holds a unit it is not leaving
 	std::set<std::string> seen_nodes, unknown_nodes;
+	borrower_run_.clear();
 	for (const NodeBooks &nb : books) {
 		seen_nodes.insert(nb.node);
 		if (!nb.known) {
@@ -157,6 +169,8 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
 				const uint32_t b = holding->second.job;
 				bool &running = borrower_running[b];
 				running = running || !holding->second.completing;
+				if (!holding->second.completing)
+					borrower_run_[b] = holding->second.run;
 				if (l.borrower() != b) {
 					if (l.borrower() != 0)
 						l.borrower_gone(now);
@@ -177,7 +191,42 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
 	for (auto it = nodes_.begin(); it != nodes_.end();)
 		it = seen_nodes.count(it->first) ? std::next(it) : nodes_.erase(it);
 
-	for (auto it = reclaims_.begin(); it != reclaims_.end();) {
+	for (auto it = reclaims_.begin(); borrowers && it != reclaims_.end();) {
+		Reclaim &r = it->second;
+		// The run being taken back, seen while it still runs.
+		if (const auto run = borrower_run_.find(it->first);
+		    !r.run && !r.requeued_at && run != borrower_run_.end())
+			r.run = run->second;
+		const auto record = borrowers->find(it->first);
+		const BorrowerRecord *rec = record == borrowers->end() ? nullptr : &record->second;
+		switch (judge(r, rec, now)) {
+		case Verdict::Done:
+			finish_reclaim(r, now);
+			if (rec && rec->stage == BorrowerRecord::Stage::Running)
+				new_run_is_a_loan(r.borrower, now); // requeued, and running again
+			it = reclaims_.erase(it);
+			continue;
+		case Verdict::RequeueAgain:
+			++r.requeued_again;
+			r.requeued_at.reset(); // the next tick requeues it (its deadline is past)
+			event(now,
+			      "reclaim " + job_text(r.borrower) +
+			              ": its job record still shows it running, not requeued (the controller restarted before saving the requeue): requeued again");
+			break;
+		case Verdict::RequeueEnded:
+			++r.requeued_again;
+			r.requeued_at.reset();
+			requeue_ended_.push_back(r.borrower);
+			event(now,
+			      "reclaim " + job_text(r.borrower) +
+			              ": ended FAILED after its deadline, its requeue not in its job record (the controller was down): requeued");
+			break;
+		case Verdict::Wait:
+			break;
+		}
+		++it;
+	}
+	for (auto it = reclaims_.begin(); !borrowers && it != reclaims_.end();) {
 		// On a node Slurm does not know yet, the borrower may well be there.
 		const bool unsure =
 		        std::any_of(it->second.nodes.begin(), it->second.nodes.end(),
@@ -209,6 +258,64 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
 				        s.lending.borrower() == it->first;
 		it = known ? std::next(it) : totals_.erase(it);
 	}
+}
+
+// A reclaim is done only when the job record shows the borrower pending (or
+// ended) and off the device. Slurm's job state on disk may predate the
+// requeue (a controller killed just after it): a record that still shows
+// the reclaimed run running is requeued again, and one that the agent's
+// hard stop ended FAILED meanwhile is requeued from there, so that the
+// borrower always ends up pending, its restart count one higher.
+LoanBook::Verdict LoanBook::judge(Reclaim &r, const BorrowerRecord *record, Instant now)
+{
+	if (!record)
+		return Verdict::Done; // no record left: nothing to take back
+	using Stage = BorrowerRecord::Stage;
+	const bool same_run = r.run && record->run == *r.run;
+	switch (record->stage) {
+	case Stage::Leaving:        // requeued or ended: wait until its processes are gone
+		if (!r.requeued_at) // it left on its own (requeued itself)
+			r.requeued_at = now;
+		return Verdict::Wait;
+	case Stage::Pending:
+		return Verdict::Done;
+	case Stage::Running:
+		if (!r.requeued_at)
+			return Verdict::Wait; // the grace runs
+		if (!same_run)                // requeued, and running again: a new loan (or a run not known)
+			return Verdict::Done;
+		return r.requeued_again < requeue_again_limit ? Verdict::RequeueAgain : Verdict::Wait;
+	case Stage::Failed:
+		if (same_run && record->end && *record->end >= r.deadline &&
+		    r.requeued_again < requeue_again_limit)
+			return Verdict::RequeueEnded;
+		return Verdict::Done;
+	case Stage::Ended:
+		return Verdict::Done;
+	}
+	return Verdict::Wait;
+}
+
+// A borrower requeued and running again on a slice it was being taken back
+// from, seen only now (a controller restart hid its leaving): a new loan.
+void LoanBook::new_run_is_a_loan(uint32_t borrower, Instant now)
+{
+	for (auto &[name, n] : nodes_)
+		for (auto &[u, s] : n.slices)
+			if (s.lending.borrower() == borrower && s.lending.state() == SliceState::Reclaiming) {
+				s.lending.borrower_gone(now);
+				s.lending.adopt_loan(now, borrower);
+				event(now, "loan found in the job records: " + name + " slice " +
+				                   std::to_string(u) + " lent to " + job_text(borrower));
+			}
+}
+
+std::vector<uint32_t> LoanBook::reclaim_borrowers() const
+{
+	std::vector<uint32_t> out;
+	for (const auto &[b, r] : reclaims_)
+		out.push_back(b);
+	return out;
 }
 
 void LoanBook::report(Instant now, const Report &r)
@@ -313,6 +420,8 @@ void LoanBook::start_reclaims(Instant now, TickActions &out)
 			// the report that started the reclaim (up to a tick earlier).
 			r->second.t0 = now;
 			r->second.deadline = now + policy_.grace;
+			if (const auto run = borrower_run_.find(l.borrower()); run != borrower_run_.end())
+				r->second.run = run->second;
 			out.signal.push_back({l.borrower(), r->second.reason});
 			event(now, "reclaim " + job_text(l.borrower()) + " from " + name + " slice " +
 			                   std::to_string(u) + " of " + job_text(l.owner()) + ": " +
@@ -345,8 +454,11 @@ TickActions LoanBook::tick(Instant now)
 		}
 	}
 	start_reclaims(now, out);
+	out.requeue_ended = std::exchange(requeue_ended_, {});
 	for (const auto &[b, r] : reclaims_)
-		if (!r.requeued_at && now >= r.deadline)
+		if (!r.requeued_at && now >= r.deadline &&
+		    std::find(out.requeue_ended.begin(), out.requeue_ended.end(), b) ==
+		            out.requeue_ended.end())
 			out.requeue.push_back(b);
 
 	std::map<std::string, std::set<int>> lendable;
@@ -387,6 +499,7 @@ void LoanBook::gave_up(uint32_t borrower, Instant now)
 	if (r == reclaims_.end() || r->second.requeued_at)
 		return;
 	r->second.requeued_at = now;
+	r->second.requeued_again = requeue_again_limit; // never tried again
 	event(now, "reclaim " + job_text(borrower) + ": could not be requeued, stopped instead");
 }
 
@@ -440,7 +553,8 @@ std::string LoanBook::serialize(Instant now) const
 			out << (first ? "" : ",") << name;
 			first = false;
 		}
-		out << "\n";
+		out << " run=" << (r.run ? std::to_string(*r.run) : "-") << " again=" << r.requeued_again
+		    << "\n";
 	}
 	for (const auto &[job, t] : totals_)
 		out << "total " << job << ' ' << t.lent_slice_seconds << ' ' << t.borrowed_slice_seconds
@@ -523,7 +637,8 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			s.lending.restore(m);
 			if (m.borrower)
 				n.borrowed_units.insert(unit);
-		} else if (w[0] == "reclaim" && w.size() == 8) {
+		} else if (w[0] == "reclaim" && (w.size() == 8 || w.size() == 10)) {
+			// 8 fields: written before the run was kept (its run unknown).
 			Reclaim r;
 			std::string_view v;
 			std::optional<Instant> t0, deadline;
@@ -537,6 +652,16 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                parse_time(v, r.requeued_at) && field(w[7], "nodes", v);
 			if (!ok)
 				return fail("malformed reclaim");
+			if (w.size() == 10) {
+				std::string_view run, again;
+				uint32_t n = 0;
+				if (!field(w[8], "run", run) || (run != "-" && !parse_number(run, n)) ||
+				    !field(w[9], "again", again) || !parse_number(again, r.requeued_again) ||
+				    r.requeued_again < 0 || r.requeued_again > requeue_again_limit)
+					return fail("malformed reclaim");
+				if (run != "-")
+					r.run = n;
+			}
 			r.t0 = *t0;
 			r.deadline = *deadline;
 			r.signalled = flag != 0;

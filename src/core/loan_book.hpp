@@ -40,6 +40,25 @@ struct SliceOwner {
 struct BorrowHolding {
 	uint32_t job = 0;
 	bool completing = false; // requeued or ended, its processes not yet gone
+	uint32_t run = 0;        // which run of the job: Slurm's restart count
+};
+
+// What a job record says about a borrower whose reclaim is in flight: the
+// only word on whether it left. A controller killed right after a requeue
+// restarts from job state saved before it, and the record shows the old run
+// still running (or ended by the agent's hard stop while the controller was
+// down): the requeue did not happen.
+struct BorrowerRecord {
+	enum class Stage {
+		Running, // running or suspended
+		Leaving, // completing: requeued or ended, its processes not yet gone
+		Pending, // waiting to run (again)
+		Failed,  // ended FAILED: what a hard stop leaves
+		Ended,   // ended otherwise: completed, cancelled, timed out...
+	};
+	Stage stage = Stage::Running;
+	uint32_t run = 0;           // Slurm's restart count
+	std::optional<Instant> end; // when it ended (Failed, Ended)
 };
 
 // One node as Slurm's job records show it now.
@@ -61,7 +80,11 @@ struct ReclaimOrder {
 struct TickActions {
 	std::vector<ReclaimOrder> signal; // reclaim starts: send the checkpoint signal
 	std::vector<uint32_t> requeue;    // grace over (or no signal to wait for): requeue
-	bool lendable_appeared = false;   // run the scheduler: a waiting borrower may fit
+	// A requeue the job record does not show (lost with a controller
+	// restart), of a borrower the hard stop has ended meanwhile: requeue
+	// the ended job (Slurm requeues a finished batch job too).
+	std::vector<uint32_t> requeue_ended;
+	bool lendable_appeared = false; // run the scheduler: a waiting borrower may fit
 };
 
 struct JobTotals {
@@ -76,7 +99,15 @@ public:
 	LoanBook(const LoanBook &) = delete;
 	LoanBook &operator=(const LoanBook &) = delete;
 
-	void sync(Instant now, const std::vector<NodeBooks> &nodes);
+	// `borrowers`: the job records of reclaim_borrowers() (one missing:
+	// no record, the job is gone). Without them a borrower that holds no
+	// unit any more counts as gone.
+	// New settings (reconfigure): idle windows and loans already started
+	// follow them from now on; a reclaim in flight keeps its deadline.
+	void set_policy(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard_stop_after);
+
+	void sync(Instant now, const std::vector<NodeBooks> &nodes,
+	          const std::map<uint32_t, BorrowerRecord> *borrowers = nullptr);
 	void report(Instant now, const Report &r);
 
 	// Borrow units of a node a borrower may be given now.
@@ -106,6 +137,8 @@ public:
 	std::string status(Instant now) const;
 
 	size_t active_reclaims() const noexcept { return reclaims_.size(); }
+	// Borrowers with a reclaim in flight: whose job records sync wants.
+	std::vector<uint32_t> reclaim_borrowers() const;
 
 private:
 	struct Slice {
@@ -127,7 +160,12 @@ private:
 		bool signalled = false;
 		std::optional<Instant> requeued_at;
 		std::set<std::string> nodes;
+		std::optional<uint32_t> run; // the run being taken back (restart count)
+		int requeued_again = 0;      // requeues the job record did not show
 	};
+	enum class Verdict { Wait, Done, RequeueAgain, RequeueEnded };
+	Verdict judge(Reclaim &r, const BorrowerRecord *record, Instant now);
+	void new_run_is_a_loan(uint32_t borrower, Instant now);
 
 	void start_reclaims(Instant now, TickActions &out);
 	void finish_reclaim(const Reclaim &r, Instant now);
@@ -140,6 +178,8 @@ private:
 	std::map<std::string, Node> nodes_;
 	std::map<uint32_t, Reclaim> reclaims_;
 	std::map<uint32_t, JobTotals> totals_;
+	std::map<uint32_t, uint32_t> borrower_run_; // as last synced: borrower -> its run
+	std::vector<uint32_t> requeue_ended_;       // for the next tick
 	std::map<std::string, std::set<int>> last_lendable_;
 	std::optional<Instant> last_tick_;
 	std::vector<std::string> pending_events_;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -46,6 +47,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 extern "C" {
@@ -88,31 +90,80 @@ bool is_selected_plugin()
 	return running_in_slurmctld() && !xstrcmp(slurm_conf.select_type, plugin_type);
 }
 
-int load_config()
+// The settings in force, kept in StateSaveLocation: a slurmctld that
+// re-executes itself for `scontrol reconfigure` (23.11 and later) starts
+// afresh, and keeps these when flexslurm.yaml was broken meanwhile.
+std::string last_good_path()
+{
+	return std::string(slurm_conf.state_save_location ? slurm_conf.state_save_location : ".") +
+	       "/flexslurm_config.last_good";
+}
+
+// Reads flexslurm.yaml into `config`: nullopt, or the one line saying why
+// the file is refused (`config` unchanged then).
+std::optional<std::string> load_config()
 {
 	char *path_c = get_extra_conf_path(const_cast<char *>(config_file_name));
 	const std::string path = path_c ? path_c : config_file_name;
 	xfree(path_c);
 	struct stat st {
 	};
+	std::string text = "version: 1\n";
 	if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
 		// slurmctld reads its own configuration directory, never a
 		// conf-cache: a missing file is the built-in defaults
 		// (refuse_missing_config).
 		info("select/flex: %s: not found; placement best_fit everywhere", path.c_str());
 		config = Config::defaults();
-		return SLURM_SUCCESS;
+	} else {
+		constexpr size_t max_config_bytes = 1 << 20; // as Config::from_file
+		auto read = read_file_bounded(path, max_config_bytes);
+		if (!read)
+			return path + ": cannot read: " + read.error();
+		auto loaded = Config::from_string(*read, path);
+		if (!loaded)
+			return loaded.error();
+		config = *loaded;
+		text = std::move(*read);
+		info("select/flex: placement %s by default, %zu partition override(s)",
+		     std::string(placement_name(config.default_placement)).c_str(),
+		     config.partition_placement.size());
 	}
-	auto loaded = Config::from_file(path);
-	if (!loaded) {
-		error("flexslurm: %s", loaded.error().c_str());
-		return SLURM_ERROR;
+	static std::string saved_text; // written again only when it changes
+	if (text != saved_text) {
+		if (auto saved = write_file_atomically(last_good_path(), text, 0600, true); saved)
+			saved_text = text;
+		else
+			error("select/flex: %s: %s", last_good_path().c_str(), saved.error().c_str());
 	}
-	config = *loaded;
-	info("select/flex: placement %s by default, %zu partition override(s)",
-	     std::string(placement_name(config.default_placement)).c_str(),
-	     config.partition_placement.size());
-	return SLURM_SUCCESS;
+	return std::nullopt;
+}
+
+// A slurmctld that `scontrol reconfigure` re-executed (23.11 and later).
+bool reexecuted_for_reconfigure()
+{
+	return getenv("SLURMCTLD_RECONF") != nullptr;
+}
+
+// The settings saved by the last good load_config, if any.
+std::optional<Config> last_good_config()
+{
+	auto text = read_file_bounded(last_good_path(), 1 << 20);
+	if (!text)
+		return std::nullopt;
+	auto loaded = Config::from_string(*text, last_good_path());
+	return loaded ? std::optional<Config>(*loaded) : std::nullopt;
+}
+
+// Logs a refused file once per distinct reason: select_p_reconfigure runs
+// on every partition or node update too.
+std::string last_refusal;
+void refused_on_reconfigure(const std::string &why)
+{
+	if (why == last_refusal)
+		return;
+	last_refusal = why;
+	error("select/flex: reconfigure: %s; keeping the last good settings", why.c_str());
 }
 
 // ---------------------------------------------------------------------------
@@ -462,11 +513,55 @@ std::vector<NodeBooks> read_books()
 			if (b == at.end())
 				return;
 			for (int u : set_bits(bits, 0, unit_count(bits)))
-				books[b->second].borrowers[u] = {job->job_id, completing || !running};
+				books[b->second].borrowers[u] = {job->job_id, completing || !running,
+				                                 job->restart_cnt};
 		});
 	}
 	list_iterator_destroy(it);
 	return books;
+}
+
+// What the job records say about the borrowers whose reclaims are in flight
+// (LoanBook::judge decides from it). Caller holds the job lock.
+std::map<uint32_t, BorrowerRecord> borrower_records(const std::vector<uint32_t> &borrowers)
+{
+	using Stage = BorrowerRecord::Stage;
+	std::map<uint32_t, BorrowerRecord> out;
+	for (uint32_t id : borrowers) {
+		job_record_t *job = find_job_record(id);
+		if (!job)
+			continue;
+		BorrowerRecord r;
+		r.run = job->restart_cnt;
+		if (IS_JOB_COMPLETING(job))
+			r.stage = Stage::Leaving;
+		else if (IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job))
+			r.stage = Stage::Running;
+		else if (IS_JOB_PENDING(job))
+			r.stage = Stage::Pending;
+		else
+			r.stage = IS_JOB_FAILED(job) ? Stage::Failed : Stage::Ended;
+		if (r.stage == Stage::Failed || r.stage == Stage::Ended)
+			r.end = Instant(Seconds(job->end_time));
+		out.emplace(id, r);
+	}
+	return out;
+}
+
+// A borrower that the agent's hard stop ended while the controller was
+// down, its requeue lost with the restart: Slurm requeues a finished batch
+// job too. Under the controller's locks.
+void requeue_ended(LoanBook &book, uint32_t borrower, Instant now)
+{
+	job_record_t *job = find_job_record(borrower);
+	const int rc = job ? compat::requeue_job(job) : ESLURM_INVALID_JOB_ID;
+	if (rc == SLURM_SUCCESS) {
+		book.requeued(borrower, now);
+		return;
+	}
+	error("select/flex: lending: cannot requeue borrower JobId=%u, ended by its hard stop: %s", borrower,
+	      slurm_strerror(rc));
+	book.gave_up(borrower, now);
 }
 
 // "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show job,
@@ -546,6 +641,19 @@ public:
 	{
 		port_ = port;
 		thread_ = std::thread([this] { loop(); });
+	}
+
+	// select_p_reconfigure (item 13): new policy now, a new port at the
+	// next tick (which re-listens). The report intake keeps the windows
+	// it started with (lending.report_interval) until a restart.
+	void reconfigure(const Config &cfg)
+	{
+		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
+		book_.set_policy(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after);
+		new_port_ = cfg.channel.port;
+		info("select/flex: lending: settings reloaded (grace %lds, idle window %lds)",
+		     static_cast<long>(cfg.lending.grace.count()),
+		     static_cast<long>(cfg.lending.idle_window.count()));
 	}
 
 	// job_test, under the controller's locks: the borrow units of a node
@@ -701,8 +809,16 @@ private:
 
 	void tick()
 	{
-		if (!slurmctld_primary)
-			return; // a backup controller keeps its hands off the shared state file
+		if (!compat::controller_in_control()) {
+			// A standby backup, or a controller stopping, handing
+			// control back or re-executing: hands off the shared
+			// state file and the report port, and the state is read
+			// afresh when this process is in control (again).
+			listener_.reset();
+			restored_ = false;
+			saved_state_.clear();
+			return;
+		}
 		restore_once();
 		bool schedule = false;
 		std::map<std::string, std::string> node_hosts;
@@ -720,8 +836,11 @@ private:
 					                ? node_record_table_ptr[i]->comm_name
 					                : node_record_table_ptr[i]->name;
 			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-			book_.sync(now, books);
+			const auto records = borrower_records(book_.reclaim_borrowers());
+			book_.sync(now, books, &records);
 			const TickActions actions = book_.tick(now);
+			for (uint32_t b : actions.requeue_ended) // item 4: a requeue lost with a restart
+				requeue_ended(book_, b, now);
 			for (const ReclaimOrder &o : actions.signal)
 				start_reclaim(o, now);
 			for (uint32_t b : actions.requeue)
@@ -741,6 +860,11 @@ private:
 		if (schedule)
 			queue_job_scheduler(); // a waiting borrower may fit now
 		refresh_addresses(node_hosts);
+		if (const uint16_t p = new_port_.exchange(0); p && p != port_) {
+			listener_.reset(); // lending.port changed by reconfigure
+			port_ = p;
+			next_listen_ = {};
+		}
 		// Listen once the nodes' addresses are known: a report that came
 		// earlier could only be refused.
 		if (!listener_ && now_steady() >= next_listen_) {
@@ -843,6 +967,7 @@ private:
 	static std::chrono::steady_clock::time_point now_steady() { return std::chrono::steady_clock::now(); }
 
 	uint16_t port_ = 0;
+	std::atomic<uint16_t> new_port_{0}; // set by reconfigure, taken by the tick
 	std::chrono::steady_clock::time_point next_listen_{};
 	// Recursive: a requeue from the tick thread re-enters the plugin
 	// (select_p_job_fini) on the same thread.
@@ -869,6 +994,58 @@ private:
 };
 
 std::unique_ptr<LendingService> lending;
+// lending.enabled as last loaded: false after a reconfigure turned lending
+// off, while the service finishes what it started (nothing new is lent).
+std::atomic<bool> lending_enabled{false};
+
+void start_lending()
+{
+	try {
+		lending = std::make_unique<LendingService>(
+		        config, slurm_conf.state_save_location ? slurm_conf.state_save_location : ".");
+		lending->start(config.channel.port);
+	} catch (...) {
+		error("select/flex: lending: cannot start; nothing will be lent");
+		lending.reset();
+	}
+}
+
+// select_p_reconfigure, under the controller's locks: the lending settings
+// of the flexslurm.yaml just loaded take effect (the service's thread is
+// never joined here: it may be waiting for these very locks).
+// The lending settings the service runs with: Slurm calls the plugin's
+// reconfigure on every partition and node update too.
+Config lending_settings;
+
+bool same_lending(const Config &a, const Config &b)
+{
+	const LendingPolicy &p = a.lending, &q = b.lending;
+	const LendingChannel &c = a.channel, &d = b.channel;
+	return std::tie(p.idle_below_percent, p.idle_window, p.busy_above_percent, p.busy_samples, p.min_loan,
+	                p.max_loan, p.cooldown, p.grace, p.never_lend_partitions, c.enabled, c.port,
+	                c.telemetry_timeout, c.hard_stop_after) ==
+	       std::tie(q.idle_below_percent, q.idle_window, q.busy_above_percent, q.busy_samples, q.min_loan,
+	                q.max_loan, q.cooldown, q.grace, q.never_lend_partitions, d.enabled, d.port,
+	                d.telemetry_timeout, d.hard_stop_after);
+}
+
+void reload_lending()
+{
+	if (same_lending(config, lending_settings))
+		return;
+	lending_settings = config;
+	const bool was = lending_enabled.exchange(config.channel.enabled);
+	if (!config.channel.enabled) {
+		if (was)
+			info("select/flex: lending: turned off by reconfigure: nothing new is lent; loans in place run until taken back");
+		return;
+	}
+	if (!lending) {
+		start_lending();
+		return;
+	}
+	lending->reconfigure(config);
+}
 
 // A borrower sees only borrow units whose slices are lendable now.
 std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes)
@@ -881,7 +1058,8 @@ std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes)
 		gres_node_state_t *ns = compat::node_gres(node, vborrow_id());
 		if (!ns || !ns->gres_bit_alloc)
 			continue;
-		const std::set<int> ok = lending ? lending->lendable(node->name) : std::set<int>{};
+		const std::set<int> ok =
+		        lending && lending_enabled ? lending->lendable(node->name) : std::set<int>{};
 		hidden.emplace_back(ns);
 		for (int u = 0; u < bit_size(ns->gres_bit_alloc); ++u)
 			if (!ok.count(u))
@@ -900,28 +1078,28 @@ int init(void)
 	set_log_sink(compat::slurm_log_sink);
 	if (!is_selected_plugin())
 		return SLURM_SUCCESS;
-	int rc = SLURM_ERROR;
+	std::optional<std::string> refused;
 	try {
-		rc = load_config();
+		refused = load_config();
 	} catch (...) {
-		error("select/flex: init: unexpected failure");
+		refused = std::string(config_file_name) + ": unexpected failure reading it";
 	}
-	// A refused init would make Slurm retry the load and log the reason
-	// twice before its own fatal: stop here, after the one line above.
-	if (rc != SLURM_SUCCESS)
-		fatal("select/flex: refusing to start with a broken %s", config_file_name);
-	if (config.channel.enabled) {
-		try {
-			lending = std::make_unique<LendingService>(
-			        config,
-			        slurm_conf.state_save_location ? slurm_conf.state_save_location : ".");
-			lending->start(config.channel.port);
-		} catch (...) {
-			error("select/flex: lending: cannot start; nothing will be lent");
-			lending.reset();
-		}
+	if (refused) {
+		std::optional<Config> kept;
+		if (reexecuted_for_reconfigure())
+			kept = last_good_config();
+		// A refused init would make Slurm retry the load and log the
+		// reason twice before its own fatal: one line, then stop.
+		if (!kept)
+			fatal("select/flex: refusing to start: %s", refused->c_str());
+		config = *kept;
+		refused_on_reconfigure(*refused);
 	}
-	return rc;
+	lending_enabled = config.channel.enabled;
+	lending_settings = config;
+	if (config.channel.enabled)
+		start_lending();
+	return SLURM_SUCCESS;
 }
 
 compat::fini_result fini(void)
@@ -1020,10 +1198,18 @@ int select_p_select_nodeinfo_set(job_record_t *job_ptr)
 int select_p_reconfigure(void)
 {
 	try {
-		if (is_selected_plugin() && load_config() != SLURM_SUCCESS)
-			error("select/flex: keeping the previous placement settings");
+		if (is_selected_plugin()) {
+			// Slurm 22.05 to 23.02 reconfigure in place; 23.11 and later
+			// re-execute slurmctld, which reads everything in init().
+			if (auto refused = load_config()) {
+				refused_on_reconfigure(*refused);
+			} else {
+				last_refusal.clear();
+				reload_lending();
+			}
+		}
 	} catch (...) {
-		error("select/flex: reconfigure: unexpected failure; keeping the previous placement settings");
+		error("select/flex: reconfigure: unexpected failure; keeping the last good settings");
 	}
 	return delegate() ? ops.reconfigure() : SLURM_ERROR;
 }

@@ -1,9 +1,13 @@
 """Bad configuration: slurmd refuses with one line naming file, line, key;
-slurmctld keeps running; a slice-count mismatch drains the node."""
+slurmctld without select/flex keeps running, with select/flex it refuses to
+start with one such line (and keeps the last good settings at reconfigure:
+test_controller_restart); an empty file is refused; a slice-count mismatch
+drains the node."""
 
 import re
 
 from helpers import contains, eq, wait_until
+from localcluster import ClusterError
 
 BROKEN_YAML = """\
 version: 1
@@ -67,3 +71,58 @@ def test_missing_device_node_drains_node(env):
         contains(out, "Reason=gres/vslice count reported lower than configured (4 < 8)", "drain reason")
         contains(c.log("slurmd.x1"), f"{c.dir}/dev/x1/nvidia1: No such file or directory; its slices are not "
                                      "offered", "slurmd log")
+
+
+def _refused_at_start(c):
+    """Starts the cluster expecting slurmctld to refuse; returns its log."""
+    try:
+        c.start()
+    except ClusterError:
+        pass
+    else:
+        raise AssertionError("slurmctld started")
+    rc = c.daemon_exit_code("slurmctld", timeout=30)
+    if rc in (None, 0):
+        raise AssertionError(f"slurmctld did not refuse to start (exit {rc})")
+    return c.log("slurmctld")
+
+
+def _flexslurm_lines(log):
+    return [l for l in log.splitlines() if "flexslurm" in l and ("error" in l or "fatal" in l)]
+
+
+def test_broken_yaml_refused_by_slurmctld_at_start(env):
+    c = env.cluster("broken-yaml-ctld", nodes=1, prefix="b", select="select/flex", flexslurm_yaml=BROKEN_YAML,
+                    wait_idle=False)
+    try:
+        log = _refused_at_start(c)
+        lines = _flexslurm_lines(log)
+        eq(len(lines), 1, f"one flexslurm line in slurmctld's log:\n{log}")
+        contains(lines[0], f"fatal: select/flex: refusing to start: {c.dir}/etc/flexslurm.yaml:7: "
+                           "slicing.default.slices: 0 is out of range (allowed: an integer from 1 to 64)",
+                 "slurmctld log line")
+    finally:
+        c.stop()
+
+
+def test_empty_yaml_refused_with_one_line(env):
+    c = env.cluster("empty-yaml-ctld", nodes=1, prefix="b", select="select/flex", flexslurm_yaml="",
+                    wait_idle=False)
+    empty = ("flexslurm.yaml:1: (top level): the file is empty (allowed: the keys version, inventory, slicing, "
+             "placement, lending; `version: 1` alone means the built-in defaults)")
+    try:
+        log = _refused_at_start(c)
+        lines = _flexslurm_lines(log)
+        eq(len(lines), 1, f"one flexslurm line in slurmctld's log:\n{log}")
+        contains(lines[0], f"fatal: select/flex: refusing to start: {c.dir}/etc/{empty}", "slurmctld log line")
+    finally:
+        c.stop()
+    # slurmd too (here slurmctld does not read the file).
+    with env.cluster("empty-yaml-slurmd", nodes=1, prefix="b", flexslurm_yaml="", wait_idle=False) as c:
+        rc = c.daemon_exit_code("slurmd.b1", timeout=30)
+        if rc in (None, 0):
+            raise AssertionError(f"slurmd did not refuse to start (exit {rc})")
+        log = c.log("slurmd.b1")
+        lines = _flexslurm_lines(log)
+        eq(len(lines), 1, f"one flexslurm line in slurmd's log:\n{log}")
+        contains(lines[0], f"flexslurm: {c.dir}/etc/{empty}", "slurmd log line")

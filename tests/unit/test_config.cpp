@@ -23,12 +23,12 @@ START_TEST(missing_file_refused_only_by_a_configless_slurmd)
 	ck_assert_str(*line,
 	              "configless slurmd: /var/spool/slurmd/conf-cache/flexslurm.yaml not found; slurmctld "
 	              "does not send flexslurm.yaml: install the controller's copy there on every node "
-	              "(Slurm leaves it in place; an empty file means the built-in defaults)");
+	              "(Slurm leaves it in place; a file holding `version: 1` means the built-in defaults)");
 	ck_assert(line->find('\n') == std::string::npos);
-	// What the line promises: an empty file is the built-in defaults.
-	auto empty = Config::from_string("", "empty");
-	ck_assert(static_cast<bool>(empty));
-	ck_assert_int_eq(empty->default_rule.slices, Config::defaults().default_rule.slices);
+	// What the line promises: `version: 1` alone is the built-in defaults.
+	auto minimal = Config::from_string("version: 1\n", "minimal");
+	ck_assert(static_cast<bool>(minimal));
+	ck_assert_int_eq(minimal->default_rule.slices, Config::defaults().default_rule.slices);
 }
 END_TEST
 
@@ -40,9 +40,23 @@ START_TEST(defaults_without_a_file)
 	ck_assert_int_eq(c.default_rule.memory_percent, 25);
 	ck_assert_str(c.device_dir.c_str(), "/dev");
 	ck_assert(c.topology_xml.empty());
-	auto empty = Config::from_string("", "empty.yaml");
-	ck_assert(static_cast<bool>(empty));
-	ck_assert_int_eq(empty->default_rule.slices, 4);
+}
+END_TEST
+
+// An empty flexslurm.yaml (or one with only comments) is refused with one
+// line: silently taken as the defaults, it made a node INVAL with no line
+// saying why.
+START_TEST(empty_file_refused_with_one_line)
+{
+	for (const char *text : {"", "\n\n", "# nothing yet\n"}) {
+		auto empty = Config::from_string(text, "/etc/slurm/flexslurm.yaml");
+		ck_assert_msg(!empty, "accepted: \"%s\"", text);
+		ck_assert_str(
+		        empty.error(),
+		        "/etc/slurm/flexslurm.yaml:1: (top level): the file is empty (allowed: the keys "
+		        "version, inventory, slicing, placement, lending; `version: 1` alone means the "
+		        "built-in defaults)");
+	}
 }
 END_TEST
 
@@ -221,6 +235,7 @@ Suite *config_suite()
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("yaml");
 	tcase_add_test(tc, defaults_without_a_file);
+	tcase_add_test(tc, empty_file_refused_with_one_line);
 	tcase_add_test(tc, the_shipped_example_is_valid);
 	tcase_add_test(tc, full_valid_file);
 	tcase_add_test(tc, sizes);

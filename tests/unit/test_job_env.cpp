@@ -15,7 +15,7 @@ std::optional<DeviceId> fake_probe(const std::string &, std::string &)
 	return DeviceId{1, 7};
 }
 
-SliceLayout layout_of(const char *file, const char *yaml = "")
+SliceLayout layout_of(const char *file, const char *yaml = "version: 1\n")
 {
 	auto inv = Inventory::from_xml_file(std::string(TOPOLOGY_DIR) + "/" + file);
 	ck_assert_msg(static_cast<bool>(inv), "%s", inv.error().c_str());

@@ -96,6 +96,12 @@ std::string describe(const TickActions &a)
 			p += " " + std::to_string(b);
 		part(p);
 	}
+	if (!a.requeue_ended.empty()) {
+		std::string p = "requeue-ended";
+		for (uint32_t b : a.requeue_ended)
+			p += " " + std::to_string(b);
+		part(p);
+	}
 	if (a.lendable_appeared)
 		part("lendable");
 	return out;
@@ -137,6 +143,9 @@ public:
 
 	LoanBook book;
 	std::map<std::string, NodeBooks> records;
+	// The job records of borrowers under reclaim, as slurmctld hands them to
+	// sync; unset: the book decides from the unit holdings alone.
+	std::optional<std::map<uint32_t, BorrowerRecord>> jobs;
 	// What each node's agent reports at time t; a node without one is silent.
 	std::map<std::string, std::function<std::vector<DeviceReport>(long t)>> telemetry;
 
@@ -169,7 +178,7 @@ public:
 		std::vector<NodeBooks> books;
 		for (const auto &[name, nb] : records)
 			books.push_back(nb);
-		book.sync(at(t), books);
+		book.sync(at(t), books, jobs ? &*jobs : nullptr);
 	}
 	void report(long t, const std::string &node, std::vector<DeviceReport> devices)
 	{
@@ -656,6 +665,185 @@ START_TEST(state_file_round_trip_continues_loans_and_reclaims)
 	ck_assert_str(again.run(51, 51), "");
 	ck_assert_uint_eq(again.book.active_reclaims(), 0);
 	ck_assert(contains(again.book.take_events(), "requeue 20 s, device free 31 s"));
+}
+END_TEST
+
+// Issue 13 item 4. slurmctld killed just after it requeued a borrower
+// restarts from job state saved before the requeue: the record shows the
+// reclaimed run still running, or (the agent's hard stop came while the
+// controller was down) ended FAILED. The reclaim is done only when the
+// record shows the borrower pending or ended by itself, off the device; a
+// requeue the record does not show is made again.
+namespace
+{
+
+BorrowerRecord record(BorrowerRecord::Stage stage, uint32_t run, std::optional<long> end = std::nullopt)
+{
+	BorrowerRecord r;
+	r.stage = stage;
+	r.run = run;
+	if (end)
+		r.end = at(*end);
+	return r;
+}
+
+// MidReclaim with job records: 200 (deadline 40) requeued at 40, the
+// ledger saved at 41, the controller killed before Slurm saved the requeue.
+// Returns the restarted controller, its book restored, records as saved.
+std::unique_ptr<Controller> restarted_after_requeue()
+{
+	using Stage = BorrowerRecord::Stage;
+	MidReclaim before;
+	before.c.jobs = std::map<uint32_t, BorrowerRecord>{{200, record(Stage::Running, 0)},
+	                                                   {201, record(Stage::Running, 0)}};
+	ck_assert_str(before.c.run(26, 40), "40: requeue 200\n");
+	before.c.book.requeued(200, at(40));
+	const std::string saved = before.c.book.serialize(at(41));
+	ck_assert(saved.find("reclaim 200 reason=lender-busy t0=20 deadline=40 signalled=1 requeued=40 "
+	                     "nodes=n1 run=0 again=0\n") != std::string::npos);
+	auto after = std::make_unique<Controller>();
+	after->records = before.c.records;  // the job state on disk: 200 still holds slice 0
+	after->telemetry["n1"] = [](long) { // the lender idle again
+		return std::vector<DeviceReport>{device_use(0, 0), device_use(1, 0)};
+	};
+	after->jobs = before.c.jobs;
+	std::string why;
+	ck_assert_msg(after->book.restore(saved, why), "%s", why.c_str());
+	return after;
+}
+
+} // namespace
+
+START_TEST(a_requeue_the_job_record_does_not_show_is_made_again)
+{
+	using Stage = BorrowerRecord::Stage;
+	// Killed after the requeue, the record still running: requeued again.
+	auto c = restarted_after_requeue();
+	ck_assert_str(c->run(45, 45), "45: requeue 200\n");
+	ck_assert(contains(c->book.take_events(), "reclaim JobId=200: its job record still shows it "
+	                                          "running, not requeued (the controller restarted "
+	                                          "before saving the requeue): requeued again"));
+	c->book.requeued(200, at(45));
+	(*c->jobs)[200] = record(Stage::Leaving, 1);
+	c->hold("n1", 0, 200, true);
+	ck_assert_str(c->run(46, 47), "");
+	ck_assert_uint_eq(c->book.active_reclaims(), 1); // on the device until its processes are gone
+	ck_assert_str(c->orders("n1", 47), "n1#1 200@0");
+	(*c->jobs)[200] = record(Stage::Pending, 1);
+	c->leave("n1", 0);
+	ck_assert_str(c->run(48, 48), "");
+	ck_assert_uint_eq(c->book.active_reclaims(), 0);
+	ck_assert(contains(c->book.take_events(), "reclaim JobId=200 done (lender-busy)"));
+
+	// The hard stop ended it FAILED while the controller was down: the
+	// ended job is requeued (Slurm requeues a finished batch job too).
+	c = restarted_after_requeue();
+	(*c->jobs)[200] = record(Stage::Failed, 0, 46);
+	c->leave("n1", 0);
+	ck_assert_str(c->run(47, 47), "47: requeue-ended 200\n");
+	ck_assert(contains(c->book.take_events(), "reclaim JobId=200: ended FAILED after its deadline"));
+	c->book.requeued(200, at(47));
+	(*c->jobs)[200] = record(Stage::Pending, 1);
+	ck_assert_str(c->run(48, 48), "");
+	ck_assert_uint_eq(c->book.active_reclaims(), 0);
+
+	// Requeued and already running again: a new run, the reclaim is done
+	// and the new run is a loan of its own.
+	c = restarted_after_requeue();
+	(*c->jobs)[200] = record(Stage::Running, 1);
+	ck_assert_str(c->run(45, 50), "");
+	ck_assert_uint_eq(c->book.active_reclaims(), 0);
+	ck_assert(c->book.status(at(50)).find("n1 0 0 lent JobId=100 JobId=200") != std::string::npos);
+
+	// Ended by itself (completed, cancelled), or FAILED before its
+	// deadline: done, nothing requeued.
+	for (const BorrowerRecord &r :
+	     {record(Stage::Ended, 0, 46), record(Stage::Failed, 0, 39), record(Stage::Pending, 1)}) {
+		c = restarted_after_requeue();
+		(*c->jobs)[200] = r;
+		c->leave("n1", 0);
+		ck_assert_str(c->run(45, 45), "");
+		ck_assert_uint_eq(c->book.active_reclaims(), 0);
+	}
+
+	// No record any more: done.
+	c = restarted_after_requeue();
+	c->jobs->erase(200);
+	c->leave("n1", 0);
+	ck_assert_str(c->run(45, 45), "");
+	ck_assert_uint_eq(c->book.active_reclaims(), 0);
+
+	// A borrower that cannot be requeued (stopped instead) is never tried
+	// again, whatever its record says; nor is one requeued over and over.
+	c = restarted_after_requeue();
+	ck_assert_str(c->run(45, 45), "45: requeue 200\n");
+	c->book.gave_up(200, at(45));
+	ck_assert_str(c->run(46, 60), "");
+	ck_assert_uint_eq(c->book.active_reclaims(), 1);
+	c = restarted_after_requeue();
+	for (long t = 45; t < 60; ++t)
+		if (c->run(t, t) == std::to_string(t) + ": requeue 200\n")
+			c->book.requeued(200, at(t)); // and the record never shows it
+	ck_assert(c->book.serialize(at(60)).find(" run=0 again=3\n") != std::string::npos);
+	ck_assert_str(c->run(60, 70), "");
+}
+END_TEST
+
+// Killed between the signal and the requeue: the restarted controller
+// requeues at the deadline; if the agent's hard stop ended the borrower
+// first (a slow restart), the ended job is requeued.
+START_TEST(a_reclaim_interrupted_before_its_requeue_still_ends_pending)
+{
+	using Stage = BorrowerRecord::Stage;
+	MidReclaim before;
+	const std::string saved = before.c.book.serialize(at(25));
+	for (bool hard_stopped : {false, true}) {
+		Controller c;
+		c.records = before.c.records;
+		c.telemetry["n1"] = before.c.telemetry["n1"];
+		c.jobs = std::map<uint32_t, BorrowerRecord>{{200, record(Stage::Running, 0)},
+		                                            {201, record(Stage::Running, 0)}};
+		std::string why;
+		ck_assert_msg(c.book.restore(saved, why), "%s", why.c_str());
+		if (!hard_stopped) {
+			ck_assert_str(c.run(30, 40), "40: requeue 200\n");
+			continue;
+		}
+		(*c.jobs)[200] = record(Stage::Failed, 0, 45);
+		c.leave("n1", 0);
+		ck_assert_str(c.run(46, 46), "46: requeue-ended 200\n");
+		c.book.requeued(200, at(46));
+		(*c.jobs)[200] = record(Stage::Pending, 1);
+		ck_assert_str(c.run(47, 47), "");
+		ck_assert_uint_eq(c.book.active_reclaims(), 0);
+	}
+	// A state written before the run was kept (8 fields) still restores.
+	std::string old = saved;
+	const size_t at_run = old.find(" run=0 again=0");
+	ck_assert(at_run != std::string::npos);
+	old.erase(at_run, std::string(" run=0 again=0").size());
+	LoanBook book(short_policy(), telemetry_timeout, hard_stop_after);
+	std::string why;
+	ck_assert_msg(book.restore(old, why), "%s", why.c_str());
+	ck_assert_uint_eq(book.active_reclaims(), 1);
+}
+END_TEST
+
+// Reconfigure: the new policy applies to what happens from now on.
+START_TEST(new_policy_applies_from_now_on)
+{
+	IdleLender s;
+	s.c.lend(10, "n1", 0, 200);
+	LendingPolicy p = short_policy();
+	p.grace = 7s;
+	s.c.book.set_policy(p, Seconds(15), Seconds(2));
+	s.lender_busy = 80;
+	const std::string ticks = s.c.run(11, 30);
+	ck_assert_msg(ticks.find("signal 200:lender-busy") != std::string::npos, "%s", ticks.c_str());
+	const long signalled = std::stol(ticks.substr(0, ticks.find(':')));
+	ck_assert_msg(ticks.find(std::to_string(signalled + 7) + ": requeue 200") != std::string::npos, "%s",
+	              ticks.c_str());
+	ck_assert_str(s.c.orders("n1", signalled), "n1#1 200@9");
 }
 END_TEST
 
@@ -1637,6 +1825,9 @@ Suite *loan_book_suite()
 	Suite *s = suite_create("loan_book");
 	TCase *tc = tcase_create("loan_book");
 	tcase_add_test(tc, lendable_only_when_idle_long_enough_with_memory_and_fresh_reports);
+	tcase_add_test(tc, a_requeue_the_job_record_does_not_show_is_made_again);
+	tcase_add_test(tc, a_reclaim_interrupted_before_its_requeue_still_ends_pending);
+	tcase_add_test(tc, new_policy_applies_from_now_on);
 	tcase_add_test(tc, per_job_telemetry_tells_the_borrower_from_the_lender);
 	tcase_add_test(tc, reclaim_when_the_lender_is_busy_again);
 	tcase_add_test(tc, other_reasons_to_take_a_loan_back);
