@@ -2,6 +2,7 @@
 
 #include "log.hpp"
 
+#include <tuple>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -29,8 +30,8 @@ AgentIo AgentIo::production(const MungeEndpoint &munge)
 	                 const std::string &bind_address, Seconds timeout) {
 		return exchange_from(host, port, request, bind_address, timeout);
 	};
-	io.kill_job = [](uint32_t job) {
-		return kill_job_processes(job, "/proc", SlurmMarks::for_node("", ""));
+	io.kill_job = [](uint32_t job, uint64_t ordered_at) {
+		return kill_job_processes(job, "/proc", SlurmMarks::for_node("", ""), ordered_at);
 	};
 	io.wall_clock = [] {
 		return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
@@ -197,9 +198,9 @@ void NodeAgent::obey(const Orders &orders)
 	for (const StopOrder &o : orders.stops) {
 		const auto due = now + Seconds(std::max<int64_t>(0, o.in_seconds));
 		auto old = stops_.find(o.job);
-		Stop s{due, false};
+		Stop s{due, false, io_.boot_ticks ? io_.boot_ticks() : boot_ticks_now()};
 		if (old != stops_.end()) // keep the earlier deadline: a late answer never postpones a stop
-			s = {std::min(old->second.due, due), old->second.done};
+			s = {std::min(old->second.due, due), old->second.done, old->second.ordered_at};
 		next.emplace(o.job, s);
 	}
 	stops_ = std::move(next);
@@ -207,7 +208,7 @@ void NodeAgent::obey(const Orders &orders)
 
 void NodeAgent::run_due_stops(std::chrono::steady_clock::time_point now)
 {
-	std::vector<std::pair<uint32_t, bool>> due;
+	std::vector<std::tuple<uint32_t, bool, uint64_t>> due;
 	{
 		std::lock_guard<std::mutex> guard(mutex_);
 		for (auto it = stops_.begin(); it != stops_.end();) {
@@ -220,14 +221,14 @@ void NodeAgent::run_due_stops(std::chrono::steady_clock::time_point now)
 				continue;
 			}
 			if (s.due <= now) {
-				due.emplace_back(it->first, s.done);
+				due.emplace_back(it->first, s.done, s.ordered_at);
 				s.done = true;
 			}
 			++it;
 		}
 	}
-	for (const auto &[job, done] : due) {
-		const int killed = io_.kill_job(job);
+	for (const auto &[job, done, ordered_at] : due) {
+		const int killed = io_.kill_job(job, ordered_at);
 		if (killed > 0 || !done)
 			log_info("reclaim agent: hard stop of borrower JobId=" + std::to_string(job) + ": " +
 			         std::to_string(killed) + " process(es) killed");

@@ -51,9 +51,11 @@ struct AgentIo {
 	std::function<Exchanged(const std::string &host, uint16_t port, std::string_view request,
 	                        const std::string &bind_address, Seconds timeout)>
 	        exchange;
-	std::function<int(uint32_t job)> kill_job;
+	// ordered_at: boot_ticks_now() when the stop was first ordered (kill_job_processes)
+	std::function<int(uint32_t job, uint64_t ordered_at)> kill_job;
 	std::function<Instant()> wall_clock;
-	std::function<double()> random; // uniform in [0, 1): the jitter of the report times
+	std::function<double()> random;       // uniform in [0, 1): the jitter of the report times
+	std::function<uint64_t()> boot_ticks; // boot_ticks_now() if empty
 
 	// Munge, TCP and SIGKILL for real.
 	static AgentIo production(const MungeEndpoint &munge);
@@ -108,6 +110,7 @@ private:
 	struct Stop {
 		std::chrono::steady_clock::time_point due;
 		bool done = false;
+		uint64_t ordered_at = 0; // boot ticks at the first order: binds it to the job running then
 	};
 	mutable std::mutex mutex_;
 	std::condition_variable wake_;

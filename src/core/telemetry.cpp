@@ -1146,8 +1146,76 @@ std::vector<int> pids_of_job(uint32_t job, const std::string &proc_root, const S
 	return pids;
 }
 
-int kill_job_processes(uint32_t job, const std::string &proc_root, const SlurmMarks &marks)
+std::optional<uint64_t> process_start_ticks(const std::string &proc_root, int pid)
 {
+	const FileText stat = read_bounded(proc_root + "/" + std::to_string(pid) + "/stat", 4096);
+	if (stat.status != FileText::Status::Ok)
+		return std::nullopt;
+	// "pid (comm) state ppid ...": comm may hold spaces and ')', so fields
+	// count from the last ')'; starttime is field 22, the 20th after it.
+	const size_t close = stat.text.rfind(')');
+	if (close == std::string::npos)
+		return std::nullopt;
+	std::vector<std::string_view> fields;
+	for (std::string_view f : split(std::string_view(stat.text).substr(close + 1), ' '))
+		if (!f.empty())
+			fields.push_back(f);
+	uint64_t ticks = 0;
+	if (fields.size() < 20 ||
+	    !parse_number<uint64_t>(fields[19], ticks, 0, std::numeric_limits<uint64_t>::max()))
+		return std::nullopt;
+	return ticks;
+}
+
+uint64_t boot_ticks_now()
+{
+	timespec ts{};
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	const long hz = sysconf(_SC_CLK_TCK);
+	const uint64_t per_second = hz > 0 ? static_cast<uint64_t>(hz) : 100;
+	return static_cast<uint64_t>(ts.tv_sec) * per_second +
+	       static_cast<uint64_t>(ts.tv_nsec) * per_second / 1000000000u;
+}
+
+namespace
+{
+
+// Whether the job now running under `job` is the one a stop ordered at
+// `ordered_at` was meant for: one of its slurmstepds was already there.
+// No slurmstepd left to tell by: taken as the same job (its processes
+// outlived their step).
+bool same_incarnation(uint32_t job, const std::string &proc_root, const SlurmMarks &marks,
+                      uint64_t ordered_at)
+{
+	std::unique_ptr<DIR, int (*)(DIR *)> dir(opendir(proc_root.c_str()), closedir);
+	if (!dir)
+		return true;
+	bool any = false;
+	while (const dirent *e = readdir(dir.get())) {
+		int pid = 0;
+		if (!parse_number<int>(e->d_name, pid, 1, std::numeric_limits<int>::max()) ||
+		    job_of_pid(proc_root, pid, marks) != job || !is_slurmstepd(proc_root, pid, marks))
+			continue;
+		const auto started = process_start_ticks(proc_root, pid);
+		if (!started)
+			continue;
+		any = true;
+		if (*started <= ordered_at)
+			return true;
+	}
+	return !any;
+}
+
+} // namespace
+
+int kill_job_processes(uint32_t job, const std::string &proc_root, const SlurmMarks &marks,
+                       uint64_t ordered_at)
+{
+	if (ordered_at && !same_incarnation(job, proc_root, marks, ordered_at)) {
+		log_info("telemetry: job " + std::to_string(job) +
+		         " started after its stop was ordered: another job with the same id, left alone");
+		return 0;
+	}
 	int signalled = 0;
 	for (int pid : pids_of_job(job, proc_root, marks)) {
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)

@@ -121,6 +121,15 @@ std::vector<int> pids_of_job(uint32_t job, const std::string &proc_root, const S
 // SIGKILLs pids_of_job(job); returns how many were signalled. Used for the node-side hard stop of a
 // borrower whose grace has run out. Each process is pinned (pidfd) and checked again before the
 // signal, so that a pid reused in between is never hit.
-int kill_job_processes(uint32_t job, const std::string &proc_root, const SlurmMarks &marks);
+// `ordered_at` (boot_ticks_now() when the stop was first ordered; 0: no check): a job whose
+// slurmstepds all started after it is another job under the same id (the controller started over,
+// `slurmctld -c`) and is left alone (0 killed, one log line).
+int kill_job_processes(uint32_t job, const std::string &proc_root, const SlurmMarks &marks,
+                       uint64_t ordered_at = 0);
+
+// When proc_root/<pid> started, in clock ticks after boot (/proc/<pid>/stat field 22).
+std::optional<uint64_t> process_start_ticks(const std::string &proc_root, int pid);
+// Now, on the same clock (CLOCK_BOOTTIME in clock ticks).
+uint64_t boot_ticks_now();
 
 } // namespace flexslurm

@@ -277,7 +277,9 @@ void start_agent(const Config &config, const std::string &node)
 	s.interval = config.channel.report_interval;
 	AgentIo io = AgentIo::production(
 	        MungeEndpoint{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")});
-	io.kill_job = [marks](uint32_t job) { return kill_job_processes(job, "/proc", marks); };
+	io.kill_job = [marks](uint32_t job, uint64_t ordered_at) {
+		return kill_job_processes(job, "/proc", marks, ordered_at);
+	};
 	agent.reset(std::make_unique<NodeAgent>(s, *layout, std::move(backend), std::move(io)));
 	agent.get()->start();
 	info(LOG_PREFIX "reclaim agent: reporting to port %u every %lds (slurmd pid %ld)", s.port,

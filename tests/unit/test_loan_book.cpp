@@ -1385,6 +1385,8 @@ struct AgentRig {
 	std::function<Result<std::string>(const std::string &host, const Report &report)> answer;
 	std::vector<Exchange> exchanges;
 	std::vector<uint32_t> killed;
+	std::vector<uint64_t> ordered_at; // kill_job's second argument, per kill
+	uint64_t ticks = 1000;            // the agent's boot clock
 	ScriptedTelemetry *telemetry = nullptr;
 	std::unique_ptr<NodeAgent> agent;
 
@@ -1417,10 +1419,12 @@ struct AgentRig {
 				return {Result<std::string>::failure(host + not_ours), true};
 			return {answer(host, *report)};
 		};
-		io.kill_job = [this](uint32_t job) {
+		io.kill_job = [this](uint32_t job, uint64_t at) {
 			killed.push_back(job);
+			ordered_at.push_back(at);
 			return 1;
 		};
+		io.boot_ticks = [this] { return ticks; };
 		io.wall_clock = [this] { return wall; };
 		io.random = [this] { return random; };
 		auto backend = std::make_unique<ScriptedTelemetry>();
@@ -1546,6 +1550,9 @@ START_TEST(agent_carries_out_stop_orders_when_due)
 	ck_assert_uint_eq(rig.kills_of(200), 0);
 	rig.agent->run_due_stops(stops.at(200));
 	ck_assert_uint_eq(rig.kills_of(200), 1);
+	// Each kill names when its order first came (issue 13 item 12): the
+	// kill leaves alone a later job that got the same id.
+	ck_assert_uint_eq(rig.ordered_at.back(), 1000);
 	// While the order stands, a later pass kills what is left again (a
 	// process forked after the first kill); the kill itself finds nothing.
 	// An order more than 30 s past due is forgotten (201 was due 31 s ago):

@@ -536,6 +536,42 @@ START_TEST(kill_job_processes_kills_only_the_jobs_processes)
 }
 END_TEST
 
+// Issue 13 item 12: a stop ordered for job 77 before the controller started
+// over must not kill a later job 77 (slurmctld -c): the job's slurmstepd
+// tells which one is running.
+START_TEST(kill_job_processes_spares_a_later_job_with_the_same_id)
+{
+	record_log();
+	const pid_t worker = fork();
+	if (worker == 0) {
+		alarm(30);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_gt(worker, 0);
+	TempDir proc;
+	fake_process(proc.path(), worker, v1_cgroup(77), "python");
+	fake_stepd(proc.path(), 4242, v1_cgroup(77));
+	// starttime (field 22) 5000 ticks; a comm with spaces and ')' as a user may name it
+	write_file(proc.path() + "/4242/stat",
+	           "4242 (slurm) stepd) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5000 0 0\n");
+	ck_assert(process_start_ticks(proc.path(), 4242) == std::optional<uint64_t>(5000));
+	ck_assert(!process_start_ticks(proc.path(), 999999999));
+	// ordered before the job started: another job 77, left alone
+	ck_assert_int_eq(kill_job_processes(77, proc.path(), test_marks(), 4000), 0);
+	ck_assert_str(
+	        logged(LogLevel::Info).at(0),
+	        "telemetry: job 77 started after its stop was ordered: another job with the same id, left alone");
+	int status = 0;
+	ck_assert_int_eq(waitpid(worker, &status, WNOHANG), 0);
+	// ordered while it ran: killed
+	ck_assert_int_eq(kill_job_processes(77, proc.path(), test_marks(), 6000), 1);
+	ck_assert_int_eq(waitpid(worker, &status, 0), worker);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert_uint_gt(boot_ticks_now(), 0);
+}
+END_TEST
+
 // ---- NVML through the stub ----
 
 namespace
@@ -838,6 +874,7 @@ Suite *telemetry_suite()
 	tcase_add_test(tc, job_of_cgroup_text_reads_slurm_22_05_v2_on_a_hybrid_host);
 	tcase_add_test(tc, pids_of_job_scans_a_fake_proc);
 	tcase_add_test(tc, kill_job_processes_kills_only_the_jobs_processes);
+	tcase_add_test(tc, kill_job_processes_spares_a_later_job_with_the_same_id);
 	tcase_add_test(tc, nvml_matches_devices_in_pci_order);
 	tcase_add_test(tc, nvml_device_beyond_nvmls_count_is_absent);
 	tcase_add_test(tc, mps_server_is_its_jobs);
