@@ -102,8 +102,13 @@ def _release_exports(release):
                     "job_suspend", "job_resume", "select_nodeinfo_set_all", "select_nodeinfo_set", "reconfigure"]
     if release.startswith("26.05"):
         short_select.append("job_mem_reduce")
+    select = COMMON | {"plugin_id"} | {f"select_p_{n}" for n in short_select}
+    if release.startswith("24.11"):  # the last full select interface, without five of 22.05's entry points
+        select = EXPECTED_EXPORTS["select_flex.so"] - {
+            f"select_p_{n}" for n in ["job_signal", "resv_test", "select_jobinfo_sprint", "select_jobinfo_xstrdup",
+                                      "update_node_config"]}
     return {"gres_vslice.so": COMMON | {f"gres_p_{n}" for n in GRES_COMMON + ["prep_build_env", "prep_set_env"]},
-            "select_flex.so": COMMON | {"plugin_id"} | {f"select_p_{n}" for n in short_select},
+            "select_flex.so": select,
             "spank_flexslurm.so": EXPECTED_EXPORTS["spank_flexslurm.so"]}
 
 

@@ -32,7 +32,7 @@ def test_configless_slurmd_refuses_without_flexslurm_yaml(env):
         eq(lines[0].split("error: ", 1)[1],
            f"flexslurm: configless slurmd: {cache}/flexslurm.yaml not found; slurmctld does not send "
            "flexslurm.yaml: install the controller's copy there on every node (Slurm leaves it in place; "
-           "an empty file means the built-in defaults)", "the refusal line")
+           "a file holding `version: 1` means the built-in defaults)", "the refusal line")
         eq(c.procs["slurmctld"].poll(), None, "slurmctld running")
 
 
