@@ -44,7 +44,7 @@ def test_malformed_placement_refused_by_slurmctld(env):
     finally:
         c.stop()
     path = c.dir / "etc" / "flexslurm.yaml"
-    lines = [l for l in c.log("slurmctld").splitlines() if "flexslurm" in l or "select/flex" in l]
+    lines = [l for l in c.log("slurmctld").splitlines() if "flexslurm:" in l or "select/flex" in l]
     eq(len(lines), 1, "flexslurm lines in slurmctld log")
     contains(lines[0], f"select/flex: refusing to start: {path}:5: placement.partitions.main: unknown placement "
                        "\"sideways\" (allowed: best_fit, spread)", "slurmctld log line")
