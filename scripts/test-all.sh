@@ -8,7 +8,9 @@
 #   22.05.8 cgroup/v2  the 22.05 build: device isolation, limits and the
 #            lending hard stop again under Slurm's cgroup/v2;
 #   25.11.7  configure + compile + unit tests.
-# Each leg ends with its own `leg X: N passed, N failed` line; the last line
+# The full suites run two test modules at once (run.py --jobs 2: their
+# clusters never share node names), which keeps the whole under an hour on two
+# cores. Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +84,7 @@ if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so
 	if scripts/check-format.sh; then count 1 0; else count 0 1; fi
 	make -C build/obj check >build/check.log 2>&1
 	count_unit build/obj
-	python3 tests/integration/run.py --plugin-dir "$plugin_dir" | tee build/integration-22.05.log
+	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --jobs 2 | tee build/integration-22.05.log
 	count_integration build/integration-22.05.log
 else
 	echo "build failed (build/make.log)"
@@ -114,7 +116,7 @@ for v in 26.05.3 24.11.5; do
 		build_flexslurm "$v" "$dir/src" "$dir/prefix/sbin/slurmctld"; then
 		count_unit "build/obj-$v"
 		plugin_dir=$(dirname "$(find "build/stage-$v" -name gres_vslice.so | head -n1)")
-		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" \
+		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" --jobs 2 \
 			--workdir "build/test-clusters-$v" |
 			tee "build/integration-$v.log"
 		count_integration "build/integration-$v.log"
