@@ -407,8 +407,12 @@ Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) 
 	for (const auto &[b, r] : reclaims_) {
 		if (!r.nodes.count(node))
 			continue;
+		// A stop further off than the wire carries (a far deadline from a
+		// state file or a very long grace) is sent as the longest one: an
+		// order the node refuses would drop every stop order of the node.
 		const Instant stop_at = r.deadline + hard_stop_after_;
-		o.stops.push_back({b, stop_at > now ? (stop_at - now).count() : 0});
+		const int64_t in = stop_at > now ? (stop_at - now).count() : 0;
+		o.stops.push_back({b, std::min(in, max_stop_delay_seconds)});
 	}
 	return o;
 }
@@ -532,9 +536,10 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                field(w[2], "reason", v) && reason_of(v) &&
 			                ((r.reason = *reason_of(v)), true) && field(w[3], "t0", v) &&
 			                parse_time(v, t0) && t0 && field(w[4], "deadline", v) &&
-			                parse_time(v, deadline) && deadline && field(w[5], "signalled", v) &&
-			                parse_number(v, flag) && field(w[6], "requeued", v) &&
-			                parse_time(v, r.requeued_at) && field(w[7], "nodes", v);
+			                parse_time(v, deadline) && deadline && *deadline >= *t0 &&
+			                field(w[5], "signalled", v) && parse_number(v, flag) &&
+			                field(w[6], "requeued", v) && parse_time(v, r.requeued_at) &&
+			                field(w[7], "nodes", v);
 			if (!ok)
 				return fail("malformed reclaim");
 			r.t0 = *t0;

@@ -50,8 +50,8 @@ inline std::string_view next_part(std::string_view &rest, char sep = '\x01')
 
 } // namespace fuzz
 
-#define FUZZ_CHECK(cond, detail)                                                                           \
-	do {                                                                                               \
-		if (!(cond))                                                                               \
-			fuzz::failed(#cond, __FILE__, __LINE__, (detail));                                 \
+#define FUZZ_CHECK(cond, detail)                                                                             \
+	do {                                                                                                 \
+		if (!(cond))                                                                                 \
+			fuzz::failed(#cond, __FILE__, __LINE__, (detail));                                   \
 	} while (0)

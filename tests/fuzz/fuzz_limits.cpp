@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(l->job != 0 && l->devices.size() <= 64, std::string(in));
 	for (const DeviceLimit &d : l->devices) {
 		FUZZ_CHECK(d.compute_percent >= 1 && d.compute_percent <= 100, std::string(in));
-		FUZZ_CHECK(d.host_index >= 0 && d.host_index <= 4095 && d.ordinal >= 0 && d.ordinal <= 4095,
+		FUZZ_CHECK(d.host_index >= 0 && d.host_index <= max_vendor_index && d.ordinal >= 0 &&
+		                   d.ordinal <= 4095,
 		           std::string(in));
 		FUZZ_CHECK(d.memory_mib <= (uint64_t{1} << 40), std::string(in));
 	}

@@ -81,8 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const int64_t expected = std::clamp<int64_t>(left, 0, std::numeric_limits<int32_t>::max());
 		for (const std::string &node : r.nodes) {
 			const Orders o = book.orders_for(node, 1, now);
-			const auto stop = std::find_if(o.stops.begin(), o.stops.end(),
-			                               [&](const StopOrder &s) { return s.job == r.borrower; });
+			const auto stop =
+			        std::find_if(o.stops.begin(), o.stops.end(),
+			                     [&](const StopOrder &s) { return s.job == r.borrower; });
 			FUZZ_CHECK(stop != o.stops.end(), state);
 			FUZZ_CHECK(stop->in_seconds == expected,
 			           state + "in_seconds " + std::to_string(stop->in_seconds));

@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (const auto info = parse_nvidia_information(whole)) {
 		FUZZ_CHECK(info->minor >= 0 && info->minor < (1 << 20), std::string(whole));
 		FUZZ_CHECK(!info->pci_bus_id.empty(), std::string(whole));
-		FUZZ_CHECK(clean(info->pci_bus_id) && clean(info->uuid) && clean(info->model), std::string(whole));
+		FUZZ_CHECK(clean(info->pci_bus_id) && clean(info->uuid) && clean(info->model),
+		           std::string(whole));
 	}
 	std::vector<std::string> entries;
 	std::string_view names = fuzz::next_part(rest);
@@ -53,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size <= 256) {
 		const auto files_of = expand_device_files(whole);
 		if (files_of) {
-			FUZZ_CHECK(!files_of->empty() && files_of->size() <= max_expanded_files, std::string(whole));
+			FUZZ_CHECK(!files_of->empty() && files_of->size() <= max_expanded_files,
+			           std::string(whole));
 		}
 	}
 	return 0;

@@ -33,8 +33,9 @@ struct Scene {
 			fuzz::failed("mkdtemp", __FILE__, __LINE__, pattern);
 		dir = pattern;
 		file = dir + "/nvidia0";
-		layout = *SliceLayout::deserialize("flexslurm-layout 2\n"
-		                                   "nvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t4294967296\t\t0\t-\t-\n");
+		layout = *SliceLayout::deserialize(
+		        "flexslurm-layout 2\n"
+		        "nvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t4294967296\t\t0\t-\t-\n");
 		backend = make_file_backend(layout, dir);
 	}
 	~Scene()
@@ -66,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		           std::string(fuzz::text(data, size)));
 		std::set<uint32_t> jobs;
 		for (const JobUse &j : s.jobs) {
-			FUZZ_CHECK(j.job != 0 && jobs.insert(j.job).second, std::string(fuzz::text(data, size)));
+			FUZZ_CHECK(j.job != 0 && jobs.insert(j.job).second,
+			           std::string(fuzz::text(data, size)));
 			FUZZ_CHECK(j.busy_percent >= 0 && j.busy_percent <= 100,
 			           std::string(fuzz::text(data, size)));
 		}

@@ -79,10 +79,30 @@ void run(const std::string &input)
 	current = nullptr;
 }
 
-const char *const interesting[] = {"0",  "-1", "1", "2147483647", "2147483648", "4294967295", "4294967296",
-                                   "9223372036854775807", "9223372036854775808", "18446744073709551615",
-                                   "-9223372036854775808", "1e308", "nan", "inf", "\n", " ", "\t", ",",
-                                   ":", "=", "-", "\x01", "00", "4102444800"};
+const char *const interesting[] = {"0",
+                                   "-1",
+                                   "1",
+                                   "2147483647",
+                                   "2147483648",
+                                   "4294967295",
+                                   "4294967296",
+                                   "9223372036854775807",
+                                   "9223372036854775808",
+                                   "18446744073709551615",
+                                   "-9223372036854775808",
+                                   "1e308",
+                                   "nan",
+                                   "inf",
+                                   "\n",
+                                   " ",
+                                   "\t",
+                                   ",",
+                                   ":",
+                                   "=",
+                                   "-",
+                                   "\x01",
+                                   "00",
+                                   "4102444800"};
 
 std::string mutate(std::string s, std::mt19937_64 &rng, size_t max_len)
 {
@@ -127,7 +147,8 @@ std::string mutate(std::string s, std::mt19937_64 &rng, size_t max_len)
 		default: { // splice with another seed
 			const std::string &other = seeds[pick(seeds.size())];
 			const size_t from = pick(other.size() + 1);
-			s = s.substr(0, pick(s.size() + 1)) + other.substr(from, pick(other.size() - from + 1));
+			s = s.substr(0, pick(s.size() + 1)) +
+			    other.substr(from, pick(other.size() - from + 1));
 			break;
 		}
 		}
