@@ -493,8 +493,11 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 				return fail("bad time");
 		} else if (w[0] == "slice" && w.size() == 17) {
 			int unit = 0, device = 0;
+			if (!valid_node_name(w[1]))
+				return fail("bad node name");
 			if (!parse_number(w[2], unit) || unit < 0 || unit > 4096 ||
-			    !parse_number(w[3], device) || device < 0)
+			    !parse_number(w[3], device) || device < 0 ||
+			    device >= static_cast<int>(max_report_devices))
 				return fail("bad slice or device number");
 			SliceLending::Memento m;
 			std::string_view v;
@@ -547,6 +550,9 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			r.signalled = flag != 0;
 			while (!v.empty()) {
 				const size_t comma = v.find(',');
+				// Orders for these nodes go back to them: names a report may carry.
+				if (!valid_node_name(v.substr(0, comma)))
+					return fail("malformed reclaim (bad node name)");
 				r.nodes.insert(std::string(v.substr(0, comma)));
 				v = comma == std::string_view::npos ? std::string_view()
 				                                    : v.substr(comma + 1);

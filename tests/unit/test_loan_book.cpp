@@ -690,6 +690,11 @@ START_TEST(state_file_refused_leaves_the_book_empty)
 	        {replaced(" deadline=40 signalled=1", " deadline=4102444801 signalled=1"),
 	         "malformed reclaim"},
 	        {replaced("saved 25\n", "saved 9223372036854775807\n"), "bad time"},
+	        // Found by tests/fuzz/fuzz_loan_book: node names no report can carry,
+	        // which made orders the node refuses; devices no report can name.
+	        {replaced("nodes=n1\n", "nodes=n1,,n\xff\n"), "malformed reclaim (bad node name)"},
+	        {replaced("slice n1 0 0 ", "slice n/1 0 0 "), "bad node name"},
+	        {replaced("slice n1 0 0 ", "slice n1 0 256 "), "bad slice or device number"},
 	};
 	for (const auto &[text, reason] : bad) {
 		LoanBook book(short_policy(), telemetry_timeout, hard_stop_after);
