@@ -67,7 +67,7 @@ run_target() {
 		return 0
 	fi
 	echo "fuzz $t: CRASH (exit $rc), log $log, input in $out/artifacts/:"
-	grep -E -m1 -A12 'ERROR|runtime error|invariant failed|deadly signal' "$log" | head -n 20
+	grep -a -E -m1 -A12 'ERROR|runtime error|invariant failed|deadly signal' "$log" | head -n 20
 	return 1
 }
 

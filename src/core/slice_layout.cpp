@@ -13,8 +13,10 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <tuple>
+#include <utility>
 
 namespace flexslurm
 {
@@ -141,6 +143,7 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 		return bad("unknown format");
 	SliceLayout layout;
 	int next = 0;
+	std::set<std::pair<Vendor, int>> indices;
 	for (size_t li = 1; li < lines.size(); ++li) {
 		if (lines[li].empty() && li + 1 == lines.size())
 			break;
@@ -195,6 +198,10 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 			return bad(where + ": malformed field");
 		if (d.first_slice != next)
 			return bad(where + ": slice indices not contiguous");
+		// Jobs name their devices by vendor index (SLURM_VSLICE_DEVICES).
+		if (!indices.emplace(d.vendor, d.vendor_index).second)
+			return bad(where + ": a second " + std::string(vendor_name(d.vendor)) + " device " +
+			           std::to_string(d.vendor_index));
 		d.model = f[2];
 		d.device_path = f[3];
 		if (!f[9].empty()) {

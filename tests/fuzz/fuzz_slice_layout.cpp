@@ -5,6 +5,9 @@
 
 #include "core/slice_layout.hpp"
 
+#include <set>
+#include <utility>
+
 using namespace flexslurm;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -15,7 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!l)
 		return 0;
 	int next = 0;
+	std::set<std::pair<Vendor, int>> indices;
 	for (const DeviceSlices &d : l->devices()) {
+		FUZZ_CHECK(indices.insert({d.vendor, d.vendor_index}).second, std::string(in));
 		FUZZ_CHECK(d.first_slice == next && d.slices >= 1 && d.slices <= max_slices_per_device,
 		           std::string(in));
 		FUZZ_CHECK(d.compute_percent >= 1 && d.compute_percent <= 100, std::string(in));

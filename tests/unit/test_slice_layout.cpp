@@ -138,7 +138,8 @@ END_TEST
 START_TEST(deserialize_rejects_bad_input)
 {
 	const char *bad[] = {
-	        "", "flexslurm-layout 3\n",
+	        "",
+	        "flexslurm-layout 3\n",
 	        "flexslurm-layout 2\ngpu\t1\t/dev/nvidia0\t0\tt4\n", // units out of order
 	        "flexslurm-layout 2\ngpu\t0\tdev/nvidia0\t0\tt4\n",  // relative path
 	        "flexslurm-layout 2\ngpu\t0\t/dev/nvidia0\t2\tt4\n", // mig flag
@@ -154,6 +155,10 @@ START_TEST(deserialize_rejects_bad_input)
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t4\t4\t25\t0\t\n",    // gap
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t-1\t\n",   // memory
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t1,x\n", // cpus
+	        // Found by tests/fuzz/fuzz_job_env: a vendor index twice, so that
+	        // SLURM_VSLICE_DEVICES could not say which device a job holds.
+	        "flexslurm-layout 1\nnvidia\t1\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n"
+	        "nvidia\t1\tt4\t/dev/nvidia1\t195:1\t4\t4\t25\t0\t\n",
 	};
 	for (const char *text : bad)
 		ck_assert_msg(!SliceLayout::deserialize(text), "accepted: %s", text);
