@@ -25,6 +25,17 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+// A sanitizer's report ends in abort(), which on_abort() below turns into
+// the crashing input on disk (the die callback alone misses UBSan's).
+extern "C" const char *__asan_default_options()
+{
+	return "abort_on_error=1";
+}
+extern "C" const char *__ubsan_default_options()
+{
+	return "abort_on_error=1:print_stacktrace=1";
+}
+
 namespace
 {
 std::vector<std::string> seeds;
