@@ -10,7 +10,9 @@
 #   25.11.7  configure + compile + unit tests.
 # The full suites run two test modules at once (run.py --jobs 2: their
 # clusters never share node names), which keeps the whole under an hour on two
-# cores. Each leg ends with its own `leg X: N passed, N failed` line; the last line
+# cores. The 22.05.8 leg also runs every fuzz driver of tests/fuzz for 10 s
+# (scripts/fuzz.sh: about 2 minutes with its build), one count per target.
+# Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,17 @@ count_unit() {
 	checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$summary")
 	failures=$(($(sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/' <<<"$summary")))
 	count $((checks - failures)) "$failures"
+}
+
+# scripts/fuzz.sh's last line: "fuzz: N targets, C crashes"
+count_fuzz() { # log file
+	local line
+	line=$(tail -n1 "$1")
+	if [[ "$line" =~ ^fuzz:\ ([0-9]+)\ targets,\ ([0-9]+)\ crashes$ ]]; then
+		count $((BASH_REMATCH[1] - BASH_REMATCH[2])) "${BASH_REMATCH[2]}"
+	else
+		count 0 1
+	fi
 }
 
 count_integration() { # log file
@@ -84,6 +97,8 @@ if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so
 	if scripts/check-format.sh; then count 1 0; else count 0 1; fi
 	make -C build/obj check >build/check.log 2>&1
 	count_unit build/obj
+	scripts/fuzz.sh "${FUZZ_SECONDS:-10}" | tee build/fuzz.log
+	count_fuzz build/fuzz.log
 	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --jobs 2 | tee build/integration-22.05.log
 	count_integration build/integration-22.05.log
 else

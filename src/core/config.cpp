@@ -61,7 +61,9 @@ std::optional<Seconds> parse_duration(std::string_view text) noexcept
 		scale = 60;
 	else if (unit == "h")
 		scale = 3600;
-	if (scale == 0 || v == 0)
+	// At most what a stop order carries (2^31-1 s, 68 years): deadlines
+	// built from it stay within what the state file and the wire accept.
+	if (scale == 0 || v == 0 || v * scale > max_duration_seconds)
 		return std::nullopt;
 	return Seconds(v * scale);
 }
@@ -179,6 +181,20 @@ private:
 		error_ = source_ + ":" + std::to_string(line_of(at)) + ": " + key + ": " + problem;
 		if (!allowed.empty())
 			error_ += " (allowed: " + allowed + ")";
+		// Keys and values come from the file: a multi-line or quoted YAML
+		// scalar must not break the one-line message (or forge log lines).
+		std::string line;
+		for (const char c : error_) {
+			const auto u = static_cast<unsigned char>(c);
+			if (u >= 0x20 && u != 0x7f) {
+				line += c;
+			} else {
+				static constexpr char hex[] = "0123456789abcdef";
+				line += c == '\n' ? std::string("\\n")
+				                  : std::string("\\x") + hex[u >> 4] + hex[u & 0xf];
+			}
+		}
+		error_ = std::move(line);
 		return false;
 	}
 	Result<Config> fail(const yaml_node_t *at, const std::string &key, const std::string &problem,
@@ -342,12 +358,13 @@ private:
 					                 allowed);
 				rule.model = *s;
 			} else { // device_memory
-				const std::string allowed = "a size such as 80GiB, 16384MiB or a byte count";
+				const std::string allowed =
+				        "a size such as 80GiB, 16384MiB or a byte count, at most 1024TiB";
 				auto s = string_value(val, full, allowed);
 				if (!s)
 					return false;
 				auto bytes = parse_size(*s);
-				if (!bytes || *bytes == 0)
+				if (!bytes || *bytes == 0 || *bytes > max_device_memory_bytes)
 					return set_error(val, full, "\"" + *s + "\" is not a size", allowed);
 				rule.device_memory_bytes = *bytes;
 			}
@@ -447,7 +464,8 @@ private:
 
 	std::optional<Seconds> duration(yaml_node_t *v, const std::string &key)
 	{
-		const std::string allowed = "a duration such as 90s, 10m, 1h or a number of seconds";
+		const std::string allowed =
+		        "a duration such as 90s, 10m, 1h or a number of seconds, at most 2147483647 s";
 		auto s = string_value(v, key, allowed);
 		if (!s)
 			return std::nullopt;

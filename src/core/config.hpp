@@ -20,6 +20,11 @@ namespace flexslurm
 {
 
 constexpr int max_slices_per_device = 64;
+// Bounds shared by the config, the slice layout file and the limits file:
+// a device's memory (1 PiB: slices x memory never wrap) and a vendor's
+// device index (from the device node's name: nvidia0..nvidia65535).
+constexpr uint64_t max_device_memory_bytes = uint64_t{1} << 50;
+constexpr int max_vendor_index = (1 << 16) - 1;
 
 struct SliceRule {
 	std::optional<Vendor> vendor; // unset: the default rule
@@ -89,7 +94,9 @@ bool in_conf_cache(std::string_view config_path) noexcept;
 // would contradict (4 slices per device against a slurm.conf Gres= count).
 std::optional<std::string> refuse_missing_config(const std::string &path, bool configless_slurmd);
 
-// "10m", "60s", "1h", "90": a duration; nullopt if malformed or zero.
+// "10m", "60s", "1h", "90": a duration; nullopt if malformed, zero or
+// longer than max_duration_seconds (68 years, what a stop order carries).
+constexpr int64_t max_duration_seconds = 2147483647;
 std::optional<Seconds> parse_duration(std::string_view text) noexcept;
 
 // "80GiB", "512M", "1048576": binary units, case-insensitive.

@@ -263,7 +263,10 @@ std::optional<NvidiaGpuInfo> parse_nvidia_information(std::string_view text)
 			continue;
 		const std::string_view key = trim(line.substr(0, colon));
 		const std::string_view value = trim(line.substr(colon + 1));
-		if (value.size() > 256)
+		// The values end up in the tab-separated layout file: printable
+		// ASCII only, or the field is left unknown.
+		if (value.size() > 256 ||
+		    !std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
 			continue;
 		if (key == "Model")
 			info.model = std::string(value);

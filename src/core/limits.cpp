@@ -85,7 +85,7 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 			return bad("more than 64 devices");
 		DeviceLimit l;
 		auto vendor = f.size() == 6 ? parse_vendor(std::string(f[0])) : std::nullopt;
-		if (!vendor || !parse_number(f[1], l.host_index, 0, 4095) ||
+		if (!vendor || !parse_number(f[1], l.host_index, 0, max_vendor_index) ||
 		    !parse_number(f[2], l.ordinal, 0, 4095) ||
 		    !parse_number(f[3], l.compute_percent, 1, 100) ||
 		    (f[4] != "-" && !parse_number<uint64_t>(f[4], l.memory_mib, 1, uint64_t(1) << 40)))

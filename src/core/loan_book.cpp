@@ -520,8 +520,12 @@ Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) 
 	for (const auto &[b, r] : reclaims_) {
 		if (!r.nodes.count(node))
 			continue;
+		// A stop further off than the wire carries (a far deadline from a
+		// state file or a very long grace) is sent as the longest one: an
+		// order the node refuses would drop every stop order of the node.
 		const Instant stop_at = r.deadline + hard_stop_after_;
-		o.stops.push_back({b, stop_at > now ? (stop_at - now).count() : 0});
+		const int64_t in = stop_at > now ? (stop_at - now).count() : 0;
+		o.stops.push_back({b, std::min(in, max_stop_delay_seconds)});
 	}
 	return o;
 }
@@ -603,8 +607,11 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 				return fail("bad time");
 		} else if (w[0] == "slice" && w.size() == 17) {
 			int unit = 0, device = 0;
+			if (!valid_node_name(w[1]))
+				return fail("bad node name");
 			if (!parse_number(w[2], unit) || unit < 0 || unit > 4096 ||
-			    !parse_number(w[3], device) || device < 0)
+			    !parse_number(w[3], device) || device < 0 ||
+			    device >= static_cast<int>(max_report_devices))
 				return fail("bad slice or device number");
 			SliceLending::Memento m;
 			std::string_view v;
@@ -647,9 +654,10 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                field(w[2], "reason", v) && reason_of(v) &&
 			                ((r.reason = *reason_of(v)), true) && field(w[3], "t0", v) &&
 			                parse_time(v, t0) && t0 && field(w[4], "deadline", v) &&
-			                parse_time(v, deadline) && deadline && field(w[5], "signalled", v) &&
-			                parse_number(v, flag) && field(w[6], "requeued", v) &&
-			                parse_time(v, r.requeued_at) && field(w[7], "nodes", v);
+			                parse_time(v, deadline) && deadline && *deadline >= *t0 &&
+			                field(w[5], "signalled", v) && parse_number(v, flag) &&
+			                field(w[6], "requeued", v) && parse_time(v, r.requeued_at) &&
+			                field(w[7], "nodes", v);
 			if (!ok)
 				return fail("malformed reclaim");
 			if (w.size() == 10) {
@@ -667,6 +675,9 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			r.signalled = flag != 0;
 			while (!v.empty()) {
 				const size_t comma = v.find(',');
+				// Orders for these nodes go back to them: names a report may carry.
+				if (!valid_node_name(v.substr(0, comma)))
+					return fail("malformed reclaim (bad node name)");
 				r.nodes.insert(std::string(v.substr(0, comma)));
 				v = comma == std::string_view::npos ? std::string_view()
 				                                    : v.substr(comma + 1);

@@ -466,7 +466,7 @@ Result<Orders> parse_orders(std::string_view text)
 			return Result<Orders>::failure(in.error());
 		}
 		const auto delay = parse_unsigned(in.value(1));
-		if (!delay || *delay > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
+		if (!delay || *delay > static_cast<uint64_t>(max_stop_delay_seconds)) {
 			in.fail("delay " + quoted(in.value(1)) +
 			        " is not a number of seconds (0..2147483647)");
 			return Result<Orders>::failure(in.error());

@@ -65,9 +65,13 @@ std::string encode_report(const Report &r);
 // percentage (0..100)"); untrusted text in them is escaped and shortened.
 Result<Report> parse_report(std::string_view text);
 
+// The longest delay a stop order may carry (parse_orders refuses more).
+constexpr int64_t max_stop_delay_seconds = 2147483647;
+
 struct StopOrder {
-	uint32_t job = 0;       // never 0, no job twice in one Orders
-	int64_t in_seconds = 0; // SIGKILL that job's processes on the node in N s (0 = now), 0..2^31-1
+	uint32_t job = 0; // never 0, no job twice in one Orders
+	int64_t in_seconds =
+	        0; // SIGKILL that job's processes on the node in N s (0 = now), 0..max_stop_delay_seconds
 };
 struct Orders {
 	std::string node;

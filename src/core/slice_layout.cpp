@@ -13,8 +13,10 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <tuple>
+#include <utility>
 
 namespace flexslurm
 {
@@ -141,6 +143,7 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 		return bad("unknown format");
 	SliceLayout layout;
 	int next = 0;
+	std::set<std::pair<Vendor, int>> indices;
 	for (size_t li = 1; li < lines.size(); ++li) {
 		if (lines[li].empty() && li + 1 == lines.size())
 			break;
@@ -176,26 +179,29 @@ Result<SliceLayout> SliceLayout::deserialize(std::string_view text)
 			d.uuid = f[11] == "-" ? "" : f[11];
 			d.pci_bus_id = f[12] == "-" ? "" : f[12];
 		}
-		if (f.size() >= 11 && !parse_number(f[10], d.borrow_memory_bytes, uint64_t{0},
-		                                    std::numeric_limits<uint64_t>::max()))
+		if (f.size() >= 11 &&
+		    !parse_number(f[10], d.borrow_memory_bytes, uint64_t{0}, max_device_memory_bytes))
 			return bad(where + ": malformed borrow memory");
 		auto vendor = parse_vendor(f[0]);
 		if (!vendor)
 			return bad(where + ": unknown vendor");
 		d.vendor = *vendor;
 		auto majmin = split(f[4], ':');
-		if (!parse_number(f[1], d.vendor_index, 0, 1 << 16) || !printable_field(f[2]) ||
+		if (!parse_number(f[1], d.vendor_index, 0, max_vendor_index) || !printable_field(f[2]) ||
 		    !printable_field(f[3]) || f[3][0] != '/' || majmin.size() != 2 ||
 		    !parse_number(majmin[0], d.device_id.major, 0U, std::numeric_limits<uint32_t>::max()) ||
 		    !parse_number(majmin[1], d.device_id.minor, 0U, std::numeric_limits<uint32_t>::max()) ||
 		    !parse_number(f[5], d.first_slice, 0, 1 << 20) ||
 		    !parse_number(f[6], d.slices, 1, max_slices_per_device) ||
 		    !parse_number(f[7], d.compute_percent, 1, 100) ||
-		    !parse_number(f[8], d.slice_memory_bytes, uint64_t{0},
-		                  std::numeric_limits<uint64_t>::max()))
+		    !parse_number(f[8], d.slice_memory_bytes, uint64_t{0}, max_device_memory_bytes))
 			return bad(where + ": malformed field");
 		if (d.first_slice != next)
 			return bad(where + ": slice indices not contiguous");
+		// Jobs name their devices by vendor index (SLURM_VSLICE_DEVICES).
+		if (!indices.emplace(d.vendor, d.vendor_index).second)
+			return bad(where + ": a second " + std::string(vendor_name(d.vendor)) + " device " +
+			           std::to_string(d.vendor_index));
 		d.model = f[2];
 		d.device_path = f[3];
 		if (!f[9].empty()) {

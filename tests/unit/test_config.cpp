@@ -165,7 +165,16 @@ static const BadCase bad_cases[] = {
         {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: lots\n",
          "bad.yaml:4: slicing.classes[0].device_memory: \"lots\" is not a size (allowed: a size such as "
          "80GiB, 16384MiB "
-         "or a byte count)"},
+         "or a byte count, at most 1024TiB)"},
+        // Over 1 PiB: slices x slice memory would wrap in the job's limits.
+        {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: 1025TiB\n",
+         "bad.yaml:4: slicing.classes[0].device_memory: \"1025TiB\" is not a size (allowed: a size such as "
+         "80GiB, 16384MiB or a byte count, at most 1024TiB)"},
+        // Found by tests/fuzz/fuzz_config: YAML scalars may hold newlines and
+        // control characters; the message stays one line.
+        {"version: 1\n\n  x\n", "bad.yaml:1: version: \"1\\nx\" is not an integer (allowed: 1)"},
+        {"\"a\\nb\\e\": 1\n",
+         "bad.yaml:1: a\\nb\\x1b: unknown key (allowed: version, inventory, slicing, placement, lending)"},
         {"slicing:\n  classes:\n    - vendor: amd\n      colour: red\n",
          "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, "
          "compute_percent, "

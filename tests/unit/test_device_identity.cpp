@@ -153,6 +153,14 @@ START_TEST(nvidia_driver_information_is_parsed_strictly)
 	ck_assert(!parse_nvidia_information("Model: x\nDevice Minor: 1\n")); // no bus
 	ck_assert(!parse_nvidia_information("Bus Location: 0000:18:00.0\nDevice Minor: -1\n"));
 	ck_assert(!parse_nvidia_information("Bus Location: zz\nDevice Minor: 1\n"));
+	// Found by tests/fuzz/fuzz_nvidia_info: control characters (a tab, here)
+	// went into the tab-separated layout file, which slurmstepd then refused.
+	auto odd = parse_nvidia_information("Model: NVIDIA\tH100\nGPU UUID: GPU-\x01\x7f\n"
+	                                    "Bus Location: 0000:18:00.0\nDevice Minor: 0\n");
+	ck_assert(odd.has_value());
+	ck_assert_str(odd->model, "");
+	ck_assert_str(odd->uuid, "");
+	ck_assert_str(odd->pci_bus_id, "0000:18:00.0");
 	ck_assert_str(gres_types_order_problem("gpu,vslice,vborrow"), "");
 	ck_assert_str(gres_types_order_problem("mps,gpu,vslice"), "");
 	ck_assert_str(gres_types_order_problem("vslice"), "");

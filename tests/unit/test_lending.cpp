@@ -244,7 +244,7 @@ START_TEST(lending_yaml)
 	const char *bad[][2] = {
 	        {"lending:\n  grace: soon\n", "bad.yaml:2: lending.grace: \"soon\" is not a duration "
 	                                      "(allowed: a duration such as 90s, 10m, 1h or a "
-	                                      "number of seconds)"},
+	                                      "number of seconds, at most 2147483647 s)"},
 	        {"lending:\n  idle_below_percent: 120\n",
 	         "bad.yaml:2: lending.idle_below_percent: \"120\" is not a percentage (allowed: a number "
 	         "from 0 to 100)"},
@@ -282,6 +282,18 @@ START_TEST(lending_yaml)
 	}
 	ck_assert(!parse_duration("0s") && !parse_duration("5d") && !parse_duration("m"));
 	ck_assert(*parse_duration("2h") == 7200s);
+	// At most what a stop order carries: deadlines built from a duration stay
+	// within what the node and the state file accept (fuzz_loan_book).
+	ck_assert(*parse_duration("999999999") == 999999999s);
+	ck_assert(*parse_duration("596523h") == 2147482800s);
+	ck_assert(!parse_duration("2147483648") && !parse_duration("596524h") &&
+	          !parse_duration("35791395m"));
+	auto long_grace = Config::from_string("lending:\n  grace: 600000h\n", "long.yaml");
+	ck_assert(!long_grace);
+	ck_assert_msg(long_grace.error().find("long.yaml:2") == 0 &&
+	                      long_grace.error().find("lending.grace") != std::string::npos &&
+	                      long_grace.error().find("at most 2147483647 s") != std::string::npos,
+	              "%s", long_grace.error().c_str());
 }
 END_TEST
 

@@ -878,6 +878,11 @@ START_TEST(state_file_refused_leaves_the_book_empty)
 	        {replaced(" deadline=40 signalled=1", " deadline=4102444801 signalled=1"),
 	         "malformed reclaim"},
 	        {replaced("saved 25\n", "saved 9223372036854775807\n"), "bad time"},
+	        // Found by tests/fuzz/fuzz_loan_book: node names no report can carry,
+	        // which made orders the node refuses; devices no report can name.
+	        {replaced("nodes=n1 ", "nodes=n1,,n\xff "), "malformed reclaim (bad node name)"},
+	        {replaced("slice n1 0 0 ", "slice n/1 0 0 "), "bad node name"},
+	        {replaced("slice n1 0 0 ", "slice n1 0 256 "), "bad slice or device number"},
 	};
 	for (const auto &[text, reason] : bad) {
 		LoanBook book(short_policy(), telemetry_timeout, hard_stop_after);
@@ -896,6 +901,37 @@ START_TEST(state_file_refused_leaves_the_book_empty)
 	std::string why;
 	ck_assert(book.restore("flexslurm-lending 1\nsaved 5\nend\n", why));
 	ck_assert_str(book.serialize(at(5)), "flexslurm-lending 1\nsaved 5\nend\n");
+}
+END_TEST
+
+// Found by tests/fuzz/fuzz_loan_book: a restored reclaim whose deadline is
+// further off than a stop order carries (still before 2100, so restore took
+// it) gave an order of 2300000020 s, which parse_orders on the node refuses:
+// every stop order of that node was lost. The order carries the longest
+// delay instead; and a deadline before its reclaim started is corrupt.
+START_TEST(restored_far_deadline_gives_orders_the_node_accepts)
+{
+	LoanBook book(short_policy(), telemetry_timeout, hard_stop_after);
+	std::string why;
+	ck_assert_msg(book.restore("flexslurm-lending 1\nsaved 1700000000\n"
+	                           "reclaim 202 reason=admin t0=1700000000 deadline=4000000000 signalled=0 "
+	                           "requeued=- nodes=n1\n"
+	                           "end\n",
+	                           why),
+	              "%s", why.c_str());
+	const Orders o = book.orders_for("n1", 1, at(1700000000));
+	ck_assert_uint_eq(o.stops.size(), 1);
+	ck_assert_int_eq(o.stops[0].in_seconds, max_stop_delay_seconds);
+	ck_assert(parse_orders(encode_orders(o)));
+
+	LoanBook bad(short_policy(), telemetry_timeout, hard_stop_after);
+	ck_assert(!bad.restore("flexslurm-lending 1\nsaved 1700000000\n"
+	                       "reclaim 202 reason=admin t0=1700000000 deadline=1699999999 signalled=0 "
+	                       "requeued=- nodes=n1\n"
+	                       "end\n",
+	                       why));
+	ck_assert_msg(why.find("line 3: malformed reclaim") == 0, "%s", why.c_str());
+	ck_assert_uint_eq(bad.active_reclaims(), 0);
 }
 END_TEST
 
@@ -1844,6 +1880,7 @@ Suite *loan_book_suite()
 	tcase_add_test(tc, state_file_round_trip_continues_loans_and_reclaims);
 	tcase_add_test(tc, state_file_refused_leaves_the_book_empty);
 	tcase_add_test(tc, a_restart_gives_the_agents_a_full_timeout);
+	tcase_add_test(tc, restored_far_deadline_gives_orders_the_node_accepts);
 	tcase_add_test(tc, agent_builds_reports_from_samples);
 	tcase_add_test(tc, agent_thread_blocks_sigpipe);
 	tcase_add_test(tc, agent_carries_out_stop_orders_when_due);

@@ -3,6 +3,8 @@
 #include "suites.hpp"
 
 #include "core/log.hpp"
+#include "core/isolation.hpp"
+#include "core/limits.hpp"
 #include "core/slice_layout.hpp"
 
 #include <string>
@@ -136,7 +138,8 @@ END_TEST
 START_TEST(deserialize_rejects_bad_input)
 {
 	const char *bad[] = {
-	        "", "flexslurm-layout 3\n",
+	        "",
+	        "flexslurm-layout 3\n",
 	        "flexslurm-layout 2\ngpu\t1\t/dev/nvidia0\t0\tt4\n", // units out of order
 	        "flexslurm-layout 2\ngpu\t0\tdev/nvidia0\t0\tt4\n",  // relative path
 	        "flexslurm-layout 2\ngpu\t0\t/dev/nvidia0\t2\tt4\n", // mig flag
@@ -152,11 +155,49 @@ START_TEST(deserialize_rejects_bad_input)
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t4\t4\t25\t0\t\n",    // gap
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t-1\t\n",   // memory
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t1,x\n", // cpus
+	        // Found by tests/fuzz/fuzz_job_env: a vendor index twice, so that
+	        // SLURM_VSLICE_DEVICES could not say which device a job holds.
+	        "flexslurm-layout 1\nnvidia\t1\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n"
+	        "nvidia\t1\tt4\t/dev/nvidia1\t195:1\t4\t4\t25\t0\t\n",
 	};
 	for (const char *text : bad)
 		ck_assert_msg(!SliceLayout::deserialize(text), "accepted: %s", text);
 	ck_assert(SliceLayout::deserialize(
 	        "flexslurm-layout 1\nnvidia\t0\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t0\t\n"));
+}
+END_TEST
+
+// Found by tests/fuzz/fuzz_job_env: a layout's slice memory of 2^63 bytes
+// wrapped in device_limits() (2 slices: 0 MiB, which means "no memory
+// limit"). The layout bounds a device's memory (1 PiB, as the config's
+// device_memory) and its vendor index (what a device node's name can give,
+// which the limits file now takes too).
+START_TEST(deserialize_bounds_memory_and_index)
+{
+	const std::string head = "flexslurm-layout 2\nnvidia\t";
+	auto layout = [&](const std::string &index, const std::string &slice_memory,
+	                  const std::string &borrow) {
+		return SliceLayout::deserialize(head + index + "\tt4\t/dev/nvidia0\t195:0\t0\t4\t25\t" +
+		                                slice_memory + "\t\t" + borrow + "\t-\t-\n");
+	};
+	ck_assert(layout("65535", "1125899906842624", "1125899906842624"));
+	ck_assert(!layout("65536", "0", "0"));
+	ck_assert(!layout("0", "1125899906842625", "0"));
+	ck_assert(!layout("0", "9223372036854775808", "0"));
+	ck_assert(!layout("0", "0", "1125899906842625"));
+
+	auto big = layout("65535", "1125899906842624", "0");
+	const auto held = held_devices(*big, "65535", "");
+	ck_assert_uint_eq(held.size(), 1);
+	const auto limits = device_limits(held, "4");
+	ck_assert_uint_eq(limits.size(), 1);
+	ck_assert_uint_eq(limits[0].memory_mib, uint64_t{4} << 30); // 4 x 1 PiB, in MiB
+	JobLimits job;
+	job.job = 1;
+	job.devices = limits;
+	const auto back = decode_job_limits(encode_job_limits(job));
+	ck_assert_msg(static_cast<bool>(back), "%s", back.error().c_str());
+	ck_assert(*back == job);
 }
 END_TEST
 
@@ -170,6 +211,7 @@ Suite *slice_layout_suite()
 	tcase_add_test(tc, unknown_device_memory_is_logged_loudly);
 	tcase_add_test(tc, serialize_round_trip);
 	tcase_add_test(tc, deserialize_rejects_bad_input);
+	tcase_add_test(tc, deserialize_bounds_memory_and_index);
 	suite_add_tcase(s, tc);
 	return s;
 }
