@@ -153,7 +153,7 @@ def test_hard_stop_kills_a_borrower_named_slurmstepd(c):
     _telemetry(c, f"busy 80\njob {lender} busy 80\n", "h2")
     # The agent's stop is due at t0 + G + hard_stop_after; slurmd's own
     # SIGKILL (KillWait 5 s after the requeue, itself at t0 + G) comes later.
-    wait_until(lambda: not _holders(dev), GRACE + HARD_STOP + 2, "the agent's hard stop of the forged slurmstepd")
+    wait_until(lambda: not _holders(dev), GRACE + HARD_STOP + 8, "the agent's hard stop of the forged slurmstepd")
     log = c.log("slurmd.h2")
     if not re.search(rf"hard stop of borrower JobId={borrower}: [1-9]\d* process\(es\) killed", log):
         raise AssertionError(f"the agent killed nothing ({time.monotonic() - t0:.1f}s):\n{log[-3000:]}")
