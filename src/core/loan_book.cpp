@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <sstream>
 
 namespace flexslurm
 {
@@ -106,7 +105,7 @@ LoanBook::LoanBook(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard
 
 void LoanBook::event(Instant now, std::string text)
 {
-	history_.push_back(std::to_string(unix_of(now)) + " " + text);
+	history_.push_back(std::to_string(unix_of(now + wall_offset_)) + " " + text);
 	while (history_.size() > history_limit)
 		history_.pop_front();
 	pending_events_.push_back(std::move(text));
@@ -199,16 +198,14 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
 			++it;
 		}
 	}
-	// Totals of jobs no longer in the records go (not while a node's
-	// records are unknown: its jobs would look gone).
-	for (auto it = totals_.begin(); unknown_nodes.empty() && it != totals_.end();) {
-		bool known = borrower_running.count(it->first) > 0;
-		for (const auto &[name, n] : nodes_)
-			for (const auto &[u, s] : n.slices)
-				known = known || s.lending.owner() == it->first ||
-				        s.lending.borrower() == it->first;
-		it = known ? std::next(it) : totals_.erase(it);
-	}
+	// Per-job totals are not cleaned here: whether a job still exists is
+	// for its record to say (forget_totals), not which nodes are known.
+}
+
+void LoanBook::forget_totals(const std::vector<uint32_t> &jobs)
+{
+	for (uint32_t job : jobs)
+		totals_.erase(job);
 }
 
 void LoanBook::report(Instant now, const Report &r)
@@ -338,7 +335,7 @@ TickActions LoanBook::tick(Instant now)
 			l.tick(now);
 			if (l.borrower() && dt.count() > 0) {
 				const auto secs = static_cast<uint64_t>(dt.count());
-				if (l.owner())
+				if (l.owner() && !l.owner_gone()) // an ended job lends nothing
 					totals_[l.owner()].lent_slice_seconds += secs;
 				totals_[l.borrower()].borrowed_slice_seconds += secs;
 			}
@@ -413,45 +410,121 @@ Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) 
 	return o;
 }
 
+BookSnapshot LoanBook::snapshot(Instant now) const
+{
+	BookSnapshot out;
+	out.now = now;
+	out.wall_offset = wall_offset_;
+	const SliceLending::Memento initial;
+	for (const auto &[name, n] : nodes_) {
+		bool named = false;
+		for (const auto &[u, s] : n.slices) {
+			SliceLending::Memento m = s.lending.memento();
+			if (m == initial)
+				continue;
+			if (!named) {
+				out.nodes.push_back(name);
+				named = true;
+			}
+			out.slices.push_back({out.nodes.size() - 1, u, s.device, std::move(m)});
+		}
+	}
+	out.reclaims.reserve(reclaims_.size());
+	for (const auto &[b, r] : reclaims_)
+		out.reclaims.push_back({b, r.reason, r.t0, r.deadline, r.signalled, r.requeued_at,
+		                        std::vector<std::string>(r.nodes.begin(), r.nodes.end())});
+	out.totals.assign(totals_.begin(), totals_.end());
+	out.history.assign(history_.begin(), history_.end());
+	return out;
+}
+
+bool BookSnapshot::same_content(const BookSnapshot &o) const
+{
+	return wall_offset == o.wall_offset && nodes == o.nodes && slices == o.slices &&
+	       reclaims == o.reclaims && totals == o.totals && history == o.history;
+}
+
+std::string BookSnapshot::state_text() const
+{
+	const auto wall = [this](std::optional<Instant> t) {
+		return time_text(t ? std::optional<Instant>(*t + wall_offset) : std::nullopt);
+	};
+	std::string out;
+	out.reserve(64 + slices.size() * 160 + totals.size() * 32 + history.size() * 100);
+	out.append(state_header)
+	        .append("\nsaved ")
+	        .append(std::to_string(unix_of(now + wall_offset)))
+	        .append("\n");
+	for (const SliceRow &row : slices) {
+		const SliceLending::Memento &m = row.m;
+		out.append("slice ").append(nodes[row.node]).append(" ").append(std::to_string(row.unit));
+		out.append(" ")
+		        .append(std::to_string(row.device))
+		        .append(" state=")
+		        .append(state_name(m.state));
+		out.append(" owner=").append(std::to_string(m.owner));
+		out.append(" borrower=").append(std::to_string(m.borrower));
+		out.append(" lends=").append(m.owner_lends ? "1" : "0");
+		out.append(" gone=").append(m.owner_gone ? "1" : "0");
+		out.append(" overdue=").append(m.overdue_reported ? "1" : "0");
+		out.append(" streak=").append(std::to_string(m.busy_streak));
+		out.append(" end=").append(wall(m.owner_end));
+		out.append(" idle=").append(wall(m.idle_since));
+		// 0: never lent (the initial value, on no clock)
+		out.append(" lent=").append(
+		        std::to_string(m.lent_at == Instant{} ? 0 : unix_of(m.lent_at + wall_offset)));
+		out.append(" cool=").append(wall(m.cooldown_until));
+		out.append(" reason=").append(m.reason ? reason_name(*m.reason) : "-");
+		out.append(" deadline=").append(wall(m.deadline)).append("\n");
+	}
+	for (const ReclaimRow &r : reclaims) {
+		out.append("reclaim ").append(std::to_string(r.borrower));
+		out.append(" reason=").append(reason_name(r.reason));
+		out.append(" t0=").append(std::to_string(unix_of(r.t0 + wall_offset)));
+		out.append(" deadline=").append(std::to_string(unix_of(r.deadline + wall_offset)));
+		out.append(" signalled=").append(r.signalled ? "1" : "0");
+		out.append(" requeued=").append(wall(r.requeued_at)).append(" nodes=");
+		for (size_t i = 0; i < r.nodes.size(); ++i)
+			out.append(i ? "," : "").append(r.nodes[i]);
+		out.append("\n");
+	}
+	for (const auto &[job, t] : totals)
+		out.append("total ")
+		        .append(std::to_string(job))
+		        .append(" ")
+		        .append(std::to_string(t.lent_slice_seconds))
+		        .append(" ")
+		        .append(std::to_string(t.borrowed_slice_seconds))
+		        .append("\n");
+	for (const std::string &h : history)
+		out.append("history ").append(h).append("\n");
+	out.append("end\n");
+	return out;
+}
+
 std::string LoanBook::serialize(Instant now) const
 {
-	std::ostringstream out;
-	out << state_header << "\nsaved " << unix_of(now) << "\n";
-	for (const auto &[name, n] : nodes_) {
-		for (const auto &[u, s] : n.slices) {
-			const SliceLending::Memento m = s.lending.memento();
-			out << "slice " << name << ' ' << u << ' ' << s.device
-			    << " state=" << state_name(m.state) << " owner=" << m.owner
-			    << " borrower=" << m.borrower << " lends=" << m.owner_lends
-			    << " gone=" << m.owner_gone << " overdue=" << m.overdue_reported
-			    << " streak=" << m.busy_streak << " end=" << time_text(m.owner_end)
-			    << " idle=" << time_text(m.idle_since) << " lent=" << unix_of(m.lent_at)
-			    << " cool=" << time_text(m.cooldown_until)
-			    << " reason=" << (m.reason ? reason_name(*m.reason) : "-")
-			    << " deadline=" << time_text(m.deadline) << "\n";
-		}
-	}
-	for (const auto &[b, r] : reclaims_) {
-		out << "reclaim " << b << " reason=" << reason_name(r.reason) << " t0=" << unix_of(r.t0)
-		    << " deadline=" << unix_of(r.deadline) << " signalled=" << r.signalled
-		    << " requeued=" << time_text(r.requeued_at) << " nodes=";
-		bool first = true;
-		for (const std::string &name : r.nodes) {
-			out << (first ? "" : ",") << name;
-			first = false;
-		}
-		out << "\n";
-	}
-	for (const auto &[job, t] : totals_)
-		out << "total " << job << ' ' << t.lent_slice_seconds << ' ' << t.borrowed_slice_seconds
-		    << "\n";
-	for (const std::string &h : history_)
-		out << "history " << h << "\n";
-	out << "end\n";
-	return out.str();
+	return snapshot(now).state_text();
 }
 
 bool LoanBook::restore(std::string_view text, std::string &why)
+{
+	size_t pos = 0;
+	return restore(
+	        [&](std::string_view &line) {
+		        if (pos >= text.size())
+			        return false;
+		        size_t eol = text.find('\n', pos);
+		        if (eol == std::string_view::npos)
+			        eol = text.size();
+		        line = text.substr(pos, eol - pos);
+		        pos = eol + 1;
+		        return true;
+	        },
+	        why);
+}
+
+bool LoanBook::restore(const LineSource &next, std::string &why)
 {
 	std::map<std::string, Node> nodes;
 	std::map<uint32_t, Reclaim> reclaims;
@@ -464,13 +537,13 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 		why = "line " + std::to_string(line_no) + ": " + what;
 		return false;
 	};
-	size_t pos = 0;
-	while (pos < text.size()) {
-		size_t eol = text.find('\n', pos);
-		if (eol == std::string_view::npos)
-			eol = text.size();
-		const std::string_view line = text.substr(pos, eol - pos);
-		pos = eol + 1;
+	// Times in the file are wall clock: back onto the book's clock.
+	const auto shift = [this](std::optional<Instant> &t) {
+		if (t)
+			*t -= wall_offset_;
+	};
+	std::string_view line;
+	while (next(line)) {
 		++line_no;
 		if (ended)
 			return fail("text after the end marker");
@@ -516,7 +589,11 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                field(w[16], "deadline", v) && parse_time(v, m.deadline);
 			if (!ok)
 				return fail("malformed slice");
-			m.lent_at = *lent_at;
+			m.lent_at = *lent_at == Instant{} ? Instant{} : *lent_at - wall_offset_;
+			shift(m.owner_end);
+			shift(m.idle_since);
+			shift(m.cooldown_until);
+			shift(m.deadline);
 			Node &n = nodes[std::string(w[1])];
 			Slice &s = n.slices.try_emplace(unit, policy_).first->second;
 			s.device = device;
@@ -537,8 +614,9 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                parse_time(v, r.requeued_at) && field(w[7], "nodes", v);
 			if (!ok)
 				return fail("malformed reclaim");
-			r.t0 = *t0;
-			r.deadline = *deadline;
+			r.t0 = *t0 - wall_offset_;
+			r.deadline = *deadline - wall_offset_;
+			shift(r.requeued_at);
 			r.signalled = flag != 0;
 			while (!v.empty()) {
 				const size_t comma = v.find(',');
@@ -575,35 +653,45 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 		n.last_report.reset();
 		n.lendable_memory_devices.clear();
 	}
+	shift(saved);
 	last_tick_ = saved;
 	return true;
 }
 
 std::string LoanBook::status(Instant now) const
 {
-	std::ostringstream out;
-	out << "NODE SLICE DEVICE STATE OWNER BORROWER SINCE\n";
-	for (const auto &[name, n] : nodes_) {
-		for (const auto &[u, s] : n.slices) {
-			const SliceLending &l = s.lending;
-			if (l.state() == SliceState::Free)
-				continue;
-			const auto since = l.lent_since();
-			out << name << ' ' << u << ' ' << s.device << ' ' << state_name(l.state()) << ' '
-			    << job_text(l.owner()) << ' ' << job_text(l.borrower()) << ' '
-			    << (since ? std::to_string((now - *since).count()) + "s" : std::string("-"))
-			    << "\n";
-		}
+	return snapshot(now).status_text();
+}
+
+std::string BookSnapshot::status_text() const
+{
+	std::string out = "NODE SLICE DEVICE STATE OWNER BORROWER SINCE\n";
+	for (const SliceRow &row : slices) {
+		const SliceLending::Memento &m = row.m;
+		if (m.state == SliceState::Free)
+			continue;
+		out.append(nodes[row.node]).append(" ").append(std::to_string(row.unit)).append(" ");
+		out.append(std::to_string(row.device)).append(" ").append(state_name(m.state)).append(" ");
+		out.append(job_text(m.owner)).append(" ").append(job_text(m.borrower)).append(" ");
+		out.append(m.borrower ? std::to_string((now - m.lent_at).count()) + "s" : std::string("-"));
+		out.append("\n");
 	}
-	out << "RECLAIMS IN FLIGHT\n";
-	for (const auto &[b, r] : reclaims_)
-		out << job_text(b) << ' ' << reason_name(r.reason) << " started " << (now - r.t0).count()
-		    << "s ago, deadline in " << (r.deadline - now).count() << "s"
-		    << (r.requeued_at ? ", requeued" : "") << "\n";
-	out << "HISTORY\n";
-	for (const std::string &h : history_)
-		out << h << "\n";
-	return out.str();
+	out.append("RECLAIMS IN FLIGHT\n");
+	for (const ReclaimRow &r : reclaims)
+		out.append(job_text(r.borrower))
+		        .append(" ")
+		        .append(reason_name(r.reason))
+		        .append(" started ")
+		        .append(std::to_string((now - r.t0).count()))
+		        .append("s ago, deadline in ")
+		        .append(std::to_string((r.deadline - now).count()))
+		        .append("s")
+		        .append(r.requeued_at ? ", requeued" : "")
+		        .append("\n");
+	out.append("HISTORY\n");
+	for (const std::string &h : history)
+		out.append(h).append("\n");
+	return out;
 }
 
 } // namespace flexslurm

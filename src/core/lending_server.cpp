@@ -1,0 +1,641 @@
+#include "lending_server.hpp"
+
+#include "file_io.hpp"
+#include "log.hpp"
+#include "unique_fd.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace flexslurm
+{
+
+namespace
+{
+
+// A borrower younger than this gets no checkpoint signal (see execute).
+constexpr int64_t young_borrower_seconds = 3;
+
+// The credential handle() opened, for the intake on the same thread (munge
+// refuses a second opening as a replay).
+thread_local Result<Sealed> *opened_here = nullptr;
+
+std::string job_name(uint32_t job)
+{
+	return "JobId=" + std::to_string(job);
+}
+
+double ms_since(std::chrono::steady_clock::time_point &t)
+{
+	const auto now = std::chrono::steady_clock::now();
+	const double ms = std::chrono::duration<double, std::milli>(now - t).count();
+	t = now;
+	return ms;
+}
+
+Instant seconds_of(std::chrono::steady_clock::time_point t)
+{
+	return Instant(std::chrono::duration_cast<Seconds>(t.time_since_epoch()));
+}
+
+// A file's lines (without their '\n'), one at a time, each at most
+// `max_line` bytes, all at most `max_total`: a state file is read without
+// holding all of it in memory.
+class LineReader
+{
+public:
+	LineReader(const std::string &path, size_t max_line, size_t max_total)
+	    : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)), max_line_(max_line),
+	      max_total_(max_total)
+	{
+		if (!fd_) {
+			missing_ = errno == ENOENT;
+			error_ = std::strerror(errno);
+		}
+	}
+
+	bool missing() const noexcept { return missing_; }
+	const std::string &error() const noexcept { return error_; }
+
+	// false at the end, or on an error (see error()).
+	bool next(std::string_view &line)
+	{
+		while (error_.empty()) {
+			const size_t eol = buf_.find('\n', pos_);
+			const size_t len = (eol == std::string::npos ? buf_.size() : eol) - pos_;
+			if (len > max_line_) {
+				error_ = "a line longer than " + std::to_string(max_line_) + " bytes";
+				return false;
+			}
+			if (eol != std::string::npos || (eof_ && pos_ < buf_.size())) {
+				line = std::string_view(buf_).substr(pos_, len);
+				pos_ += len + 1;
+				return true;
+			}
+			if (eof_)
+				return false;
+			buf_.erase(0, pos_);
+			pos_ = 0;
+			fill();
+		}
+		return false;
+	}
+
+private:
+	void fill()
+	{
+		char chunk[64 * 1024];
+		for (;;) {
+			const ssize_t n = ::read(fd_.get(), chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				error_ = std::strerror(errno);
+				return;
+			}
+			eof_ = n == 0;
+			total_ += static_cast<size_t>(n);
+			if (total_ > max_total_)
+				error_ = "larger than " + std::to_string(max_total_ >> 20) + " MiB";
+			buf_.append(chunk, static_cast<size_t>(n));
+			return;
+		}
+	}
+
+	UniqueFd fd_;
+	size_t max_line_;
+	size_t max_total_;
+	std::string buf_;
+	size_t pos_ = 0;
+	size_t total_ = 0;
+	bool eof_ = false;
+	bool missing_ = false;
+	std::string error_;
+};
+
+} // namespace
+
+std::string totals_comment(std::string_view existing, const JobTotals &t)
+{
+	std::string ours = "flexslurm:";
+	if (t.lent_slice_seconds)
+		ours += " lent " + std::to_string(t.lent_slice_seconds) + " slice-s";
+	if (t.borrowed_slice_seconds)
+		ours += std::string(t.lent_slice_seconds ? "," : "") + " borrowed " +
+		        std::to_string(t.borrowed_slice_seconds) + " slice-s";
+	std::string text(existing);
+	if (const size_t from = text.find("flexslurm:"); from != std::string::npos) {
+		const size_t to = text.find(';', from);
+		text.erase(from, to == std::string::npos ? std::string::npos : to - from + 1);
+	}
+	while (!text.empty() && (text.back() == ' ' || text.back() == ';'))
+		text.pop_back();
+	text.erase(0, std::min(text.size(), text.find_first_not_of(' ')));
+	return text + (text.empty() ? "" : "; ") + ours;
+}
+
+ServerIo ServerIo::production(const MungeEndpoint &munge)
+{
+	ServerIo io;
+	io.steady_clock = [] { return seconds_of(std::chrono::steady_clock::now()); };
+	io.wall_clock = [] {
+		return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
+	};
+	io.seal = [munge](std::string_view payload) { return munge_seal(munge, payload); };
+	io.open = [munge](std::string_view cred) { return munge_open(munge, cred); };
+	io.listen = [](uint16_t port, Listener::Handler handler) {
+		return Listener::start("", port, std::move(handler));
+	};
+	io.write_file = [](const std::string &path, const std::string &text, bool sync) {
+		return write_file_atomically(path, text, 0600, sync);
+	};
+	return io;
+}
+
+LendingServer::LendingServer(ServerSettings settings, LendingController &controller, ServerIo io)
+    : settings_(std::move(settings)), controller_(controller), io_(std::move(io)),
+      book_(settings_.policy, settings_.telemetry_timeout, settings_.hard_stop_after),
+      intake_(rules(), [](std::string_view) {
+	      if (!opened_here)
+		      return Result<Sealed>::failure("no credential");
+	      return std::move(*opened_here);
+      })
+{
+}
+
+LendingServer::~LendingServer()
+{
+	{
+		std::lock_guard<std::mutex> guard(stop_mutex_);
+		stopping_ = true;
+	}
+	stop_.notify_all();
+	if (thread_.joinable())
+		thread_.join();
+	listener_.reset();
+}
+
+void LendingServer::start()
+{
+	thread_ = std::thread([this] { loop(); });
+}
+
+IntakeRules LendingServer::rules()
+{
+	IntakeRules r;
+	r.allowed_uids = settings_.admin_uids;
+	r.node_known = [this](const std::string &node) {
+		std::lock_guard<std::mutex> guard(addr_mutex_);
+		return node_addrs_.count(node) > 0;
+	};
+	r.node_matches_peer = [this](const std::string &node, const std::string &peer) {
+		std::lock_guard<std::mutex> guard(addr_mutex_);
+		auto a = node_addrs_.find(node);
+		return a != node_addrs_.end() &&
+		       std::find(a->second.begin(), a->second.end(), peer) != a->second.end();
+	};
+	// An agent reports once an interval: a few more within one interval
+	// is jitter, many is a flood.
+	r.min_interval = std::max(Seconds(1), settings_.report_interval);
+	r.max_age = std::max(Seconds(30), 3 * settings_.report_interval);
+	return r;
+}
+
+void LendingServer::loop()
+{
+	for (;;) {
+		try {
+			tick();
+		} catch (const std::exception &e) {
+			log_error(std::string("lending: ") + e.what());
+		} catch (...) {
+			log_error("lending: unexpected failure");
+		}
+		std::unique_lock<std::mutex> lock(stop_mutex_);
+		if (stop_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }))
+			return;
+	}
+}
+
+void LendingServer::anchor_clocks(Instant steady, Instant wall)
+{
+	// Both clocks are read in whole seconds: their difference wobbles by
+	// one. More than that is a step of the wall clock: the state file and
+	// the history follow it, the timers do not.
+	const Seconds offset = wall - steady;
+	if (wall_offset_ && std::chrono::abs(offset - *wall_offset_) <= Seconds(1))
+		return;
+	if (wall_offset_)
+		log_info("lending: the wall clock moved by " +
+		         std::to_string((offset - *wall_offset_).count()) +
+		         " s; loan timers are not affected");
+	wall_offset_ = offset;
+	std::lock_guard<std::mutex> guard(book_mutex_);
+	book_.set_wall_offset(offset);
+}
+
+void LendingServer::restore_once()
+{
+	if (restored_)
+		return;
+	restored_ = true;
+	const std::string path = state_path();
+	LineReader reader(path, max_state_line_bytes, max_state_bytes);
+	if (reader.missing())
+		return; // a first start
+	std::string why;
+	bool ok = false;
+	{
+		std::lock_guard<std::mutex> guard(book_mutex_);
+		// A read error ends the lines before the end marker: the book
+		// refuses the state and stays empty.
+		ok = book_.restore([&](std::string_view &line) { return reader.next(line); }, why);
+		if (!ok && !reader.error().empty())
+			why = reader.error();
+	}
+	if (ok)
+		log_info("lending: state restored from " + path + " (" + std::to_string(active_reclaims()) +
+		         " reclaim(s) in flight)");
+	else
+		log_error("lending: " + path + ": " + why +
+		          "; starting with no loan history (the job records still say who borrows what)");
+}
+
+void LendingServer::tick()
+{
+	if (!controller_.in_control())
+		return; // a backup controller keeps its hands off the shared state file
+	const Instant now = io_.steady_clock();
+	anchor_clocks(now, io_.wall_clock());
+	restore_once();
+	auto lap = std::chrono::steady_clock::now();
+	times_ = {};
+	auto view = controller_.read(totals_jobs_);
+	times_.read_ms = ms_since(lap);
+	if (!view)
+		return;                   // the controller is still reading its state
+	for (NodeBooks &nb : view->nodes) // job end times: wall clock -> the book's
+		for (auto &[u, owner] : nb.owners)
+			if (owner.end)
+				*owner.end -= *wall_offset_;
+	std::sort(view->alive.begin(), view->alive.end());
+	std::vector<uint32_t> gone;
+	for (uint32_t job : totals_jobs_)
+		if (!std::binary_search(view->alive.begin(), view->alive.end(), job))
+			gone.push_back(job);
+
+	TickActions actions;
+	std::vector<std::pair<uint32_t, JobTotals>> to_record;
+	std::vector<std::string> events;
+	{
+		std::lock_guard<std::mutex> guard(book_mutex_);
+		book_.sync(now, view->nodes);
+		book_.forget_totals(gone);
+		actions = book_.tick(now);
+		// Borrowers' records follow their loans; a lender's record is
+		// written once, when it ends (ended()), so that lending leaves a
+		// running lender's record untouched.
+		for (const auto &[id, totals] : book_.totals()) {
+			if (!totals.borrowed_slice_seconds || totals.lent_slice_seconds)
+				continue;
+			const auto r = recorded_.find(id);
+			if (r == recorded_.end() || !(r->second == totals))
+				to_record.emplace_back(id, totals);
+		}
+		events = book_.take_events();
+	}
+	times_.book_ms = ms_since(lap);
+	for (const std::string &e : events)
+		log_info("lending: " + e);
+
+	std::vector<std::pair<uint32_t, Done>> done;
+	if (!actions.signal.empty() || !actions.requeue.empty() || !to_record.empty())
+		controller_.locked([&] {
+			execute(actions, io_.wall_clock(), done);
+			for (const auto &[id, totals] : to_record)
+				controller_.record_totals(id, totals);
+		});
+	times_.act_ms = ms_since(lap);
+	for (const auto &[id, totals] : to_record)
+		recorded_[id] = totals;
+
+	BookSnapshot snapshot;
+	{
+		std::lock_guard<std::mutex> guard(book_mutex_);
+		for (const auto &[job, what] : done) {
+			if (what == Done::Signalled)
+				book_.signalled(job, now);
+			else if (what == Done::Requeued)
+				book_.requeued(job, now);
+			else
+				book_.gave_up(job, now);
+		}
+		events = book_.take_events();
+		snapshot = book_.snapshot(now);
+	}
+	times_.book_ms += ms_since(lap);
+	for (const std::string &e : events)
+		log_info("lending: " + e);
+	totals_jobs_.clear();
+	totals_jobs_.reserve(snapshot.totals.size());
+	for (const auto &[job, totals] : snapshot.totals)
+		totals_jobs_.push_back(job);
+	for (auto it = recorded_.begin(); it != recorded_.end();)
+		it = std::binary_search(totals_jobs_.begin(), totals_jobs_.end(), it->first)
+		             ? std::next(it)
+		             : recorded_.erase(it);
+
+	if (actions.lendable_appeared)
+		controller_.kick_scheduler(); // a waiting borrower may fit now
+	refresh_addresses(view->hosts, now);
+	// Listen once the nodes' addresses are known: a report that came
+	// earlier could only be refused.
+	if (!listener_ && io_.listen && now >= next_listen_) {
+		auto l = io_.listen(settings_.port, [this](std::string_view frame, const std::string &peer) {
+			return handle(frame, peer);
+		});
+		if (l) {
+			listener_ = std::move(*l);
+			log_info("lending: listening for node reports on port " +
+			         std::to_string(settings_.port));
+		} else {
+			log_error("lending: cannot listen on port " + std::to_string(settings_.port) + ": " +
+			          l.error() + "; nothing is lent until it can (retrying every 10 s)");
+			next_listen_ = now + Seconds(10);
+		}
+	}
+	save(snapshot);
+	times_.files_ms = ms_since(lap);
+
+	std::lock_guard<std::mutex> guard(refusal_mutex_);
+	for (auto it = refusals_.begin(); it != refusals_.end();) {
+		Refusals &r = it->second;
+		if (now - r.window_start < refusal_log_window) {
+			++it;
+			continue;
+		}
+		if (r.count)
+			log_error("lending: " + std::to_string(r.count) + " more admin request(s) from " +
+			          it->first + " refused in the last " +
+			          std::to_string(refusal_log_window.count()) + " s");
+		it = refusals_.erase(it);
+	}
+}
+
+// Under the controller's job write lock.
+void LendingServer::execute(const TickActions &actions, Instant wall,
+                            std::vector<std::pair<uint32_t, Done>> &done)
+{
+	for (const ReclaimOrder &o : actions.signal) {
+		const auto job = controller_.job(o.borrower);
+		if (!job || !job->running)
+			continue;
+		if (!job->checkpoint) {
+			// Nothing would use the grace: give the slice back at once.
+			log_info("lending: " + job_name(o.borrower) +
+			         " asked for no checkpoint signal (--signal): requeued at once");
+			requeue(o.borrower, done);
+			continue;
+		}
+		// A batch job signalled while slurmstepd is still launching it
+		// fails to launch (JobLaunchFailure) instead of taking the signal;
+		// one this young has nothing to checkpoint yet: it is requeued at
+		// the deadline without a signal.
+		// (A negative age is a wall clock stepped back, not a young job.)
+		const int64_t age = wall.time_since_epoch().count() - job->start_time;
+		if (job->start_time && age >= 0 && age < young_borrower_seconds) {
+			log_info("lending: " + job_name(o.borrower) + " started " + std::to_string(age) +
+			         "s ago: no checkpoint signal, requeued at the deadline");
+			continue;
+		}
+		if (const std::string failed = controller_.signal_checkpoint(o.borrower); !failed.empty())
+			log_error("lending: signal to " + job_name(o.borrower) + ": " + failed);
+		done.emplace_back(o.borrower, Done::Signalled);
+	}
+	for (uint32_t b : actions.requeue)
+		requeue(b, done);
+}
+
+void LendingServer::requeue(uint32_t borrower, std::vector<std::pair<uint32_t, Done>> &done)
+{
+	const auto job = controller_.job(borrower);
+	if (!job || !job->running) {
+		done.emplace_back(borrower, Done::Requeued);
+		return;
+	}
+	const std::string failed = controller_.requeue(borrower);
+	if (failed.empty()) {
+		done.emplace_back(borrower, Done::Requeued);
+		return;
+	}
+	// The lender's guarantee comes first: a borrower that cannot be
+	// requeued (job_submit/flex not configured?) is stopped.
+	log_error("lending: cannot requeue borrower " + job_name(borrower) + ": " + failed + "; killing it");
+	controller_.kill(borrower);
+	done.emplace_back(borrower, Done::GaveUp);
+}
+
+// No lock held: name resolution may block. A failed lookup is tried again
+// after a while (a node whose name did not resolve at first, or a DNS
+// outage, must not keep its reports refused until a restart).
+void LendingServer::refresh_addresses(const std::map<std::string, std::string> &hosts, Instant now)
+{
+	std::map<std::string, Host> kept;
+	std::map<std::string, std::vector<std::string>> addrs;
+	for (const auto &[node, host] : hosts) {
+		auto found = kept.find(host);
+		if (found == kept.end()) {
+			auto old = hosts_.find(host);
+			found = kept.emplace(host, old != hosts_.end() ? std::move(old->second) : Host{})
+			                .first;
+			Host &h = found->second;
+			const bool never = old == hosts_.end();
+			if (never || (h.addresses.empty() && now >= h.next_lookup)) {
+				h.addresses = controller_.resolve(host);
+				if (h.addresses.empty()) {
+					h.backoff = h.backoff.count()
+					                    ? std::min(2 * h.backoff, Seconds(dns_retry_cap))
+					                    : Seconds(dns_retry_first);
+					h.next_lookup = now + h.backoff;
+					if (never)
+						log_error(
+						        "lending: cannot resolve " + host + " (node " + node +
+						        "): its reports are refused until it resolves (tried again every " +
+						        std::to_string(dns_retry_first.count()) + "-" +
+						        std::to_string(dns_retry_cap.count()) + " s)");
+				} else if (!never) {
+					log_info("lending: " + host + " (node " + node + ") resolves now");
+				}
+			}
+		}
+		addrs[node] = found->second.addresses;
+	}
+	hosts_ = std::move(kept);
+	std::lock_guard<std::mutex> guard(addr_mutex_);
+	node_addrs_ = std::move(addrs);
+}
+
+void LendingServer::save(const BookSnapshot &snapshot)
+{
+	std::string status = snapshot.status_text();
+	if (status != status_written_ && io_.write_file(status_path(), status, false))
+		status_written_ = std::move(status); // shown again at the next change
+	if (saved_ && saved_->same_content(snapshot))
+		return;
+	if (auto written = io_.write_file(state_path(), snapshot.state_text(), true); written) {
+		saved_ = snapshot;
+		++state_writes_;
+		state_write_failed_ = false;
+	} else if (!state_write_failed_) {
+		log_error("lending: " + state_path() + ": " + written.error());
+		state_write_failed_ = true;
+	}
+}
+
+std::string LendingServer::handle(std::string_view frame, const std::string &peer)
+{
+	Result<Sealed> opened = io_.open(frame);
+	if (opened && !opened->replayed)
+		if (auto admin = parse_admin(opened->payload))
+			return answer_admin(*admin, opened->uid, peer);
+	opened_here = &opened;
+	auto report = intake_.take(frame, peer, io_.wall_clock());
+	opened_here = nullptr;
+	if (!report)
+		return "";
+	Orders orders;
+	{
+		std::lock_guard<std::mutex> guard(book_mutex_);
+		const Instant now = io_.steady_clock();
+		book_.report(now, *report);
+		orders = book_.orders_for(report->node, report->seq, now);
+	}
+	auto sealed = io_.seal(encode_orders(orders));
+	if (!sealed) {
+		log_error("lending: cannot seal the answer to " + report->node + ": " + sealed.error());
+		return "";
+	}
+	return *sealed;
+}
+
+void LendingServer::log_refusal(const std::string &peer, uid_t uid)
+{
+	const Instant now = io_.steady_clock();
+	std::lock_guard<std::mutex> guard(refusal_mutex_);
+	const std::string source =
+	        refusals_.size() < max_refusal_sources || refusals_.count(peer) ? peer : "other sources";
+	Refusals &r = refusals_[source];
+	if (r.logged && now - r.window_start < refusal_log_window) {
+		++r.count; // logged with its count when the window ends (tick)
+		return;
+	}
+	const std::string more = r.count ? " (" + std::to_string(r.count) + " more refused before this)" : "";
+	log_error("lending: admin request from " + source + " with uid " + std::to_string(uid) +
+	          " refused: only root and SlurmUser may" + more +
+	          "; further refusals from it are counted and logged once a minute");
+	r.window_start = now;
+	r.count = 0;
+	r.logged = true;
+}
+
+std::string LendingServer::answer_admin(const Result<AdminRequest> &request, uid_t uid,
+                                        const std::string &peer)
+{
+	std::string text;
+	if (std::find(settings_.admin_uids.begin(), settings_.admin_uids.end(), uid) ==
+	    settings_.admin_uids.end()) {
+		log_refusal(peer, uid);
+		text = "error: only root and SlurmUser may use flexslurm-lending\n";
+	} else if (!request) {
+		text = "error: " + request.error() + "\n";
+	} else if (request->kind == AdminRequest::Kind::Status) {
+		BookSnapshot snapshot;
+		{
+			std::lock_guard<std::mutex> guard(book_mutex_);
+			snapshot = book_.snapshot(io_.steady_clock());
+		}
+		text = snapshot.status_text();
+		if (text.size() > max_status_answer_bytes) {
+			// Cut at a line, and say so: the whole text is in the status file.
+			const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+			const std::string note_head = "truncated: ";
+			const size_t budget = max_status_answer_bytes - 512;
+			const size_t cut = text.rfind('\n', budget);
+			text.resize(cut == std::string::npos ? 0 : cut + 1);
+			const size_t shown = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+			text += note_head + std::to_string(shown) + " of " + std::to_string(lines) +
+			        " lines shown (an answer is at most " +
+			        std::to_string(max_status_answer_bytes) + " bytes); the whole status is in " +
+			        status_path() + "\n";
+		}
+	} else {
+		bool found = false;
+		{
+			std::lock_guard<std::mutex> guard(book_mutex_);
+			found = book_.admin_reclaim(io_.steady_clock(), request->job);
+		}
+		if (found) {
+			log_info("lending: admin (uid " + std::to_string(uid) + ") takes back the loans of " +
+			         job_name(request->job));
+			text = "reclaim of " + job_name(request->job) + " started\n";
+		} else {
+			text = "error: " + job_name(request->job) + " borrows nothing\n";
+		}
+	}
+	auto sealed = io_.seal(text);
+	if (!sealed) {
+		log_error("lending: cannot seal the answer to an admin request from " + peer + ": " +
+		          sealed.error());
+		sealed = io_.seal("error: the answer could not be sealed: " + sealed.error() + "\n");
+	}
+	return sealed ? *sealed : "";
+}
+
+std::set<int> LendingServer::lendable(const std::string &node)
+{
+	std::lock_guard<std::mutex> guard(book_mutex_);
+	const auto units = book_.lendable_units(node, io_.steady_clock());
+	return {units.begin(), units.end()};
+}
+
+void LendingServer::committed(uint32_t job, const std::vector<std::pair<std::string, int>> &units)
+{
+	std::vector<std::string> events;
+	{
+		std::lock_guard<std::mutex> guard(book_mutex_);
+		const Instant now = io_.steady_clock();
+		for (const auto &[node, unit] : units)
+			book_.lent(now, node, unit, job);
+		events = book_.take_events();
+	}
+	for (const std::string &e : events)
+		log_info("lending: " + e);
+}
+
+std::optional<JobTotals> LendingServer::ended(uint32_t job)
+{
+	std::lock_guard<std::mutex> guard(book_mutex_);
+	const auto t = book_.totals().find(job);
+	if (t == book_.totals().end() || !t->second.lent_slice_seconds)
+		return std::nullopt;
+	log_info("lending: " + job_name(job) + " lent " + std::to_string(t->second.lent_slice_seconds) +
+	         " slice-s");
+	return t->second;
+}
+
+size_t LendingServer::totals_count()
+{
+	std::lock_guard<std::mutex> guard(book_mutex_);
+	return book_.totals().size();
+}
+
+size_t LendingServer::active_reclaims()
+{
+	std::lock_guard<std::mutex> guard(book_mutex_);
+	return book_.active_reclaims();
+}
+
+} // namespace flexslurm
