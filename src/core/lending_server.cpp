@@ -116,6 +116,58 @@ private:
 	std::string error_;
 };
 
+size_t line_count(std::string_view text)
+{
+	return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// The first lines of `part` (its header line always) that fit in `room`.
+std::string_view first_lines(std::string_view part, size_t room)
+{
+	if (part.size() <= room)
+		return part;
+	const size_t header = part.find('\n') + 1;
+	const size_t cut = room ? part.rfind('\n', room - 1) : std::string_view::npos;
+	return part.substr(0, std::max(header, cut == std::string_view::npos ? 0 : cut + 1));
+}
+
+// A status cut to one credential: every reclaim in flight that fits, the
+// first slices, the newest history, each cut at a line, and a last line
+// that says so.
+std::string fit_status(const std::string &text, const std::string &path)
+{
+	const size_t r = text.find("RECLAIMS IN FLIGHT\n");
+	const size_t h = text.find("HISTORY\n", r == std::string::npos ? 0 : r);
+	if (r == std::string::npos || h == std::string::npos)
+		return text.substr(0, LendingServer::max_status_answer_bytes);
+	const std::string_view all(text);
+	const std::string_view slices = all.substr(0, r), reclaims = all.substr(r, h - r),
+	                       history = all.substr(h);
+	size_t room = LendingServer::max_status_answer_bytes - 512; // the last line
+	const std::string_view kept_reclaims = first_lines(reclaims, room);
+	room -= std::min(room, kept_reclaims.size());
+	// The newest events keep up to 8 KiB; slices get the rest first.
+	const size_t for_history = std::min({history.size(), room, size_t{8192}});
+	const std::string_view kept_slices = first_lines(slices, room - for_history);
+	room -= std::min(room, kept_slices.size());
+	std::string kept_history(history.substr(0, history.find('\n') + 1));
+	if (history.size() <= room)
+		kept_history = history;
+	else if (room > kept_history.size()) { // the newest events that fit
+		const std::string_view events = history.substr(kept_history.size());
+		const size_t from = events.find('\n', events.size() - (room - kept_history.size()));
+		if (from != std::string_view::npos)
+			kept_history += events.substr(from + 1);
+	}
+	std::string out;
+	out.append(kept_slices).append(kept_reclaims).append(kept_history);
+	out += "truncated: " + std::to_string(line_count(out)) + " of " + std::to_string(line_count(text)) +
+	       " lines shown (an answer is at most " +
+	       std::to_string(LendingServer::max_status_answer_bytes) + " bytes); the whole status is in " +
+	       path + "\n";
+	return out;
+}
+
 } // namespace
 
 std::string totals_comment(std::string_view existing, const JobTotals &t)
@@ -558,19 +610,8 @@ std::string LendingServer::answer_admin(const Result<AdminRequest> &request, uid
 			snapshot = book_.snapshot(io_.steady_clock());
 		}
 		text = snapshot.status_text();
-		if (text.size() > max_status_answer_bytes) {
-			// Cut at a line, and say so: the whole text is in the status file.
-			const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-			const std::string note_head = "truncated: ";
-			const size_t budget = max_status_answer_bytes - 512;
-			const size_t cut = text.rfind('\n', budget);
-			text.resize(cut == std::string::npos ? 0 : cut + 1);
-			const size_t shown = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-			text += note_head + std::to_string(shown) + " of " + std::to_string(lines) +
-			        " lines shown (an answer is at most " +
-			        std::to_string(max_status_answer_bytes) + " bytes); the whole status is in " +
-			        status_path() + "\n";
-		}
+		if (text.size() > max_status_answer_bytes)
+			text = fit_status(text, status_path());
 	} else {
 		bool found = false;
 		{

@@ -473,6 +473,8 @@ END_TEST
 START_TEST(status_answer_larger_than_a_credential_says_truncated)
 {
 	Rig rig;
+	rig.lend();
+	ck_assert_str(rig.admin(reclaim_request(borrower), 0), "reclaim of JobId=200 started\n");
 	// 40 nodes x 64 slices, all owned: the status is well over one credential.
 	for (int n = 2; n <= 41; ++n) {
 		const std::string node = "big-node-" + std::to_string(n);
@@ -489,7 +491,14 @@ START_TEST(status_answer_larger_than_a_credential_says_truncated)
 	ck_assert(has(answer, "\ntruncated: "));
 	ck_assert(has(answer, " lines shown (an answer is at most 45056 bytes); the whole status is in " +
 	                              rig.dir + "/flexslurm_lending.status\n"));
-	ck_assert(file.rfind(answer.substr(0, answer.find("truncated: ")), 0) == 0);
+	// The slices that fit, then every reclaim in flight and the newest history.
+	const std::string slices = answer.substr(0, answer.find("RECLAIMS IN FLIGHT\n"));
+	ck_assert(file.rfind(slices, 0) == 0);
+	ck_assert_uint_gt(slices.size(), 30000);
+	ck_assert(has(answer, "RECLAIMS IN FLIGHT\nJobId=200 admin started "));
+	ck_assert_msg(
+	        has(answer, "reclaim JobId=200 from n1 slice 0 of JobId=100: admin, grace 20 s\ntruncated: "),
+	        "%s", answer.substr(answer.size() - 700).c_str());
 	// An answer that cannot be sealed still says so.
 	rig.seal_limit = 10;
 	ck_assert_str(rig.admin(status_request(), 0), "");
