@@ -325,10 +325,23 @@ void LendingServer::tick()
 	restore_once();
 	auto lap = std::chrono::steady_clock::now();
 	times_ = {};
-	auto view = controller_.read(totals_jobs_);
+	// A loan committed after the records were read (the scheduler runs
+	// between our locks) is not in them, and the book would take it for a
+	// borrower gone: then the records are read again. Loans are committed
+	// under the book's lock (committed()), so the check below is exact.
+	std::optional<ControllerView> view;
+	std::unique_lock<std::mutex> book_lock(book_mutex_, std::defer_lock);
+	for (int attempt = 0;; ++attempt) {
+		const uint64_t commits = commits_.load();
+		view = controller_.read(totals_jobs_);
+		if (!view)
+			return; // the controller is still reading its state
+		book_lock.lock();
+		if (commits_.load() == commits || attempt == 2)
+			break;
+		book_lock.unlock();
+	}
 	times_.read_ms = ms_since(lap);
-	if (!view)
-		return;                   // the controller is still reading its state
 	for (NodeBooks &nb : view->nodes) // job end times: wall clock -> the book's
 		for (auto &[u, owner] : nb.owners)
 			if (owner.end)
@@ -343,7 +356,6 @@ void LendingServer::tick()
 	std::vector<std::pair<uint32_t, JobTotals>> to_record;
 	std::vector<std::string> events;
 	{
-		std::lock_guard<std::mutex> guard(book_mutex_);
 		book_.sync(now, view->nodes);
 		book_.forget_totals(gone);
 		actions = book_.tick(now);
@@ -358,6 +370,7 @@ void LendingServer::tick()
 				to_record.emplace_back(id, totals);
 		}
 		events = book_.take_events();
+		book_lock.unlock();
 	}
 	times_.book_ms = ms_since(lap);
 	for (const std::string &e : events)
@@ -650,6 +663,7 @@ void LendingServer::committed(uint32_t job, const std::vector<std::pair<std::str
 		const Instant now = io_.steady_clock();
 		for (const auto &[node, unit] : units)
 			book_.lent(now, node, unit, job);
+		++commits_;
 		events = book_.take_events();
 	}
 	for (const std::string &e : events)

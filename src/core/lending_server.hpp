@@ -25,6 +25,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -205,7 +206,8 @@ private:
 
 	std::mutex book_mutex_;
 	LoanBook book_;
-	std::vector<std::string> events_; // taken from the book, logged with no lock held
+	std::atomic<uint64_t> commits_{0}; // committed() calls, under book_mutex_
+	std::vector<std::string> events_;  // taken from the book, logged with no lock held
 
 	// The tick thread's.
 	bool restored_ = false;

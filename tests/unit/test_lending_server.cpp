@@ -79,6 +79,7 @@ public:
 	std::vector<std::string> calls;
 	std::vector<std::vector<uint32_t>> asked; // check_alive, per read
 	bool in_lock = false;
+	std::function<void()> after_read; // once: what happens right after a read
 
 	void add_node(const std::string &node, std::vector<int> device_of_slice, bool known = true)
 	{
@@ -120,6 +121,8 @@ public:
 		for (uint32_t id : check_alive)
 			if (jobs.count(id))
 				v.alive.push_back(id);
+		if (after_read)
+			std::exchange(after_read, nullptr)();
 		return v;
 	}
 	void locked(const std::function<void()> &body) override
@@ -658,6 +661,28 @@ START_TEST(a_failed_dns_lookup_is_tried_again)
 }
 END_TEST
 
+// The scheduler starts a borrower between the tick's read of the job
+// records and its decisions: the records are read again, the loan stays.
+START_TEST(a_loan_committed_during_a_read_is_kept)
+{
+	Rig rig;
+	rig.run(15);
+	ck_assert(rig.server->lendable("n1") == std::set<int>{0});
+	const size_t reads = rig.ctl.asked.size();
+	rig.ctl.after_read = [&] {
+		rig.ctl.jobs[borrower];
+		rig.server->committed(borrower, {{"n1", 0}});
+		rig.ctl.hold("n1", 0, borrower);
+	};
+	rig.run(1);
+	ck_assert_uint_eq(rig.ctl.asked.size(), reads + 2);
+	ck_assert_uint_eq(count_logged("n1 slice 0 of JobId=100 lent to JobId=200"), 1);
+	ck_assert_uint_eq(count_logged("loan found in the job records"), 0);
+	ck_assert(has(rig.status(), "n1 0 0 lent JobId=100 JobId=200 0s\n"));
+	ck_assert(rig.server->lendable("n1").empty());
+}
+END_TEST
+
 START_TEST(a_backup_controller_does_nothing)
 {
 	Rig rig;
@@ -694,6 +719,7 @@ Suite *lending_server_suite()
 	tcase_add_test(tc, totals_cleaned_by_job_liveness_with_a_node_never_registered);
 	tcase_add_test(tc, wall_clock_steps_move_no_timer);
 	tcase_add_test(tc, a_failed_dns_lookup_is_tried_again);
+	tcase_add_test(tc, a_loan_committed_during_a_read_is_kept);
 	tcase_add_test(tc, a_backup_controller_does_nothing);
 	tcase_add_test(tc, totals_in_a_job_comment);
 	suite_add_tcase(s, tc);
