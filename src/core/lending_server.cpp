@@ -432,7 +432,7 @@ void LendingServer::tick()
 			next_listen_ = now + Seconds(10);
 		}
 	}
-	save(snapshot);
+	save(std::move(snapshot));
 	times_.files_ms = ms_since(lap);
 
 	std::lock_guard<std::mutex> guard(refusal_mutex_);
@@ -543,15 +543,23 @@ void LendingServer::refresh_addresses(const std::map<std::string, std::string> &
 	node_addrs_ = std::move(addrs);
 }
 
-void LendingServer::save(const BookSnapshot &snapshot)
+void LendingServer::save(BookSnapshot &&snapshot)
 {
-	std::string status = snapshot.status_text();
-	if (status != status_written_ && io_.write_file(status_path(), status, false))
-		status_written_ = std::move(status); // shown again at the next change
-	if (saved_ && saved_->same_content(snapshot))
+	const Instant now = snapshot.now;
+	const bool changed = !saved_ || !saved_->same_content(snapshot, false);
+	const bool totals_due = saved_ && saved_->totals != snapshot.totals &&
+	                        now - state_written_at_ >= totals_save_interval;
+	const bool state_due = changed || totals_due;
+	if (state_due || !status_written_ || now - status_written_at_ >= status_refresh_interval) {
+		status_written_ =
+		        static_cast<bool>(io_.write_file(status_path(), snapshot.status_text(), false));
+		status_written_at_ = now;
+	}
+	if (!state_due)
 		return;
 	if (auto written = io_.write_file(state_path(), snapshot.state_text(), true); written) {
-		saved_ = snapshot;
+		saved_ = std::move(snapshot);
+		state_written_at_ = now;
 		++state_writes_;
 		state_write_failed_ = false;
 	} else if (!state_write_failed_) {

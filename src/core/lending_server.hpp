@@ -134,6 +134,12 @@ public:
 	// Refused admin requests: one line per source per window, with a count.
 	static constexpr Seconds refusal_log_window{60};
 	static constexpr size_t max_refusal_sources = 1024;
+	// The state file is written when what it says changes; when only the
+	// per-job totals grow (every second while anything is lent), at most
+	// this often (a restart counts the loans' time since `saved` again).
+	// The status file is written with the state, and at least this often.
+	static constexpr Seconds totals_save_interval{30};
+	static constexpr Seconds status_refresh_interval{10};
 
 	LendingServer(ServerSettings settings, LendingController &controller, ServerIo io);
 	~LendingServer(); // stops the thread and the listener
@@ -194,7 +200,7 @@ private:
 	void execute(const TickActions &actions, Instant now, std::vector<std::pair<uint32_t, Done>> &done);
 	void requeue(uint32_t borrower, std::vector<std::pair<uint32_t, Done>> &done);
 	void refresh_addresses(const std::map<std::string, std::string> &hosts, Instant now);
-	void save(const BookSnapshot &snapshot);
+	void save(BookSnapshot &&snapshot);
 	std::string answer_admin(const Result<AdminRequest> &request, uid_t uid, const std::string &peer);
 	void log_refusal(const std::string &peer, uid_t uid);
 	void flush_events(); // with book_mutex_ held
@@ -216,7 +222,9 @@ private:
 	std::map<uint32_t, JobTotals> recorded_; // borrowers' totals as last recorded
 	std::map<std::string, Host> hosts_;      // host name -> addresses
 	std::optional<BookSnapshot> saved_;      // what the state file holds
-	std::string status_written_;
+	Instant state_written_at_{};
+	Instant status_written_at_{};
+	bool status_written_ = false;
 	bool state_write_failed_ = false;
 	uint64_t state_writes_ = 0;
 	TickTimes times_;

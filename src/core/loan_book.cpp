@@ -131,16 +131,23 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
 		// telemetry timeout before its loans count as lost.
 		if (!n.last_report)
 			n.last_report = now;
-		for (auto it = n.slices.begin(); it != n.slices.end();) // the node shrank
-			it = it->first >= static_cast<int>(nb.device_of_slice.size()) ? n.slices.erase(it)
-			                                                              : std::next(it);
-		for (int u = 0; u < static_cast<int>(nb.device_of_slice.size()); ++u) {
-			Slice &s = n.slices.try_emplace(u, policy_).first->second;
-			s.device = nb.device_of_slice[static_cast<size_t>(u)];
+		const size_t units = nb.device_of_slice.size();
+		if (n.slices.size() > units) // the node shrank
+			n.slices.erase(n.slices.begin() + static_cast<std::ptrdiff_t>(units), n.slices.end());
+		while (n.slices.size() < units)
+			n.slices.emplace_back(policy_);
+		// The records' maps are walked along the units, in order.
+		auto owner = nb.owners.begin();
+		auto holding = nb.borrowers.begin();
+		for (size_t i = 0; i < units; ++i) {
+			const int u = static_cast<int>(i);
+			Slice &s = n.slices[i];
+			s.device = nb.device_of_slice[i];
 			SliceLending &l = s.lending;
-			const auto owner = nb.owners.find(u);
+			while (owner != nb.owners.end() && owner->first < u)
+				++owner;
 			const bool held = l.state() != SliceState::Free;
-			if (owner != nb.owners.end()) {
+			if (owner != nb.owners.end() && owner->first == u) {
 				if (!held || l.owner() != owner->second.job) {
 					if (held)
 						l.owner_released(now);
@@ -151,8 +158,9 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books)
 				l.owner_released(now);
 			}
 
-			const auto holding = nb.borrowers.find(u);
-			if (holding != nb.borrowers.end()) {
+			while (holding != nb.borrowers.end() && holding->first < u)
+				++holding;
+			if (holding != nb.borrowers.end() && holding->first == u) {
 				const uint32_t b = holding->second.job;
 				bool &running = borrower_running[b];
 				running = running || !holding->second.completing;
@@ -222,7 +230,7 @@ void LoanBook::report(Instant now, const Report &r)
 		if (d.lendable_memory_mib > 0)
 			n.lendable_memory_devices.insert(d.device);
 	}
-	for (auto &[u, s] : n.slices) {
+	for (Slice &s : n.slices) {
 		const auto d = by_device.find(s.device);
 		if (d == by_device.end()) {
 			s.lending.telemetry_lost(now); // a device the agent cannot read is busy
@@ -244,25 +252,28 @@ void LoanBook::report(Instant now, const Report &r)
 	}
 }
 
-std::set<int> LoanBook::lendable_set(const Node &n, Instant now) const
+bool LoanBook::fresh(const Node &n, Instant now) const
 {
-	std::set<int> out;
-	if (!n.last_report || now - *n.last_report > telemetry_timeout_)
-		return out;
-	for (const auto &[u, s] : n.slices)
-		if (s.lending.lendable(now) && n.lendable_memory_devices.count(s.device) &&
-		    !n.borrowed_units.count(u))
-			out.insert(u);
-	return out;
+	return n.last_report && now - *n.last_report <= telemetry_timeout_;
+}
+
+bool LoanBook::lendable(const Node &n, size_t unit, Instant now) const
+{
+	const Slice &s = n.slices[unit];
+	return s.lending.lendable(now) && n.lendable_memory_devices.count(s.device) &&
+	       !n.borrowed_units.count(static_cast<int>(unit));
 }
 
 std::vector<int> LoanBook::lendable_units(const std::string &node, Instant now) const
 {
 	const auto n = nodes_.find(node);
-	if (n == nodes_.end())
-		return {};
-	const std::set<int> s = lendable_set(n->second, now);
-	return {s.begin(), s.end()};
+	std::vector<int> out;
+	if (n == nodes_.end() || !fresh(n->second, now))
+		return out;
+	for (size_t u = 0; u < n->second.slices.size(); ++u)
+		if (lendable(n->second, u, now))
+			out.push_back(static_cast<int>(u));
+	return out;
 }
 
 void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t borrower)
@@ -270,10 +281,9 @@ void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t bor
 	auto n = nodes_.find(node);
 	if (n == nodes_.end())
 		return;
-	auto s = n->second.slices.find(unit);
-	if (s == n->second.slices.end())
+	if (unit < 0 || static_cast<size_t>(unit) >= n->second.slices.size())
 		return;
-	SliceLending &l = s->second.lending;
+	SliceLending &l = n->second.slices[static_cast<size_t>(unit)].lending;
 	if (!l.lend(now, borrower))
 		l.adopt_loan(now, borrower); // Slurm started it: it is a loan whatever we thought
 	n->second.borrowed_units.insert(unit);
@@ -285,7 +295,7 @@ bool LoanBook::admin_reclaim(Instant now, uint32_t borrower)
 {
 	bool found = false;
 	for (auto &[name, n] : nodes_)
-		for (auto &[u, s] : n.slices)
+		for (Slice &s : n.slices)
 			if (s.lending.borrower() == borrower && borrower != 0) {
 				s.lending.admin_reclaim(now);
 				found = true;
@@ -296,8 +306,8 @@ bool LoanBook::admin_reclaim(Instant now, uint32_t borrower)
 void LoanBook::start_reclaims(Instant now, TickActions &out)
 {
 	for (auto &[name, n] : nodes_) {
-		for (auto &[u, s] : n.slices) {
-			const SliceLending &l = s.lending;
+		for (size_t u = 0; u < n.slices.size(); ++u) {
+			const SliceLending &l = n.slices[u].lending;
 			if (l.state() != SliceState::Reclaiming || !l.borrower())
 				continue;
 			auto [r, fresh] = reclaims_.try_emplace(l.borrower());
@@ -328,8 +338,9 @@ TickActions LoanBook::tick(Instant now)
 		if (!n.last_report) // the timeout runs from the first tick that knows the node
 			n.last_report = now;
 		const bool stale = now - *n.last_report > telemetry_timeout_;
-		for (auto &[u, s] : n.slices) {
-			SliceLending &l = s.lending;
+		n.lendable_before.resize(n.slices.size(), false);
+		for (size_t u = 0; u < n.slices.size(); ++u) {
+			SliceLending &l = n.slices[u].lending;
 			if (stale && l.state() != SliceState::Free && l.state() != SliceState::OwnedBusy)
 				l.telemetry_lost(now);
 			l.tick(now);
@@ -339,23 +350,17 @@ TickActions LoanBook::tick(Instant now)
 					totals_[l.owner()].lent_slice_seconds += secs;
 				totals_[l.borrower()].borrowed_slice_seconds += secs;
 			}
+			// Reclaims start below without changing a slice: lendable now.
+			const bool now_lendable = !stale && lendable(n, u, now);
+			out.lendable_appeared =
+			        out.lendable_appeared || (now_lendable && !n.lendable_before[u]);
+			n.lendable_before[u] = now_lendable;
 		}
 	}
 	start_reclaims(now, out);
 	for (const auto &[b, r] : reclaims_)
 		if (!r.requeued_at && now >= r.deadline)
 			out.requeue.push_back(b);
-
-	std::map<std::string, std::set<int>> lendable;
-	for (const auto &[name, n] : nodes_) {
-		std::set<int> s = lendable_set(n, now);
-		const auto &before = last_lendable_[name];
-		for (int u : s)
-			out.lendable_appeared = out.lendable_appeared || !before.count(u);
-		if (!s.empty())
-			lendable.emplace(name, std::move(s));
-	}
-	last_lendable_ = std::move(lendable);
 	return out;
 }
 
@@ -416,19 +421,22 @@ BookSnapshot LoanBook::snapshot(Instant now) const
 	out.now = now;
 	out.wall_offset = wall_offset_;
 	const SliceLending::Memento initial;
+	out.slices.reserve(slices_hint_);
 	for (const auto &[name, n] : nodes_) {
 		bool named = false;
-		for (const auto &[u, s] : n.slices) {
-			SliceLending::Memento m = s.lending.memento();
+		for (size_t u = 0; u < n.slices.size(); ++u) {
+			SliceLending::Memento m = n.slices[u].lending.memento();
 			if (m == initial)
 				continue;
 			if (!named) {
 				out.nodes.push_back(name);
 				named = true;
 			}
-			out.slices.push_back({out.nodes.size() - 1, u, s.device, std::move(m)});
+			out.slices.push_back(
+			        {out.nodes.size() - 1, static_cast<int>(u), n.slices[u].device, m});
 		}
 	}
+	slices_hint_ = out.slices.size();
 	out.reclaims.reserve(reclaims_.size());
 	for (const auto &[b, r] : reclaims_)
 		out.reclaims.push_back({b, r.reason, r.t0, r.deadline, r.signalled, r.requeued_at,
@@ -438,10 +446,10 @@ BookSnapshot LoanBook::snapshot(Instant now) const
 	return out;
 }
 
-bool BookSnapshot::same_content(const BookSnapshot &o) const
+bool BookSnapshot::same_content(const BookSnapshot &o, bool with_totals) const
 {
-	return wall_offset == o.wall_offset && nodes == o.nodes && slices == o.slices &&
-	       reclaims == o.reclaims && totals == o.totals && history == o.history;
+	return wall_offset == o.wall_offset && nodes == o.nodes && reclaims == o.reclaims &&
+	       history == o.history && (!with_totals || totals == o.totals) && slices == o.slices;
 }
 
 std::string BookSnapshot::state_text() const
@@ -595,7 +603,9 @@ bool LoanBook::restore(const LineSource &next, std::string &why)
 			shift(m.cooldown_until);
 			shift(m.deadline);
 			Node &n = nodes[std::string(w[1])];
-			Slice &s = n.slices.try_emplace(unit, policy_).first->second;
+			while (n.slices.size() <= static_cast<size_t>(unit)) // units not listed: as new
+				n.slices.emplace_back(policy_);
+			Slice &s = n.slices[static_cast<size_t>(unit)];
 			s.device = device;
 			s.lending.restore(m);
 			if (m.borrower)

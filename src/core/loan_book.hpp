@@ -102,9 +102,9 @@ struct BookSnapshot {
 	std::vector<std::pair<uint32_t, JobTotals>> totals;
 	std::vector<std::string> history; // each line starts with its wall time
 
-	// Same content, whenever taken (`now` aside): the state need not be
-	// written again.
-	bool same_content(const BookSnapshot &o) const;
+	// Same content, whenever taken (`now` aside; the per-job totals only
+	// if asked): the state need not be written again.
+	bool same_content(const BookSnapshot &o, bool with_totals = true) const;
 	// The state file's text ("saved" is now in wall clock time).
 	std::string state_text() const;
 	// Per slice: owner, borrower, since when, state; then reclaim history.
@@ -171,10 +171,11 @@ private:
 		int device = 0;
 	};
 	struct Node {
-		std::map<int, Slice> slices;
+		std::vector<Slice> slices; // by unit
 		std::optional<Instant> last_report;
 		std::set<int> lendable_memory_devices; // devices with memory no slice reserved
 		std::set<int> borrowed_units;          // as last synced
+		std::vector<bool> lendable_before;     // by unit, at the last tick
 	};
 	struct Reclaim {
 		uint32_t borrower = 0;
@@ -189,7 +190,8 @@ private:
 	void start_reclaims(Instant now, TickActions &out);
 	void finish_reclaim(const Reclaim &r, Instant now);
 	void event(Instant now, std::string text);
-	std::set<int> lendable_set(const Node &n, Instant now) const;
+	bool fresh(const Node &n, Instant now) const;
+	bool lendable(const Node &n, size_t unit, Instant now) const; // given fresh()
 
 	LendingPolicy policy_;
 	Seconds telemetry_timeout_;
@@ -197,9 +199,9 @@ private:
 	std::map<std::string, Node> nodes_;
 	std::map<uint32_t, Reclaim> reclaims_;
 	std::map<uint32_t, JobTotals> totals_;
-	std::map<std::string, std::set<int>> last_lendable_;
 	std::optional<Instant> last_tick_;
 	Seconds wall_offset_{0};
+	mutable size_t slices_hint_ = 0; // the last snapshot's size
 	std::vector<std::string> pending_events_;
 	std::deque<std::string> history_; // bounded
 };

@@ -433,10 +433,18 @@ START_TEST(state_written_only_when_it_changes)
 	rig.run(4);
 	ck_assert_int_eq(rig.writes["flexslurm_lending.state"], 2);
 	rig.lend();
+	rig.run(1); // the loan
 	const int lent = rig.writes["flexslurm_lending.state"];
-	rig.run(5); // the totals grow every second while lent
-	ck_assert_int_eq(rig.writes["flexslurm_lending.state"], lent + 5);
-	ck_assert_uint_eq(rig.server->state_writes(), static_cast<uint64_t>(lent + 5));
+	const int status_at_loan = rig.writes["flexslurm_lending.status"];
+	ck_assert(has(rig.state(), "\ntotal 100 1 0\n"));
+	rig.run(28); // only the totals grow while lent: saved every 30 s
+	ck_assert_int_eq(rig.writes["flexslurm_lending.state"], lent);
+	ck_assert_uint_eq(rig.server->state_writes(), static_cast<uint64_t>(lent));
+	rig.run(2);
+	ck_assert_int_eq(rig.writes["flexslurm_lending.state"], lent + 1);
+	ck_assert(has(rig.state(), "\ntotal 100 31 0\n"));
+	// The status file follows every 10 s.
+	ck_assert_int_eq(rig.writes["flexslurm_lending.status"], status_at_loan + 3);
 	// The file's times are wall clock times.
 	ck_assert(has(rig.state(), "\nsaved " + std::to_string(rig.wall) + "\n"));
 }
