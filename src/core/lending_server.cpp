@@ -387,7 +387,10 @@ void LendingServer::tick()
 	for (const auto &[id, totals] : to_record)
 		recorded_[id] = totals;
 
-	BookSnapshot snapshot;
+	// The files are rewritten from a snapshot when the book saw an event
+	// (a loan, a reclaim and its steps), and every status_refresh_interval
+	// for what changes quietly (idle timers, totals, the status' ages).
+	std::optional<BookSnapshot> snapshot;
 	{
 		std::lock_guard<std::mutex> guard(book_mutex_);
 		for (const auto &[job, what] : done) {
@@ -399,15 +402,21 @@ void LendingServer::tick()
 				book_.gave_up(job, now);
 		}
 		events = book_.take_events();
-		snapshot = book_.snapshot(now);
+		const bool eventful = book_.revision() != snapshot_revision_;
+		if (eventful || !snapshot_at_ || now - *snapshot_at_ >= status_refresh_interval) {
+			snapshot = book_.snapshot(now);
+			snapshot_revision_ = book_.revision();
+			snapshot_at_ = now;
+			urgent_ = urgent_ || eventful;
+		}
+		totals_jobs_.clear();
+		totals_jobs_.reserve(book_.totals().size());
+		for (const auto &[job, totals] : book_.totals())
+			totals_jobs_.push_back(job);
 	}
 	times_.book_ms += ms_since(lap);
 	for (const std::string &e : events)
 		log_info("lending: " + e);
-	totals_jobs_.clear();
-	totals_jobs_.reserve(snapshot.totals.size());
-	for (const auto &[job, totals] : snapshot.totals)
-		totals_jobs_.push_back(job);
 	for (auto it = recorded_.begin(); it != recorded_.end();)
 		it = std::binary_search(totals_jobs_.begin(), totals_jobs_.end(), it->first)
 		             ? std::next(it)
@@ -432,7 +441,8 @@ void LendingServer::tick()
 			next_listen_ = now + Seconds(10);
 		}
 	}
-	save(std::move(snapshot));
+	if (snapshot)
+		save(std::move(*snapshot));
 	times_.files_ms = ms_since(lap);
 
 	std::lock_guard<std::mutex> guard(refusal_mutex_);
@@ -546,22 +556,19 @@ void LendingServer::refresh_addresses(const std::map<std::string, std::string> &
 void LendingServer::save(BookSnapshot &&snapshot)
 {
 	const Instant now = snapshot.now;
-	const bool changed = !saved_ || !saved_->same_content(snapshot, false);
-	const bool totals_due = saved_ && saved_->totals != snapshot.totals &&
-	                        now - state_written_at_ >= totals_save_interval;
-	const bool state_due = changed || totals_due;
-	if (state_due || !status_written_ || now - status_written_at_ >= status_refresh_interval) {
-		status_written_ =
-		        static_cast<bool>(io_.write_file(status_path(), snapshot.status_text(), false));
-		status_written_at_ = now;
-	}
-	if (!state_due)
+	(void)io_.write_file(status_path(), snapshot.status_text(), false); // shown again next time
+	// An event is saved at once; quiet changes (idle timers, totals) at
+	// most every totals_save_interval.
+	if (saved_ && saved_->same_content(snapshot))
+		return;
+	if (!urgent_ && saved_ && now - state_written_at_ < totals_save_interval)
 		return;
 	if (auto written = io_.write_file(state_path(), snapshot.state_text(), true); written) {
 		saved_ = std::move(snapshot);
 		state_written_at_ = now;
 		++state_writes_;
 		state_write_failed_ = false;
+		urgent_ = false;
 	} else if (!state_write_failed_) {
 		log_error("lending: " + state_path() + ": " + written.error());
 		state_write_failed_ = true;

@@ -134,10 +134,13 @@ public:
 	// Refused admin requests: one line per source per window, with a count.
 	static constexpr Seconds refusal_log_window{60};
 	static constexpr size_t max_refusal_sources = 1024;
-	// The state file is written when what it says changes; when only the
-	// per-job totals grow (every second while anything is lent), at most
-	// this often (a restart counts the loans' time since `saved` again).
-	// The status file is written with the state, and at least this often.
+	// The state and status files are rewritten from a snapshot of the book
+	// when it saw an event (a loan, a reclaim and its steps: saved at once),
+	// else every status_refresh_interval; quiet changes of the state (idle
+	// timers, per-job totals, which grow every second while anything is
+	// lent) are saved at most every totals_save_interval (a restart counts
+	// the loans' time since the state's `saved` again). Nothing is written
+	// that did not change.
 	static constexpr Seconds totals_save_interval{30};
 	static constexpr Seconds status_refresh_interval{10};
 
@@ -223,8 +226,9 @@ private:
 	std::map<std::string, Host> hosts_;      // host name -> addresses
 	std::optional<BookSnapshot> saved_;      // what the state file holds
 	Instant state_written_at_{};
-	Instant status_written_at_{};
-	bool status_written_ = false;
+	uint64_t snapshot_revision_ = ~uint64_t{0};
+	std::optional<Instant> snapshot_at_;
+	bool urgent_ = true; // an event not yet in the state file
 	bool state_write_failed_ = false;
 	uint64_t state_writes_ = 0;
 	TickTimes times_;

@@ -109,6 +109,7 @@ void LoanBook::event(Instant now, std::string text)
 	while (history_.size() > history_limit)
 		history_.pop_front();
 	pending_events_.push_back(std::move(text));
+	++revision_;
 }
 
 std::vector<std::string> LoanBook::take_events()
@@ -370,6 +371,7 @@ void LoanBook::signalled(uint32_t borrower, Instant now)
 	if (r == reclaims_.end())
 		return;
 	r->second.signalled = true;
+	++revision_;
 	(void)now;
 }
 
@@ -665,6 +667,7 @@ bool LoanBook::restore(const LineSource &next, std::string &why)
 	}
 	shift(saved);
 	last_tick_ = saved;
+	++revision_;
 	return true;
 }
 

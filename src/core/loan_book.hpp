@@ -142,6 +142,9 @@ public:
 	void forget_totals(const std::vector<uint32_t> &jobs);
 	// Log lines since the last call: loans, reclaims with their latencies.
 	std::vector<std::string> take_events();
+	// Counts the events (loans, reclaims and their steps) and the
+	// restores: the state is worth saving at once when it moved.
+	uint64_t revision() const noexcept { return revision_; }
 
 	// The book's clock may be a steady clock: times written to the state
 	// file and the history are shown on the wall clock, `offset` (wall
@@ -202,6 +205,7 @@ private:
 	std::optional<Instant> last_tick_;
 	Seconds wall_offset_{0};
 	mutable size_t slices_hint_ = 0; // the last snapshot's size
+	uint64_t revision_ = 0;
 	std::vector<std::string> pending_events_;
 	std::deque<std::string> history_; // bounded
 };
