@@ -116,6 +116,11 @@ struct ServerSettings {
 // job, sacct -o SystemComment), keeping whatever else is there.
 std::string totals_comment(std::string_view existing, const JobTotals &totals);
 
+// An admin's status answer cut to max_status_answer_bytes: every reclaim
+// in flight that fits, the first slices, the newest events, each cut at a
+// line, and a last line that says so and names the status file.
+std::string fit_status_answer(const std::string &text, const std::string &status_path);
+
 class LendingServer
 {
 public:
