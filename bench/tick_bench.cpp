@@ -2,8 +2,9 @@
 // controller whose job records show N nodes x 8 devices x 8 slices, six
 // devices of each node owned by one idle job each, two slices of each node
 // lent, every agent reporting every 5 s. Per tick (one second of fake
-// time) it measures the whole tick and its parts; files are formatted but
-// not written (the disk is not what is measured).
+// time) it measures the whole tick and its parts; files are formatted on
+// the writer thread, as in slurmctld, but not written (the disk is not
+// what is measured).
 //
 //   bench/tick_bench [NODES...]      (default: 1024 2048 4096 10000)
 //
@@ -13,6 +14,7 @@
 #include "core/log.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -97,7 +99,7 @@ void bench(int nodes, int ticks)
 {
 	BenchController ctl(nodes);
 	long steady = 1000, wall = 1700000000;
-	size_t state_bytes = 0;
+	std::atomic<size_t> state_bytes{0};
 	ServerIo io;
 	io.steady_clock = [&] { return Instant(Seconds(steady)); };
 	io.wall_clock = [&] { return Instant(Seconds(wall)); };
@@ -116,6 +118,7 @@ void bench(int nodes, int ticks)
 	settings.state_dir = "/nonexistent-flexslurm-bench";
 	settings.admin_uids = {0};
 	LendingServer server(settings, ctl, io);
+	server.start_writer(); // the files off the tick, as in slurmctld
 
 	std::vector<uint64_t> seq(static_cast<size_t>(nodes), 0);
 	double report_ms = 0;
@@ -178,7 +181,7 @@ void bench(int nodes, int ticks)
 	        nodes, nodes * devices_per_node * slices_per_device, percentile(total, 0.5),
 	        percentile(total, 0.99), percentile(read, 0.5), percentile(read, 0.99), percentile(book, 0.5),
 	        percentile(book, 0.99), percentile(act, 0.99), percentile(files, 0.5),
-	        percentile(files, 0.99), static_cast<double>(state_bytes) / (1 << 20),
+	        percentile(files, 0.99), static_cast<double>(state_bytes.load()) / (1 << 20),
 	        report_ms / static_cast<double>(reports));
 	std::fflush(stdout);
 }

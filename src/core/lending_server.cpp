@@ -76,12 +76,63 @@ LendingServer::~LendingServer()
 	stop_.notify_all();
 	if (thread_.joinable())
 		thread_.join();
+	{
+		std::lock_guard<std::mutex> guard(writer_mutex_);
+		writer_stopping_ = true; // after what is pending is written
+	}
+	writer_wake_.notify_all();
+	if (writer_.joinable())
+		writer_.join();
 	listener_.reset();
 }
 
 void LendingServer::start()
 {
+	start_writer();
 	thread_ = std::thread([this] { loop(); });
+}
+
+void LendingServer::start_writer()
+{
+	writer_ = std::thread([this] { writer_loop(); });
+}
+
+void LendingServer::hand_over(BookSnapshot &&snapshot, bool urgent)
+{
+	if (!writer_.joinable()) {
+		save(std::move(snapshot), urgent);
+		return;
+	}
+	{
+		std::lock_guard<std::mutex> guard(writer_mutex_);
+		pending_ = std::move(snapshot);
+		pending_urgent_ = pending_urgent_ || urgent;
+	}
+	writer_wake_.notify_one();
+}
+
+void LendingServer::writer_loop()
+{
+	for (;;) {
+		std::optional<BookSnapshot> snapshot;
+		bool urgent = false;
+		{
+			std::unique_lock<std::mutex> lock(writer_mutex_);
+			writer_wake_.wait(lock, [this] { return pending_ || writer_stopping_; });
+			if (!pending_)
+				return;
+			snapshot = std::move(pending_);
+			pending_.reset();
+			urgent = std::exchange(pending_urgent_, false);
+		}
+		try {
+			save(std::move(*snapshot), urgent);
+		} catch (const std::exception &e) {
+			log_error(std::string("lending: writing the state: ") + e.what());
+		} catch (...) {
+			log_error("lending: writing the state: unexpected failure");
+		}
+	}
 }
 
 IntakeRules LendingServer::rules()
@@ -213,6 +264,7 @@ void LendingServer::tick()
 	// (a loan, a reclaim and its steps), and every status_refresh_interval
 	// for what changes quietly (idle timers, totals, the status' ages).
 	std::optional<BookSnapshot> snapshot;
+	bool eventful = false;
 	{
 		std::lock_guard<std::mutex> guard(book_mutex_);
 		for (const auto &[job, what] : done) {
@@ -224,12 +276,11 @@ void LendingServer::tick()
 				book_.gave_up(job, now);
 		}
 		events = book_.take_events();
-		const bool eventful = book_.revision() != snapshot_revision_;
+		eventful = book_.revision() != snapshot_revision_;
 		if (eventful || !snapshot_at_ || now - *snapshot_at_ >= status_refresh_interval) {
 			snapshot = book_.snapshot(now);
 			snapshot_revision_ = book_.revision();
 			snapshot_at_ = now;
-			urgent_ = urgent_ || eventful;
 		}
 		totals_jobs_.clear();
 		totals_jobs_.reserve(book_.totals().size());
@@ -264,7 +315,7 @@ void LendingServer::tick()
 		}
 	}
 	if (snapshot)
-		save(std::move(*snapshot));
+		hand_over(std::move(*snapshot), eventful);
 	times_.files_ms = ms_since(lap);
 
 	std::lock_guard<std::mutex> guard(refusal_mutex_);

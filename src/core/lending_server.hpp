@@ -154,8 +154,12 @@ public:
 	LendingServer(const LendingServer &) = delete;
 	LendingServer &operator=(const LendingServer &) = delete;
 
-	// The thread: a tick every second.
+	// The threads: a tick every second, and a writer that formats and
+	// writes the files from the snapshots the ticks hand over (without it,
+	// as in the unit tests, the tick writes them itself).
 	void start();
+	// Only the writer (the benchmark).
+	void start_writer();
 
 	// One tick (the thread calls this every second).
 	void tick();
@@ -176,8 +180,10 @@ public:
 
 	// Where the last tick spent its time (real time, milliseconds): reading
 	// the job records (under the controller's read locks), the book's
-	// decisions (under its lock), acting (under the controller's write
-	// lock), formatting and writing the files (no lock).
+	// decisions and snapshot (under its lock), acting (under the
+	// controller's write lock), and the rest with no lock held (names,
+	// the listener, handing the snapshot to the writer, or writing the
+	// files when there is no writer).
 	struct TickTimes {
 		double read_ms = 0, book_ms = 0, act_ms = 0, files_ms = 0;
 	};
@@ -186,7 +192,7 @@ public:
 	// For tests and the benchmark.
 	size_t totals_count();
 	size_t active_reclaims();
-	uint64_t state_writes() const noexcept { return state_writes_; }
+	uint64_t state_writes() const noexcept { return state_writes_.load(); }
 	const ReportIntake &intake() const noexcept { return intake_; }
 
 private:
@@ -208,7 +214,9 @@ private:
 	void execute(const TickActions &actions, Instant now, std::vector<std::pair<uint32_t, Done>> &done);
 	void requeue(uint32_t borrower, std::vector<std::pair<uint32_t, Done>> &done);
 	void refresh_addresses(const std::map<std::string, std::string> &hosts, Instant now);
-	void save(BookSnapshot &&snapshot);
+	void hand_over(BookSnapshot &&snapshot, bool urgent);
+	void writer_loop();
+	void save(BookSnapshot &&snapshot, bool urgent); // the writer's
 	std::string answer_admin(const Result<AdminRequest> &request, uid_t uid, const std::string &peer);
 	void log_refusal(const std::string &peer, uid_t uid);
 	void flush_events(); // with book_mutex_ held
@@ -229,13 +237,8 @@ private:
 	std::vector<uint32_t> totals_jobs_;      // asked about at the next read
 	std::map<uint32_t, JobTotals> recorded_; // borrowers' totals as last recorded
 	std::map<std::string, Host> hosts_;      // host name -> addresses
-	std::optional<BookSnapshot> saved_;      // what the state file holds
-	Instant state_written_at_{};
 	uint64_t snapshot_revision_ = ~uint64_t{0};
 	std::optional<Instant> snapshot_at_;
-	bool urgent_ = true; // an event not yet in the state file
-	bool state_write_failed_ = false;
-	uint64_t state_writes_ = 0;
 	TickTimes times_;
 	Instant next_listen_{};
 	std::unique_ptr<Listener> listener_;
@@ -253,6 +256,20 @@ private:
 	std::condition_variable stop_;
 	bool stopping_ = false;
 	std::thread thread_;
+
+	// The writer's (the tick thread's when there is no writer).
+	std::optional<BookSnapshot> saved_; // what the state file holds
+	Instant state_written_at_{};
+	bool urgent_ = true; // an event not yet in the state file
+	bool state_write_failed_ = false;
+	std::atomic<uint64_t> state_writes_{0};
+	// Handed over from the tick to the writer: the newest snapshot wins.
+	std::mutex writer_mutex_;
+	std::condition_variable writer_wake_;
+	std::optional<BookSnapshot> pending_;
+	bool pending_urgent_ = false;
+	bool writer_stopping_ = false;
+	std::thread writer_;
 };
 
 } // namespace flexslurm

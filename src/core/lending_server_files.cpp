@@ -193,8 +193,9 @@ void LendingServer::restore_once()
 		          "; starting with no loan history (the job records still say who borrows what)");
 }
 
-void LendingServer::save(BookSnapshot &&snapshot)
+void LendingServer::save(BookSnapshot &&snapshot, bool urgent)
 {
+	urgent_ = urgent_ || urgent;
 	const Instant now = snapshot.now;
 	(void)io_.write_file(status_path(), snapshot.status_text(), false); // shown again next time
 	// An event is saved at once; quiet changes (idle timers, totals) at

@@ -451,6 +451,20 @@ START_TEST(state_written_only_when_it_changes)
 }
 END_TEST
 
+// In slurmctld a second thread formats and writes the files; what is
+// pending when the server stops is written.
+START_TEST(the_writer_thread_writes_the_files)
+{
+	Rig rig;
+	rig.server->start_writer();
+	rig.lend();
+	rig.run(1);
+	rig.server.reset(); // joins the writer after what is pending
+	ck_assert(has(rig.state(), " state=lent owner=100 borrower=200 "));
+	ck_assert(has(rig.status(), "n1 0 0 lent JobId=100 JobId=200 "));
+}
+END_TEST
+
 START_TEST(admin_status_reclaim_and_refusals)
 {
 	Rig rig;
@@ -721,6 +735,7 @@ Suite *lending_server_suite()
 	tcase_add_test(tc, report_loan_reclaim_grace_and_hard_stop);
 	tcase_add_test(tc, a_borrower_without_checkpoint_or_requeue);
 	tcase_add_test(tc, state_written_only_when_it_changes);
+	tcase_add_test(tc, the_writer_thread_writes_the_files);
 	tcase_add_test(tc, admin_status_reclaim_and_refusals);
 	tcase_add_test(tc, status_answer_larger_than_a_credential_says_truncated);
 	tcase_add_test(tc, a_restart_restores_reclaims_in_flight);
