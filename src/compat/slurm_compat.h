@@ -445,6 +445,30 @@ inline int requeue_job(job_record_t *job)
 #endif
 }
 
+/* Reading the job and node records (and the partitions' names) while
+ * other readers go on; released when it goes away. */
+class JobReadLock
+{
+public:
+	JobReadLock() { lock_slurmctld(levels_); }
+	~JobReadLock() { unlock_slurmctld(levels_); }
+	JobReadLock(const JobReadLock &) = delete;
+	JobReadLock &operator=(const JobReadLock &) = delete;
+
+private:
+#if FLEXSLURM_SLURM_AT_LEAST(26, 5)
+	slurmctld_lock_t levels_ = {.conf = NO_LOCK,
+	                            .job = READ_LOCK,
+	                            .node = READ_LOCK,
+	                            .part = READ_LOCK,
+	                            .fed = NO_LOCK,
+	                            .select_node = NO_LOCK};
+#else
+	slurmctld_lock_t levels_ = {
+	        .conf = NO_LOCK, .job = READ_LOCK, .node = READ_LOCK, .part = READ_LOCK, .fed = NO_LOCK};
+#endif
+};
+
 /* What `scontrol requeue` holds (job and node write, fed read), plus the
  * partitions for reading their names; released when it goes away. */
 class JobWriteLock

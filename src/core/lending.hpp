@@ -17,7 +17,11 @@ namespace flexslurm
 {
 
 using Seconds = std::chrono::seconds;
-using Instant = std::chrono::sys_seconds; // any monotonic source, in whole seconds
+// The policy's timeline, in whole seconds. The controller feeds it from a
+// steady (monotonic) clock so that a wall clock step neither takes loans
+// back early nor delays a reclaim; only what crosses the wire or a restart
+// (a report's sent_at, the state file, the history) is wall clock time.
+using Instant = std::chrono::sys_seconds;
 
 struct LendingPolicy {
 	double idle_below_percent = 5;                  // a sample under this counts as idle
@@ -91,6 +95,8 @@ public:
 		std::optional<Instant> cooldown_until;
 		std::optional<ReclaimReason> reason;
 		std::optional<Instant> deadline;
+
+		bool operator==(const Memento &) const = default;
 	};
 	Memento memento() const;
 	void restore(const Memento &m);
@@ -101,6 +107,8 @@ public:
 		return borrower_ ? std::optional<Instant>(lent_at_) : std::nullopt;
 	}
 	uint32_t owner() const noexcept { return owner_; }
+	// The owner ended while the slice was lent: it lends no more.
+	bool owner_gone() const noexcept { return owner_gone_; }
 	uint32_t borrower() const noexcept { return borrower_; }
 	std::optional<ReclaimReason> reclaim_reason() const noexcept { return reason_; }
 	std::optional<Instant> reclaim_deadline() const noexcept { return deadline_; }

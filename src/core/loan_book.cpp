@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <sstream>
 
 namespace flexslurm
 {
@@ -116,10 +115,11 @@ void LoanBook::set_policy(LendingPolicy policy, Seconds telemetry_timeout, Secon
 
 void LoanBook::event(Instant now, std::string text)
 {
-	history_.push_back(std::to_string(unix_of(now)) + " " + text);
+	history_.push_back(std::to_string(unix_of(now + wall_offset_)) + " " + text);
 	while (history_.size() > history_limit)
 		history_.pop_front();
 	pending_events_.push_back(std::move(text));
+	++revision_;
 }
 
 std::vector<std::string> LoanBook::take_events()
@@ -144,16 +144,23 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books,
 		// telemetry timeout before its loans count as lost.
 		if (!n.last_report)
 			n.last_report = now;
-		for (auto it = n.slices.begin(); it != n.slices.end();) // the node shrank
-			it = it->first >= static_cast<int>(nb.device_of_slice.size()) ? n.slices.erase(it)
-			                                                              : std::next(it);
-		for (int u = 0; u < static_cast<int>(nb.device_of_slice.size()); ++u) {
-			Slice &s = n.slices.try_emplace(u, policy_).first->second;
-			s.device = nb.device_of_slice[static_cast<size_t>(u)];
+		const size_t units = nb.device_of_slice.size();
+		if (n.slices.size() > units) // the node shrank
+			n.slices.erase(n.slices.begin() + static_cast<std::ptrdiff_t>(units), n.slices.end());
+		while (n.slices.size() < units)
+			n.slices.emplace_back(policy_);
+		// The records' maps are walked along the units, in order.
+		auto owner = nb.owners.begin();
+		auto holding = nb.borrowers.begin();
+		for (size_t i = 0; i < units; ++i) {
+			const int u = static_cast<int>(i);
+			Slice &s = n.slices[i];
+			s.device = nb.device_of_slice[i];
 			SliceLending &l = s.lending;
-			const auto owner = nb.owners.find(u);
+			while (owner != nb.owners.end() && owner->first < u)
+				++owner;
 			const bool held = l.state() != SliceState::Free;
-			if (owner != nb.owners.end()) {
+			if (owner != nb.owners.end() && owner->first == u) {
 				if (!held || l.owner() != owner->second.job) {
 					if (held)
 						l.owner_released(now);
@@ -164,8 +171,9 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books,
 				l.owner_released(now);
 			}
 
-			const auto holding = nb.borrowers.find(u);
-			if (holding != nb.borrowers.end()) {
+			while (holding != nb.borrowers.end() && holding->first < u)
+				++holding;
+			if (holding != nb.borrowers.end() && holding->first == u) {
 				const uint32_t b = holding->second.job;
 				bool &running = borrower_running[b];
 				running = running || !holding->second.completing;
@@ -248,16 +256,14 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books,
 			++it;
 		}
 	}
-	// Totals of jobs no longer in the records go (not while a node's
-	// records are unknown: its jobs would look gone).
-	for (auto it = totals_.begin(); unknown_nodes.empty() && it != totals_.end();) {
-		bool known = borrower_running.count(it->first) > 0;
-		for (const auto &[name, n] : nodes_)
-			for (const auto &[u, s] : n.slices)
-				known = known || s.lending.owner() == it->first ||
-				        s.lending.borrower() == it->first;
-		it = known ? std::next(it) : totals_.erase(it);
-	}
+	// Per-job totals are not cleaned here: whether a job still exists is
+	// for its record to say (forget_totals), not which nodes are known.
+}
+
+void LoanBook::forget_totals(const std::vector<uint32_t> &jobs)
+{
+	for (uint32_t job : jobs)
+		totals_.erase(job);
 }
 
 // A reclaim is done only when the job record shows the borrower pending (or
@@ -301,10 +307,11 @@ LoanBook::Verdict LoanBook::judge(Reclaim &r, const BorrowerRecord *record, Inst
 void LoanBook::new_run_is_a_loan(uint32_t borrower, Instant now)
 {
 	for (auto &[name, n] : nodes_)
-		for (auto &[u, s] : n.slices)
-			if (s.lending.borrower() == borrower && s.lending.state() == SliceState::Reclaiming) {
-				s.lending.borrower_gone(now);
-				s.lending.adopt_loan(now, borrower);
+		for (size_t u = 0; u < n.slices.size(); ++u)
+			if (SliceLending &l = n.slices[u].lending;
+			    l.borrower() == borrower && l.state() == SliceState::Reclaiming) {
+				l.borrower_gone(now);
+				l.adopt_loan(now, borrower);
 				event(now, "loan found in the job records: " + name + " slice " +
 				                   std::to_string(u) + " lent to " + job_text(borrower));
 			}
@@ -332,7 +339,7 @@ void LoanBook::report(Instant now, const Report &r)
 		if (d.lendable_memory_mib > 0)
 			n.lendable_memory_devices.insert(d.device);
 	}
-	for (auto &[u, s] : n.slices) {
+	for (Slice &s : n.slices) {
 		const auto d = by_device.find(s.device);
 		if (d == by_device.end()) {
 			s.lending.telemetry_lost(now); // a device the agent cannot read is busy
@@ -354,25 +361,28 @@ void LoanBook::report(Instant now, const Report &r)
 	}
 }
 
-std::set<int> LoanBook::lendable_set(const Node &n, Instant now) const
+bool LoanBook::fresh(const Node &n, Instant now) const
 {
-	std::set<int> out;
-	if (!n.last_report || now - *n.last_report > telemetry_timeout_)
-		return out;
-	for (const auto &[u, s] : n.slices)
-		if (s.lending.lendable(now) && n.lendable_memory_devices.count(s.device) &&
-		    !n.borrowed_units.count(u))
-			out.insert(u);
-	return out;
+	return n.last_report && now - *n.last_report <= telemetry_timeout_;
+}
+
+bool LoanBook::lendable(const Node &n, size_t unit, Instant now) const
+{
+	const Slice &s = n.slices[unit];
+	return s.lending.lendable(now) && n.lendable_memory_devices.count(s.device) &&
+	       !n.borrowed_units.count(static_cast<int>(unit));
 }
 
 std::vector<int> LoanBook::lendable_units(const std::string &node, Instant now) const
 {
 	const auto n = nodes_.find(node);
-	if (n == nodes_.end())
-		return {};
-	const std::set<int> s = lendable_set(n->second, now);
-	return {s.begin(), s.end()};
+	std::vector<int> out;
+	if (n == nodes_.end() || !fresh(n->second, now))
+		return out;
+	for (size_t u = 0; u < n->second.slices.size(); ++u)
+		if (lendable(n->second, u, now))
+			out.push_back(static_cast<int>(u));
+	return out;
 }
 
 void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t borrower)
@@ -380,10 +390,9 @@ void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t bor
 	auto n = nodes_.find(node);
 	if (n == nodes_.end())
 		return;
-	auto s = n->second.slices.find(unit);
-	if (s == n->second.slices.end())
+	if (unit < 0 || static_cast<size_t>(unit) >= n->second.slices.size())
 		return;
-	SliceLending &l = s->second.lending;
+	SliceLending &l = n->second.slices[static_cast<size_t>(unit)].lending;
 	if (!l.lend(now, borrower))
 		l.adopt_loan(now, borrower); // Slurm started it: it is a loan whatever we thought
 	n->second.borrowed_units.insert(unit);
@@ -395,7 +404,7 @@ bool LoanBook::admin_reclaim(Instant now, uint32_t borrower)
 {
 	bool found = false;
 	for (auto &[name, n] : nodes_)
-		for (auto &[u, s] : n.slices)
+		for (Slice &s : n.slices)
 			if (s.lending.borrower() == borrower && borrower != 0) {
 				s.lending.admin_reclaim(now);
 				found = true;
@@ -406,8 +415,8 @@ bool LoanBook::admin_reclaim(Instant now, uint32_t borrower)
 void LoanBook::start_reclaims(Instant now, TickActions &out)
 {
 	for (auto &[name, n] : nodes_) {
-		for (auto &[u, s] : n.slices) {
-			const SliceLending &l = s.lending;
+		for (size_t u = 0; u < n.slices.size(); ++u) {
+			const SliceLending &l = n.slices[u].lending;
 			if (l.state() != SliceState::Reclaiming || !l.borrower())
 				continue;
 			auto [r, fresh] = reclaims_.try_emplace(l.borrower());
@@ -440,17 +449,23 @@ TickActions LoanBook::tick(Instant now)
 		if (!n.last_report) // the timeout runs from the first tick that knows the node
 			n.last_report = now;
 		const bool stale = now - *n.last_report > telemetry_timeout_;
-		for (auto &[u, s] : n.slices) {
-			SliceLending &l = s.lending;
+		n.lendable_before.resize(n.slices.size(), false);
+		for (size_t u = 0; u < n.slices.size(); ++u) {
+			SliceLending &l = n.slices[u].lending;
 			if (stale && l.state() != SliceState::Free && l.state() != SliceState::OwnedBusy)
 				l.telemetry_lost(now);
 			l.tick(now);
 			if (l.borrower() && dt.count() > 0) {
 				const auto secs = static_cast<uint64_t>(dt.count());
-				if (l.owner())
+				if (l.owner() && !l.owner_gone()) // an ended job lends nothing
 					totals_[l.owner()].lent_slice_seconds += secs;
 				totals_[l.borrower()].borrowed_slice_seconds += secs;
 			}
+			// Reclaims start below without changing a slice: lendable now.
+			const bool now_lendable = !stale && lendable(n, u, now);
+			out.lendable_appeared =
+			        out.lendable_appeared || (now_lendable && !n.lendable_before[u]);
+			n.lendable_before[u] = now_lendable;
 		}
 	}
 	start_reclaims(now, out);
@@ -460,17 +475,6 @@ TickActions LoanBook::tick(Instant now)
 		    std::find(out.requeue_ended.begin(), out.requeue_ended.end(), b) ==
 		            out.requeue_ended.end())
 			out.requeue.push_back(b);
-
-	std::map<std::string, std::set<int>> lendable;
-	for (const auto &[name, n] : nodes_) {
-		std::set<int> s = lendable_set(n, now);
-		const auto &before = last_lendable_[name];
-		for (int u : s)
-			out.lendable_appeared = out.lendable_appeared || !before.count(u);
-		if (!s.empty())
-			lendable.emplace(name, std::move(s));
-	}
-	last_lendable_ = std::move(lendable);
 	return out;
 }
 
@@ -480,6 +484,7 @@ void LoanBook::signalled(uint32_t borrower, Instant now)
 	if (r == reclaims_.end())
 		return;
 	r->second.signalled = true;
+	++revision_;
 	(void)now;
 }
 
@@ -530,46 +535,126 @@ Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) 
 	return o;
 }
 
+BookSnapshot LoanBook::snapshot(Instant now) const
+{
+	BookSnapshot out;
+	out.now = now;
+	out.wall_offset = wall_offset_;
+	const SliceLending::Memento initial;
+	out.slices.reserve(slices_hint_);
+	for (const auto &[name, n] : nodes_) {
+		bool named = false;
+		for (size_t u = 0; u < n.slices.size(); ++u) {
+			SliceLending::Memento m = n.slices[u].lending.memento();
+			if (m == initial)
+				continue;
+			if (!named) {
+				out.nodes.push_back(name);
+				named = true;
+			}
+			out.slices.push_back(
+			        {out.nodes.size() - 1, static_cast<int>(u), n.slices[u].device, m});
+		}
+	}
+	slices_hint_ = out.slices.size();
+	out.reclaims.reserve(reclaims_.size());
+	for (const auto &[b, r] : reclaims_)
+		out.reclaims.push_back({b, r.reason, r.t0, r.deadline, r.signalled, r.requeued_at,
+		                        std::vector<std::string>(r.nodes.begin(), r.nodes.end()), r.run,
+		                        r.requeued_again});
+	out.totals.assign(totals_.begin(), totals_.end());
+	out.history.assign(history_.begin(), history_.end());
+	return out;
+}
+
+bool BookSnapshot::same_content(const BookSnapshot &o, bool with_totals) const
+{
+	return wall_offset == o.wall_offset && nodes == o.nodes && reclaims == o.reclaims &&
+	       history == o.history && (!with_totals || totals == o.totals) && slices == o.slices;
+}
+
+std::string BookSnapshot::state_text() const
+{
+	const auto wall = [this](std::optional<Instant> t) {
+		return time_text(t ? std::optional<Instant>(*t + wall_offset) : std::nullopt);
+	};
+	std::string out;
+	out.reserve(64 + slices.size() * 160 + totals.size() * 32 + history.size() * 100);
+	out.append(state_header)
+	        .append("\nsaved ")
+	        .append(std::to_string(unix_of(now + wall_offset)))
+	        .append("\n");
+	for (const SliceRow &row : slices) {
+		const SliceLending::Memento &m = row.m;
+		out.append("slice ").append(nodes[row.node]).append(" ").append(std::to_string(row.unit));
+		out.append(" ")
+		        .append(std::to_string(row.device))
+		        .append(" state=")
+		        .append(state_name(m.state));
+		out.append(" owner=").append(std::to_string(m.owner));
+		out.append(" borrower=").append(std::to_string(m.borrower));
+		out.append(" lends=").append(m.owner_lends ? "1" : "0");
+		out.append(" gone=").append(m.owner_gone ? "1" : "0");
+		out.append(" overdue=").append(m.overdue_reported ? "1" : "0");
+		out.append(" streak=").append(std::to_string(m.busy_streak));
+		out.append(" end=").append(wall(m.owner_end));
+		out.append(" idle=").append(wall(m.idle_since));
+		// 0: never lent (the initial value, on no clock)
+		out.append(" lent=").append(
+		        std::to_string(m.lent_at == Instant{} ? 0 : unix_of(m.lent_at + wall_offset)));
+		out.append(" cool=").append(wall(m.cooldown_until));
+		out.append(" reason=").append(m.reason ? reason_name(*m.reason) : "-");
+		out.append(" deadline=").append(wall(m.deadline)).append("\n");
+	}
+	for (const ReclaimRow &r : reclaims) {
+		out.append("reclaim ").append(std::to_string(r.borrower));
+		out.append(" reason=").append(reason_name(r.reason));
+		out.append(" t0=").append(std::to_string(unix_of(r.t0 + wall_offset)));
+		out.append(" deadline=").append(std::to_string(unix_of(r.deadline + wall_offset)));
+		out.append(" signalled=").append(r.signalled ? "1" : "0");
+		out.append(" requeued=").append(wall(r.requeued_at)).append(" nodes=");
+		for (size_t i = 0; i < r.nodes.size(); ++i)
+			out.append(i ? "," : "").append(r.nodes[i]);
+		out.append(" run=").append(r.run ? std::to_string(*r.run) : "-");
+		out.append(" again=").append(std::to_string(r.requeued_again)).append("\n");
+	}
+	for (const auto &[job, t] : totals)
+		out.append("total ")
+		        .append(std::to_string(job))
+		        .append(" ")
+		        .append(std::to_string(t.lent_slice_seconds))
+		        .append(" ")
+		        .append(std::to_string(t.borrowed_slice_seconds))
+		        .append("\n");
+	for (const std::string &h : history)
+		out.append("history ").append(h).append("\n");
+	out.append("end\n");
+	return out;
+}
+
 std::string LoanBook::serialize(Instant now) const
 {
-	std::ostringstream out;
-	out << state_header << "\nsaved " << unix_of(now) << "\n";
-	for (const auto &[name, n] : nodes_) {
-		for (const auto &[u, s] : n.slices) {
-			const SliceLending::Memento m = s.lending.memento();
-			out << "slice " << name << ' ' << u << ' ' << s.device
-			    << " state=" << state_name(m.state) << " owner=" << m.owner
-			    << " borrower=" << m.borrower << " lends=" << m.owner_lends
-			    << " gone=" << m.owner_gone << " overdue=" << m.overdue_reported
-			    << " streak=" << m.busy_streak << " end=" << time_text(m.owner_end)
-			    << " idle=" << time_text(m.idle_since) << " lent=" << unix_of(m.lent_at)
-			    << " cool=" << time_text(m.cooldown_until)
-			    << " reason=" << (m.reason ? reason_name(*m.reason) : "-")
-			    << " deadline=" << time_text(m.deadline) << "\n";
-		}
-	}
-	for (const auto &[b, r] : reclaims_) {
-		out << "reclaim " << b << " reason=" << reason_name(r.reason) << " t0=" << unix_of(r.t0)
-		    << " deadline=" << unix_of(r.deadline) << " signalled=" << r.signalled
-		    << " requeued=" << time_text(r.requeued_at) << " nodes=";
-		bool first = true;
-		for (const std::string &name : r.nodes) {
-			out << (first ? "" : ",") << name;
-			first = false;
-		}
-		out << " run=" << (r.run ? std::to_string(*r.run) : "-") << " again=" << r.requeued_again
-		    << "\n";
-	}
-	for (const auto &[job, t] : totals_)
-		out << "total " << job << ' ' << t.lent_slice_seconds << ' ' << t.borrowed_slice_seconds
-		    << "\n";
-	for (const std::string &h : history_)
-		out << "history " << h << "\n";
-	out << "end\n";
-	return out.str();
+	return snapshot(now).state_text();
 }
 
 bool LoanBook::restore(std::string_view text, std::string &why)
+{
+	size_t pos = 0;
+	return restore(
+	        [&](std::string_view &line) {
+		        if (pos >= text.size())
+			        return false;
+		        size_t eol = text.find('\n', pos);
+		        if (eol == std::string_view::npos)
+			        eol = text.size();
+		        line = text.substr(pos, eol - pos);
+		        pos = eol + 1;
+		        return true;
+	        },
+	        why);
+}
+
+bool LoanBook::restore(const LineSource &next, std::string &why)
 {
 	std::map<std::string, Node> nodes;
 	std::map<uint32_t, Reclaim> reclaims;
@@ -582,13 +667,13 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 		why = "line " + std::to_string(line_no) + ": " + what;
 		return false;
 	};
-	size_t pos = 0;
-	while (pos < text.size()) {
-		size_t eol = text.find('\n', pos);
-		if (eol == std::string_view::npos)
-			eol = text.size();
-		const std::string_view line = text.substr(pos, eol - pos);
-		pos = eol + 1;
+	// Times in the file are wall clock: back onto the book's clock.
+	const auto shift = [this](std::optional<Instant> &t) {
+		if (t)
+			*t -= wall_offset_;
+	};
+	std::string_view line;
+	while (next(line)) {
 		++line_no;
 		if (ended)
 			return fail("text after the end marker");
@@ -637,9 +722,15 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 			                field(w[16], "deadline", v) && parse_time(v, m.deadline);
 			if (!ok)
 				return fail("malformed slice");
-			m.lent_at = *lent_at;
+			m.lent_at = *lent_at == Instant{} ? Instant{} : *lent_at - wall_offset_;
+			shift(m.owner_end);
+			shift(m.idle_since);
+			shift(m.cooldown_until);
+			shift(m.deadline);
 			Node &n = nodes[std::string(w[1])];
-			Slice &s = n.slices.try_emplace(unit, policy_).first->second;
+			while (n.slices.size() <= static_cast<size_t>(unit)) // units not listed: as new
+				n.slices.emplace_back(policy_);
+			Slice &s = n.slices[static_cast<size_t>(unit)];
 			s.device = device;
 			s.lending.restore(m);
 			if (m.borrower)
@@ -670,8 +761,9 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 				if (run != "-")
 					r.run = n;
 			}
-			r.t0 = *t0;
-			r.deadline = *deadline;
+			r.t0 = *t0 - wall_offset_;
+			r.deadline = *deadline - wall_offset_;
+			shift(r.requeued_at);
 			r.signalled = flag != 0;
 			while (!v.empty()) {
 				const size_t comma = v.find(',');
@@ -711,35 +803,59 @@ bool LoanBook::restore(std::string_view text, std::string &why)
 		n.last_report.reset();
 		n.lendable_memory_devices.clear();
 	}
+	shift(saved);
 	last_tick_ = saved;
+	++revision_;
 	return true;
+}
+
+void LoanBook::clear()
+{
+	nodes_.clear();
+	reclaims_.clear();
+	totals_.clear();
+	borrower_run_.clear();
+	requeue_ended_.clear();
+	last_tick_.reset();
+	pending_events_.clear();
+	history_.clear();
+	++revision_;
 }
 
 std::string LoanBook::status(Instant now) const
 {
-	std::ostringstream out;
-	out << "NODE SLICE DEVICE STATE OWNER BORROWER SINCE\n";
-	for (const auto &[name, n] : nodes_) {
-		for (const auto &[u, s] : n.slices) {
-			const SliceLending &l = s.lending;
-			if (l.state() == SliceState::Free)
-				continue;
-			const auto since = l.lent_since();
-			out << name << ' ' << u << ' ' << s.device << ' ' << state_name(l.state()) << ' '
-			    << job_text(l.owner()) << ' ' << job_text(l.borrower()) << ' '
-			    << (since ? std::to_string((now - *since).count()) + "s" : std::string("-"))
-			    << "\n";
-		}
+	return snapshot(now).status_text();
+}
+
+std::string BookSnapshot::status_text() const
+{
+	std::string out = "NODE SLICE DEVICE STATE OWNER BORROWER SINCE\n";
+	for (const SliceRow &row : slices) {
+		const SliceLending::Memento &m = row.m;
+		if (m.state == SliceState::Free)
+			continue;
+		out.append(nodes[row.node]).append(" ").append(std::to_string(row.unit)).append(" ");
+		out.append(std::to_string(row.device)).append(" ").append(state_name(m.state)).append(" ");
+		out.append(job_text(m.owner)).append(" ").append(job_text(m.borrower)).append(" ");
+		out.append(m.borrower ? std::to_string((now - m.lent_at).count()) + "s" : std::string("-"));
+		out.append("\n");
 	}
-	out << "RECLAIMS IN FLIGHT\n";
-	for (const auto &[b, r] : reclaims_)
-		out << job_text(b) << ' ' << reason_name(r.reason) << " started " << (now - r.t0).count()
-		    << "s ago, deadline in " << (r.deadline - now).count() << "s"
-		    << (r.requeued_at ? ", requeued" : "") << "\n";
-	out << "HISTORY\n";
-	for (const std::string &h : history_)
-		out << h << "\n";
-	return out.str();
+	out.append("RECLAIMS IN FLIGHT\n");
+	for (const ReclaimRow &r : reclaims)
+		out.append(job_text(r.borrower))
+		        .append(" ")
+		        .append(reason_name(r.reason))
+		        .append(" started ")
+		        .append(std::to_string((now - r.t0).count()))
+		        .append("s ago, deadline in ")
+		        .append(std::to_string((r.deadline - now).count()))
+		        .append("s")
+		        .append(r.requeued_at ? ", requeued" : "")
+		        .append("\n");
+	out.append("HISTORY\n");
+	for (const std::string &h : history)
+		out.append(h).append("\n");
+	return out;
 }
 
 } // namespace flexslurm

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -90,6 +91,49 @@ struct TickActions {
 struct JobTotals {
 	uint64_t lent_slice_seconds = 0;
 	uint64_t borrowed_slice_seconds = 0;
+
+	bool operator==(const JobTotals &) const = default;
+};
+
+// Everything serialize() and status() show, copied out of the book so that
+// the text can be formatted without holding the book's lock. Slices still
+// in their initial state (free, no history) are left out: the state file
+// does not need them (sync recreates them) and the status skips free ones.
+struct BookSnapshot {
+	struct SliceRow {
+		size_t node = 0; // index in `nodes`
+		int unit = 0;
+		int device = 0;
+		SliceLending::Memento m;
+		bool operator==(const SliceRow &) const = default;
+	};
+	struct ReclaimRow {
+		uint32_t borrower = 0;
+		ReclaimReason reason = ReclaimReason::LenderBusy;
+		Instant t0{};
+		Instant deadline{};
+		bool signalled = false;
+		std::optional<Instant> requeued_at;
+		std::vector<std::string> nodes;
+		std::optional<uint32_t> run; // the run being taken back (restart count)
+		int requeued_again = 0;      // requeues the job record did not show
+		bool operator==(const ReclaimRow &) const = default;
+	};
+	Instant now{};          // the book's clock when taken
+	Seconds wall_offset{0}; // wall clock minus the book's clock
+	std::vector<std::string> nodes;
+	std::vector<SliceRow> slices; // node by node, unit by unit
+	std::vector<ReclaimRow> reclaims;
+	std::vector<std::pair<uint32_t, JobTotals>> totals;
+	std::vector<std::string> history; // each line starts with its wall time
+
+	// Same content, whenever taken (`now` aside; the per-job totals only
+	// if asked): the state need not be written again.
+	bool same_content(const BookSnapshot &o, bool with_totals = true) const;
+	// The state file's text ("saved" is now in wall clock time).
+	std::string state_text() const;
+	// Per slice: owner, borrower, since when, state; then reclaim history.
+	std::string status_text() const;
 };
 
 class LoanBook
@@ -126,13 +170,34 @@ public:
 	Orders orders_for(const std::string &node, uint64_t seq, Instant now) const;
 
 	const std::map<uint32_t, JobTotals> &totals() const noexcept { return totals_; }
+	// The totals of these jobs go: their records are gone (the controller
+	// asks the job records which of the jobs with totals still exist).
+	void forget_totals(const std::vector<uint32_t> &jobs);
 	// Log lines since the last call: loans, reclaims with their latencies.
 	std::vector<std::string> take_events();
+	// Counts the events (loans, reclaims and their steps) and the
+	// restores: the state is worth saving at once when it moved.
+	uint64_t revision() const noexcept { return revision_; }
 
+	// The book's clock may be a steady clock: times written to the state
+	// file and the history are shown on the wall clock, `offset` (wall
+	// minus the book's clock) later, and a restored state is shifted back
+	// by the offset set when restore() runs. 0 (the default): the book's
+	// clock is the wall clock.
+	void set_wall_offset(Seconds offset) noexcept { wall_offset_ = offset; }
+
+	BookSnapshot snapshot(Instant now) const;
 	std::string serialize(Instant now) const;
 	// false (and the book stays empty) if the text is not a state this
 	// version wrote; the caller logs why and starts afresh, which is safe.
 	bool restore(std::string_view text, std::string &why);
+	// The same from a stream of lines (without their '\n'): `next` returns
+	// false at the end. A state file need not fit in memory twice.
+	using LineSource = std::function<bool(std::string_view &line)>;
+	bool restore(const LineSource &next, std::string &why);
+	// Forgets everything (a controller that stands by: what it knew is
+	// stale once another one runs the cluster).
+	void clear();
 	// Per slice: owner, borrower, since when, state; then reclaim history.
 	std::string status(Instant now) const;
 
@@ -147,10 +212,11 @@ private:
 		int device = 0;
 	};
 	struct Node {
-		std::map<int, Slice> slices;
+		std::vector<Slice> slices; // by unit
 		std::optional<Instant> last_report;
 		std::set<int> lendable_memory_devices; // devices with memory no slice reserved
 		std::set<int> borrowed_units;          // as last synced
+		std::vector<bool> lendable_before;     // by unit, at the last tick
 	};
 	struct Reclaim {
 		uint32_t borrower = 0;
@@ -170,7 +236,8 @@ private:
 	void start_reclaims(Instant now, TickActions &out);
 	void finish_reclaim(const Reclaim &r, Instant now);
 	void event(Instant now, std::string text);
-	std::set<int> lendable_set(const Node &n, Instant now) const;
+	bool fresh(const Node &n, Instant now) const;
+	bool lendable(const Node &n, size_t unit, Instant now) const; // given fresh()
 
 	LendingPolicy policy_;
 	Seconds telemetry_timeout_;
@@ -180,8 +247,10 @@ private:
 	std::map<uint32_t, JobTotals> totals_;
 	std::map<uint32_t, uint32_t> borrower_run_; // as last synced: borrower -> its run
 	std::vector<uint32_t> requeue_ended_;       // for the next tick
-	std::map<std::string, std::set<int>> last_lendable_;
 	std::optional<Instant> last_tick_;
+	Seconds wall_offset_{0};
+	mutable size_t slices_hint_ = 0; // the last snapshot's size
+	uint64_t revision_ = 0;
 	std::vector<std::string> pending_events_;
 	std::deque<std::string> history_; // bounded
 };

@@ -9,13 +9,13 @@
  * preemption stay its business. Placement decisions live in the core
  * (src/core/placement.*); this file only translates.
  *
- * Idle reclaim (lending: in flexslurm.yaml): a LendingService listens for
- * the node agents' Munge-sealed reports and keeps the core's LoanBook. A
- * borrower (gres/vborrow) is shown only the borrow units whose slices are
- * allocated and idle; the service's own thread, every second, re-reads
- * who holds what from the job records, and signals and requeues borrowers
- * whose loans are taken back (never from inside a select_p_* call, which
- * runs under the controller's locks).
+ * Idle reclaim (lending: in flexslurm.yaml) is the core's LendingServer
+ * (src/core/lending_server.*): its thread listens for the node agents'
+ * reports and, every second, reads who holds what from the job records
+ * and signals and requeues borrowers whose loans are taken back (never
+ * from inside a select_p_* call). This file gives it SlurmController, its
+ * hands on the job records, and shows a borrower (gres/vborrow) only the
+ * borrow units whose slices are allocated and idle.
  */
 #define FLEXSLURM_COMPAT_SELECT
 #include "slurm_compat.h"
@@ -23,13 +23,13 @@
 #include "core/channel.hpp"
 #include "core/config.hpp"
 #include "core/file_io.hpp"
+#include "core/lending_server.hpp"
 #include "core/loan_book.hpp"
 #include "core/log.hpp"
 #include "core/placement.hpp"
 #include "core/report.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,15 +38,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -429,14 +428,21 @@ std::vector<HiddenUnits> mask_for_allocation(job_record_t *job)
 }
 
 // ---------------------------------------------------------------------------
-// Idle reclaim: the controller side
+// Idle reclaim: the core's LendingServer, on Slurm's job records
 
-// A borrower younger than this gets no checkpoint signal (see start_reclaim).
-constexpr long young_borrower_seconds = 3;
-
-Instant wall_now()
+// Calls f(bit) for each set bit of `bits`, from its first to its last.
+template <class F>
+void for_each_set_bit(bitstr_t *bits, F &&f)
 {
-	return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
+	if (!bits)
+		return;
+	const auto first = bit_ffs(bits);
+	if (first < 0)
+		return;
+	const auto last = bit_fls(bits);
+	for (auto i = first; i <= last; ++i)
+		if (bit_test(bits, i))
+			f(static_cast<int>(i));
 }
 
 // Calls f(node index, unit bits) for each node a job holds units of `gres` on.
@@ -452,15 +458,14 @@ void for_each_job_unit_set(job_record_t *job, uint32_t gres, F &&f)
 		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
 		if (!js || !js->gres_bit_alloc)
 			continue;
-		bitstr_t *nodes = job->job_resrcs->node_bitmap;
 		uint32_t j = 0;
-		for (int i = 0; i < bit_size(nodes) && j < js->node_cnt; ++i) {
-			if (!bit_test(nodes, i))
-				continue;
+		for_each_set_bit(job->job_resrcs->node_bitmap, [&](int i) {
+			if (j >= js->node_cnt)
+				return;
 			if (js->gres_bit_alloc[j] && i < node_record_count && node_record_table_ptr[i])
 				f(i, js->gres_bit_alloc[j]);
 			++j;
-		}
+		});
 	}
 	list_iterator_destroy(it);
 }
@@ -470,7 +475,7 @@ void for_each_job_unit_set(job_record_t *job, uint32_t gres, F &&f)
 std::vector<NodeBooks> read_books()
 {
 	std::vector<NodeBooks> books;
-	std::map<int, size_t> at; // node index -> books entry
+	std::vector<int> at(static_cast<size_t>(std::max(node_record_count, 0)), -1); // node -> books
 	for (int i = 0; i < node_record_count; ++i) {
 		node_record_t *node = node_record_table_ptr[i];
 		gres_node_state_t *vs = node ? compat::node_gres(node, vslice_id()) : nullptr;
@@ -483,105 +488,78 @@ std::vector<NodeBooks> read_books()
 			books.push_back(std::move(nb));
 			continue;
 		}
-		nb.device_of_slice.assign(static_cast<size_t>(bit_size(vs->gres_bit_alloc)), -1);
+		const int units = unit_count(vs->gres_bit_alloc);
+		nb.device_of_slice.assign(static_cast<size_t>(units), -1);
 		for (int t = 0; t < vs->topo_cnt; ++t)
-			for (int u : set_bits(vs->topo_gres_bitmap[t], 0, unit_count(vs->gres_bit_alloc)))
-				nb.device_of_slice[static_cast<size_t>(u)] = t;
-		at[i] = books.size();
+			for_each_set_bit(vs->topo_gres_bitmap[t], [&](int u) {
+				if (u < units)
+					nb.device_of_slice[static_cast<size_t>(u)] = t;
+			});
+		at[static_cast<size_t>(i)] = static_cast<int>(books.size());
 		books.push_back(std::move(nb));
 	}
+	auto books_of = [&](int i) -> NodeBooks * {
+		const int b = i >= 0 && static_cast<size_t>(i) < at.size() ? at[static_cast<size_t>(i)] : -1;
+		return b < 0 ? nullptr : &books[static_cast<size_t>(b)];
+	};
 	compat::list_iter it = list_iterator_create(job_list);
 	while (auto *job = static_cast<job_record_t *>(list_next(it))) {
 		const bool running = IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job);
 		const bool completing = IS_JOB_COMPLETING(job);
 		if (!running && !completing)
 			continue;
-		for_each_job_unit_set(job, vslice_id(), [&](int i, bitstr_t *bits) {
-			auto b = at.find(i);
-			if (b == at.end() || !running || completing)
-				return;
-			SliceOwner owner{job->job_id,
-			                 job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "",
-			                 std::nullopt};
-			if (job->time_limit != INFINITE && job->end_time)
-				owner.end = Instant(Seconds(job->end_time));
-			for (int u : set_bits(bits, 0, unit_count(bits)))
-				books[b->second].owners[u] = owner;
-		});
+		if (running && !completing)
+			for_each_job_unit_set(job, vslice_id(), [&](int i, bitstr_t *bits) {
+				NodeBooks *nb = books_of(i);
+				if (!nb)
+					return;
+				SliceOwner owner{job->job_id,
+				                 job->part_ptr && job->part_ptr->name ? job->part_ptr->name
+				                                                      : "",
+				                 std::nullopt};
+				if (job->time_limit != INFINITE && job->end_time)
+					owner.end = Instant(Seconds(job->end_time)); // wall clock
+				for_each_set_bit(bits, [&](int u) { nb->owners[u] = owner; });
+			});
 		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
-			auto b = at.find(i);
-			if (b == at.end())
+			NodeBooks *nb = books_of(i);
+			if (!nb)
 				return;
-			for (int u : set_bits(bits, 0, unit_count(bits)))
-				books[b->second].borrowers[u] = {job->job_id, completing || !running,
-				                                 job->restart_cnt};
+			for_each_set_bit(bits, [&](int u) {
+				nb->borrowers[u] = {job->job_id, completing || !running, job->restart_cnt};
+			});
 		});
 	}
 	list_iterator_destroy(it);
 	return books;
 }
 
-// What the job records say about the borrowers whose reclaims are in flight
+// What a job record says about a borrower whose reclaim is in flight
 // (LoanBook::judge decides from it). Caller holds the job lock.
-std::map<uint32_t, BorrowerRecord> borrower_records(const std::vector<uint32_t> &borrowers)
+std::optional<BorrowerRecord> borrower_record(uint32_t id)
 {
 	using Stage = BorrowerRecord::Stage;
-	std::map<uint32_t, BorrowerRecord> out;
-	for (uint32_t id : borrowers) {
-		job_record_t *job = find_job_record(id);
-		if (!job)
-			continue;
-		BorrowerRecord r;
-		r.run = job->restart_cnt;
-		if (IS_JOB_COMPLETING(job))
-			r.stage = Stage::Leaving;
-		else if (IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job))
-			r.stage = Stage::Running;
-		else if (IS_JOB_PENDING(job))
-			r.stage = Stage::Pending;
-		else
-			r.stage = IS_JOB_FAILED(job) ? Stage::Failed : Stage::Ended;
-		if (r.stage == Stage::Failed || r.stage == Stage::Ended)
-			r.end = Instant(Seconds(job->end_time));
-		out.emplace(id, r);
-	}
-	return out;
+	job_record_t *job = find_job_record(id);
+	if (!job)
+		return std::nullopt;
+	BorrowerRecord r;
+	r.run = job->restart_cnt;
+	if (IS_JOB_COMPLETING(job))
+		r.stage = Stage::Leaving;
+	else if (IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job))
+		r.stage = Stage::Running;
+	else if (IS_JOB_PENDING(job))
+		r.stage = Stage::Pending;
+	else
+		r.stage = IS_JOB_FAILED(job) ? Stage::Failed : Stage::Ended;
+	if (r.stage == Stage::Failed || r.stage == Stage::Ended)
+		r.end = Instant(Seconds(job->end_time)); // wall clock
+	return r;
 }
 
-// A borrower that the agent's hard stop ended while the controller was
-// down, its requeue lost with the restart: Slurm requeues a finished batch
-// job too. Under the controller's locks.
-void requeue_ended(LoanBook &book, uint32_t borrower, Instant now)
+void write_totals(job_record_t *job, const JobTotals &t)
 {
-	job_record_t *job = find_job_record(borrower);
-	const int rc = job ? compat::requeue_job(job) : ESLURM_INVALID_JOB_ID;
-	if (rc == SLURM_SUCCESS) {
-		book.requeued(borrower, now);
-		return;
-	}
-	error("select/flex: lending: cannot requeue borrower JobId=%u, ended by its hard stop: %s", borrower,
-	      slurm_strerror(rc));
-	book.gave_up(borrower, now);
-}
-
-// "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show job,
-// sacct -o SystemComment), keeping whatever else is there.
-void record_totals(job_record_t *job, const JobTotals &t)
-{
-	std::string ours = "flexslurm:";
-	if (t.lent_slice_seconds)
-		ours += " lent " + std::to_string(t.lent_slice_seconds) + " slice-s";
-	if (t.borrowed_slice_seconds)
-		ours += std::string(t.lent_slice_seconds ? "," : "") + " borrowed " +
-		        std::to_string(t.borrowed_slice_seconds) + " slice-s";
-	std::string text = job->system_comment ? job->system_comment : "";
-	if (const size_t from = text.find("flexslurm:"); from != std::string::npos) {
-		const size_t to = text.find(';', from);
-		text.erase(from, to == std::string::npos ? std::string::npos : to - from + 1);
-	}
-	while (!text.empty() && (text.back() == ' ' || text.back() == ';'))
-		text.pop_back();
-	text += (text.empty() ? "" : "; ") + ours;
+	const std::string text = totals_comment(job->system_comment ? job->system_comment : "", t);
 	if (!job->system_comment || text != job->system_comment) {
 		xfree(job->system_comment);
 		job->system_comment = xstrdup(text.c_str());
@@ -610,410 +588,124 @@ std::vector<std::string> numeric_addresses(const std::string &host)
 	return out;
 }
 
-class LendingService
+// The LendingServer's hands on slurmctld.
+class SlurmController final : public LendingController
 {
 public:
-	LendingService(const Config &cfg, std::string state_dir)
-	    : book_(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after),
-	      state_path_(state_dir + "/flexslurm_lending.state"),
-	      status_path_(state_dir + "/flexslurm_lending.status"),
-	      munge_{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")},
-	      // handle() opens each credential once (munge refuses a second
-	      // opening as a replay) and hands the result to the intake.
-	      intake_(rules(cfg), [this](std::string_view) { return std::move(opened_); })
+	bool in_control() override { return compat::controller_in_control(); }
+
+	std::optional<ControllerView> read(const std::vector<uint32_t> &check_alive,
+	                                   const std::vector<uint32_t> &reclaimed) override
 	{
-	}
-	~LendingService()
-	{
-		{
-			std::lock_guard<std::mutex> guard(stop_mutex_);
-			stopping_ = true;
+		compat::JobReadLock locks;
+		if (!job_list || !node_record_table_ptr)
+			return std::nullopt; // the controller is still reading its state
+		ControllerView view;
+		view.nodes = read_books();
+		for (int i = 0; i < node_record_count; ++i)
+			if (node_record_t *n = node_record_table_ptr[i])
+				view.hosts[n->name] = n->comm_name ? n->comm_name : n->name;
+		for (uint32_t id : check_alive) {
+			job_record_t *job = find_job_record(id);
+			if (job && (!IS_JOB_FINISHED(job) || IS_JOB_COMPLETING(job)))
+				view.alive.push_back(id);
 		}
-		stop_.notify_all();
-		if (thread_.joinable())
-			thread_.join();
-		listener_.reset();
-	}
-	LendingService(const LendingService &) = delete;
-	LendingService &operator=(const LendingService &) = delete;
-
-	void start(uint16_t port)
-	{
-		port_ = port;
-		thread_ = std::thread([this] { loop(); });
+		for (uint32_t id : reclaimed)
+			if (auto r = borrower_record(id))
+				view.borrowers.emplace(id, *r);
+		return view;
 	}
 
-	// select_p_reconfigure (item 13): new policy now, a new port at the
-	// next tick (which re-listens). The report intake keeps the windows
-	// it started with (lending.report_interval) until a restart.
-	void reconfigure(const Config &cfg)
+	void locked(const std::function<void()> &body) override
 	{
-		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-		book_.set_policy(cfg.lending, cfg.channel.telemetry_timeout, cfg.channel.hard_stop_after);
-		new_port_ = cfg.channel.port;
-		info("select/flex: lending: settings reloaded (grace %lds, idle window %lds)",
-		     static_cast<long>(cfg.lending.grace.count()),
-		     static_cast<long>(cfg.lending.idle_window.count()));
+		compat::JobWriteLock locks;
+		body();
 	}
 
-	// job_test, under the controller's locks: the borrow units of a node
-	// that a borrower may be given now.
-	std::set<int> lendable(const std::string &node)
+	std::optional<JobFacts> job(uint32_t id) override
 	{
-		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-		const auto units = book_.lendable_units(node, wall_now());
-		return {units.begin(), units.end()};
+		job_record_t *job = find_job_record(id);
+		if (!job)
+			return std::nullopt;
+		return JobFacts{IS_JOB_RUNNING(job), job->warn_signal != 0,
+		                static_cast<int64_t>(job->start_time)};
 	}
 
-	// A borrower's units were committed (select_p_select_nodeinfo_set).
-	void committed(job_record_t *job)
+	std::string signal_checkpoint(uint32_t id) override
 	{
-		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
-			for (int u : set_bits(bits, 0, unit_count(bits)))
-				book_.lent(wall_now(), node_record_table_ptr[i]->name, u, job->job_id);
-		});
-		flush_events();
-	}
-
-	// The lender ends (under the controller's locks): its lent total goes
-	// in its record.
-	void ended(job_record_t *job)
-	{
-		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-		const auto t = book_.totals().find(job->job_id);
-		if (t == book_.totals().end() || !t->second.lent_slice_seconds)
-			return;
-		record_totals(job, t->second);
-		info("select/flex: lending: JobId=%u lent %" PRIu64 " slice-s", job->job_id,
-		     t->second.lent_slice_seconds);
-	}
-
-private:
-	IntakeRules rules(const Config &cfg)
-	{
-		IntakeRules r;
-		r.allowed_uids = {0, slurm_conf.slurm_user_id};
-		r.node_known = [this](const std::string &node) {
-			std::lock_guard<std::mutex> guard(addr_mutex_);
-			return node_addrs_.count(node) > 0;
-		};
-		r.node_matches_peer = [this](const std::string &node, const std::string &peer) {
-			std::lock_guard<std::mutex> guard(addr_mutex_);
-			auto a = node_addrs_.find(node);
-			return a != node_addrs_.end() &&
-			       std::find(a->second.begin(), a->second.end(), peer) != a->second.end();
-		};
-		// An agent reports once an interval: a few more within one
-		// interval is jitter, many is a flood.
-		r.min_interval = std::max(Seconds(1), cfg.channel.report_interval);
-		r.max_age = std::max(Seconds(30), 3 * cfg.channel.report_interval);
-		return r;
-	}
-
-	// The listener thread: no controller lock is taken here.
-	std::string handle(std::string_view frame, const std::string &peer)
-	{
-		opened_ = munge_open(munge_, frame);
-		if (opened_ && !opened_->replayed)
-			if (auto admin = parse_admin(opened_->payload))
-				return answer_admin(*admin, opened_->uid, peer);
-		auto report = intake_.take(frame, peer, wall_now());
-		if (!report)
-			return "";
-		Orders orders;
-		{
-			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-			book_.report(wall_now(), *report);
-			orders = book_.orders_for(report->node, report->seq, wall_now());
-		}
-		auto sealed = munge_seal(munge_, encode_orders(orders));
-		if (!sealed) {
-			error("select/flex: lending: cannot seal the answer to %s: %s", report->node.c_str(),
-			      sealed.error().c_str());
-			return "";
-		}
-		return *sealed;
-	}
-
-	// flexslurm-lending, from an admin: status, or take a loan back now.
-	std::string answer_admin(const Result<AdminRequest> &request, uid_t uid, const std::string &peer)
-	{
-		std::string text;
-		if (uid != 0 && uid != slurm_conf.slurm_user_id) {
-			error("select/flex: lending: admin request from %s with uid %u refused: only root "
-			      "and "
-			      "SlurmUser may",
-			      peer.c_str(), static_cast<unsigned>(uid));
-			text = "error: only root and SlurmUser may use flexslurm-lending\n";
-		} else if (!request) {
-			text = "error: " + request.error() + "\n";
-		} else if (request->kind == AdminRequest::Kind::Status) {
-			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-			text = book_.status(wall_now());
-		} else {
-			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-			if (book_.admin_reclaim(wall_now(), request->job)) {
-				info("select/flex: lending: admin (uid %u) takes back the loans of JobId=%u",
-				     static_cast<unsigned>(uid), request->job);
-				text = "reclaim of JobId=" + std::to_string(request->job) + " started\n";
-			} else {
-				text = "error: JobId=" + std::to_string(request->job) + " borrows nothing\n";
-			}
-		}
-		auto sealed = munge_seal(munge_, text);
-		return sealed ? *sealed : "";
-	}
-
-	void flush_events()
-	{
-		for (const std::string &e : book_.take_events())
-			info("select/flex: lending: %s", e.c_str());
-	}
-
-	void loop()
-	{
-		for (;;) {
-			try {
-				tick();
-			} catch (const std::exception &e) {
-				error("select/flex: lending: %s", e.what());
-			} catch (...) {
-				error("select/flex: lending: unexpected failure");
-			}
-			std::unique_lock<std::mutex> lock(stop_mutex_);
-			if (stop_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }))
-				return;
-		}
-	}
-
-	void restore_once()
-	{
-		if (restored_)
-			return;
-		restored_ = true;
-		// The state of a large cluster is a few MiB.
-		const auto text = read_file_bounded(state_path_, 16u << 20);
-		if (!text)
-			return;
-		std::string why;
-		std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-		if (book_.restore(*text, why))
-			info("select/flex: lending: state restored from %s (%zu reclaim(s) in flight)",
-			     state_path_.c_str(), book_.active_reclaims());
-		else
-			error("select/flex: lending: %s: %s; starting with no loan history (the job records "
-			      "still say who borrows what)",
-			      state_path_.c_str(), why.c_str());
-	}
-
-	void tick()
-	{
-		if (!compat::controller_in_control()) {
-			// A standby backup, or a controller stopping, handing
-			// control back or re-executing: hands off the shared
-			// state file and the report port, and the state is read
-			// afresh when this process is in control (again).
-			listener_.reset();
-			restored_ = false;
-			saved_state_.clear();
-			return;
-		}
-		restore_once();
-		bool schedule = false;
-		std::map<std::string, std::string> node_hosts;
-		std::string state, status;
-		{
-			compat::JobWriteLock locks;
-			if (!job_list || !node_record_table_ptr)
-				return; // the controller is still reading its state
-			const Instant now = wall_now();
-			std::vector<NodeBooks> books = read_books();
-			for (int i = 0; i < node_record_count; ++i)
-				if (node_record_table_ptr[i])
-					node_hosts[node_record_table_ptr[i]->name] =
-					        node_record_table_ptr[i]->comm_name
-					                ? node_record_table_ptr[i]->comm_name
-					                : node_record_table_ptr[i]->name;
-			std::lock_guard<std::recursive_mutex> guard(book_mutex_);
-			const auto records = borrower_records(book_.reclaim_borrowers());
-			book_.sync(now, books, &records);
-			const TickActions actions = book_.tick(now);
-			for (uint32_t b : actions.requeue_ended) // item 4: a requeue lost with a restart
-				requeue_ended(book_, b, now);
-			for (const ReclaimOrder &o : actions.signal)
-				start_reclaim(o, now);
-			for (uint32_t b : actions.requeue)
-				requeue(b, now);
-			// Borrowers' records follow their loans; a lender's record
-			// is written once, when it ends (select_p_job_fini), so that
-			// lending leaves a running lender's record untouched.
-			for (const auto &[id, totals] : book_.totals())
-				if (totals.borrowed_slice_seconds && !totals.lent_slice_seconds)
-					if (job_record_t *job = find_job_record(id))
-						record_totals(job, totals);
-			schedule = actions.lendable_appeared;
-			flush_events();
-			state = book_.serialize(now);
-			status = book_.status(now);
-		}
-		if (schedule)
-			queue_job_scheduler(); // a waiting borrower may fit now
-		refresh_addresses(node_hosts);
-		if (const uint16_t p = new_port_.exchange(0); p && p != port_) {
-			listener_.reset(); // lending.port changed by reconfigure
-			port_ = p;
-			next_listen_ = {};
-		}
-		// Listen once the nodes' addresses are known: a report that came
-		// earlier could only be refused.
-		if (!listener_ && now_steady() >= next_listen_) {
-			auto l = Listener::start("", port_,
-			                         [this](std::string_view frame, const std::string &peer) {
-				                         return handle(frame, peer);
-			                         });
-			if (l) {
-				listener_ = std::move(*l);
-				info("select/flex: lending: listening for node reports on port %u", port_);
-			} else {
-				error("select/flex: lending: cannot listen on port %u: %s; nothing is lent "
-				      "until it can "
-				      "(retrying every 10 s)",
-				      port_, l.error().c_str());
-				next_listen_ = now_steady() + std::chrono::seconds(10);
-			}
-		}
-		if (state != saved_state_) {
-			if (auto written = write_file_atomically(state_path_, state, 0600, true); written)
-				saved_state_ = state;
-			else if (!state_write_failed_)
-				error("select/flex: lending: %s: %s", state_path_.c_str(),
-				      written.error().c_str());
-			state_write_failed_ = saved_state_ != state;
-		}
-		(void)write_file_atomically(status_path_, status, 0600, false); // shown again next second
-	}
-
-	// Under the controller's locks.
-	void start_reclaim(const ReclaimOrder &o, Instant now)
-	{
-		job_record_t *job = find_job_record(o.borrower);
-		if (!job || !IS_JOB_RUNNING(job))
-			return;
-		if (!job->warn_signal) {
-			// Nothing would use the grace: give the slice back at once.
-			info("select/flex: lending: JobId=%u asked for no checkpoint signal (--signal): "
-			     "requeued "
-			     "at once",
-			     job->job_id);
-			requeue(o.borrower, now);
-			return;
-		}
-		// A batch job signalled while slurmstepd is still launching it
-		// fails to launch (JobLaunchFailure) instead of taking the signal;
-		// one this young has nothing to checkpoint yet: it is requeued at
-		// the deadline without a signal.
-		if (job->start_time &&
-		    now.time_since_epoch().count() - job->start_time < young_borrower_seconds) {
-			info("select/flex: lending: JobId=%u started %lds ago: no checkpoint signal, "
-			     "requeued at the "
-			     "deadline",
-			     job->job_id,
-			     static_cast<long>(now.time_since_epoch().count() - job->start_time));
-			return;
-		}
+		job_record_t *job = find_job_record(id);
+		if (!job)
+			return "no job record";
 		const uint16_t flags = job->warn_flags & (KILL_JOB_BATCH | KILL_FULL_JOB);
 		const int rc = job_signal(job, job->warn_signal, flags, 0, false);
-		if (rc != SLURM_SUCCESS)
-			error("select/flex: lending: signal %u to JobId=%u: %s", job->warn_signal,
-			      job->job_id, slurm_strerror(rc));
-		book_.signalled(o.borrower, now);
+		return rc == SLURM_SUCCESS
+		               ? ""
+		               : "signal " + std::to_string(job->warn_signal) + ": " + slurm_strerror(rc);
 	}
 
-	void requeue(uint32_t borrower, Instant now)
+	std::string requeue(uint32_t id) override
 	{
-		job_record_t *job = find_job_record(borrower);
-		if (!job || !IS_JOB_RUNNING(job)) {
-			book_.requeued(borrower, now);
-			return;
-		}
+		job_record_t *job = find_job_record(id);
+		if (!job)
+			return "no job record";
 		const int rc = compat::requeue_job(job);
-		if (rc == SLURM_SUCCESS) {
-			book_.requeued(borrower, now);
-			return;
-		}
-		// The lender's guarantee comes first: a borrower that cannot be
-		// requeued (job_submit/flex not configured?) is stopped.
-		error("select/flex: lending: cannot requeue borrower JobId=%u: %s; killing it", borrower,
-		      slurm_strerror(rc));
-		job_signal(job, SIGKILL, 0, 0, false);
-		book_.gave_up(borrower, now);
+		return rc == SLURM_SUCCESS ? "" : slurm_strerror(rc);
 	}
 
-	// Outside the controller's locks: name resolution may block.
-	void refresh_addresses(const std::map<std::string, std::string> &node_hosts)
+	// Slurm requeues a finished batch job as it does a running one.
+	std::string requeue_ended(uint32_t id) override { return requeue(id); }
+
+	void kill(uint32_t id) override
 	{
-		std::map<std::string, std::vector<std::string>> addrs;
-		for (const auto &[node, host] : node_hosts) {
-			auto cached = host_cache_.find(host);
-			if (cached == host_cache_.end())
-				cached = host_cache_.emplace(host, numeric_addresses(host)).first;
-			addrs[node] = cached->second;
-		}
-		std::lock_guard<std::mutex> guard(addr_mutex_);
-		node_addrs_ = std::move(addrs);
+		if (job_record_t *job = find_job_record(id))
+			job_signal(job, SIGKILL, 0, 0, false);
 	}
 
-	static std::chrono::steady_clock::time_point now_steady() { return std::chrono::steady_clock::now(); }
+	void record_totals(uint32_t id, const JobTotals &totals) override
+	{
+		if (job_record_t *job = find_job_record(id))
+			write_totals(job, totals);
+	}
 
-	uint16_t port_ = 0;
-	std::atomic<uint16_t> new_port_{0}; // set by reconfigure, taken by the tick
-	std::chrono::steady_clock::time_point next_listen_{};
-	// Recursive: a requeue from the tick thread re-enters the plugin
-	// (select_p_job_fini) on the same thread.
-	std::recursive_mutex book_mutex_;
-	LoanBook book_;
-	std::string state_path_;
-	std::string status_path_;
-	MungeEndpoint munge_;
-	Result<Sealed> opened_ = Result<Sealed>::failure("none"); // the listener thread's
-	ReportIntake intake_;                                     // the listener thread's
-	std::unique_ptr<Listener> listener_;
+	void kick_scheduler() override { queue_job_scheduler(); }
 
-	std::mutex addr_mutex_;
-	std::map<std::string, std::vector<std::string>> node_addrs_;
-	std::map<std::string, std::vector<std::string>> host_cache_; // the tick thread's
-
-	std::mutex stop_mutex_;
-	std::condition_variable stop_;
-	bool stopping_ = false;
-	std::thread thread_;
-	bool restored_ = false;
-	std::string saved_state_;
-	bool state_write_failed_ = false;
+	std::vector<std::string> resolve(const std::string &host) override { return numeric_addresses(host); }
 };
 
-std::unique_ptr<LendingService> lending;
+SlurmController slurm_controller;
+std::unique_ptr<LendingServer> lending;
+
+ServerSettings lending_server_settings(const Config &cfg)
+{
+	ServerSettings s;
+	s.policy = cfg.lending;
+	s.telemetry_timeout = cfg.channel.telemetry_timeout;
+	s.hard_stop_after = cfg.channel.hard_stop_after;
+	s.report_interval = cfg.channel.report_interval;
+	s.port = cfg.channel.port;
+	s.state_dir = slurm_conf.state_save_location ? slurm_conf.state_save_location : ".";
+	s.admin_uids = {0, slurm_conf.slurm_user_id};
+	return s;
+}
+
 // lending.enabled as last loaded: false after a reconfigure turned lending
-// off, while the service finishes what it started (nothing new is lent).
+// off, while the server finishes what it started (nothing new is lent).
 std::atomic<bool> lending_enabled{false};
 
 void start_lending()
 {
 	try {
-		lending = std::make_unique<LendingService>(
-		        config, slurm_conf.state_save_location ? slurm_conf.state_save_location : ".");
-		lending->start(config.channel.port);
+		const MungeEndpoint munge{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")};
+		lending = std::make_unique<LendingServer>(lending_server_settings(config), slurm_controller,
+		                                          ServerIo::production(munge));
+		lending->start();
 	} catch (...) {
 		error("select/flex: lending: cannot start; nothing will be lent");
 		lending.reset();
 	}
 }
 
-// select_p_reconfigure, under the controller's locks: the lending settings
-// of the flexslurm.yaml just loaded take effect (the service's thread is
-// never joined here: it may be waiting for these very locks).
-// The lending settings the service runs with: Slurm calls the plugin's
+// The lending settings the server runs with: Slurm calls the plugin's
 // reconfigure on every partition and node update too.
 Config lending_settings;
 
@@ -1029,6 +721,9 @@ bool same_lending(const Config &a, const Config &b)
 	                d.telemetry_timeout, d.hard_stop_after);
 }
 
+// select_p_reconfigure, under the controller's locks: the lending settings
+// of the flexslurm.yaml just loaded take effect (the server's thread is
+// never joined here: it may be waiting for these very locks).
 void reload_lending()
 {
 	if (same_lending(config, lending_settings))
@@ -1044,7 +739,7 @@ void reload_lending()
 		start_lending();
 		return;
 	}
-	lending->reconfigure(config);
+	lending->reconfigure(lending_server_settings(config));
 }
 
 // A borrower sees only borrow units whose slices are lendable now.
@@ -1163,7 +858,8 @@ int select_p_job_fini(job_record_t *job_ptr)
 {
 	try {
 		if (lending && job_ptr)
-			lending->ended(job_ptr);
+			if (const auto totals = lending->ended(job_ptr->job_id))
+				write_totals(job_ptr, *totals);
 	} catch (...) {
 		error("select/flex: lending: JobId=%u: cannot record what it lent",
 		      compat::job_id_of(job_ptr));
@@ -1187,8 +883,15 @@ int select_p_select_nodeinfo_set(job_record_t *job_ptr)
 	masks.clear();
 	try {
 		if (rc == SLURM_SUCCESS && lending && job_ptr &&
-		    (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)))
-			lending->committed(job_ptr);
+		    (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr))) {
+			std::vector<std::pair<std::string, int>> units;
+			for_each_job_unit_set(job_ptr, vborrow_id(), [&](int i, bitstr_t *bits) {
+				for_each_set_bit(bits, [&](int u) {
+					units.emplace_back(node_record_table_ptr[i]->name, u);
+				});
+			});
+			lending->committed(job_ptr->job_id, units);
+		}
 	} catch (...) {
 		error("select/flex: lending: JobId=%u: cannot record its loan", compat::job_id_of(job_ptr));
 	}

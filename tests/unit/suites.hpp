@@ -16,6 +16,7 @@ Suite *job_env_suite();
 Suite *placement_suite();
 Suite *isolation_suite();
 Suite *lending_suite();
+Suite *lending_server_suite();
 Suite *loan_book_suite();
 Suite *report_suite();
 Suite *telemetry_suite();

@@ -179,6 +179,20 @@ public:
 		for (const auto &[name, nb] : records)
 			books.push_back(nb);
 		book.sync(at(t), books, jobs ? &*jobs : nullptr);
+		// The job records here are the nodes' owners and borrowers: the
+		// totals of any other job go (the lending server asks Slurm).
+		std::set<uint32_t> alive;
+		for (const auto &[name, nb] : records) {
+			for (const auto &[u, o] : nb.owners)
+				alive.insert(o.job);
+			for (const auto &[u, b] : nb.borrowers)
+				alive.insert(b.job);
+		}
+		std::vector<uint32_t> gone;
+		for (const auto &[job, totals] : book.totals())
+			if (!alive.count(job))
+				gone.push_back(job);
+		book.forget_totals(gone);
 	}
 	void report(long t, const std::string &node, std::vector<DeviceReport> devices)
 	{
