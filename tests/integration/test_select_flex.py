@@ -261,6 +261,10 @@ def test_restart_with_jobs_running_keeps_allocations(c):
         # stock Slurm too).
         started = time.time()
         state = c.dir / "state" / "job_state"
+        # A change to a job makes slurmctld save the job state soon (if the
+        # last save came before `started`, nothing else would within 30 s).
+        time.sleep(1.1)  # mtime resolution: a save in the same second as `started` is not one after it
+        c.run(["scontrol", "update", f"JobId={s1}", "Comment=restart-test"])
         wait_until(lambda: state.exists() and state.stat().st_mtime > started, 30, "job state saved")
         c.stop_daemon("slurmctld", sig=signal.SIGKILL)
         c.start_slurmctld(clear_state=False)
