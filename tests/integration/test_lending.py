@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from helpers import contains, eq, wait_until
+from lending_scene import field as _field
+from lending_scene import holders as _holders
 from localcluster import DEFAULT_YAML
 
 GRACE = 4          # lending.grace
@@ -92,31 +94,6 @@ def _lender_and_borrower(c):
     borrower = _borrower(c)
     wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, "borrower running")
     return lender, borrower
-
-
-def _holders(path):
-    """Pids of processes that hold `path` open."""
-    pids = []
-    target = os.path.realpath(path)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                        pids.append(int(pid))
-                        break
-                except OSError:
-                    pass
-        except OSError:
-            pass
-    return pids
-
-
-def _field(detail, name):
-    m = re.search(rf"\b{name}=(\S*)", detail)
-    return m.group(1) if m else None
 
 
 def _stable_detail(c, job):
