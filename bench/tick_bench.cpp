@@ -10,8 +10,8 @@
 //
 // Prints one line per size: median and p99 of the whole tick and of its
 // parts, in milliseconds. See bench/RESULTS.md.
-#include "core/lending_server.hpp"
-#include "core/log.hpp"
+#include "core/service/lending_server.hpp"
+#include "core/util/log.hpp"
 
 #include <algorithm>
 #include <atomic>

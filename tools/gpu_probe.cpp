@@ -5,12 +5,12 @@
 //   gpu-probe sample YAML SECONDS     NVML telemetry samples, one line per device every 0.5 s
 //   gpu-probe limits YAML SLICES UID  the MPS commands and preload variables for SLICES slices of device 0
 // FILE...: the gpu records' File= values, as gres.conf would give them (type from hwloc).
-#include "core/config.hpp"
-#include "core/device_identity.hpp"
-#include "core/inventory.hpp"
-#include "core/limits.hpp"
-#include "core/slice_layout.hpp"
-#include "core/telemetry.hpp"
+#include "core/io/config.hpp"
+#include "core/io/device_identity.hpp"
+#include "core/io/inventory.hpp"
+#include "core/model/limits.hpp"
+#include "core/model/slice_layout.hpp"
+#include "core/io/telemetry.hpp"
 
 #include <chrono>
 #include <cstdio>

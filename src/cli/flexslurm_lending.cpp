@@ -11,9 +11,9 @@
 // The controller comes from slurm.conf (SlurmctldHost, in order; AuthInfo
 // socket=), the port from flexslurm.yaml beside it (lending.port). SLURM_CONF
 // names slurm.conf as for every Slurm command.
-#include "core/channel.hpp"
-#include "core/config.hpp"
-#include "core/report.hpp"
+#include "core/io/channel.hpp"
+#include "core/io/config.hpp"
+#include "core/model/report.hpp"
 
 #include <pwd.h>
 #include <strings.h>

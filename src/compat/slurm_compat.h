@@ -79,7 +79,7 @@ extern "C" {
 }
 #undef operator
 
-#include "core/log.hpp"
+#include "core/util/log.hpp"
 
 #include <string>
 #include <vector>

@@ -3,7 +3,7 @@
 // real job id.
 #include "fuzz_common.hpp"
 
-#include "core/report.hpp"
+#include "core/model/report.hpp"
 
 using namespace flexslurm;
 

@@ -5,7 +5,7 @@
 // name no job never changes the answer.
 #include "fuzz_common.hpp"
 
-#include "core/telemetry.hpp"
+#include "core/io/telemetry.hpp"
 
 using namespace flexslurm;
 

@@ -3,7 +3,7 @@
 // of standalone_main.cpp) records the input as a crash.
 #pragma once
 
-#include "core/log.hpp"
+#include "core/util/log.hpp"
 
 #include <cstddef>
 #include <cstdint>

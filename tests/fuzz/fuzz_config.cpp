@@ -4,7 +4,7 @@
 // to the duration and size parsers used for its values.
 #include "fuzz_common.hpp"
 
-#include "core/config.hpp"
+#include "core/io/config.hpp"
 
 using namespace flexslurm;
 

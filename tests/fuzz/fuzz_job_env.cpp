@@ -8,9 +8,9 @@
 // of the layout's, and the variables hold no newline or NUL.
 #include "fuzz_common.hpp"
 
-#include "core/isolation.hpp"
-#include "core/job_env.hpp"
-#include "core/limits.hpp"
+#include "core/io/isolation.hpp"
+#include "core/model/job_env.hpp"
+#include "core/model/limits.hpp"
 
 #include <charconv>
 

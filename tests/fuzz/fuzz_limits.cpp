@@ -4,7 +4,7 @@
 // preload file, MPS commands) keeps one setting per line.
 #include "fuzz_common.hpp"
 
-#include "core/limits.hpp"
+#include "core/model/limits.hpp"
 
 using namespace flexslurm;
 

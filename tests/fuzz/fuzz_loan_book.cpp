@@ -7,7 +7,7 @@
 // a corrupted deadline once overflowed into an immediate kill order).
 #include "fuzz_common.hpp"
 
-#include "core/loan_book.hpp"
+#include "core/model/loan_book.hpp"
 
 #include <algorithm>
 #include <limits>

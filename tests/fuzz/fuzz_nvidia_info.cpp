@@ -6,7 +6,7 @@
 // minor number 0..2^20-1.
 #include "fuzz_common.hpp"
 
-#include "core/device_identity.hpp"
+#include "core/io/device_identity.hpp"
 
 #include <map>
 

@@ -3,7 +3,7 @@
 // encode(parse(x)) a fixed point.
 #include "fuzz_common.hpp"
 
-#include "core/report.hpp"
+#include "core/model/report.hpp"
 
 #include <limits>
 #include <set>

@@ -3,7 +3,7 @@
 // what it accepts and that encode(parse(x)) is a fixed point.
 #include "fuzz_common.hpp"
 
-#include "core/report.hpp"
+#include "core/model/report.hpp"
 
 #include <set>
 

@@ -3,7 +3,7 @@
 // slices are contiguous from 0, and every slice index maps to its device.
 #include "fuzz_common.hpp"
 
-#include "core/slice_layout.hpp"
+#include "core/model/slice_layout.hpp"
 
 #include <set>
 #include <utility>

@@ -5,9 +5,9 @@
 // 0..100, at most max_jobs_per_device jobs, no job 0 or twice.
 #include "fuzz_common.hpp"
 
-#include "core/report.hpp"
-#include "core/slice_layout.hpp"
-#include "core/telemetry.hpp"
+#include "core/model/report.hpp"
+#include "core/model/slice_layout.hpp"
+#include "core/io/telemetry.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // Check runner for the Slurm-free core. Prints Check's summary line last.
 #include "suites.hpp"
 
-#include "core/log.hpp"
+#include "core/util/log.hpp"
 
 #include <cstdlib>
 

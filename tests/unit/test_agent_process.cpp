@@ -1,7 +1,7 @@
 // Which slurmd process runs the node agent (core/agent_process).
 #include "suites.hpp"
 
-#include "core/agent_process.hpp"
+#include "core/service/agent_process.hpp"
 
 #include <memory>
 

@@ -2,7 +2,7 @@
 // kind of bad input (file, line, key, what is allowed).
 #include "suites.hpp"
 
-#include "core/config.hpp"
+#include "core/io/config.hpp"
 
 #include <cstdio>
 #include <string>

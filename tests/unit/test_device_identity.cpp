@@ -3,10 +3,10 @@
 // and how the SPANK plugin maps SLURM_JOB_GPUS through them.
 #include "suites.hpp"
 
-#include "core/device_identity.hpp"
-#include "core/isolation.hpp"
-#include "core/job_env.hpp"
-#include "core/slice_layout.hpp"
+#include "core/io/device_identity.hpp"
+#include "core/io/isolation.hpp"
+#include "core/model/job_env.hpp"
+#include "core/model/slice_layout.hpp"
 
 #include <map>
 #include <string>

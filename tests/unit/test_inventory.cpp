@@ -2,7 +2,7 @@
 // have in CI), compared with what the hardware would report.
 #include "suites.hpp"
 
-#include "core/inventory.hpp"
+#include "core/io/inventory.hpp"
 
 #include <string>
 

@@ -2,11 +2,11 @@
 // and the private device directory itself (in a child, as root).
 #include "suites.hpp"
 
-#include "core/command.hpp"
-#include "core/isolation.hpp"
-#include "core/job_state.hpp"
-#include "core/limits.hpp"
-#include "core/spank_config.hpp"
+#include "core/io/command.hpp"
+#include "core/io/isolation.hpp"
+#include "core/io/job_state.hpp"
+#include "core/model/limits.hpp"
+#include "core/model/spank_config.hpp"
 
 #include <fcntl.h>
 #include <grp.h>

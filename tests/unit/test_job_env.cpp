@@ -1,7 +1,7 @@
 // What a job sees: visible devices per vendor, numbering, and limits.
 #include "suites.hpp"
 
-#include "core/job_env.hpp"
+#include "core/model/job_env.hpp"
 
 #include <string>
 

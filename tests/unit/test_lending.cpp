@@ -3,8 +3,8 @@
 // reclaim design rests on.
 #include "suites.hpp"
 
-#include "core/config.hpp"
-#include "core/lending.hpp"
+#include "core/io/config.hpp"
+#include "core/model/lending.hpp"
 
 #include <random>
 #include <string>

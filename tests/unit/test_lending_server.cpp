@@ -5,10 +5,10 @@
 // status and takes loans back, a restart restores what was in flight.
 #include "suites.hpp"
 
-#include "core/file_io.hpp"
-#include "core/lending_server.hpp"
-#include "core/log.hpp"
-#include "core/report.hpp"
+#include "core/io/file_io.hpp"
+#include "core/service/lending_server.hpp"
+#include "core/util/log.hpp"
+#include "core/model/report.hpp"
 
 #include <netinet/in.h>
 #include <stdlib.h>

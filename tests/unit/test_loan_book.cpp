@@ -12,12 +12,12 @@
 
 #include "suites.hpp"
 
-#include "core/agent.hpp"
-#include "core/loan_book.hpp"
-#include "core/log.hpp"
-#include "core/report.hpp"
-#include "core/slice_layout.hpp"
-#include "core/telemetry.hpp"
+#include "core/service/agent.hpp"
+#include "core/model/loan_book.hpp"
+#include "core/util/log.hpp"
+#include "core/model/report.hpp"
+#include "core/model/slice_layout.hpp"
+#include "core/io/telemetry.hpp"
 
 #include <algorithm>
 #include <functional>

@@ -2,7 +2,7 @@
 // cons_tres job_test.
 #include "suites.hpp"
 
-#include "core/placement.hpp"
+#include "core/model/placement.hpp"
 
 #include <algorithm>
 #include <string>

@@ -4,9 +4,9 @@
 // over 127.0.0.1 with hostile clients (oversized, partial, silent).
 #include "suites.hpp"
 
-#include "core/channel.hpp"
-#include "core/log.hpp"
-#include "core/report.hpp"
+#include "core/io/channel.hpp"
+#include "core/util/log.hpp"
+#include "core/model/report.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,10 +2,10 @@
 // slurmd hands to slurmstepd (validated like any input from outside).
 #include "suites.hpp"
 
-#include "core/log.hpp"
-#include "core/isolation.hpp"
-#include "core/limits.hpp"
-#include "core/slice_layout.hpp"
+#include "core/util/log.hpp"
+#include "core/io/isolation.hpp"
+#include "core/model/limits.hpp"
+#include "core/model/slice_layout.hpp"
 
 #include <string>
 #include <vector>

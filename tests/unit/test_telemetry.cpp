@@ -3,9 +3,9 @@
 // the processes of a job in a fake /proc.
 #include "suites.hpp"
 
-#include "core/log.hpp"
-#include "core/limits.hpp"
-#include "core/telemetry.hpp"
+#include "core/util/log.hpp"
+#include "core/model/limits.hpp"
+#include "core/io/telemetry.hpp"
 
 #include <dlfcn.h>
 #include <signal.h>

@@ -1,0 +1,217 @@
+#include "core/io/isolation.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+namespace flexslurm
+{
+
+namespace
+{
+
+std::vector<int> numbers(std::string_view list)
+{
+	std::vector<int> out;
+	size_t start = 0;
+	while (start <= list.size()) {
+		size_t end = list.find(',', start);
+		if (end == std::string_view::npos)
+			end = list.size();
+		int v = 0;
+		auto item = list.substr(start, end - start);
+		auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+		if (ec == std::errc() && p == item.data() + item.size() && v >= 0)
+			out.push_back(v);
+		start = end + 1;
+	}
+	return out;
+}
+
+bool under(const std::string &path, const std::string &dir)
+{
+	return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+}
+
+Result<bool> failure(const std::string &what)
+{
+	return Result<bool>::failure(what + ": " + std::strerror(errno));
+}
+
+struct DirCloser {
+	void operator()(DIR *d) const noexcept { closedir(d); }
+};
+
+// Covers `dir` (whose original content is reachable through `fd`) with a
+// tmpfs and brings back every entry but the hidden ones.
+Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hidden)
+{
+	const int fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return failure("open " + dir);
+	struct FdCloser {
+		int fd;
+		~FdCloser() { close(fd); }
+	} closer{fd};
+	struct stat st {
+	};
+	if (fstat(fd, &st) != 0)
+		return failure("stat " + dir);
+
+	std::vector<std::pair<std::string, unsigned char>> entries;
+	{
+		const int list_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		std::unique_ptr<DIR, DirCloser> d(list_fd >= 0 ? fdopendir(list_fd) : nullptr);
+		if (!d)
+			return failure("list " + dir);
+		while (dirent *e = readdir(d.get())) {
+			if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, ".."))
+				entries.emplace_back(e->d_name, e->d_type);
+		}
+	}
+
+	char mode[32];
+	std::snprintf(mode, sizeof mode, "mode=%o", static_cast<unsigned>(st.st_mode & 07777));
+	if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID, mode) != 0)
+		return failure("mount tmpfs on " + dir);
+
+	const std::string source_dir = "/proc/self/fd/" + std::to_string(fd) + "/";
+	for (const auto &[name, type] : entries) {
+		const std::string path = dir + "/" + name;
+		const std::string source = source_dir + name;
+		if (std::find(hidden.begin(), hidden.end(), path) != hidden.end())
+			continue;
+		if (type == DT_DIR) {
+			if (mkdir(path.c_str(), 0755) != 0 ||
+			    mount(source.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+				return failure("bind " + path);
+			if (std::any_of(hidden.begin(), hidden.end(),
+			                [&](const std::string &h) { return under(h, path); })) {
+				auto r = rebuild(path, hidden);
+				if (!r)
+					return r;
+			}
+		} else if (type == DT_LNK) {
+			char target[4096];
+			const ssize_t n = readlinkat(fd, name.c_str(), target, sizeof target - 1);
+			if (n < 0)
+				return failure("readlink " + path);
+			target[n] = '\0';
+			if (symlink(target, path.c_str()) != 0)
+				return failure("symlink " + path);
+		} else {
+			const int f = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+			if (f < 0)
+				return failure("create " + path);
+			close(f);
+			if (mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0)
+				return failure("bind " + path);
+		}
+	}
+	return true;
+}
+
+} // namespace
+
+std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::string_view vslice_devices,
+                                               std::string_view gpu_units)
+{
+	std::vector<const DeviceSlices *> held;
+	// gres/vslice lists held devices by vendor, then PCI order: scan
+	// forward, so that equal vendor indices of different vendors resolve
+	// to the right one.
+	const auto order = layout.devices_in_pci_order();
+	size_t from = 0;
+	for (int index : numbers(vslice_devices)) {
+		for (size_t i = from; i < order.size(); ++i) {
+			if (order[i]->vendor_index == index) {
+				held.push_back(order[i]);
+				from = i + 1;
+				break;
+			}
+		}
+	}
+	for (const std::string &path : gpu_unit_paths(layout, gpu_units)) {
+		for (const DeviceSlices &d : layout.devices())
+			if (d.device_path == path && std::find(held.begin(), held.end(), &d) == held.end())
+				held.push_back(&d);
+	}
+	return held;
+}
+
+std::vector<std::string> gpu_unit_paths(const SliceLayout &layout, std::string_view gpu_units)
+{
+	std::vector<std::string> paths;
+	const auto &units = layout.gpu_units();
+	const auto &devices = layout.devices();
+	for (int unit : numbers(gpu_units)) {
+		std::string path;
+		if (!units.empty()) {
+			// Slurm's own records: unit u is the u-th gpu file.
+			if (unit < static_cast<int>(units.size()))
+				path = units[static_cast<size_t>(unit)].path;
+		} else if (unit < static_cast<int>(devices.size())) {
+			// A layout written before gpu units were recorded.
+			path = devices[static_cast<size_t>(unit)].device_path;
+		}
+		if (!path.empty() && std::find(paths.begin(), paths.end(), path) == paths.end())
+			paths.push_back(path);
+	}
+	return paths;
+}
+
+std::vector<std::string> held_device_paths(const SliceLayout &layout, std::string_view vslice_devices,
+                                           std::string_view gpu_units)
+{
+	std::vector<std::string> paths = gpu_unit_paths(layout, gpu_units);
+	for (const DeviceSlices *d : held_devices(layout, vslice_devices, ""))
+		if (std::find(paths.begin(), paths.end(), d->device_path) == paths.end())
+			paths.push_back(d->device_path);
+	return paths;
+}
+
+IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<std::string> &held)
+{
+	IsolationPlan plan;
+	for (const std::string &p : layout.accelerator_paths())
+		(std::find(held.begin(), held.end(), p) != held.end() ? plan.visible : plan.hidden)
+		        .push_back(p);
+	return plan;
+}
+
+Result<bool> enter_private_device_view(const std::string &dir, const std::vector<std::string> &hidden)
+{
+	if (unshare(CLONE_NEWNS) != 0)
+		return failure("unshare(CLONE_NEWNS)");
+	if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+		return failure("make / a slave mount");
+	std::string clean = dir;
+	while (clean.size() > 1 && clean.back() == '/')
+		clean.pop_back();
+	return rebuild(clean, hidden);
+}
+
+bool devices_cgroup_denies(const std::vector<std::string> &paths, std::vector<std::string> &unfenced)
+{
+	for (const std::string &p : paths) {
+		const int fd = open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			unfenced.push_back(p);
+		}
+		// EPERM: denied by the devices cgroup. Anything else (no such
+		// node, no device behind it) cannot be opened either.
+	}
+	return unfenced.empty();
+}
+
+} // namespace flexslurm

@@ -1,0 +1,41 @@
+#include "core/model/borrow_rules.hpp"
+
+namespace flexslurm
+{
+
+bool tres_asks_for(std::string_view tres, std::string_view gres_name) noexcept
+{
+	while (!tres.empty()) {
+		const size_t comma = tres.find(',');
+		std::string_view item = tres.substr(0, comma);
+		tres = comma == std::string_view::npos ? std::string_view() : tres.substr(comma + 1);
+		for (std::string_view prefix : {"gres:", "gres/"})
+			if (item.substr(0, prefix.size()) == prefix)
+				item.remove_prefix(prefix.size());
+		if (item.substr(0, item.find(':')) == gres_name)
+			return true;
+	}
+	return false;
+}
+
+BorrowVerdict judge_borrower(const BorrowRequest &r)
+{
+	BorrowVerdict v;
+	if (!r.batch)
+		v.refusal =
+		        "vborrow: a borrower must be a batch job (sbatch): borrowed slices are taken back by "
+		        "requeueing the job, and Slurm requeues only batch jobs";
+	else if (r.requeue && !*r.requeue)
+		v.refusal = "vborrow: a borrower must be requeueable: drop --no-requeue (borrowed slices are "
+		            "taken "
+		            "back by requeueing the job; its work resumes when it restarts)";
+	else if (r.also_slices_or_gpus)
+		v.refusal =
+		        "vborrow: a borrower asks for vborrow only, not also for vslice or gpu: submit the "
+		        "borrowing part as a job of its own";
+	else
+		v.force_requeue = !r.requeue.has_value();
+	return v;
+}
+
+} // namespace flexslurm

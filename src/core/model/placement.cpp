@@ -1,0 +1,168 @@
+#include "core/model/placement.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace flexslurm
+{
+
+std::string_view placement_name(Placement p) noexcept
+{
+	return p == Placement::Spread ? "spread" : "best_fit";
+}
+
+std::optional<Placement> parse_placement(std::string_view s) noexcept
+{
+	if (s == "best_fit")
+		return Placement::BestFit;
+	if (s == "spread")
+		return Placement::Spread;
+	return std::nullopt;
+}
+
+Split split_from_env(const std::vector<std::string_view> &env) noexcept
+{
+	for (std::string_view e : env) {
+		// slurmctld keeps the names as set; prolog and epilog see them
+		// with a SPANK_ prefix.
+		if (e.substr(0, 6) == "SPANK_")
+			e.remove_prefix(6);
+		if (e.substr(0, split_variable.size()) == split_variable &&
+		    e.substr(split_variable.size()) == "=1")
+			return Split::Allowed;
+	}
+	return Split::WhenLarger;
+}
+
+namespace
+{
+
+bool eligible(const DeviceView &d, std::string_view type)
+{
+	return !d.whole_used && d.free_slices() > 0 && (type.empty() || d.type == type);
+}
+
+// Among devices that can hold `need` alone, the policy's pick; ties go to
+// the lowest index so that placement is deterministic.
+std::optional<size_t> pick_single(const std::vector<DeviceView> &devices,
+                                  const std::vector<size_t> &candidates, int need, Placement policy)
+{
+	std::optional<size_t> best;
+	for (size_t i : candidates) {
+		const int free = devices[i].free_slices();
+		if (free < need)
+			continue;
+		if (!best)
+			best = i;
+		else if (policy == Placement::BestFit ? free < devices[*best].free_slices()
+		                                      : free > devices[*best].free_slices())
+			best = i;
+	}
+	return best;
+}
+
+} // namespace
+
+bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::string_view type)
+{
+	return std::any_of(devices.begin(), devices.end(), [&](const DeviceView &d) {
+		return (type.empty() || d.type == type) && d.slices >= slices;
+	});
+}
+
+std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> &devices, int slices,
+                                                  std::string_view type, Placement policy, Split split)
+{
+	std::vector<size_t> candidates;
+	int total_free = 0;
+	for (size_t i = 0; i < devices.size(); ++i) {
+		if (eligible(devices[i], type)) {
+			candidates.push_back(i);
+			total_free += devices[i].free_slices();
+		}
+	}
+	if (slices <= 0 || total_free < slices)
+		return std::nullopt;
+	if (auto one = pick_single(devices, candidates, slices, policy))
+		return std::vector<size_t>{*one};
+	if (split != Split::Allowed && fits_one_device(devices, slices, type))
+		return std::nullopt; // waits for a device with enough free slices
+
+	// More than any one device has free: whole free devices first (largest
+	// first), then the remainder as for a small job, then whatever has the
+	// most free, so that the job spans as few devices as possible.
+	std::vector<size_t> chosen;
+	int remaining = slices;
+	std::vector<size_t> by_free = candidates;
+	std::stable_sort(by_free.begin(), by_free.end(), [&](size_t a, size_t b) {
+		return devices[a].free_slices() > devices[b].free_slices();
+	});
+	for (size_t i : by_free) {
+		const DeviceView &d = devices[i];
+		if (d.used_slices.empty() && d.slices <= remaining) {
+			chosen.push_back(i);
+			remaining -= d.slices;
+		}
+	}
+	while (remaining > 0) {
+		std::vector<size_t> rest;
+		for (size_t i : candidates)
+			if (std::find(chosen.begin(), chosen.end(), i) == chosen.end())
+				rest.push_back(i);
+		if (auto one = pick_single(devices, rest, remaining, policy)) {
+			chosen.push_back(*one);
+			break;
+		}
+		auto most = std::max_element(rest.begin(), rest.end(), [&](size_t a, size_t b) {
+			return devices[a].free_slices() < devices[b].free_slices();
+		});
+		chosen.push_back(*most);
+		remaining -= devices[*most].free_slices();
+	}
+	std::sort(chosen.begin(), chosen.end());
+	return chosen;
+}
+
+UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy)
+{
+	UnitMasks masks;
+	std::optional<std::vector<size_t>> chosen;
+	if (request.slices > 0)
+		chosen = choose_devices(devices, request.slices, request.type, policy, request.split);
+	auto is_chosen = [&](size_t i) {
+		return chosen && std::find(chosen->begin(), chosen->end(), i) != chosen->end();
+	};
+	if (request.gpus) {
+		// Never a device with a slice in use, nor one this same job's
+		// slices are to come from.
+		for (size_t i = 0; i < devices.size(); ++i)
+			if (devices[i].gpu_unit >= 0 && (!devices[i].used_slices.empty() || is_chosen(i)))
+				masks.gpus.push_back(devices[i].gpu_unit);
+	}
+	if (request.slices == 0)
+		return masks;
+
+	// A job that fits on one device may take any device the policy rates
+	// the same (equal free slices): cons_tres picks among those the one
+	// local to the cores it gives the job, so topology breaks the tie.
+	auto ties_choice = [&](size_t i) {
+		if (!chosen || chosen->size() != 1 || request.gpus)
+			return false;
+		const DeviceView &c = devices[chosen->front()];
+		return eligible(devices[i], request.type) && devices[i].free_slices() == c.free_slices();
+	};
+	for (size_t i = 0; i < devices.size(); ++i) {
+		const DeviceView &d = devices[i];
+		// A known count the node cannot hold now: nothing is offered,
+		// or cons_tres would take the slices from several devices.
+		const bool allowed = request.slices > 0 ? is_chosen(i) || ties_choice(i) : !d.whole_used;
+		if (allowed)
+			continue;
+		for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
+			if (std::find(d.used_slices.begin(), d.used_slices.end(), s) == d.used_slices.end())
+				masks.slices.push_back(s);
+	}
+	return masks;
+}
+
+} // namespace flexslurm

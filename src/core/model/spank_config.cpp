@@ -1,0 +1,93 @@
+#include "core/model/spank_config.hpp"
+
+namespace flexslurm
+{
+
+namespace
+{
+
+const char *const allowed_args =
+        "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, "
+        "preload=PATH|system, mps_control=PATH, job_dir=PATH";
+
+} // namespace
+
+Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
+{
+	SpankConfig cfg;
+	auto bad = [](const std::string &what) { return Result<SpankConfig>::failure(what); };
+	auto absolute = [&](const std::string &key, const std::string &value, std::string &out) {
+		if (value.empty() || value[0] != '/')
+			return false;
+		out = value;
+		(void)key;
+		return true;
+	};
+	for (const std::string &arg : args) {
+		const auto eq = arg.find('=');
+		const std::string key = arg.substr(0, eq);
+		const std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+		if (key == "isolation") {
+			if (value == "required")
+				cfg.isolation = FailurePolicy::Required;
+			else if (value == "optional")
+				cfg.isolation = FailurePolicy::Optional;
+			else
+				return bad("isolation: \"" + value +
+				           "\" is not allowed (allowed: required, optional)");
+		} else if (key == "preload" && value == "system") {
+			cfg.preload.clear();
+			cfg.preload_system = true;
+		} else if (key == "layout" || key == "preload" || key == "mps_control" || key == "job_dir") {
+			std::string &out = key == "layout"    ? cfg.layout_file
+			                   : key == "preload" ? cfg.preload
+			                   : key == "job_dir" ? cfg.job_dir
+			                                      : cfg.mps_control;
+			if (key == "preload")
+				cfg.preload_system = false;
+			if (!absolute(key, value, out))
+				return bad(key + ": \"" + value +
+				           "\" is not an absolute path (allowed: an absolute path, %n stands "
+				           "for the node name)");
+		} else if (key == "limits" || key.rfind("limits.", 0) == 0) {
+			LimitBackend backend;
+			if (value == "none")
+				backend = LimitBackend::None;
+			else if (value == "preload")
+				backend = LimitBackend::Preload;
+			else if (value == "mps")
+				backend = LimitBackend::Mps;
+			else
+				return bad(key + ": \"" + value +
+				           "\" is not allowed (allowed: none, preload, mps)");
+			if (key == "limits") {
+				// mps exists for NVIDIA only: the others keep "none".
+				for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend})
+					if (backend != LimitBackend::Mps || v == Vendor::Nvidia)
+						cfg.limits[static_cast<int>(v)] = backend;
+				continue;
+			}
+			auto vendor = parse_vendor(key.substr(7));
+			if (!vendor)
+				return bad(key + ": unknown vendor \"" + key.substr(7) +
+				           "\" (allowed: nvidia, amd, ascend)");
+			if (backend == LimitBackend::Mps && *vendor != Vendor::Nvidia)
+				return bad(key + ": mps is NVIDIA's (allowed: none, preload)");
+			cfg.limits[static_cast<int>(*vendor)] = backend;
+		} else if (key == "mps_dir") {
+			return bad("mps_dir: replaced by job_dir=PATH (each job's limits and MPS "
+			           "directories, root's; default /run/flexslurm/jobs): remove mps_dir");
+		} else {
+			return bad("unknown plugstack argument \"" + arg + "\" (allowed: " + allowed_args +
+			           ")");
+		}
+	}
+	for (LimitBackend b : cfg.limits)
+		if (b == LimitBackend::Preload && cfg.preload.empty() && !cfg.preload_system)
+			return bad("limits: preload needs preload=PATH (the interception library) or "
+			           "preload=system "
+			           "(it is in /etc/ld.so.preload)");
+	return cfg;
+}
+
+} // namespace flexslurm

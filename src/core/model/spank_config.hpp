@@ -1,0 +1,45 @@
+// The SPANK plugin's plugstack.conf arguments:
+//   required /path/spank_flexslurm.so isolation=required limits.nvidia=mps
+// Unknown keys and bad values are refused (the plugin then refuses to load).
+#pragma once
+
+#include "core/util/result.hpp"
+#include "core/model/vendor.hpp"
+
+#include <string>
+#include <vector>
+
+namespace flexslurm
+{
+
+enum class FailurePolicy {
+	Required, // a launch that cannot be isolated fails
+	Optional, // it runs, and the log says it runs unisolated
+};
+
+// How a slice's compute and memory share is enforced inside the device.
+enum class LimitBackend {
+	None,    // variables only
+	Preload, // an interception library (e.g. HAMi-core) via LD_PRELOAD
+	Mps,     // an NVIDIA MPS control daemon per job
+};
+
+struct SpankConfig {
+	FailurePolicy isolation = FailurePolicy::Required;
+	std::string layout_file = "/run/flexslurm/layout.%n"; // as flexslurm.yaml inventory.layout_file
+	LimitBackend limits[3] = {LimitBackend::None, LimitBackend::None, LimitBackend::None}; // by Vendor
+	// Library for Preload, set in LD_PRELOAD; empty with preload_system
+	// (preload=system: the site lists it in /etc/ld.so.preload).
+	std::string preload;
+	bool preload_system = false;
+	std::string mps_control = "/usr/bin/nvidia-cuda-mps-control";
+	// Per-job state (limits file, preload config and cache, MPS pipe and
+	// log directories): <job_dir>/<job id>/, root's.
+	std::string job_dir = "/run/flexslurm/jobs";
+
+	LimitBackend limits_for(Vendor v) const noexcept { return limits[static_cast<int>(v)]; }
+};
+
+Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args);
+
+} // namespace flexslurm

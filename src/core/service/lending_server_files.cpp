@@ -1,0 +1,223 @@
+// The lending server's files: the state file (restored line by line,
+// saved when it changed), the status file, and the status answer cut to
+// one credential.
+#include "core/service/lending_server.hpp"
+
+#include "core/util/log.hpp"
+#include "core/util/unique_fd.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace flexslurm
+{
+
+namespace
+{
+
+// A file's lines (without their '\n'), one at a time, each at most
+// `max_line` bytes, all at most `max_total`: a state file is read without
+// holding all of it in memory.
+class LineReader
+{
+public:
+	LineReader(const std::string &path, size_t max_line, size_t max_total)
+	    : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)), max_line_(max_line),
+	      max_total_(max_total)
+	{
+		if (!fd_) {
+			missing_ = errno == ENOENT;
+			error_ = std::strerror(errno);
+		}
+	}
+
+	bool missing() const noexcept { return missing_; }
+	const std::string &error() const noexcept { return error_; }
+
+	// false at the end, or on an error (see error()).
+	bool next(std::string_view &line)
+	{
+		while (error_.empty()) {
+			const size_t eol = buf_.find('\n', pos_);
+			const size_t len = (eol == std::string::npos ? buf_.size() : eol) - pos_;
+			if (len > max_line_) {
+				error_ = "a line longer than " + std::to_string(max_line_) + " bytes";
+				return false;
+			}
+			if (eol != std::string::npos || (eof_ && pos_ < buf_.size())) {
+				line = std::string_view(buf_).substr(pos_, len);
+				pos_ += len + 1;
+				return true;
+			}
+			if (eof_)
+				return false;
+			buf_.erase(0, pos_);
+			pos_ = 0;
+			fill();
+		}
+		return false;
+	}
+
+private:
+	void fill()
+	{
+		char chunk[64 * 1024];
+		for (;;) {
+			const ssize_t n = ::read(fd_.get(), chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				error_ = std::strerror(errno);
+				return;
+			}
+			eof_ = n == 0;
+			total_ += static_cast<size_t>(n);
+			if (total_ > max_total_)
+				error_ = "larger than " + std::to_string(max_total_ >> 20) + " MiB";
+			buf_.append(chunk, static_cast<size_t>(n));
+			return;
+		}
+	}
+
+	UniqueFd fd_;
+	size_t max_line_;
+	size_t max_total_;
+	std::string buf_;
+	size_t pos_ = 0;
+	size_t total_ = 0;
+	bool eof_ = false;
+	bool missing_ = false;
+	std::string error_;
+};
+
+size_t line_count(std::string_view text)
+{
+	return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// The first lines of `part` (its header line always) that fit in `room`.
+std::string_view first_lines(std::string_view part, size_t room)
+{
+	if (part.size() <= room)
+		return part;
+	const size_t header = part.find('\n') + 1;
+	const size_t cut = room ? part.rfind('\n', room - 1) : std::string_view::npos;
+	return part.substr(0, std::max(header, cut == std::string_view::npos ? 0 : cut + 1));
+}
+
+// A status cut to one credential: every reclaim in flight that fits, the
+// first slices, the newest history, each cut at a line, and a last line
+// that says so.
+} // namespace
+
+std::string fit_status_answer(const std::string &text, const std::string &path)
+{
+	const size_t r = text.find("RECLAIMS IN FLIGHT\n");
+	const size_t h = text.find("HISTORY\n", r == std::string::npos ? 0 : r);
+	if (r == std::string::npos || h == std::string::npos)
+		return text.substr(0, LendingServer::max_status_answer_bytes);
+	const std::string_view all(text);
+	const std::string_view slices = all.substr(0, r), reclaims = all.substr(r, h - r),
+	                       history = all.substr(h);
+	size_t room = LendingServer::max_status_answer_bytes - 512; // the last line
+	const std::string_view kept_reclaims = first_lines(reclaims, room);
+	room -= std::min(room, kept_reclaims.size());
+	// The newest events keep up to 8 KiB; slices get the rest first.
+	const size_t for_history = std::min({history.size(), room, size_t{8192}});
+	const std::string_view kept_slices = first_lines(slices, room - for_history);
+	room -= std::min(room, kept_slices.size());
+	std::string kept_history(history.substr(0, history.find('\n') + 1));
+	if (history.size() <= room)
+		kept_history = history;
+	else if (room > kept_history.size()) { // the newest events that fit
+		const std::string_view events = history.substr(kept_history.size());
+		const size_t from = events.find('\n', events.size() - (room - kept_history.size()));
+		if (from != std::string_view::npos)
+			kept_history += events.substr(from + 1);
+	}
+	std::string out;
+	out.append(kept_slices).append(kept_reclaims).append(kept_history);
+	out += "truncated: " + std::to_string(line_count(out)) + " of " + std::to_string(line_count(text)) +
+	       " lines shown (an answer is at most " +
+	       std::to_string(LendingServer::max_status_answer_bytes) + " bytes); the whole status is in " +
+	       path + "\n";
+	return out;
+}
+
+std::string totals_comment(std::string_view existing, const JobTotals &t)
+{
+	std::string ours = "flexslurm:";
+	if (t.lent_slice_seconds)
+		ours += " lent " + std::to_string(t.lent_slice_seconds) + " slice-s";
+	if (t.borrowed_slice_seconds)
+		ours += std::string(t.lent_slice_seconds ? "," : "") + " borrowed " +
+		        std::to_string(t.borrowed_slice_seconds) + " slice-s";
+	std::string text(existing);
+	if (const size_t from = text.find("flexslurm:"); from != std::string::npos) {
+		const size_t to = text.find(';', from);
+		text.erase(from, to == std::string::npos ? std::string::npos : to - from + 1);
+	}
+	while (!text.empty() && (text.back() == ' ' || text.back() == ';'))
+		text.pop_back();
+	text.erase(0, std::min(text.size(), text.find_first_not_of(' ')));
+	return text + (text.empty() ? "" : "; ") + ours;
+}
+
+void LendingServer::restore_once()
+{
+	if (restored_)
+		return;
+	restored_ = true;
+	const std::string path = state_path();
+	LineReader reader(path, max_state_line_bytes, max_state_bytes);
+	if (reader.missing())
+		return; // a first start
+	std::string why;
+	bool ok = false;
+	{
+		std::lock_guard<std::mutex> guard(book_mutex_);
+		// A read error ends the lines before the end marker: the book
+		// refuses the state and stays empty.
+		ok = book_.restore([&](std::string_view &line) { return reader.next(line); }, why);
+		if (!ok && !reader.error().empty())
+			why = reader.error();
+	}
+	if (ok)
+		log_info("lending: state restored from " + path + " (" + std::to_string(active_reclaims()) +
+		         " reclaim(s) in flight)");
+	else
+		log_error("lending: " + path + ": " + why +
+		          "; starting with no loan history (the job records still say who borrows what)");
+}
+
+void LendingServer::save(BookSnapshot &&snapshot, bool urgent)
+{
+	if (forget_saved_.exchange(false)) {
+		saved_.reset(); // control came back: another controller may have written it
+		urgent_ = true;
+	}
+	urgent_ = urgent_ || urgent;
+	const Instant now = snapshot.now;
+	(void)io_.write_file(status_path(), snapshot.status_text(), false); // shown again next time
+	// An event is saved at once; quiet changes (idle timers, totals) at
+	// most every totals_save_interval.
+	if (saved_ && saved_->same_content(snapshot))
+		return;
+	if (!urgent_ && saved_ && now - state_written_at_ < totals_save_interval)
+		return;
+	if (auto written = io_.write_file(state_path(), snapshot.state_text(), true); written) {
+		saved_ = std::move(snapshot);
+		state_written_at_ = now;
+		++state_writes_;
+		state_write_failed_ = false;
+		urgent_ = false;
+	} else if (!state_write_failed_) {
+		log_error("lending: " + state_path() + ": " + written.error());
+		state_write_failed_ = true;
+	}
+}
+
+} // namespace flexslurm
