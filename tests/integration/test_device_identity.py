@@ -145,16 +145,16 @@ def test_mig_gpu_is_never_sliced_and_its_jobs_keep_working(env):
 def test_excluded_gpu_stays_whole(env):
     # slicing.exclude by PCI bus id: GPU 1 is for whole-GPU jobs only (its own Type, as docs/admin.md says).
     yaml = DEFAULT_YAML + f"  exclude: [\"{BUSES[1][5:]}\"]\n"
-    gres = ("NodeName=k1 Name=gpu Type=t4 File={dir}/dev/k1/nvidia0\n"
-            "NodeName=k1 Name=gpu Type=t4whole File={dir}/dev/k1/nvidia1\n")
-    with env.cluster("identity-exclude", nodes=1, prefix="k", shape="nvidia-2gpu", cpus=8, select="select/flex",
-                     flexslurm_yaml=yaml, gres_conf=gres, gres_per_node={"k1": "gpu:t4:1,gpu:t4whole:1,vslice:t4:4"},
+    gres = ("NodeName=t1 Name=gpu Type=t4 File={dir}/dev/t1/nvidia0\n"
+            "NodeName=t1 Name=gpu Type=t4whole File={dir}/dev/t1/nvidia1\n")
+    with env.cluster("identity-exclude", nodes=1, prefix="t", shape="nvidia-2gpu", cpus=8, select="select/flex",
+                     flexslurm_yaml=yaml, gres_conf=gres, gres_per_node={"t1": "gpu:t4:1,gpu:t4whole:1,vslice:t4:4"},
                      spank_args=["isolation=required"]) as c:
-        d = c.dir / "dev" / "k1"
-        contains(c.log("slurmd.k1"), f"nvidia {d}/nvidia1: type t4whole, UUID", "excluded GPU named")
-        contains(c.log("slurmd.k1"), "excluded by slicing.exclude, not sliced", "excluded GPU not sliced")
-        eq("warning: an excluded GPU" in c.log("slurmd.k1"), False, "no pairing warning with a type of its own")
-        idx, out = _run(c, "k1", "--gres=vslice:4")
+        d = c.dir / "dev" / "t1"
+        contains(c.log("slurmd.t1"), f"nvidia {d}/nvidia1: type t4whole, UUID", "excluded GPU named")
+        contains(c.log("slurmd.t1"), "excluded by slicing.exclude, not sliced", "excluded GPU not sliced")
+        eq("warning: an excluded GPU" in c.log("slurmd.t1"), False, "no pairing warning with a type of its own")
+        idx, out = _run(c, "t1", "--gres=vslice:4")
         eq(_gpu_nodes(out), ["nvidia0"], f"slices only on GPU 0:\n{out}")
-        _, out = _run(c, "k1", "--gres=gpu:t4whole:1")
+        _, out = _run(c, "t1", "--gres=gpu:t4whole:1")
         eq(_gpu_nodes(out), ["nvidia1"], f"the excluded GPU as a whole:\n{out}")
