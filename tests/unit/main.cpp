@@ -25,6 +25,9 @@ int main()
 	srunner_add_suite(runner, job_env_suite());
 	srunner_add_suite(runner, placement_suite());
 	srunner_add_suite(runner, isolation_suite());
+	srunner_add_suite(runner, isolation_plan_suite());
+	srunner_add_suite(runner, limits_suite());
+	srunner_add_suite(runner, spank_config_suite());
 	srunner_add_suite(runner, lending_suite());
 	srunner_add_suite(runner, loan_book_suite());
 	srunner_add_suite(runner, lending_server_suite());

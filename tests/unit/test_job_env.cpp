@@ -3,6 +3,7 @@
 
 #include "core/model/job_env.hpp"
 
+#include <map>
 #include <string>
 
 using namespace flexslurm;
@@ -115,6 +116,105 @@ START_TEST(nothing_held_sets_nothing)
 }
 END_TEST
 
+namespace
+{
+
+using Vars = std::map<std::string, std::string>;
+
+Result<SliceEnv> decode(const Vars &vars)
+{
+	return SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
+		auto it = vars.find(name);
+		return it == vars.end() ? std::nullopt : std::optional(it->second);
+	});
+}
+
+Vars vars_of(const std::vector<EnvVar> &env)
+{
+	Vars out;
+	for (const EnvVar &v : env)
+		out[v.name] = v.value;
+	return out;
+}
+
+} // namespace
+
+// The one codec of the SLURM_VSLICE_* variables: what slice_environment()
+// writes decodes to the same devices, counts and shares.
+START_TEST(slice_env_round_trip)
+{
+	SliceLayout l = layout_of("nvidia-8gpu-2numa.xml");
+	for (bool borrowed : {false, true}) {
+		auto env = decode(
+		        vars_of(slice_environment(l, {29, 30, 8, 31}, DeviceNumbering::Local, borrowed)));
+		ck_assert_msg(static_cast<bool>(env), "%s", env.error().c_str());
+		ck_assert(env->devices == (std::vector<int>{2, 7}));
+		ck_assert(env->counts == (std::vector<int>{1, 3}));
+		ck_assert(env->compute_percent == (std::vector<int>{25, 75}));
+		ck_assert(env->memory_mib == (std::vector<uint64_t>{20480, 61440}));
+		ck_assert_int_eq(env->slices, 4);
+		ck_assert(env->borrowed == borrowed);
+		ck_assert(decode(vars_of(env->encode()))->encode() == env->encode());
+		ck_assert(*decode(vars_of(env->encode())) == *env);
+	}
+	// nothing set: nothing held, and nothing written back
+	auto none = decode({});
+	ck_assert(static_cast<bool>(none) && none->devices.empty() && none->encode().empty());
+	ck_assert(decode({{"SLURM_VSLICE_DEVICES", ""}})->devices.empty());
+	// a step reads SLURM_VSLICE_DEVICES alone: the other variables may be absent
+	ck_assert(decode({{"SLURM_VSLICE_DEVICES", "0,0,65535"}})->devices ==
+	          (std::vector<int>{0, 0, 65535}));
+}
+END_TEST
+
+START_TEST(slice_env_refuses_malformed_variables)
+{
+	auto err = [](const Vars &v) {
+		auto r = decode(v);
+		ck_assert_msg(!r, "accepted");
+		return r.error();
+	};
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "1,x"}}),
+	              "SLURM_VSLICE_DEVICES: entry 2 \"x\" is not a number from 0 to 65535");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "1,,2"}}),
+	              "SLURM_VSLICE_DEVICES: entry 2 \"\" is not a number from 0 to 65535");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "65536"}}),
+	              "SLURM_VSLICE_DEVICES: entry 1 \"65536\" is not a number from 0 to 65535");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "-1"}}),
+	              "SLURM_VSLICE_DEVICES: entry 1 \"-1\" is not a number from 0 to 65535");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0\n1"}}),
+	              "SLURM_VSLICE_DEVICES: entry 1 \"0?1\" is not a number from 0 to 65535");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", std::string(40, '7')}}),
+	              "SLURM_VSLICE_DEVICES: entry 1 \"" + std::string(32, '7') +
+	                      "...\" is not a number from 0 to 65535");
+	std::string many = "0";
+	for (int i = 0; i < 1024; ++i)
+		many += ",0";
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", many}}), "SLURM_VSLICE_DEVICES: more than 1024 entries");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0,1"}, {"SLURM_VSLICE_COUNTS", "1"}}),
+	              "SLURM_VSLICE_COUNTS: 1 entries for the 2 devices of SLURM_VSLICE_DEVICES");
+	ck_assert_str(err({{"SLURM_VSLICE_COUNTS", "1"}}),
+	              "SLURM_VSLICE_COUNTS: 1 entries for the 0 devices of SLURM_VSLICE_DEVICES");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0"}, {"SLURM_VSLICE_COUNTS", "0"}}),
+	              "SLURM_VSLICE_COUNTS: entry 1 \"0\" is not a number from 1 to 64");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0"}, {"SLURM_VSLICE_COMPUTE_PERCENT", "101"}}),
+	              "SLURM_VSLICE_COMPUTE_PERCENT: entry 1 \"101\" is not a number from 1 to 100");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0"}, {"SLURM_VSLICE_MEMORY_LIMIT_MIB", "1,2"}}),
+	              "SLURM_VSLICE_MEMORY_LIMIT_MIB: 2 entries for the 1 devices of SLURM_VSLICE_DEVICES");
+	ck_assert_str(
+	        err({{"SLURM_VSLICE_DEVICES", "0"}, {"SLURM_VSLICE_MEMORY_LIMIT_MIB", "1099511627777"}}),
+	        "SLURM_VSLICE_MEMORY_LIMIT_MIB: entry 1 \"1099511627777\" is not a number from 0 to "
+	        "1099511627776");
+	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0"},
+	                   {"SLURM_VSLICE_COUNTS", "2"},
+	                   {"SLURM_VSLICES_ON_NODE", "3"}}),
+	              "SLURM_VSLICES_ON_NODE: \"3\" is not the sum of SLURM_VSLICE_COUNTS (2)");
+	ck_assert_str(err({{"SLURM_VSLICES_ON_NODE", "x"}}),
+	              "SLURM_VSLICES_ON_NODE: \"x\" is not a number from 1 to 1048576");
+	ck_assert_str(err({{"SLURM_VSLICE_BORROWED", "yes"}}), "SLURM_VSLICE_BORROWED: \"yes\" is not 1");
+}
+END_TEST
+
 Suite *job_env_suite()
 {
 	Suite *s = suite_create("job_env");
@@ -124,6 +224,8 @@ Suite *job_env_suite()
 	tcase_add_test(tc, amd_and_ascend_variables);
 	tcase_add_test(tc, mps_limits_omitted_when_memory_unknown);
 	tcase_add_test(tc, nothing_held_sets_nothing);
+	tcase_add_test(tc, slice_env_round_trip);
+	tcase_add_test(tc, slice_env_refuses_malformed_variables);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <memory>
 
@@ -18,24 +17,6 @@ namespace flexslurm
 
 namespace
 {
-
-std::vector<int> numbers(std::string_view list)
-{
-	std::vector<int> out;
-	size_t start = 0;
-	while (start <= list.size()) {
-		size_t end = list.find(',', start);
-		if (end == std::string_view::npos)
-			end = list.size();
-		int v = 0;
-		auto item = list.substr(start, end - start);
-		auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-		if (ec == std::errc() && p == item.data() + item.size() && v >= 0)
-			out.push_back(v);
-		start = end + 1;
-	}
-	return out;
-}
 
 bool under(const std::string &path, const std::string &dir)
 {
@@ -121,72 +102,6 @@ Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hid
 }
 
 } // namespace
-
-std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::string_view vslice_devices,
-                                               std::string_view gpu_units)
-{
-	std::vector<const DeviceSlices *> held;
-	// gres/vslice lists held devices by vendor, then PCI order: scan
-	// forward, so that equal vendor indices of different vendors resolve
-	// to the right one.
-	const auto order = layout.devices_in_pci_order();
-	size_t from = 0;
-	for (int index : numbers(vslice_devices)) {
-		for (size_t i = from; i < order.size(); ++i) {
-			if (order[i]->vendor_index == index) {
-				held.push_back(order[i]);
-				from = i + 1;
-				break;
-			}
-		}
-	}
-	for (const std::string &path : gpu_unit_paths(layout, gpu_units)) {
-		for (const DeviceSlices &d : layout.devices())
-			if (d.device_path == path && std::find(held.begin(), held.end(), &d) == held.end())
-				held.push_back(&d);
-	}
-	return held;
-}
-
-std::vector<std::string> gpu_unit_paths(const SliceLayout &layout, std::string_view gpu_units)
-{
-	std::vector<std::string> paths;
-	const auto &units = layout.gpu_units();
-	const auto &devices = layout.devices();
-	for (int unit : numbers(gpu_units)) {
-		std::string path;
-		if (!units.empty()) {
-			// Slurm's own records: unit u is the u-th gpu file.
-			if (unit < static_cast<int>(units.size()))
-				path = units[static_cast<size_t>(unit)].path;
-		} else if (unit < static_cast<int>(devices.size())) {
-			// A layout written before gpu units were recorded.
-			path = devices[static_cast<size_t>(unit)].device_path;
-		}
-		if (!path.empty() && std::find(paths.begin(), paths.end(), path) == paths.end())
-			paths.push_back(path);
-	}
-	return paths;
-}
-
-std::vector<std::string> held_device_paths(const SliceLayout &layout, std::string_view vslice_devices,
-                                           std::string_view gpu_units)
-{
-	std::vector<std::string> paths = gpu_unit_paths(layout, gpu_units);
-	for (const DeviceSlices *d : held_devices(layout, vslice_devices, ""))
-		if (std::find(paths.begin(), paths.end(), d->device_path) == paths.end())
-			paths.push_back(d->device_path);
-	return paths;
-}
-
-IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<std::string> &held)
-{
-	IsolationPlan plan;
-	for (const std::string &p : layout.accelerator_paths())
-		(std::find(held.begin(), held.end(), p) != held.end() ? plan.visible : plan.hidden)
-		        .push_back(p);
-	return plan;
-}
 
 Result<bool> enter_private_device_view(const std::string &dir, const std::vector<std::string> &hidden)
 {

@@ -1,10 +1,11 @@
-// Device isolation at launch: which device nodes a job's tasks may see,
-// and a private view of the device directory that shows only those.
-// Used by the SPANK plugin in slurmstepd, before privileges drop.
+// Device isolation at launch: a private view of the device directory that
+// shows only the nodes a job may see (core/model/isolation_plan), and the
+// check that the devices cgroup fences the others. Used by the SPANK plugin
+// in slurmstepd, before privileges drop.
 #pragma once
 
+#include "core/model/isolation_plan.hpp"
 #include "core/util/result.hpp"
-#include "core/model/slice_layout.hpp"
 
 #include <string>
 #include <string_view>
@@ -12,28 +13,6 @@
 
 namespace flexslurm
 {
-
-// The sliced devices a job holds, from what Slurm's GRES plugins put in
-// its environment: SLURM_VSLICE_DEVICES (vendor indices, by vendor then PCI
-// order, set by gres/vslice) and SLURM_STEP_GPUS / SLURM_JOB_GPUS (gres/gpu
-// unit indices, resolved through the gpu units gres/vslice recorded from
-// Slurm's own records). Entries that match nothing are ignored.
-std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::string_view vslice_devices,
-                                               std::string_view gpu_units);
-
-// The device nodes of gres/gpu unit indices (a MIG instance: its GPU's node).
-std::vector<std::string> gpu_unit_paths(const SliceLayout &layout, std::string_view gpu_units);
-
-// Every accelerator node a job holds: its slices' devices and its gpu units'.
-std::vector<std::string> held_device_paths(const SliceLayout &layout, std::string_view vslice_devices,
-                                           std::string_view gpu_units);
-
-struct IsolationPlan {
-	std::vector<std::string> visible; // the job's device nodes
-	std::vector<std::string> hidden;  // every other accelerator's node
-};
-
-IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<std::string> &held_paths);
 
 // In a new mount namespace of the calling process, covers `dir` with a
 // tmpfs that shows every entry of the original except `hidden` (absolute

@@ -96,7 +96,7 @@ Result<bool> create_job_state(const std::string &job_dir, const JobPaths &paths,
 	Fd dir(openat(top.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	if (dir.get() < 0)
 		return Result<bool>::failure(errno_text("cannot open " + paths.dir));
-	if (auto r = make_file(dir.get(), paths.limits, files.limits, 0644, 0, 0); !r)
+	if (auto r = make_file(dir.get(), paths.limits, encode_job_limits(files.limits), 0644, 0, 0); !r)
 		return r;
 	if (!files.preload_conf.empty()) {
 		if (auto r = make_file(dir.get(), paths.preload_conf, files.preload_conf, 0644, 0, 0); !r)
@@ -139,6 +139,17 @@ Result<std::string> read_root_file(const std::string &path, size_t limit)
 	}
 	text.resize(off);
 	return text;
+}
+
+Result<JobLimits> read_job_limits(const JobPaths &paths, uint32_t job, uint32_t uid)
+{
+	auto text = read_root_file(paths.limits, job_limits_max_bytes);
+	if (!text)
+		return Result<JobLimits>::failure(text.error());
+	auto limits = decode_job_limits(*text);
+	if (limits && (limits->job != job || limits->uid != uid))
+		return Result<JobLimits>::failure("the file is another job's");
+	return limits;
 }
 
 void remove_job_state(const JobPaths &paths)

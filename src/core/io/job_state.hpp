@@ -15,7 +15,7 @@ namespace flexslurm
 {
 
 struct JobStateFiles {
-	std::string limits;       // encode_job_limits()
+	JobLimits limits;         // written as encode_job_limits() gives it
 	std::string preload_conf; // empty: none (and no shared cache)
 	bool mps = false;         // the MPS pipe and log directories
 };
@@ -33,6 +33,10 @@ Result<bool> create_job_state(const std::string &job_dir, const JobPaths &paths,
 // The whole of a regular file owned by root and not writable by others,
 // opened without following a link, at most `limit` bytes.
 Result<std::string> read_root_file(const std::string &path, size_t limit);
+
+// The job's limits file (`paths.limits`) as its prolog wrote it: a file of
+// root's (read_root_file), decoded, for job `job` of user `uid`.
+Result<JobLimits> read_job_limits(const JobPaths &paths, uint32_t job, uint32_t uid);
 
 // Removes `paths.dir` and everything in it, following no links.
 void remove_job_state(const JobPaths &paths);

@@ -1,10 +1,10 @@
 #include "core/model/job_env.hpp"
 
 #include "core/util/log.hpp"
+#include "core/util/text.hpp"
 
 #include <algorithm>
 #include <map>
-#include <tuple>
 
 namespace flexslurm
 {
@@ -12,22 +12,54 @@ namespace flexslurm
 namespace
 {
 
-struct HeldDevice {
-	const DeviceSlices *device;
-	int count;
-	int compute_percent() const { return std::min(100, count * device->compute_percent); }
-	uint64_t memory_mib() const
-	{
-		return device->slice_memory_bytes * static_cast<uint64_t>(count) >> 20;
-	}
-};
+constexpr const char *slices_variable = "SLURM_VSLICES_ON_NODE";
+constexpr const char *counts_variable = "SLURM_VSLICE_COUNTS";
+constexpr const char *compute_variable = "SLURM_VSLICE_COMPUTE_PERCENT";
+constexpr const char *memory_variable = "SLURM_VSLICE_MEMORY_LIMIT_MIB";
+constexpr size_t max_env_devices = 1024;
+constexpr uint64_t max_env_memory_mib = uint64_t{1} << 40;
 
-std::string join(const std::vector<std::string> &items)
+template <class T>
+std::string join(const std::vector<T> &items)
 {
 	std::string out;
-	for (const auto &i : items)
-		out += (out.empty() ? "" : ",") + i;
+	for (const auto &i : items) {
+		if (!out.empty())
+			out += ',';
+		if constexpr (std::is_same_v<T, std::string>)
+			out += i;
+		else
+			out += std::to_string(i);
+	}
 	return out;
+}
+
+// A value as an error message shows it: short, without control characters.
+std::string shown(std::string_view value)
+{
+	std::string out(value.substr(0, 32));
+	for (char &c : out)
+		if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+			c = '?';
+	return "\"" + out + (value.size() > 32 ? "...\"" : "\"");
+}
+
+// A comma list of numbers in [lo, hi]: empty, or why not.
+template <class T>
+std::string decode_list(const char *name, std::string_view value, T lo, T hi, std::vector<T> &out)
+{
+	const auto items = split(value, ',');
+	if (items.size() > max_env_devices)
+		return std::string(name) + ": more than " + std::to_string(max_env_devices) + " entries";
+	for (size_t i = 0; i < items.size(); ++i) {
+		T v{};
+		if (!parse_number(items[i], v, lo, hi))
+			return std::string(name) + ": entry " + std::to_string(i + 1) + " " +
+			       shown(items[i]) + " is not a number from " + std::to_string(lo) + " to " +
+			       std::to_string(hi);
+		out.push_back(v);
+	}
+	return "";
 }
 
 const char *visible_devices_variable(Vendor v)
@@ -47,15 +79,77 @@ const char *visible_devices_variable(Vendor v)
 
 std::vector<std::string> owned_variable_names()
 {
-	return {"SLURM_VSLICES_ON_NODE",        "SLURM_VSLICE_DEVICES",          "SLURM_VSLICE_COUNTS",
-	        "SLURM_VSLICE_COMPUTE_PERCENT", "SLURM_VSLICE_MEMORY_LIMIT_MIB", borrowed_variable_name};
+	return {slices_variable,  devices_variable_name, counts_variable,
+	        compute_variable, memory_variable,       borrowed_variable_name};
 }
 
-std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
-                                      DeviceNumbering numbering)
+std::vector<EnvVar> SliceEnv::encode() const
 {
-	std::vector<HeldDevice> devices; // in layout order
-	int total = 0;
+	std::vector<EnvVar> env;
+	if (devices.empty())
+		return env;
+	env.push_back({slices_variable, std::to_string(slices)});
+	env.push_back({devices_variable_name, join(devices)});
+	env.push_back({counts_variable, join(counts)});
+	env.push_back({compute_variable, join(compute_percent)});
+	env.push_back({memory_variable, join(memory_mib)});
+	if (borrowed)
+		env.push_back({borrowed_variable_name, "1"});
+	return env;
+}
+
+Result<SliceEnv> SliceEnv::decode(const EnvLookup &lookup)
+{
+	auto get = [&](const char *name) { return lookup(name).value_or(""); };
+	SliceEnv env;
+	const std::string devices = get(devices_variable_name);
+	std::string why = devices.empty() ? ""
+	                                  : decode_list(devices_variable_name, devices, 0, max_vendor_index,
+	                                                env.devices);
+	auto same_length = [&](const char *name, size_t n) {
+		if (why.empty() && n != env.devices.size())
+			why = std::string(name) + ": " + std::to_string(n) + " entries for the " +
+			      std::to_string(env.devices.size()) + " devices of " + devices_variable_name;
+	};
+	const std::string counts = get(counts_variable);
+	if (why.empty() && !counts.empty()) {
+		why = decode_list(counts_variable, counts, 1, max_slices_per_device, env.counts);
+		same_length(counts_variable, env.counts.size());
+	}
+	const std::string compute = get(compute_variable);
+	if (why.empty() && !compute.empty()) {
+		why = decode_list(compute_variable, compute, 1, 100, env.compute_percent);
+		same_length(compute_variable, env.compute_percent.size());
+	}
+	const std::string memory = get(memory_variable);
+	if (why.empty() && !memory.empty()) {
+		why = decode_list(memory_variable, memory, uint64_t{0}, max_env_memory_mib, env.memory_mib);
+		same_length(memory_variable, env.memory_mib.size());
+	}
+	const std::string slices = get(slices_variable);
+	if (why.empty() && !slices.empty()) {
+		int sum = 0;
+		for (int c : env.counts)
+			sum += c;
+		if (!parse_number(slices, env.slices, 1, 1 << 20))
+			why = std::string(slices_variable) + ": " + shown(slices) +
+			      " is not a number from 1 to " + std::to_string(1 << 20);
+		else if (!env.counts.empty() && env.slices != sum)
+			why = std::string(slices_variable) + ": " + shown(slices) + " is not the sum of " +
+			      counts_variable + " (" + std::to_string(sum) + ")";
+	}
+	const std::string borrowed = get(borrowed_variable_name);
+	if (why.empty() && !borrowed.empty() && borrowed != "1")
+		why = std::string(borrowed_variable_name) + ": " + shown(borrowed) + " is not 1";
+	env.borrowed = !borrowed.empty();
+	if (!why.empty())
+		return Result<SliceEnv>::failure(why);
+	return env;
+}
+
+std::vector<HeldSlices> held_slices(const SliceLayout &layout, const std::vector<int> &held)
+{
+	std::map<const DeviceSlices *, int> count;
 	for (int index : held) {
 		const DeviceSlices *d = layout.device_of_slice(index);
 		if (!d) {
@@ -63,31 +157,33 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 			          " is not on this node's layout; ignored");
 			continue;
 		}
-		++total;
-		auto it = std::find_if(devices.begin(), devices.end(),
-		                       [&](const HeldDevice &h) { return h.device == d; });
-		if (it == devices.end())
-			devices.push_back({d, 1});
-		else
-			++it->count;
+		++count[d];
 	}
 	// By vendor, then PCI order: the order CUDA (CUDA_DEVICE_ORDER=PCI_BUS_ID),
 	// ROCr and Ascend RT number the devices a job can open.
-	std::sort(devices.begin(), devices.end(), [](const HeldDevice &a, const HeldDevice &b) {
-		return std::tie(a.device->vendor, a.device->vendor_index) <
-		       std::tie(b.device->vendor, b.device->vendor_index);
-	});
+	std::vector<HeldSlices> out;
+	for (const DeviceSlices *d : layout.devices_in_pci_order())
+		if (auto it = count.find(d); it != count.end())
+			out.push_back({d, it->second});
+	return out;
+}
 
+std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
+                                      DeviceNumbering numbering, bool borrowed)
+{
+	const std::vector<HeldSlices> devices = held_slices(layout, held);
 	std::vector<EnvVar> env;
 	if (devices.empty())
 		return env;
 
-	std::vector<std::string> phys, counts, compute, memory;
-	for (const HeldDevice &h : devices) {
-		phys.push_back(std::to_string(h.device->vendor_index));
-		counts.push_back(std::to_string(h.count));
-		compute.push_back(std::to_string(h.compute_percent()));
-		memory.push_back(std::to_string(h.memory_mib()));
+	SliceEnv slice_env;
+	slice_env.borrowed = borrowed;
+	for (const HeldSlices &h : devices) {
+		slice_env.slices += h.count;
+		slice_env.devices.push_back(h.device->vendor_index);
+		slice_env.counts.push_back(h.count);
+		slice_env.compute_percent.push_back(h.device->share_percent(h.count));
+		slice_env.memory_mib.push_back(h.device->share_mib(h.count));
 	}
 
 	for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend}) {
@@ -95,15 +191,15 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 		int min_percent = 100;
 		bool all_memory_known = true;
 		int ordinal = 0; // the device's number inside the job, whatever the numbering
-		for (const HeldDevice &h : devices) {
+		for (const HeldSlices &h : devices) {
 			if (h.device->vendor != v)
 				continue;
 			visible.push_back(std::to_string(
 			        numbering == DeviceNumbering::Local ? ordinal : h.device->vendor_index));
-			min_percent = std::min(min_percent, h.compute_percent());
-			all_memory_known = all_memory_known && h.memory_mib() > 0;
-			pinned.push_back(std::to_string(ordinal) + "=" + std::to_string(h.memory_mib()) +
-			                 "M");
+			min_percent = std::min(min_percent, h.device->share_percent(h.count));
+			all_memory_known = all_memory_known && h.device->share_mib(h.count) > 0;
+			pinned.push_back(std::to_string(ordinal) + "=" +
+			                 std::to_string(h.device->share_mib(h.count)) + "M");
 			++ordinal;
 		}
 		if (visible.empty())
@@ -118,11 +214,8 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 				env.push_back({"CUDA_MPS_PINNED_DEVICE_MEM_LIMIT", join(pinned)});
 		}
 	}
-	env.push_back({"SLURM_VSLICES_ON_NODE", std::to_string(total)});
-	env.push_back({"SLURM_VSLICE_DEVICES", join(phys)});
-	env.push_back({"SLURM_VSLICE_COUNTS", join(counts)});
-	env.push_back({"SLURM_VSLICE_COMPUTE_PERCENT", join(compute)});
-	env.push_back({"SLURM_VSLICE_MEMORY_LIMIT_MIB", join(memory)});
+	for (EnvVar &v : slice_env.encode())
+		env.push_back(std::move(v));
 	return env;
 }
 

@@ -1,11 +1,17 @@
 // The environment a job or step gets from the slices it holds on a node:
-// the vendor's visible-devices variable, the slice count, compute percent
-// and memory limit per device, and NVIDIA's MPS limits.
+// the vendor's visible-devices variable, NVIDIA's MPS limits, and
+// flexslurm's own SLURM_VSLICE_* variables (SliceEnv: their one encoder and
+// decoder, for gres/vslice, the SPANK job prolog and its tasks).
 #pragma once
 
 #include "core/model/slice_layout.hpp"
+#include "core/util/result.hpp"
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flexslurm
@@ -17,6 +23,42 @@ struct EnvVar {
 	bool operator==(const EnvVar &) const = default;
 };
 
+// Set (to 1) beside the slice variables for units of gres/vborrow.
+inline constexpr const char *borrowed_variable_name = "SLURM_VSLICE_BORROWED";
+inline constexpr const char *devices_variable_name = "SLURM_VSLICE_DEVICES";
+
+// A variable's value in some environment; nullopt (or empty): not set.
+using EnvLookup = std::function<std::optional<std::string>(const char *name)>;
+
+// flexslurm's slice variables for a job or step on one node: one entry per
+// device it holds slices of, in job order (by vendor, then PCI order).
+struct SliceEnv {
+	int slices = 0;                   // SLURM_VSLICES_ON_NODE: the sum of counts
+	std::vector<int> devices;         // SLURM_VSLICE_DEVICES: the devices' vendor indices
+	std::vector<int> counts;          // SLURM_VSLICE_COUNTS: slices held on each
+	std::vector<int> compute_percent; // SLURM_VSLICE_COMPUTE_PERCENT
+	std::vector<uint64_t> memory_mib; // SLURM_VSLICE_MEMORY_LIMIT_MIB (0: unknown)
+	bool borrowed = false;            // SLURM_VSLICE_BORROWED=1: units of gres/vborrow
+	bool operator==(const SliceEnv &) const = default;
+
+	// Nothing when it names no device.
+	std::vector<EnvVar> encode() const;
+	// What encode() wrote, checked: numbers in range, lists as long as
+	// SLURM_VSLICE_DEVICES, SLURM_VSLICES_ON_NODE their sum. A variable that
+	// `lookup` does not give stays empty; a malformed one is refused, naming it.
+	static Result<SliceEnv> decode(const EnvLookup &lookup);
+};
+
+// The slices of one device that a job holds.
+struct HeldSlices {
+	const DeviceSlices *device = nullptr;
+	int count = 0;
+};
+
+// The devices of the slices `held` (GRES indices on this node), in job
+// order. Indices that the layout does not know are ignored (and logged).
+std::vector<HeldSlices> held_slices(const SliceLayout &layout, const std::vector<int> &held);
+
 enum class DeviceNumbering {
 	// Devices renumbered from 0 in the job's order: what a job sees when
 	// task/cgroup ConstrainDevices hides the other devices (as gres/gpu).
@@ -25,13 +67,10 @@ enum class DeviceNumbering {
 	Physical,
 };
 
-// Variables for the slices `held` (GRES indices on this node). Indices that
-// the layout does not know are ignored (and logged).
+// Variables for the slices `held` (GRES indices on this node): the vendors'
+// and SliceEnv's (with SLURM_VSLICE_BORROWED if `borrowed`).
 std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
-                                      DeviceNumbering numbering);
-
-// Set (to 1) beside the slice variables for units of gres/vborrow.
-inline constexpr const char *borrowed_variable_name = "SLURM_VSLICE_BORROWED";
+                                      DeviceNumbering numbering, bool borrowed = false);
 
 // Every variable slice_environment() may set that only flexslurm owns,
 // cleared from a step that holds no slices.

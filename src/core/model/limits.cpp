@@ -1,6 +1,5 @@
 #include "core/model/limits.hpp"
 
-#include "core/io/isolation.hpp"
 #include "core/util/text.hpp"
 
 #include <algorithm>
@@ -12,34 +11,67 @@ namespace flexslurm
 namespace
 {
 
-const char *backend_name(LimitBackend b)
-{
-	return b == LimitBackend::Mps ? "mps" : b == LimitBackend::Preload ? "preload" : "none";
-}
-
-} // namespace
-
-std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &held, std::string_view counts)
+std::vector<DeviceLimit> limits_of(const std::vector<const DeviceSlices *> &held,
+                                   const std::vector<int> &counts)
 {
 	std::vector<DeviceLimit> out;
 	int ordinal[3] = {0, 0, 0};
-	size_t pos = 0;
-	for (const DeviceSlices *d : held) {
-		const size_t end = std::min(counts.find(',', pos), counts.size());
-		int count = 0;
-		const auto item = pos < counts.size() ? counts.substr(pos, end - pos) : std::string_view();
-		pos = end + 1;
-		if (!parse_number(item, count, 1, std::max(1, d->slices)) || count > d->slices)
+	for (size_t i = 0; i < held.size() && i < counts.size(); ++i) {
+		const DeviceSlices *d = held[i];
+		const int count = counts[i];
+		if (count > d->slices)
 			continue; // not a count gres/vslice wrote: no limit from it
 		DeviceLimit l;
 		l.vendor = d->vendor;
 		l.host_index = d->vendor_index;
 		l.ordinal = ordinal[static_cast<int>(d->vendor)]++;
-		l.compute_percent = std::min(100, count * d->compute_percent);
-		l.memory_mib = (d->slice_memory_bytes * static_cast<uint64_t>(count)) >> 20;
+		l.compute_percent = d->share_percent(count);
+		l.memory_mib = d->share_mib(count);
 		out.push_back(l);
 	}
 	return out;
+}
+
+} // namespace
+
+std::vector<DeviceLimit> device_limits(const SliceLayout &layout, const SliceEnv &env)
+{
+	std::vector<const DeviceSlices *> held;
+	std::vector<int> counts;
+	const auto named = layout.devices_named(env.devices);
+	for (size_t i = 0; i < named.size() && i < env.counts.size(); ++i)
+		if (named[i]) {
+			held.push_back(named[i]);
+			counts.push_back(env.counts[i]);
+		}
+	return limits_of(held, counts);
+}
+
+std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &held, std::string_view counts)
+{
+	std::string devices;
+	for (const DeviceSlices *d : held)
+		devices += (devices.empty() ? "" : ",") + std::to_string(d->vendor_index);
+	auto env = SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
+		if (std::string_view(name) == devices_variable_name)
+			return devices;
+		if (std::string_view(name) == "SLURM_VSLICE_COUNTS")
+			return std::string(counts);
+		return std::nullopt;
+	});
+	return env ? limits_of(held, env->counts) : std::vector<DeviceLimit>();
+}
+
+JobLimits job_limits(const SliceLayout &layout, const SliceEnv &env, uint32_t job, uint32_t uid,
+                     const SpankConfig &config)
+{
+	JobLimits limits;
+	limits.job = job;
+	limits.uid = uid;
+	limits.devices = device_limits(env.borrowed ? layout.borrow_view() : layout, env);
+	for (DeviceLimit &l : limits.devices)
+		l.backend = config.limits_for(l.vendor);
+	return limits;
 }
 
 std::string encode_job_limits(const JobLimits &limits)
@@ -49,8 +81,8 @@ std::string encode_job_limits(const JobLimits &limits)
 	for (const DeviceLimit &l : limits.devices)
 		out += std::string(vendor_name(l.vendor)) + " " + std::to_string(l.host_index) + " " +
 		       std::to_string(l.ordinal) + " " + std::to_string(l.compute_percent) + " " +
-		       (l.memory_mib ? std::to_string(l.memory_mib) : "-") + " " + backend_name(l.backend) +
-		       "\n";
+		       (l.memory_mib ? std::to_string(l.memory_mib) : "-") + " " +
+		       limit_backend_name(l.backend) + "\n";
 	return out;
 }
 
@@ -92,12 +124,10 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 			return bad(where + "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> "
 			                   "<backend>\"");
 		l.vendor = *vendor;
-		if (f[5] == "mps" && l.vendor == Vendor::Nvidia)
-			l.backend = LimitBackend::Mps;
-		else if (f[5] == "preload")
-			l.backend = LimitBackend::Preload;
-		else if (f[5] != "none")
+		const auto backend = parse_limit_backend(f[5]);
+		if (!backend || (*backend == LimitBackend::Mps && l.vendor != Vendor::Nvidia))
 			return bad(where + "unknown backend \"" + std::string(f[5]) + "\"");
+		l.backend = *backend;
 		out.devices.push_back(l);
 	}
 	if (line_no < 2)
@@ -112,7 +142,7 @@ std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend back
 	int ordinal[3] = {0, 0, 0};
 	for (const DeviceSlices *d : step_devices)
 		for (const DeviceLimit &l : job.devices)
-			if (l.vendor == d->vendor && l.host_index == d->vendor_index) {
+			if (l.is(*d)) {
 				DeviceLimit s = l;
 				s.ordinal = ordinal[static_cast<int>(l.vendor)]++;
 				if (s.backend == backend)
@@ -123,15 +153,14 @@ std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend back
 }
 
 std::vector<const DeviceSlices *> step_devices(const SliceLayout &layout, const JobLimits *job,
-                                               std::string_view claimed)
+                                               const SliceEnv &claimed)
 {
 	std::vector<const DeviceSlices *> out;
 	if (!job)
 		return out;
-	for (const DeviceSlices *d : held_devices(layout, claimed, ""))
-		if (std::any_of(job->devices.begin(), job->devices.end(), [&](const DeviceLimit &l) {
-			    return l.vendor == d->vendor && l.host_index == d->vendor_index;
-		    }))
+	for (const DeviceSlices *d : layout.devices_named(claimed.devices))
+		if (d && std::any_of(job->devices.begin(), job->devices.end(),
+		                     [&](const DeviceLimit &l) { return l.is(*d); }))
 			out.push_back(d);
 	return out;
 }

@@ -1,13 +1,14 @@
 // In-device limits of a job's slices: the values (from the slice layout and
 // the slice counts Slurm's gres/vslice put in the job's prolog environment,
-// never from variables a user sets), the root-owned per-job limits file that
-// carries them to every step, and what each backend needs to apply them.
+// never from variables a user sets), the codec of the root-owned per-job
+// limits file that carries them to every step (core/io/job_state writes and
+// reads it), and what each backend needs to apply them.
 #pragma once
 
 #include "core/model/job_env.hpp"
-#include "core/util/result.hpp"
 #include "core/model/slice_layout.hpp"
 #include "core/model/spank_config.hpp"
+#include "core/util/result.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -26,10 +27,17 @@ struct DeviceLimit {
 	uint64_t memory_mib = 0; // 0: unknown (no memory limit; logged as an error)
 	LimitBackend backend = LimitBackend::None;
 	bool operator==(const DeviceLimit &) const = default;
+	bool is(const DeviceSlices &d) const noexcept
+	{
+		return vendor == d.vendor && host_index == d.vendor_index;
+	}
 };
 
-// `held` as from held_devices(SLURM_VSLICE_DEVICES), `counts` is
-// SLURM_VSLICE_COUNTS (same order). Backends are left None.
+// The limits of the devices of a job's slice variables (`env`) that `layout`
+// names: each its count's share. A device without a count, or with a count
+// beyond its slices, gets none. Backends are left None.
+std::vector<DeviceLimit> device_limits(const SliceLayout &layout, const SliceEnv &env);
+// The same for devices `held` and SLURM_VSLICE_COUNTS text (same order).
 std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &held,
                                        std::string_view counts);
 
@@ -49,19 +57,27 @@ constexpr size_t job_limits_max_bytes = 16384;
 std::string encode_job_limits(const JobLimits &limits);
 Result<JobLimits> decode_job_limits(std::string_view text);
 
+// A job's limits on this node as its job prolog writes them: device_limits()
+// of the slice variables Slurm's gres/vslice put in the prolog environment
+// (`env`; users cannot set those) against the layout, or its borrow view
+// for units of gres/vborrow (a slice's compute, only memory no slice
+// reserved); each device gets its vendor's backend in `config`.
+JobLimits job_limits(const SliceLayout &layout, const SliceEnv &env, uint32_t job, uint32_t uid,
+                     const SpankConfig &config);
+
 // The job's limits of `backend` on the devices a step holds
-// (`step_devices`: held_devices() of the step's SLURM_VSLICE_DEVICES, by
-// vendor then PCI order), renumbered from 0 per vendor as the step sees them.
+// (`step_devices`: as step_devices() gives them, by vendor then PCI order),
+// renumbered from 0 per vendor as the step sees them.
 std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend backend,
                                          const std::vector<const DeviceSlices *> &step_devices);
 
-// The devices a step may use on this node: those its SLURM_VSLICE_DEVICES (`claimed`) names that
-// are also the job's allocation here (`job`: the limits file the job prolog wrote as root from Slurm's
-// prolog environment), in `claimed`'s order. A user can set SLURM_VSLICE_DEVICES in a step (another
-// GRES plugin that protects the environment keeps it): a claim only narrows the allocation, never
-// widens it; with no allocation (`job` null: the job holds no slices here), nothing.
+// The devices a step may use on this node: those its SLURM_VSLICE_DEVICES (`claimed.devices`) names
+// that are also the job's allocation here (`job`: the limits file the job prolog wrote as root from
+// Slurm's prolog environment), in `claimed`'s order. A user can set SLURM_VSLICE_DEVICES in a step
+// (another GRES plugin that protects the environment keeps it): a claim only narrows the allocation,
+// never widens it; with no allocation (`job` null: the job holds no slices here), nothing.
 std::vector<const DeviceSlices *> step_devices(const SliceLayout &layout, const JobLimits *job,
-                                               std::string_view claimed);
+                                               const SliceEnv &claimed);
 
 // Where a job's state lives on a node, under the `job_dir` plugstack argument.
 struct JobPaths {

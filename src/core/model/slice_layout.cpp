@@ -78,6 +78,25 @@ std::vector<const DeviceSlices *> SliceLayout::devices_in_pci_order() const
 	return order;
 }
 
+std::vector<const DeviceSlices *> SliceLayout::devices_named(const std::vector<int> &vendor_indices) const
+{
+	// Scan forward, so that equal vendor indices of different vendors
+	// resolve to the right one.
+	const auto order = devices_in_pci_order();
+	std::vector<const DeviceSlices *> named(vendor_indices.size(), nullptr);
+	size_t from = 0;
+	for (size_t n = 0; n < vendor_indices.size(); ++n) {
+		for (size_t i = from; i < order.size(); ++i) {
+			if (order[i]->vendor_index == vendor_indices[n]) {
+				named[n] = order[i];
+				from = i + 1;
+				break;
+			}
+		}
+	}
+	return named;
+}
+
 std::vector<std::string> SliceLayout::accelerator_paths() const
 {
 	std::vector<std::string> paths;

@@ -42,6 +42,16 @@ struct DeviceSlices {
 	uint64_t borrow_memory_bytes = 0;
 	std::string uuid;       // empty: unknown
 	std::string pci_bus_id; // empty: unknown
+
+	// The share of `count` of its slices: compute percent (at most 100) and memory in MiB.
+	int share_percent(int count) const noexcept
+	{
+		return count * compute_percent < 100 ? count * compute_percent : 100;
+	}
+	uint64_t share_mib(int count) const noexcept
+	{
+		return slice_memory_bytes * static_cast<uint64_t>(count) >> 20;
+	}
 };
 
 // Looks up a character device's major:minor; nullopt (and why) if absent.
@@ -73,6 +83,9 @@ public:
 	// The sliced devices by vendor, then the vendor's PCI order: the order
 	// in which a job's devices are listed and numbered (CUDA_DEVICE_ORDER=PCI_BUS_ID).
 	std::vector<const DeviceSlices *> devices_in_pci_order() const;
+	// The devices a list of vendor indices in that order names (SLURM_VSLICE_DEVICES), one per
+	// index: nullptr where it names no later device.
+	std::vector<const DeviceSlices *> devices_named(const std::vector<int> &vendor_indices) const;
 	// Every accelerator device node of the node, sliced or not.
 	std::vector<std::string> accelerator_paths() const;
 

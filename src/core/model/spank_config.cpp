@@ -12,6 +12,37 @@ const char *const allowed_args =
 
 } // namespace
 
+const char *limit_backend_name(LimitBackend backend) noexcept
+{
+	return backend == LimitBackend::Mps ? "mps" : backend == LimitBackend::Preload ? "preload" : "none";
+}
+
+std::optional<LimitBackend> parse_limit_backend(std::string_view name) noexcept
+{
+	for (LimitBackend b : {LimitBackend::None, LimitBackend::Preload, LimitBackend::Mps})
+		if (name == limit_backend_name(b))
+			return b;
+	return std::nullopt;
+}
+
+std::vector<std::string> plugstack_args(const SpankConfig &config)
+{
+	std::vector<std::string> args = {
+	        std::string("isolation=") +
+	                (config.isolation == FailurePolicy::Required ? "required" : "optional"),
+	        "layout=" + config.layout_file};
+	for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend})
+		args.push_back("limits." + std::string(vendor_name(v)) + "=" +
+		               limit_backend_name(config.limits_for(v)));
+	if (config.preload_system)
+		args.emplace_back("preload=system");
+	else if (!config.preload.empty())
+		args.push_back("preload=" + config.preload);
+	args.push_back("mps_control=" + config.mps_control);
+	args.push_back("job_dir=" + config.job_dir);
+	return args;
+}
+
 Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 {
 	SpankConfig cfg;
@@ -50,16 +81,11 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 				           "\" is not an absolute path (allowed: an absolute path, %n stands "
 				           "for the node name)");
 		} else if (key == "limits" || key.rfind("limits.", 0) == 0) {
-			LimitBackend backend;
-			if (value == "none")
-				backend = LimitBackend::None;
-			else if (value == "preload")
-				backend = LimitBackend::Preload;
-			else if (value == "mps")
-				backend = LimitBackend::Mps;
-			else
+			const auto parsed_backend = parse_limit_backend(value);
+			if (!parsed_backend)
 				return bad(key + ": \"" + value +
 				           "\" is not allowed (allowed: none, preload, mps)");
+			const LimitBackend backend = *parsed_backend;
 			if (key == "limits") {
 				// mps exists for NVIDIA only: the others keep "none".
 				for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend})

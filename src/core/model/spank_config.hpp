@@ -6,7 +6,9 @@
 #include "core/util/result.hpp"
 #include "core/model/vendor.hpp"
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flexslurm
@@ -38,8 +40,15 @@ struct SpankConfig {
 	std::string job_dir = "/run/flexslurm/jobs";
 
 	LimitBackend limits_for(Vendor v) const noexcept { return limits[static_cast<int>(v)]; }
+	bool operator==(const SpankConfig &) const = default;
 };
 
+// "none", "preload", "mps": in plugstack.conf and in the per-job limits file.
+const char *limit_backend_name(LimitBackend backend) noexcept;
+std::optional<LimitBackend> parse_limit_backend(std::string_view name) noexcept;
+
 Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args);
+// The arguments that parse_plugstack_args() reads back as `config`.
+std::vector<std::string> plugstack_args(const SpankConfig &config);
 
 } // namespace flexslurm

@@ -23,20 +23,20 @@ extern "C" {
 #include "core/io/command.hpp"
 #include "core/io/isolation.hpp"
 #include "core/io/job_state.hpp"
+#include "core/model/job_env.hpp"
 #include "core/model/limits.hpp"
-#include "core/util/node_name.hpp"
 #include "core/model/placement.hpp"
 #include "core/model/slice_layout.hpp"
 #include "core/model/spank_config.hpp"
+#include "core/util/log.hpp"
+#include "core/util/node_name.hpp"
+#include "plugins/common/entry_guard.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,43 +45,48 @@ namespace
 {
 
 using namespace flexslurm;
+using plugin::guarded;
+
+// The core's messages (and the entry guard's) go to Slurm's log, each
+// starting with "flexslurm: ". Wired when the plugin is loaded, before any
+// entry point runs.
+void spank_log_sink(LogLevel level, const char *message)
+{
+	// By LogLevel: Error, Info, Verbose, Debug.
+	static void (*const slurm_log[])(const char *, ...) = {slurm_error, slurm_info, slurm_verbose,
+	                                                       slurm_debug};
+	slurm_log[static_cast<int>(level)]("flexslurm: %s", message);
+}
+[[maybe_unused]] const bool log_sink_wired = (set_log_sink(spank_log_sink), true);
 
 std::optional<SpankConfig> config;
-int verbose_option = 0;
+// --vslice-verbose; --vslice-split: the job's slices may come from several
+// devices even when one could hold them (select/flex reads the job-control variable).
+int verbose_option = 0, split_option = 0;
 
-int set_verbose(int, const char *, int)
+int set_option(int val, const char *, int)
 {
-	verbose_option = 1;
+	(val == 1 ? verbose_option : split_option) = 1;
 	return ESPANK_SUCCESS;
 }
 
 struct spank_option verbose_opt = {
         const_cast<char *>("vslice-verbose"),
         nullptr,
-        const_cast<char *>("[flexslurm] print which accelerator device nodes each task "
-                           "sees and whether the devices cgroup fences the others"),
+        const_cast<char *>(
+                "[flexslurm] print which accelerator device nodes each task sees and whether the devices cgroup fences the others"),
         0,
-        0,
-        set_verbose};
-
-// --vslice-split: the job's slices may come from several devices even when
-// one could hold them (select/flex reads the job-control variable).
-int split_option = 0;
-
-int set_split(int, const char *, int)
-{
-	split_option = 1;
-	return ESPANK_SUCCESS;
-}
+        1,
+        set_option};
 
 struct spank_option split_opt = {
         const_cast<char *>("vslice-split"),
         nullptr,
-        const_cast<char *>("[flexslurm] allow the job's slices on a node to come from several "
-                           "accelerators instead of waiting for one with enough free slices"),
+        const_cast<char *>(
+                "[flexslurm] allow the job's slices on a node to come from several accelerators instead of waiting for one with enough free slices"),
         0,
-        0,
-        set_split};
+        2,
+        set_option};
 
 // Local context (sbatch, salloc, srun), after the options: the job record
 // keeps the job-control environment, where select/flex looks.
@@ -113,23 +118,21 @@ void tell_user(const std::string &message)
 	slurm_error("%s", message.c_str());
 }
 
-// The node's slice layout, read once per step: in slurmstepd before the
-// tasks fork (slurm_spank_init_post_opt), which then inherit it. nullptr and
-// `why` if it cannot be read.
-std::optional<Result<SliceLayout>> step_layout_cache;
+// The node's slice layout, read once per process (a task reads it in its
+// first entry point). nullptr and `why` if it cannot be read.
+std::optional<Result<SliceLayout>> layout_cache;
 
 const SliceLayout *step_layout(std::string &why)
 {
-	if (!step_layout_cache) {
+	if (!layout_cache) {
 		const char *node = std::getenv("SLURMD_NODENAME"); // set by slurmstepd itself
-		step_layout_cache =
-		        SliceLayout::load(expand_node_name(config->layout_file, node ? node : ""));
+		layout_cache = SliceLayout::load(expand_node_name(config->layout_file, node ? node : ""));
 	}
-	if (!*step_layout_cache) {
-		why = step_layout_cache->error();
+	if (!*layout_cache) {
+		why = layout_cache->error();
 		return nullptr;
 	}
-	return &**step_layout_cache;
+	return &**layout_cache;
 }
 
 // job_dir= with %n for this node (several slurmd on one host).
@@ -139,52 +142,65 @@ std::string job_dir()
 	return expand_node_name(config->job_dir, node ? node : "");
 }
 
-// The job's allocation on this node: the limits file its job prolog wrote
-// as root from Slurm's prolog environment (which users cannot set).
-// nullopt, and `why`, if there is none (the job holds no slices here).
-std::optional<JobLimits> job_allocation(spank_t sp, std::string &why)
-{
-	uint32_t job = 0, uid = 0;
-	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
-	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
-		why = "no job id or user";
-		return std::nullopt;
-	}
-	auto text = read_root_file(job_paths(job_dir(), job).limits, job_limits_max_bytes);
-	auto limits = text ? decode_job_limits(*text) : Result<JobLimits>::failure(text.error());
-	if (!limits) {
-		why = limits.error();
-		return std::nullopt;
-	}
-	if (limits->job != job || limits->uid != uid) {
-		why = "the file is another job's";
-		return std::nullopt;
-	}
-	return *limits;
-}
+// What a task's entry points need (task_init_privileged as root, then
+// task_init as the user, in the task's own process), derived once per task.
+struct Task {
+	uint32_t job = 0;
+	const SliceLayout *layout = nullptr; // nullptr: `layout_error`
+	std::string layout_error;
+	// The job's allocation on this node: the limits file its job prolog
+	// wrote as root from Slurm's prolog environment (which users cannot
+	// set). nullopt, and `no_allocation`, if there is none.
+	std::optional<JobLimits> allocation;
+	std::string no_allocation;
+	// The step's SLURM_VSLICE_DEVICES, the only slice variable read from a
+	// step: a user can set it (another GRES plugin may keep a user's value),
+	// so it only narrows the allocation. `claim_error`: it is malformed.
+	std::string claim_text, claim_error;
+	size_t claimed = 0;                        // the layout's devices it names
+	std::vector<const DeviceSlices *> devices; // step_devices(): those within the allocation
+};
 
-// The devices of this step: what Slurm's gres/vslice put in its
-// SLURM_VSLICE_DEVICES, within the job's allocation here. A user can set
-// the variable (another GRES plugin may keep a user's value): whatever it
-// names beyond the allocation is left out (and said, if `tell`).
-std::vector<const DeviceSlices *> step_slices(spank_t sp, const SliceLayout &layout,
-                                              const std::optional<JobLimits> &allocation, bool tell)
+const Task &this_task(spank_t sp)
 {
-	const std::string claimed = job_env(sp, "SLURM_VSLICE_DEVICES");
-	auto held = step_devices(layout, allocation ? &*allocation : nullptr, claimed);
-	if (tell && held.size() != held_devices(layout, claimed, "").size())
-		tell_user("flexslurm: SLURM_VSLICE_DEVICES=" + claimed +
-		          " names devices this job does not hold on this node: they stay hidden");
-	return held;
+	static Task task;
+	static pid_t task_pid = 0;
+	if (task_pid == getpid())
+		return task;
+	task = Task{};
+	task_pid = getpid();
+	task.layout = step_layout(task.layout_error);
+	task.claim_text = job_env(sp, devices_variable_name);
+	auto claim = SliceEnv::decode([&](const char *name) {
+		return std::string_view(name) == devices_variable_name ? std::optional(task.claim_text)
+		                                                       : std::nullopt;
+	});
+	if (!claim)
+		task.claim_error = claim.error();
+	uint32_t uid = 0;
+	if (!task.layout)
+		task.no_allocation = task.layout_error;
+	else if (spank_get_item(sp, S_JOB_ID, &task.job) != ESPANK_SUCCESS ||
+	         spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS)
+		task.no_allocation = "no job id or user";
+	else if (auto limits = read_job_limits(job_paths(job_dir(), task.job), task.job, uid); !limits)
+		task.no_allocation = limits.error();
+	else
+		task.allocation = *limits;
+	if (!task.layout || !claim)
+		return task;
+	for (const DeviceSlices *d : task.layout->devices_named(claim->devices))
+		task.claimed += d ? 1 : 0;
+	task.devices = step_devices(*task.layout, task.allocation ? &*task.allocation : nullptr, *claim);
+	return task;
 }
 
 int isolate(spank_t sp)
 {
 	const bool required = config->isolation == FailurePolicy::Required;
-	std::string why;
-	const SliceLayout *layout = step_layout(why);
-	if (!layout) {
-		const std::string msg = "flexslurm: cannot isolate devices: " + why;
+	const Task &task = this_task(sp);
+	if (!task.layout) {
+		const std::string msg = "flexslurm: cannot isolate devices: " + task.layout_error;
 		if (required) {
 			tell_user(msg);
 			return -1;
@@ -192,16 +208,16 @@ int isolate(spank_t sp)
 		slurm_info("%s; task runs unisolated", msg.c_str());
 		return 0;
 	}
+	if (!task.claim_error.empty())
+		tell_user("flexslurm: " + task.claim_error + ": the step's slices stay hidden");
+	else if (task.devices.size() != task.claimed)
+		tell_user("flexslurm: SLURM_VSLICE_DEVICES=" + task.claim_text +
+		          " names devices this job does not hold on this node: they stay hidden");
 	std::string gpus = job_env(sp, "SLURM_STEP_GPUS");
 	if (gpus.empty())
 		gpus = job_env(sp, "SLURM_JOB_GPUS");
-	std::vector<std::string> held = gpu_unit_paths(*layout, gpus);
-	std::string no_allocation; // the job holds no slices here
-	const auto allocation = job_allocation(sp, no_allocation);
-	for (const DeviceSlices *d : step_slices(sp, *layout, allocation, true))
-		if (std::find(held.begin(), held.end(), d->device_path) == held.end())
-			held.push_back(d->device_path);
-	const IsolationPlan plan = plan_isolation(*layout, held);
+	const IsolationPlan plan =
+	        plan_isolation(*task.layout, held_device_paths(*task.layout, task.devices, gpus));
 
 	std::vector<std::string> unfenced;
 	if (!devices_cgroup_denies(plan.hidden, unfenced)) {
@@ -220,12 +236,7 @@ int isolate(spank_t sp)
 
 	if (plan.hidden.empty())
 		return 0;
-	std::string dir = plan.hidden.front().substr(0, plan.hidden.front().rfind('/'));
-	// The device dir is the common parent of the device nodes in the layout
-	// (e.g. /dev, with AMD's under /dev/dri).
-	for (const std::string &p : plan.hidden)
-		while (p.compare(0, dir.size() + 1, dir + "/") != 0 && dir.rfind('/') != std::string::npos)
-			dir = dir.substr(0, dir.rfind('/'));
+	const std::string dir = plan.device_dir();
 	auto view = enter_private_device_view(dir, plan.hidden);
 	if (!view) {
 		const std::string msg =
@@ -273,27 +284,23 @@ int job_prolog(spank_t sp)
 		slurm_error("flexslurm: job prolog: no job id or user");
 		return -1;
 	}
-	const char *devices = std::getenv("SLURM_VSLICE_DEVICES");
-	if (!devices || !*devices)
+	// The prolog's environment is slurmd's, from Slurm's gres/vslice.
+	const auto slices = SliceEnv::decode([](const char *name) -> std::optional<std::string> {
+		const char *v = std::getenv(name);
+		return v ? std::optional<std::string>(v) : std::nullopt;
+	});
+	if (slices && slices->devices.empty())
 		return 0; // no slices here: nothing to limit
-	std::string why;
-	const SliceLayout *layout = step_layout(why);
+	std::string why = slices ? "" : slices.error();
+	const SliceLayout *layout = slices ? step_layout(why) : nullptr;
 	if (!layout) {
 		slurm_error("flexslurm: job %u: cannot compute its limits: %s", job, why.c_str());
 		return -1;
 	}
-	const char *counts = std::getenv("SLURM_VSLICE_COUNTS");
-	JobLimits limits;
-	limits.job = job;
-	limits.uid = uid;
-	// A borrower (gres/vborrow) gets a slice's compute and only memory no
-	// slice reserved.
-	const char *borrowed = std::getenv(borrowed_variable_name);
-	const SliceLayout &view = borrowed && *borrowed ? layout->borrow_view() : *layout;
-	limits.devices = device_limits(held_devices(view, devices, ""), counts ? counts : "");
+	JobStateFiles files;
+	files.limits = job_limits(*layout, *slices, job, uid, *config);
 	std::vector<DeviceLimit> mps, preload;
-	for (DeviceLimit &l : limits.devices) {
-		l.backend = config->limits_for(l.vendor);
+	for (const DeviceLimit &l : files.limits.devices) {
 		if (l.backend != LimitBackend::None && l.memory_mib == 0)
 			slurm_error(
 			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no "
@@ -305,8 +312,6 @@ int job_prolog(spank_t sp)
 			preload.push_back(l);
 	}
 	const JobPaths paths = job_paths(job_dir(), job);
-	JobStateFiles files;
-	files.limits = encode_job_limits(limits);
 	if (!preload.empty())
 		files.preload_conf = preload_config(preload, paths.preload_cache);
 	files.mps = !mps.empty();
@@ -370,13 +375,10 @@ int task_limits(spank_t sp)
 		any = any || b != LimitBackend::None;
 	// Whether the step holds slices: Slurm's gres/vslice says so; the
 	// devices and their limits come from the job's allocation only.
-	if (!any || job_env(sp, "SLURM_VSLICE_DEVICES").empty())
+	if (!any || this_task(sp).claim_text.empty())
 		return 0;
-	uint32_t job = 0;
-	spank_get_item(sp, S_JOB_ID, &job);
-	const JobPaths paths = job_paths(job_dir(), job);
-	std::string why;
-	const SliceLayout *layout = step_layout(why);
+	const Task &task = this_task(sp);
+	const JobPaths paths = job_paths(job_dir(), task.job);
 	// No limits file: the job holds no slices here (its prolog writes one
 	// for every job that does), whatever the step's variable says; the
 	// isolation shows the task none of the slices' devices.
@@ -384,104 +386,98 @@ int task_limits(spank_t sp)
 	};
 	if (lstat(paths.limits.c_str(), &st) != 0 && errno == ENOENT)
 		return 0;
-	const auto limits = layout ? job_allocation(sp, why) : std::nullopt;
-	if (!limits) {
-		tell_user("flexslurm: limits: job " + std::to_string(job) + " has no limits on this node (" +
-		          why + "): the task does not start");
+	if (!task.allocation) {
+		tell_user("flexslurm: limits: job " + std::to_string(task.job) +
+		          " has no limits on this node (" + task.no_allocation +
+		          "): the task does not start");
 		return -1;
 	}
-	const auto step = step_slices(sp, *layout, limits, false);
 	auto set = [&](const std::string &name, const std::string &value) {
 		spank_setenv(sp, name.c_str(), value.c_str(), 1);
 	};
-	if (!limits_for_step(*limits, LimitBackend::Mps, step).empty())
+	if (!limits_for_step(*task.allocation, LimitBackend::Mps, task.devices).empty())
 		for (const std::string &kv : mps_env(paths))
 			set(kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1));
-	const auto preload = limits_for_step(*limits, LimitBackend::Preload, step);
+	const auto preload = limits_for_step(*task.allocation, LimitBackend::Preload, task.devices);
 	for (const EnvVar &v :
 	     preload_environment(preload, config->preload, job_env(sp, "LD_PRELOAD"), paths.preload_cache))
 		set(v.name, v.value);
 	return 0;
 }
 
-// Slurm calls no slurm_spank_init in the job prolog and epilog context
-// (slurmstepd spank prolog|epilog, 22.05 to 26.05): those entry points get
-// the plugin's arguments and parse them themselves.
+// The plugin's arguments, from slurm_spank_init, or from the job prolog and
+// epilog entry points themselves: Slurm calls no slurm_spank_init in that
+// context (slurmstepd spank prolog|epilog, 22.05 to 26.05). Empty, or why not.
+std::string load_config(int ac, char **av)
+{
+	auto parsed = parse_plugstack_args(std::vector<std::string>(av, av + ac));
+	if (!parsed)
+		return parsed.error();
+	config = *parsed;
+	return "";
+}
+
+int init(spank_t sp, int ac, char **av)
+{
+	if (const std::string why = load_config(ac, av); !why.empty()) {
+		slurm_error("flexslurm: %s", why.c_str());
+		// slurmd itself must stay up (a required plugin failing here
+		// would stop it); every launch and submission that loads this
+		// configuration fails instead.
+		return spank_context() == S_CTX_SLURMD ? 0 : -1;
+	}
+	for (spank_option *opt : {&verbose_opt, &split_opt})
+		if (spank_option_register(sp, opt) != ESPANK_SUCCESS) {
+			slurm_error("flexslurm: cannot register --%s", opt->name);
+			return -1;
+		}
+	return 0;
+}
+
+// Job prolog and epilog: the arguments, unless slurm_spank_init read them.
 bool job_script_config(int ac, char **av, const char *what)
 {
 	if (config)
 		return true;
-	auto parsed = parse_plugstack_args(std::vector<std::string>(av, av + ac));
-	if (!parsed) {
-		slurm_error("flexslurm: job %s: %s", what, parsed.error().c_str());
-		return false;
-	}
-	config = *parsed;
-	return true;
+	const std::string why = load_config(ac, av);
+	if (!why.empty())
+		slurm_error("flexslurm: job %s: %s", what, why.c_str());
+	return why.empty();
 }
 
 } // namespace
 
+// Every entry point runs through the guard: an exception is logged as
+// "flexslurm: <what failed>: <why>" and the entry returns its failure value.
 extern "C" {
 
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
-	try {
-		auto parsed = parse_plugstack_args(std::vector<std::string>(av, av + ac));
-		if (!parsed) {
-			slurm_error("flexslurm: %s", parsed.error().c_str());
-			// slurmd itself must stay up (a required plugin failing
-			// here would stop it); every launch and submission that
-			// loads this configuration fails instead.
-			return spank_context() == S_CTX_SLURMD ? 0 : -1;
-		}
-		config = *parsed;
-		if (spank_option_register(sp, &verbose_opt) != ESPANK_SUCCESS) {
-			slurm_error("flexslurm: cannot register --%s", verbose_opt.name);
-			return -1;
-		}
-		if (spank_option_register(sp, &split_opt) != ESPANK_SUCCESS) {
-			slurm_error("flexslurm: cannot register --%s", split_opt.name);
-			return -1;
-		}
-		return 0;
-	} catch (...) {
-		slurm_error("flexslurm: slurm_spank_init: unexpected failure");
-		return -1;
-	}
+	return guarded(
+	        "slurm_spank_init", [&] { return init(sp, ac, av); }, -1);
 }
 
+// In each task, as root, before privileges drop: the device isolation.
 int slurm_spank_task_init_privileged(spank_t sp, int, char **)
 {
-	if (!spank_remote(sp) || !config)
-		return 0;
-	try {
-		return isolate(sp);
-	} catch (const std::exception &e) {
-		tell_user(std::string("flexslurm: device isolation failed: ") + e.what());
-	} catch (...) {
-		tell_user("flexslurm: device isolation failed");
-	}
-	return config->isolation == FailurePolicy::Required ? -1 : 0;
+	const int on_failure = config && config->isolation == FailurePolicy::Optional ? 0 : -1;
+	return guarded(
+	        "device isolation failed", [&] { return spank_remote(sp) && config ? isolate(sp) : 0; },
+	        on_failure);
 }
 
 // sbatch/salloc/srun after their options: --vslice-split reaches slurmctld.
 int slurm_spank_init_post_opt(spank_t sp, int, char **)
 {
-	return request_split(sp) != 0 ? -1 : 0;
+	return guarded(
+	        "--vslice-split", [&] { return request_split(sp) != 0 ? -1 : 0; }, -1);
 }
 
 // In each task, as the user, before exec: the backends' variables.
 int slurm_spank_task_init(spank_t sp, int, char **)
 {
-	if (!spank_remote(sp) || !config)
-		return 0;
-	try {
-		return task_limits(sp);
-	} catch (...) {
-		tell_user("flexslurm: limits: unexpected failure");
-		return -1;
-	}
+	return guarded(
+	        "limits", [&] { return spank_remote(sp) && config ? task_limits(sp) : 0; }, -1);
 }
 
 // slurmd's prolog and epilog run these as root for every job on the node
@@ -489,26 +485,14 @@ int slurm_spank_task_init(spank_t sp, int, char **)
 // A failing job prolog drains the node and requeues the job (Slurm).
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
 {
-	try {
-		if (!job_script_config(ac, av, "prolog"))
-			return -1;
-		return job_prolog(sp);
-	} catch (...) {
-		slurm_error("flexslurm: job prolog: unexpected failure");
-		return -1;
-	}
+	return guarded(
+	        "job prolog", [&] { return job_script_config(ac, av, "prolog") ? job_prolog(sp) : -1; }, -1);
 }
 
 int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 {
-	try {
-		if (!job_script_config(ac, av, "epilog"))
-			return 0;
-		return job_epilog(sp);
-	} catch (...) {
-		slurm_error("flexslurm: job epilog: unexpected failure");
-		return 0;
-	}
+	return guarded(
+	        "job epilog", [&] { return job_script_config(ac, av, "epilog") ? job_epilog(sp) : 0; }, 0);
 }
 
 } // extern "C"

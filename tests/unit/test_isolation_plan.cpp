@@ -1,0 +1,100 @@
+// Which device nodes a job keeps: its slices' devices and gpu units, and
+// the directory its private view covers.
+#include "suites.hpp"
+
+#include "core/model/isolation_plan.hpp"
+
+#include <string>
+
+using namespace flexslurm;
+
+namespace
+{
+
+SliceLayout mixed_layout()
+{
+	auto l = SliceLayout::deserialize("flexslurm-layout 1\n"
+	                                  "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t0\t\n"
+	                                  "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t0\t\n"
+	                                  "amd\t0\tmi210\t/d/dri/renderD128\t226:128\t8\t4\t25\t0\t\n"
+	                                  "amd\t1\tmi210\t/d/dri/renderD129\t226:129\t12\t4\t25\t0\t\n");
+	ck_assert_msg(static_cast<bool>(l), "%s", l.error().c_str());
+	return *l;
+}
+
+std::string paths(const std::vector<std::string> &v)
+{
+	std::string out;
+	for (const auto &p : v)
+		out += (out.empty() ? "" : " ") + p;
+	return out;
+}
+
+} // namespace
+
+START_TEST(held_devices_resolve_vendor_indices_in_layout_order)
+{
+	SliceLayout l = mixed_layout();
+	auto held = held_devices(l, "1,0", ""); // nvidia1, then amd0 (not nvidia0)
+	ck_assert_uint_eq(held.size(), 2);
+	ck_assert_str(held[0]->device_path, "/d/nvidia1");
+	ck_assert_str(held[1]->device_path, "/d/dri/renderD128");
+	// A version 1 layout has no gpu units: gres/gpu unit 3 is the fourth device.
+	held = held_devices(l, "", "3");
+	ck_assert_str(held.at(0)->device_path, "/d/dri/renderD129");
+	ck_assert(held_devices(l, "x,,9", "17").empty());
+	IsolationPlan plan = plan_isolation(l, held_device_paths(l, "0", "1"));
+	ck_assert_str(paths(plan.visible), "/d/nvidia0 /d/nvidia1");
+	ck_assert_str(paths(plan.hidden), "/d/dri/renderD128 /d/dri/renderD129");
+	plan = plan_isolation(l, {});
+	ck_assert_uint_eq(plan.hidden.size(), 4);
+}
+END_TEST
+
+// The one mapping from SLURM_VSLICE_DEVICES to devices: vendor indices in
+// job order (by vendor, then PCI order), one entry per index.
+START_TEST(layout_names_devices_in_job_order)
+{
+	SliceLayout l = mixed_layout();
+	auto named = l.devices_named({0, 1, 0, 1});
+	ck_assert_uint_eq(named.size(), 4);
+	ck_assert_str(named[0]->device_path, "/d/nvidia0");
+	ck_assert_str(named[1]->device_path, "/d/nvidia1");
+	ck_assert_str(named[2]->device_path, "/d/dri/renderD128");
+	ck_assert_str(named[3]->device_path, "/d/dri/renderD129");
+	named = l.devices_named({1, 7, 0});
+	ck_assert_str(named[0]->device_path, "/d/nvidia1");
+	ck_assert_ptr_null(named[1]);
+	ck_assert_str(named[2]->device_path, "/d/dri/renderD128");
+	ck_assert(l.devices_named({}).empty());
+	// the slices' share, the one arithmetic behind the variables and the limits
+	const DeviceSlices &d = l.devices()[0];
+	ck_assert_int_eq(d.share_percent(3), 75);
+	ck_assert_int_eq(d.share_percent(5), 100);
+	ck_assert_uint_eq(d.share_mib(3), 0);
+}
+END_TEST
+
+START_TEST(private_view_covers_the_common_parent)
+{
+	SliceLayout l = mixed_layout();
+	ck_assert_str(plan_isolation(l, held_device_paths(l, "0", "")).device_dir(), "/d");
+	ck_assert_str(plan_isolation(l, held_device_paths(l, "1,0,1", "")).device_dir(), "/d");
+	ck_assert_str(plan_isolation(l, held_device_paths(l, "0,1", "")).device_dir(), "/d/dri");
+	IsolationPlan none;
+	ck_assert_str(none.device_dir(), "");
+	// the slices' devices and the gpu units', each once
+	ck_assert_str(paths(held_device_paths(l, l.devices_named({1}), "1,1")), "/d/nvidia1");
+}
+END_TEST
+
+Suite *isolation_plan_suite()
+{
+	Suite *s = suite_create("isolation_plan");
+	TCase *tc = tcase_create("isolation_plan");
+	tcase_add_test(tc, held_devices_resolve_vendor_indices_in_layout_order);
+	tcase_add_test(tc, layout_names_devices_in_job_order);
+	tcase_add_test(tc, private_view_covers_the_common_parent);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,91 @@
+// The SPANK plugin's plugstack.conf arguments.
+#include "suites.hpp"
+
+#include "core/model/spank_config.hpp"
+
+#include <string>
+
+using namespace flexslurm;
+
+START_TEST(plugstack_arguments)
+{
+	auto ok =
+	        parse_plugstack_args({"isolation=optional", "layout=/run/x/%n", "limits=preload",
+	                              "limits.nvidia=mps", "preload=/opt/hami/libvgpu.so", "job_dir=/run/m"});
+	ck_assert_msg(static_cast<bool>(ok), "%s", ok.error().c_str());
+	ck_assert(ok->isolation == FailurePolicy::Optional);
+	ck_assert_str(ok->layout_file, "/run/x/%n");
+	ck_assert(ok->limits_for(Vendor::Nvidia) == LimitBackend::Mps);
+	ck_assert(ok->limits_for(Vendor::Amd) == LimitBackend::Preload);
+	ck_assert_str(ok->job_dir, "/run/m");
+	auto mps_all = parse_plugstack_args({"limits=mps"}); // NVIDIA only; the others keep none
+	ck_assert(mps_all->limits_for(Vendor::Nvidia) == LimitBackend::Mps);
+	ck_assert(mps_all->limits_for(Vendor::Ascend) == LimitBackend::None);
+	ck_assert(parse_plugstack_args({})->isolation == FailurePolicy::Required);
+	ck_assert_str(parse_plugstack_args({"isolation=maybe"}).error(),
+	              "isolation: \"maybe\" is not allowed (allowed: required, optional)");
+	ck_assert_str(parse_plugstack_args({"layout=run"}).error(),
+	              "layout: \"run\" is not an absolute path (allowed: an absolute path, %n stands for the "
+	              "node name)");
+	ck_assert_str(parse_plugstack_args({"limits=fast"}).error(),
+	              "limits: \"fast\" is not allowed (allowed: none, preload, mps)");
+	ck_assert_str(parse_plugstack_args({"limits.amd=mps"}).error(),
+	              "limits.amd: mps is NVIDIA's (allowed: none, preload)");
+	ck_assert_str(parse_plugstack_args({"limits.intel=none"}).error(),
+	              "limits.intel: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)");
+	ck_assert_str(parse_plugstack_args({"limits=preload"}).error(),
+	              "limits: preload needs preload=PATH (the interception library) or preload=system (it "
+	              "is in /etc/ld.so.preload)");
+	auto system = parse_plugstack_args({"limits.amd=preload", "preload=system"});
+	ck_assert(system->preload_system && system->preload.empty());
+	ck_assert_str(
+	        parse_plugstack_args({"colour=red"}).error(),
+	        "unknown plugstack argument \"colour=red\" (allowed: isolation=required|optional, "
+	        "layout=PATH, "
+	        "limits[.VENDOR]=none|preload|mps, preload=PATH|system, mps_control=PATH, job_dir=PATH)");
+	ck_assert_str(parse_plugstack_args({"mps_dir=/run/flexslurm/mps"}).error(),
+	              "mps_dir: replaced by job_dir=PATH (each job's limits and MPS directories, root's; "
+	              "default /run/flexslurm/jobs): remove mps_dir");
+}
+END_TEST
+
+START_TEST(plugstack_arguments_round_trip)
+{
+	SpankConfig cfg;
+	ck_assert(*parse_plugstack_args(plugstack_args(cfg)) == cfg);
+	cfg.isolation = FailurePolicy::Optional;
+	cfg.layout_file = "/run/l.%n";
+	cfg.limits[static_cast<int>(Vendor::Nvidia)] = LimitBackend::Mps;
+	cfg.limits[static_cast<int>(Vendor::Amd)] = LimitBackend::Preload;
+	cfg.preload = "/opt/hami/libvgpu.so";
+	cfg.mps_control = "/opt/mps-control";
+	cfg.job_dir = "/run/jobs/%n";
+	std::string text;
+	for (const std::string &a : plugstack_args(cfg))
+		text += a + " ";
+	ck_assert_str(text, "isolation=optional layout=/run/l.%n limits.nvidia=mps limits.amd=preload "
+	                    "limits.ascend=none preload=/opt/hami/libvgpu.so mps_control=/opt/mps-control "
+	                    "job_dir=/run/jobs/%n ");
+	auto back = parse_plugstack_args(plugstack_args(cfg));
+	ck_assert_msg(static_cast<bool>(back), "%s", back.error().c_str());
+	ck_assert(*back == cfg);
+	cfg.preload.clear();
+	cfg.preload_system = true;
+	ck_assert(*parse_plugstack_args(plugstack_args(cfg)) == cfg);
+	// the backend names: one table for plugstack.conf and the limits file
+	for (LimitBackend b : {LimitBackend::None, LimitBackend::Preload, LimitBackend::Mps})
+		ck_assert(parse_limit_backend(limit_backend_name(b)) == b);
+	ck_assert(!parse_limit_backend("MPS"));
+	ck_assert(!parse_limit_backend(""));
+}
+END_TEST
+
+Suite *spank_config_suite()
+{
+	Suite *s = suite_create("spank_config");
+	TCase *tc = tcase_create("spank_config");
+	tcase_add_test(tc, plugstack_arguments);
+	tcase_add_test(tc, plugstack_arguments_round_trip);
+	suite_add_tcase(s, tc);
+	return s;
+}
