@@ -33,6 +33,10 @@ int main()
 	srunner_add_suite(runner, lending_server_suite());
 	srunner_add_suite(runner, report_suite());
 	srunner_add_suite(runner, telemetry_suite());
+	srunner_add_suite(runner, nvml_suite());
+	srunner_add_suite(runner, job_cgroup_suite());
+	srunner_add_suite(runner, process_control_suite());
+	srunner_add_suite(runner, agent_suite());
 	srunner_add_suite(runner, agent_process_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	const int failed = srunner_ntests_failed(runner);

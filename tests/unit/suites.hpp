@@ -8,6 +8,7 @@
 
 #include <check.h>
 
+Suite *agent_suite();
 Suite *agent_process_suite();
 Suite *config_suite();
 Suite *device_identity_suite();
@@ -18,9 +19,12 @@ Suite *isolation_suite();
 Suite *isolation_plan_suite();
 Suite *limits_suite();
 Suite *spank_config_suite();
+Suite *job_cgroup_suite();
 Suite *lending_suite();
 Suite *lending_server_suite();
 Suite *loan_book_suite();
+Suite *nvml_suite();
+Suite *process_control_suite();
 Suite *report_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();

@@ -12,9 +12,10 @@
 #pragma once
 
 #include "core/io/channel.hpp"
+#include "core/io/process_control.hpp"
+#include "core/io/telemetry.hpp"
 #include "core/model/report.hpp"
 #include "core/model/slice_layout.hpp"
-#include "core/io/telemetry.hpp"
 
 #include <sys/types.h>
 
