@@ -31,6 +31,7 @@ int main()
 	srunner_add_suite(runner, report_suite());
 	srunner_add_suite(runner, telemetry_suite());
 	srunner_add_suite(runner, agent_process_suite());
+	srunner_add_suite(runner, borrow_rules_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	const int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

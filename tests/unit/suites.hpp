@@ -9,6 +9,7 @@
 #include <check.h>
 
 Suite *agent_process_suite();
+Suite *borrow_rules_suite();
 Suite *config_suite();
 Suite *device_identity_suite();
 Suite *inventory_suite();
