@@ -10,6 +10,7 @@
 
 Suite *agent_suite();
 Suite *agent_process_suite();
+Suite *borrow_rules_suite();
 Suite *config_suite();
 Suite *device_identity_suite();
 Suite *inventory_suite();

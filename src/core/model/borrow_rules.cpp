@@ -23,16 +23,13 @@ BorrowVerdict judge_borrower(const BorrowRequest &r)
 	BorrowVerdict v;
 	if (!r.batch)
 		v.refusal =
-		        "vborrow: a borrower must be a batch job (sbatch): borrowed slices are taken back by "
-		        "requeueing the job, and Slurm requeues only batch jobs";
+		        "vborrow: a borrower must be a batch job (sbatch): borrowed slices are taken back by requeueing the job, and Slurm requeues only batch jobs";
 	else if (r.requeue && !*r.requeue)
-		v.refusal = "vborrow: a borrower must be requeueable: drop --no-requeue (borrowed slices are "
-		            "taken "
-		            "back by requeueing the job; its work resumes when it restarts)";
+		v.refusal =
+		        "vborrow: a borrower must be requeueable: drop --no-requeue (borrowed slices are taken back by requeueing the job; its work resumes when it restarts)";
 	else if (r.also_slices_or_gpus)
 		v.refusal =
-		        "vborrow: a borrower asks for vborrow only, not also for vslice or gpu: submit the "
-		        "borrowing part as a job of its own";
+		        "vborrow: a borrower asks for vborrow only, not also for vslice or gpu: submit the borrowing part as a job of its own";
 	else
 		v.force_requeue = !r.requeue.has_value();
 	return v;

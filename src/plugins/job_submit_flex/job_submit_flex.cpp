@@ -3,12 +3,15 @@
  * one Slurm can requeue, because requeue is how a lender gets its slice
  * back. Anything else is refused at submission with a message the user can
  * act on; a borrower that left requeue unset gets it turned on. The rules
- * live in the core (src/core/borrow_rules.*); this file only translates.
+ * live in the core (src/core/model/borrow_rules.*); this file only translates.
  */
 #define FLEXSLURM_COMPAT_JOB_SUBMIT
 #include "slurm_compat.h"
 
+#include "plugins/common/entry_guard.hpp"
+
 #include "core/model/borrow_rules.hpp"
+#include "core/util/log.hpp"
 
 #include <string>
 
@@ -78,17 +81,25 @@ int check(job_desc_msg_t *d, const job_record_t *existing, char **err_msg)
 	return SLURM_SUCCESS;
 }
 
+// The entry's whole body, through the entry guard. A failure refuses the
+// job and tells the user so (the log says why).
 template <class F>
-int guarded(F &&f, char **err_msg) noexcept
+int guarded_check(const char *entry, F &&body, char **err_msg) noexcept
 {
-	try {
-		return f();
-	} catch (...) {
-		error("job_submit/flex: unexpected failure; job refused");
-		if (err_msg)
-			*err_msg = xstrdup("job_submit/flex: internal error, please report it");
+	bool answered = false;
+	const int rc = plugin::guarded(
+	        entry,
+	        [&] {
+		        const int r = body();
+		        answered = true;
+		        return r;
+	        },
+	        SLURM_ERROR);
+	if (!answered && err_msg) {
+		xfree(*err_msg);
+		*err_msg = xstrdup("job_submit/flex: internal error, please report it");
 	}
-	return SLURM_ERROR;
+	return rc;
 }
 
 } // namespace
@@ -97,24 +108,30 @@ extern "C" {
 
 int init(void)
 {
-	return SLURM_SUCCESS;
+	compat::log_prefix = plugin_type;
+	set_log_sink(compat::slurm_log_sink);
+	return plugin::guarded(
+	        "init", [] { return SLURM_SUCCESS; }, SLURM_ERROR);
 }
 
 flexslurm::compat::fini_result fini(void)
 {
+	plugin::guarded_void("fini", [] {});
 	FLEXSLURM_FINI_RETURN;
 }
 
 int job_submit(job_desc_msg_t *job_desc, uint32_t, char **err_msg)
 {
-	return guarded([&] { return check(job_desc, nullptr, err_msg); }, err_msg);
+	return guarded_check(
+	        "job_submit", [&] { return check(job_desc, nullptr, err_msg); }, err_msg);
 }
 
 int job_modify(FLEXSLURM_JOB_MODIFY_PARAMS)
 {
 	(void)submit_uid;
 	char **msg = FLEXSLURM_JOB_MODIFY_ERR_MSG;
-	return guarded([&] { return check(job_desc, job_ptr, msg); }, msg);
+	return guarded_check(
+	        "job_modify", [&] { return check(job_desc, job_ptr, msg); }, msg);
 }
 
 } // extern "C"

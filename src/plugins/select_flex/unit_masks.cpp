@@ -1,0 +1,174 @@
+#include "plugins/select_flex/unit_masks.hpp"
+
+#include "plugins/select_flex/gres_view.hpp"
+#include "plugins/select_flex/lending_service.hpp"
+#include "plugins/select_flex/settings.hpp"
+
+#include "core/model/placement.hpp"
+
+#include <set>
+#include <utility>
+
+namespace flexslurm::select_flex
+{
+
+HiddenUnits::HiddenUnits(HiddenUnits &&other) noexcept
+    : ns_(std::exchange(other.ns_, nullptr)), units_(std::move(other.units_))
+{
+}
+
+HiddenUnits::~HiddenUnits()
+{
+	if (!ns_)
+		return;
+	for (int u : units_)
+		count(u, false);
+	xfree(ns_->gres_used); // a cached "in use" string, rebuilt on demand
+}
+
+void HiddenUnits::hide(int unit)
+{
+	if (unit < 0 || unit >= bit_size(ns_->gres_bit_alloc) || bit_test(ns_->gres_bit_alloc, unit))
+		return;
+	count(unit, true);
+	units_.push_back(unit);
+}
+
+void HiddenUnits::count(int unit, bool add)
+{
+	if (add)
+		bit_set(ns_->gres_bit_alloc, unit);
+	else
+		bit_clear(ns_->gres_bit_alloc, unit);
+	auto step = [add](uint64_t &v) { v = add ? v + 1 : (v ? v - 1 : 0); };
+	step(ns_->gres_cnt_alloc);
+	for (int t = 0; ns_->topo_gres_bitmap && t < ns_->topo_cnt; ++t) {
+		if (!ns_->topo_gres_bitmap[t] || unit >= bit_size(ns_->topo_gres_bitmap[t]) ||
+		    !bit_test(ns_->topo_gres_bitmap[t], unit))
+			continue;
+		step(ns_->topo_gres_cnt_alloc[t]);
+		for (int k = 0; k < ns_->type_cnt; ++k)
+			if (ns_->type_id[k] == ns_->topo_type_id[t])
+				step(ns_->type_cnt_alloc[k]);
+	}
+}
+
+namespace
+{
+
+// The units a job must not get: slices of devices held whole, whole devices
+// with a slice in use, and, for slice jobs, the free slices outside the
+// devices the placement policy chose.
+std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask)
+{
+	std::vector<HiddenUnits> hidden;
+	const Placement policy =
+	        settings().placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
+	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
+		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		const UnitMasks masks = masks_for(devices_of(node), ask.per_node, policy);
+		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
+			gres_node_state_t *ns = compat::node_gres(node, gres);
+			if (units.empty() || !ns || !ns->gres_bit_alloc)
+				return;
+			hidden.emplace_back(ns);
+			for (int u : units)
+				hidden.back().hide(u);
+		};
+		hide(vslice_id(), masks.slices);
+		hide(gpu_id(), masks.gpus);
+	}
+	return hidden;
+}
+
+// A borrower sees only borrow units whose slices are lendable now.
+std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes)
+{
+	std::vector<HiddenUnits> hidden;
+	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
+		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		gres_node_state_t *ns = compat::node_gres(node, vborrow_id());
+		if (!ns || !ns->gres_bit_alloc)
+			continue;
+		const std::set<int> ok = lendable_units(node->name);
+		hidden.emplace_back(ns);
+		for (int u = 0; u < bit_size(ns->gres_bit_alloc); ++u)
+			if (!ok.count(u))
+				hidden.back().hide(u);
+	}
+	return hidden;
+}
+
+} // namespace
+
+JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes, uint16_t mode)
+{
+	JobTestMasks out;
+	const JobAsk ask = job_ask(job, max_nodes);
+	if (ask.slices && ask.gpus && ask.per_node.slices < 0) {
+		// Without a per-node slice count nothing keeps its own slices
+		// off the devices it gets whole.
+		debug("select/flex: JobId=%u asks for GPUs and slices spread over nodes: refused",
+		      compat::job_id_of(job));
+		out.refusal = ESLURM_INVALID_GRES;
+		return out;
+	}
+	if (ask.borrows) {
+		// A borrower is taken back by requeue: one that cannot be
+		// requeued never starts (job_submit/flex refuses it earlier, with
+		// a message to the user).
+		if (!job->batch_flag || !job->details || !job->details->requeue || ask.slices || ask.gpus) {
+			debug("select/flex: JobId=%u borrows but is not a requeueable batch job asking only vborrow: not placed",
+			      compat::job_id_of(job));
+			out.refusal = ESLURM_INVALID_GRES;
+			return out;
+		}
+		if (mode != SELECT_MODE_TEST_ONLY)
+			out.hidden = hide_unlendable(nodes);
+	}
+	if (ask.slices || ask.gpus)
+		out.hidden = hide_units(job, nodes, ask);
+	return out;
+}
+
+// Slurm picks the units of a GRES without topology (gres.conf gpu lines
+// with neither Type= nor Cores=) itself, first free bit, when it allocates
+// the job (select_p_select_nodeinfo_set), after job_test's masks are gone.
+// For that step the gpu units of devices whose slices are in use, or that
+// hold the slices this job was given, are hidden the same way.
+std::vector<HiddenUnits> mask_for_allocation(job_record_t *job)
+{
+	std::vector<HiddenUnits> masks;
+	if (job->gres_list_alloc || !job->job_resrcs || !job->job_resrcs->node_bitmap)
+		return masks; // not a new allocation (restart, resume): the job's units are known
+	const JobAsk ask = job_ask(job, 1);
+	if (!ask.gpus)
+		return masks;
+	bitstr_t *nodes = job->job_resrcs->node_bitmap;
+	for (int i = 0; i < bit_size(nodes) && i < node_record_count; ++i) {
+		if (!bit_test(nodes, i) || !node_record_table_ptr[i])
+			continue;
+		node_record_t *node = node_record_table_ptr[i];
+		gres_node_state_t *gs = compat::node_gres(node, gpu_id());
+		if (!gs || !gs->gres_bit_alloc || gs->topo_cnt)
+			continue; // with topology cons_tres chose the units under job_test's masks
+		bitstr_t *own_slices = selected_units(job, vslice_id(), i);
+		HiddenUnits mask(gs);
+		for (const DeviceView &d : devices_of(node)) {
+			bool own = false;
+			for (int k = d.first_slice;
+			     own_slices && k < d.first_slice + d.slices && k < bit_size(own_slices); ++k)
+				own = own || bit_test(own_slices, k);
+			if (d.gpu_unit >= 0 && (!d.used_slices.empty() || own))
+				mask.hide(d.gpu_unit);
+		}
+		masks.push_back(std::move(mask));
+	}
+	return masks;
+}
+
+} // namespace flexslurm::select_flex

@@ -1,0 +1,54 @@
+// What select/flex hides from cons_tres, for the length of one call: the
+// GRES units a job must not get (job_test), the gpu units Slurm would pick
+// itself when it allocates a job (select_nodeinfo_set), and the borrow
+// units whose slices are not lendable now. Caller holds the controller's
+// job and node locks (every select_p_* call does).
+#pragma once
+
+#ifndef FLEXSLURM_COMPAT_SELECT
+#define FLEXSLURM_COMPAT_SELECT
+#endif
+#include "slurm_compat.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace flexslurm::select_flex
+{
+
+// Hides units of one GRES on one node by counting them allocated, exactly as
+// a job holding them would, and gives back exactly those units when it goes
+// away: whatever the wrapped call allocated meanwhile stays (job_test
+// allocates nothing; select_p_select_nodeinfo_set allocates the job).
+class HiddenUnits
+{
+public:
+	explicit HiddenUnits(gres_node_state_t *ns) : ns_(ns) {}
+	HiddenUnits(const HiddenUnits &) = delete;
+	HiddenUnits &operator=(const HiddenUnits &) = delete;
+	HiddenUnits(HiddenUnits &&other) noexcept;
+	HiddenUnits &operator=(HiddenUnits &&) = delete;
+	~HiddenUnits();
+
+	void hide(int unit);
+
+private:
+	void count(int unit, bool add);
+
+	gres_node_state_t *ns_;
+	std::vector<int> units_;
+};
+
+// What job_test hides for a job on the candidate `nodes`, or the error
+// job_test answers when the job cannot be placed at all.
+struct JobTestMasks {
+	int refusal = SLURM_SUCCESS;
+	std::vector<HiddenUnits> hidden;
+};
+JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes, uint16_t mode);
+
+// For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
+// must not pick itself (devices whose slices are in use or given to it).
+std::vector<HiddenUnits> mask_for_allocation(job_record_t *job);
+
+} // namespace flexslurm::select_flex
