@@ -15,6 +15,7 @@ Suite *config_suite();
 Suite *device_identity_suite();
 Suite *inventory_suite();
 Suite *job_env_suite();
+Suite *layout_handoff_suite();
 Suite *placement_suite();
 Suite *isolation_suite();
 Suite *isolation_plan_suite();

@@ -1,0 +1,171 @@
+/*
+ * gres/vborrow: the units of idle reclaim. A node has as many borrow units
+ * per device as slices, unit u shadowing slice u on the same device file;
+ * select/flex decides which units a borrower may be allocated. A
+ * borrower's environment carries the slice's compute share and only memory
+ * no slice reserved.
+ *
+ * gres/vborrow does not discover the node: in slurmd it reads the slice
+ * layout gres/vslice saved (inventory.layout_file) a moment before, since
+ * slurmd loads GRES plugins in GresTypes order. That dependency is checked
+ * (core/io/layout_handoff.*): without vslice's layout of this start,
+ * gres/vborrow refuses to load with one line naming GresTypes.
+ *
+ * What both GRES plugins share is in src/plugins/gres_common. Every entry
+ * point runs through plugin::guarded: no C++ exception reaches Slurm.
+ */
+#include "plugins/gres_common/slice_gres.hpp"
+
+#include "core/io/layout_handoff.hpp"
+#include "core/util/log.hpp"
+#include "core/util/node_name.hpp"
+#include "plugins/common/entry_guard.hpp"
+
+#include <ctime>
+#include <string>
+
+#define LOG_PREFIX "gres/vborrow: "
+
+extern "C" {
+extern const char plugin_name[] = "gres/vborrow: idle slices to borrow (flexslurm " FLEXSLURM_VERSION ")";
+extern const char plugin_type[] = "gres/vborrow";
+extern const uint32_t plugin_version = SLURM_VERSION_NUMBER;
+}
+
+namespace
+{
+
+using namespace flexslurm;
+using plugin::guarded;
+using plugin::guarded_void;
+
+// Filled by node_config_load in slurmd and by recv_stepd in slurmstepd.
+plugin::SliceGres vborrow("vborrow", true);
+// gres/vslice's layout counts if saved after this: set at load and after
+// each node_config_load, both before gres/vslice's next node_config_load.
+timespec layout_not_before{};
+
+int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
+{
+	const char *gres_types = slurm_conf.gres_plugins ? slurm_conf.gres_plugins : "";
+	if (const std::string order = borrow_order_problem(gres_types); !order.empty()) {
+		error(LOG_PREFIX "%s", order.c_str());
+		return SLURM_ERROR;
+	}
+	// flexslurm.yaml only says where the layout is; gres/vslice already
+	// reported anything wrong with it.
+	std::optional<Config> config = plugin::load_node_config_file();
+	if (!config)
+		return SLURM_ERROR;
+	const std::string path = expand_node_name(config->layout_file, compat::slurmd_node_name());
+	auto layout = load_layout_saved_since(path, layout_not_before);
+	if (!layout) {
+		error(LOG_PREFIX
+		      "no slice layout from gres/vslice at this start (%s): gres/vborrow needs gres/vslice to load without error just before it (GresTypes=%s lists vslice, then vborrow); see gres/vslice's error above",
+		      layout.error().c_str(), gres_types);
+		return SLURM_ERROR;
+	}
+	vborrow.adopt(std::move(*layout));
+	info(LOG_PREFIX "slice layout read from %s (saved by gres/vslice at this start): %d borrow units",
+	     path.c_str(), vborrow.layout()->total_slices());
+	vborrow.publish(gres_conf_list, node_conf);
+	for (const DeviceSlices &d : vborrow.layout()->devices())
+		info(LOG_PREFIX "%s %s: %d borrow units (index %d-%d), %" PRIu64
+		                " MiB of unreserved memory each%s",
+		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
+		     d.first_slice, d.first_slice + d.slices - 1, d.borrow_memory_bytes >> 20,
+		     d.borrow_memory_bytes ? "" : " (slices reserve all memory: nothing is lent here)");
+	return SLURM_SUCCESS;
+}
+
+} // namespace
+
+extern "C" {
+
+int init(void)
+{
+	return guarded(
+	        "init",
+	        [] {
+		        compat::log_prefix = plugin_type;
+		        set_log_sink(compat::slurm_log_sink);
+		        layout_not_before = file_clock_now();
+		        debug("%s: loaded", plugin_type);
+		        return static_cast<int>(SLURM_SUCCESS);
+	        },
+	        static_cast<int>(SLURM_ERROR));
+}
+
+compat::fini_result fini(void)
+{
+	guarded_void("fini", [] { vborrow.clear(); });
+	FLEXSLURM_FINI_RETURN;
+}
+
+int gres_p_node_config_load(compat::list_ptr gres_conf_list, node_config_load_t *node_conf)
+{
+	const int rc = guarded(
+	        "node_config_load", [&] { return load_node_config(gres_conf_list, node_conf); },
+	        static_cast<int>(SLURM_ERROR));
+	// A reconfigure's gres/vslice saves a newer one.
+	layout_not_before = file_clock_now();
+	return rc;
+}
+
+void gres_p_job_set_env(char ***job_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, gres_internal_flags_t flags)
+{
+	guarded_void("job_set_env",
+	             [&] { vborrow.set_env(job_env_ptr, gres_bit_alloc, flags, plugin::job_numbering()); });
+}
+
+void gres_p_step_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t,
+                         gres_internal_flags_t flags)
+{
+	guarded_void("step_set_env",
+	             [&] { vborrow.set_env(step_env_ptr, gres_bit_alloc, flags, plugin::job_numbering()); });
+}
+
+// As gres/vslice: every task of a step sees all of the step's units.
+void gres_p_task_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, bitstr_t *,
+                         gres_internal_flags_t flags)
+{
+	guarded_void("task_set_env",
+	             [&] { vborrow.set_env(step_env_ptr, gres_bit_alloc, flags, plugin::job_numbering()); });
+}
+
+void gres_p_send_stepd(buf_t *buffer)
+{
+	guarded_void("send_stepd", [&] { vborrow.send_stepd(buffer); });
+}
+
+void gres_p_recv_stepd(buf_t *buffer)
+{
+	guarded_void("recv_stepd", [&] { vborrow.recv_stepd(buffer); });
+}
+
+FLEXSLURM_GRES_INFO_GETTERS
+
+compat::list_ptr gres_p_get_devices(void)
+{
+	return guarded(
+	        "get_devices", [] { return vborrow.devices(); }, compat::list_ptr{nullptr});
+}
+
+void gres_p_step_hardware_init(bitstr_t *, char *) {}
+
+void gres_p_step_hardware_fini(void) {}
+
+compat::prep_info_t *FLEXSLURM_GRES_PREP_BUILD_ENV(gres_job_state_t *gres_js)
+{
+	return guarded(
+	        "epilog_build_env", [&] { return plugin::prep_build_env(gres_js); },
+	        static_cast<compat::prep_info_t *>(nullptr));
+}
+
+void FLEXSLURM_GRES_PREP_SET_ENV(char ***prep_env_ptr, compat::prep_info_t *gres_ei, int node_inx)
+{
+	guarded_void("epilog_set_env",
+	             [&] { plugin::prep_set_env(vborrow, prep_env_ptr, gres_ei, node_inx); });
+}
+
+} // extern "C"
