@@ -18,6 +18,7 @@ Suite *isolation_suite();
 Suite *lending_suite();
 Suite *lending_server_suite();
 Suite *loan_book_suite();
+Suite *loan_book_state_suite();
 Suite *report_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();
