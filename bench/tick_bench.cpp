@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,16 @@ public:
 	std::map<std::string, std::string> hosts;
 };
 
+// CPU time of the calling thread (or of the process), in milliseconds: on a
+// shared machine the wall time of a tick also counts the time its thread
+// waited for a core.
+double cpu_ms(clockid_t clock)
+{
+	timespec ts{};
+	clock_gettime(clock, &ts);
+	return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
 double percentile(std::vector<double> v, double p)
 {
 	std::sort(v.begin(), v.end());
@@ -153,7 +164,8 @@ void bench(int nodes, int ticks)
 		}
 	};
 
-	std::vector<double> total, read, book, act, files;
+	std::vector<double> total, cpu, read, book, act, files;
+	double process_cpu = 0, thread_cpu = 0;
 	const int warmup = 10;
 	for (int t = 0; t < warmup + ticks; ++t) {
 		++steady;
@@ -161,31 +173,43 @@ void bench(int nodes, int ticks)
 		if (t > 0) // the listener knows the nodes after the first tick
 			for (int n = t % 5; n < nodes; n += 5)
 				report(n);
+		if (t == warmup) {
+			process_cpu = cpu_ms(CLOCK_PROCESS_CPUTIME_ID);
+			thread_cpu = cpu_ms(CLOCK_THREAD_CPUTIME_ID);
+		}
+		const double c0 = cpu_ms(CLOCK_THREAD_CPUTIME_ID);
 		const auto t0 = std::chrono::steady_clock::now();
 		server.tick();
 		const double ms =
 		        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
 		                .count();
+		const double c = cpu_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
 		if (t < warmup)
 			continue;
 		const auto parts = server.last_tick_times();
 		total.push_back(ms);
+		cpu.push_back(c);
 		read.push_back(parts.read_ms);
 		book.push_back(parts.book_ms);
 		act.push_back(parts.act_ms);
 		files.push_back(parts.files_ms);
 	}
+	// The writer thread's CPU: the process' minus this thread's (ticks and
+	// reports), per tick.
+	const double writer_cpu = (cpu_ms(CLOCK_PROCESS_CPUTIME_ID) - process_cpu) -
+	                          (cpu_ms(CLOCK_THREAD_CPUTIME_ID) - thread_cpu);
 	if (server.active_reclaims() != 0) {
 		std::fprintf(stderr, "unexpected reclaims at %d nodes\n", nodes);
 		std::exit(1);
 	}
 	std::printf(
-	        "%6d nodes %7d slices | tick %7.2f %7.2f | read %6.2f %6.2f | book %6.2f %6.2f | act %5.2f | "
-	        "files %7.2f %7.2f | state %5.1f MiB | report %.3f ms\n",
+	        "%6d nodes %7d slices | tick %7.2f %7.2f | cpu %7.2f %7.2f | read %6.2f %6.2f | book %6.2f "
+	        "%6.2f | act %5.2f | files %7.2f %7.2f | writer cpu %6.2f | state %5.1f MiB | report %.3f ms\n",
 	        nodes, nodes * devices_per_node * slices_per_device, percentile(total, 0.5),
-	        percentile(total, 0.99), percentile(read, 0.5), percentile(read, 0.99), percentile(book, 0.5),
-	        percentile(book, 0.99), percentile(act, 0.99), percentile(files, 0.5),
-	        percentile(files, 0.99), static_cast<double>(state_bytes.load()) / (1 << 20),
+	        percentile(total, 0.99), percentile(cpu, 0.5), percentile(cpu, 0.99), percentile(read, 0.5),
+	        percentile(read, 0.99), percentile(book, 0.5), percentile(book, 0.99), percentile(act, 0.99),
+	        percentile(files, 0.5), percentile(files, 0.99), writer_cpu / ticks,
+	        static_cast<double>(state_bytes.load()) / (1 << 20),
 	        report_ms / static_cast<double>(reports));
 	std::fflush(stdout);
 }

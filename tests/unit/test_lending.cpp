@@ -154,6 +154,8 @@ START_TEST(random_sequences_keep_the_invariants)
 		now += std::uniform_int_distribution<long>(1, 40)(rng);
 		const int ev = std::uniform_int_distribution<int>(0, 99)(rng);
 		const SliceState before = s.state();
+		const SliceLending::Memento memento_before = s.memento();
+		(void)s.take_changed();
 		if (ev < 55) {
 			const double busy = ev < 30 ? 0.0 : ev < 45 ? 12.0 : 80.0;
 			busy_run = busy > p.busy_above_percent ? busy_run + 1 : 0;
@@ -208,6 +210,9 @@ START_TEST(random_sequences_keep_the_invariants)
 			ck_assert_uint_eq(s.borrower(), 42);
 		if (s.state() == SliceState::Free)
 			owned = false;
+		// The controller saves a slice again exactly when it changed.
+		ck_assert_msg(s.take_changed() == !(s.memento() == memento_before),
+		              "take_changed() disagrees with the memento at step %d", step);
 	}
 }
 END_TEST

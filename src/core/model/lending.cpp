@@ -11,38 +11,62 @@ bool LendingPolicy::partition_lends(std::string_view partition) const
 	       never_lend_partitions.end();
 }
 
+// The names of the states and reasons, both ways, from one table each.
+// (One of the enum<->name tables the utility wave unifies across src/.)
+namespace
+{
+
+constexpr std::pair<SliceState, std::string_view> state_names[] = {
+        {SliceState::Free, "free"}, {SliceState::OwnedBusy, "owned-busy"},  {SliceState::Idle, "idle"},
+        {SliceState::Lent, "lent"}, {SliceState::Reclaiming, "reclaiming"},
+};
+
+constexpr std::pair<ReclaimReason, std::string_view> reason_names[] = {
+        {ReclaimReason::LenderBusy, "lender-busy"},
+        {ReclaimReason::LenderEnded, "lender-ended"},
+        {ReclaimReason::MaxLoan, "max-loan"},
+        {ReclaimReason::TelemetryLost, "telemetry-lost"},
+        {ReclaimReason::Admin, "admin"},
+};
+
+template <class E, size_t N>
+std::string_view name_in(const std::pair<E, std::string_view> (&table)[N], E value) noexcept
+{
+	for (const auto &[v, name] : table)
+		if (v == value)
+			return name;
+	return "?";
+}
+
+template <class E, size_t N>
+std::optional<E> value_in(const std::pair<E, std::string_view> (&table)[N], std::string_view name) noexcept
+{
+	for (const auto &[v, n] : table)
+		if (n == name)
+			return v;
+	return std::nullopt;
+}
+
+} // namespace
+
 std::string_view state_name(SliceState s) noexcept
 {
-	switch (s) {
-	case SliceState::Free:
-		return "free";
-	case SliceState::OwnedBusy:
-		return "owned-busy";
-	case SliceState::Idle:
-		return "idle";
-	case SliceState::Lent:
-		return "lent";
-	case SliceState::Reclaiming:
-		return "reclaiming";
-	}
-	return "?";
+	return name_in(state_names, s);
 }
 
 std::string_view reason_name(ReclaimReason r) noexcept
 {
-	switch (r) {
-	case ReclaimReason::LenderBusy:
-		return "lender-busy";
-	case ReclaimReason::LenderEnded:
-		return "lender-ended";
-	case ReclaimReason::MaxLoan:
-		return "max-loan";
-	case ReclaimReason::TelemetryLost:
-		return "telemetry-lost";
-	case ReclaimReason::Admin:
-		return "admin";
-	}
-	return "?";
+	return name_in(reason_names, r);
+}
+
+std::optional<SliceState> state_from_name(std::string_view name) noexcept
+{
+	return value_in(state_names, name);
+}
+
+std::optional<ReclaimReason> reason_from_name(std::string_view name) noexcept
+{
+	return value_in(reason_names, name);
 }
 
 void SliceLending::owner_assigned(Instant now, uint32_t job, std::string_view partition,
@@ -50,12 +74,12 @@ void SliceLending::owner_assigned(Instant now, uint32_t job, std::string_view pa
 {
 	if (state_ == SliceState::Lent || state_ == SliceState::Reclaiming)
 		return; // a unit is never allocated twice: the old owner must be released first
-	state_ = SliceState::OwnedBusy;
-	owner_ = job;
-	owner_lends_ = policy_->partition_lends(partition);
-	owner_end_ = job_end;
-	idle_since_.reset();
-	busy_streak_ = 0;
+	set(state_, SliceState::OwnedBusy);
+	set(owner_, job);
+	set(owner_lends_, policy_->partition_lends(partition));
+	set(owner_end_, job_end);
+	set(idle_since_, std::nullopt);
+	set(busy_streak_, 0);
 	(void)now;
 }
 
@@ -63,16 +87,16 @@ void SliceLending::owner_released(Instant now)
 {
 	switch (state_) {
 	case SliceState::Lent:
-		owner_gone_ = true;
+		set(owner_gone_, true);
 		start_reclaim(now, ReclaimReason::LenderEnded);
 		break;
 	case SliceState::Reclaiming:
-		owner_gone_ = true;
+		set(owner_gone_, true);
 		break;
 	default:
-		state_ = SliceState::Free;
-		owner_ = 0;
-		idle_since_.reset();
+		set(state_, SliceState::Free);
+		set(owner_, uint32_t{0});
+		set(idle_since_, std::nullopt);
 		break;
 	}
 }
@@ -81,22 +105,22 @@ void SliceLending::sample(Instant now, double busy_percent)
 {
 	const bool idle = busy_percent < policy_->idle_below_percent;
 	const bool busy = busy_percent > policy_->busy_above_percent;
-	busy_streak_ = busy ? busy_streak_ + 1 : 0;
+	set(busy_streak_, busy ? busy_streak_ + 1 : 0);
 	switch (state_) {
 	case SliceState::OwnedBusy:
 		if (!idle) {
-			idle_since_.reset();
+			set(idle_since_, std::nullopt);
 		} else {
 			if (!idle_since_)
-				idle_since_ = now;
+				set(idle_since_, now);
 			if (now - *idle_since_ >= policy_->idle_window)
-				state_ = SliceState::Idle;
+				set(state_, SliceState::Idle);
 		}
 		break;
 	case SliceState::Idle:
 		if (!idle) { // not lent: any use ends the idle streak
-			state_ = SliceState::OwnedBusy;
-			idle_since_.reset();
+			set(state_, SliceState::OwnedBusy);
+			set(idle_since_, std::nullopt);
 		}
 		break;
 	case SliceState::Lent:
@@ -112,12 +136,12 @@ void SliceLending::sample(Instant now, double busy_percent)
 
 void SliceLending::telemetry_lost(Instant now)
 {
-	busy_streak_ = 0;
+	set(busy_streak_, 0);
 	if (state_ == SliceState::Lent)
 		start_reclaim(now, ReclaimReason::TelemetryLost);
 	else if (state_ == SliceState::Idle || state_ == SliceState::OwnedBusy) {
-		state_ = SliceState::OwnedBusy;
-		idle_since_.reset();
+		set(state_, SliceState::OwnedBusy);
+		set(idle_since_, std::nullopt);
 	}
 }
 
@@ -142,43 +166,43 @@ bool SliceLending::lend(Instant now, uint32_t borrower)
 {
 	if (!lendable(now) || borrower == 0)
 		return false;
-	state_ = SliceState::Lent;
-	borrower_ = borrower;
-	lent_at_ = now;
-	busy_streak_ = 0;
-	reason_.reset();
-	deadline_.reset();
+	set(state_, SliceState::Lent);
+	set(borrower_, borrower);
+	set(lent_at_, now);
+	set(busy_streak_, 0);
+	set(reason_, std::nullopt);
+	set(deadline_, std::nullopt);
 	return true;
 }
 
 void SliceLending::start_reclaim(Instant now, ReclaimReason why)
 {
-	state_ = SliceState::Reclaiming;
-	reason_ = why;
-	deadline_ = now + policy_->grace;
-	overdue_reported_ = false;
+	set(state_, SliceState::Reclaiming);
+	set(reason_, why);
+	set(deadline_, now + policy_->grace);
+	set(overdue_reported_, false);
 }
 
 void SliceLending::borrower_gone(Instant now)
 {
 	if (state_ == SliceState::Lent) {
 		// The borrower finished on its own: the lender is still idle.
-		state_ = SliceState::Idle;
+		set(state_, SliceState::Idle);
 	} else if (state_ == SliceState::Reclaiming) {
-		cooldown_until_ = now + policy_->cooldown;
+		set(cooldown_until_, now + policy_->cooldown);
 		if (owner_gone_) {
-			state_ = SliceState::Free;
-			owner_ = 0;
+			set(state_, SliceState::Free);
+			set(owner_, uint32_t{0});
 		} else {
-			state_ = SliceState::OwnedBusy;
+			set(state_, SliceState::OwnedBusy);
 		}
-		idle_since_.reset();
+		set(idle_since_, std::nullopt);
 	} else {
 		return;
 	}
-	borrower_ = 0;
-	owner_gone_ = false;
-	deadline_.reset();
+	set(borrower_, uint32_t{0});
+	set(owner_gone_, false);
+	set(deadline_, std::nullopt);
 }
 
 void SliceLending::adopt_loan(Instant now, uint32_t borrower)
@@ -186,12 +210,12 @@ void SliceLending::adopt_loan(Instant now, uint32_t borrower)
 	if (borrower == 0 ||
 	    ((state_ == SliceState::Lent || state_ == SliceState::Reclaiming) && borrower_ == borrower))
 		return;
-	state_ = SliceState::Lent;
-	borrower_ = borrower;
-	lent_at_ = now;
-	busy_streak_ = 0;
-	reason_.reset();
-	deadline_.reset();
+	set(state_, SliceState::Lent);
+	set(borrower_, borrower);
+	set(lent_at_, now);
+	set(busy_streak_, 0);
+	set(reason_, std::nullopt);
+	set(deadline_, std::nullopt);
 }
 
 SliceLending::Memento SliceLending::memento() const
@@ -217,6 +241,7 @@ void SliceLending::restore(const Memento &m)
 	cooldown_until_ = m.cooldown_until;
 	reason_ = m.reason;
 	deadline_ = m.deadline;
+	changed_ = true;
 }
 
 bool SliceLending::tick(Instant now)
@@ -224,7 +249,7 @@ bool SliceLending::tick(Instant now)
 	if (state_ == SliceState::Lent && now - lent_at_ >= policy_->max_loan)
 		start_reclaim(now, ReclaimReason::MaxLoan);
 	if (state_ == SliceState::Reclaiming && deadline_ && now > *deadline_ && !overdue_reported_) {
-		overdue_reported_ = true;
+		set(overdue_reported_, true);
 		return true;
 	}
 	return false;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace flexslurm
@@ -49,6 +50,9 @@ enum class ReclaimReason { LenderBusy, LenderEnded, MaxLoan, TelemetryLost, Admi
 
 std::string_view state_name(SliceState s) noexcept;
 std::string_view reason_name(ReclaimReason r) noexcept;
+// The reverse (the state file): nullopt for a name none has.
+std::optional<SliceState> state_from_name(std::string_view name) noexcept;
+std::optional<ReclaimReason> reason_from_name(std::string_view name) noexcept;
 
 class SliceLending
 {
@@ -100,6 +104,14 @@ public:
 	};
 	Memento memento() const;
 	void restore(const Memento &m);
+	// Whether anything the memento shows changed since the last call (the
+	// controller saves only the slices that did).
+	bool take_changed() noexcept
+	{
+		const bool c = changed_;
+		changed_ = false;
+		return c;
+	}
 
 	SliceState state() const noexcept { return state_; }
 	std::optional<Instant> lent_since() const noexcept
@@ -115,6 +127,15 @@ public:
 
 private:
 	void start_reclaim(Instant now, ReclaimReason why);
+	// Every change of a field goes through here.
+	template <class T, class V>
+	void set(T &field, V &&value)
+	{
+		if (!(field == value)) {
+			field = std::forward<V>(value);
+			changed_ = true;
+		}
+	}
 
 	const LendingPolicy *policy_;
 	SliceState state_ = SliceState::Free;
@@ -130,6 +151,7 @@ private:
 	std::optional<Instant> deadline_;
 	bool overdue_reported_ = false;
 	bool owner_gone_ = false; // released while a borrower was still on it
+	bool changed_ = true;     // since take_changed()
 };
 
 } // namespace flexslurm

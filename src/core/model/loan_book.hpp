@@ -23,6 +23,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,35 +96,41 @@ struct JobTotals {
 	bool operator==(const JobTotals &) const = default;
 };
 
+// A reclaim in flight, as the book keeps it and the state file saves it.
+struct ReclaimInFlight {
+	uint32_t borrower = 0;
+	ReclaimReason reason = ReclaimReason::LenderBusy;
+	Instant t0{};
+	Instant deadline{};
+	bool signalled = false;
+	std::optional<Instant> requeued_at;
+	std::set<std::string> nodes;
+	std::optional<uint32_t> run; // the run being taken back (restart count)
+	int requeued_again = 0;      // requeues the job record did not show
+	bool operator==(const ReclaimInFlight &) const = default;
+};
+
 // Everything serialize() and status() show, copied out of the book so that
 // the text can be formatted without holding the book's lock. Slices still
 // in their initial state (free, no history) are left out: the state file
 // does not need them (sync recreates them) and the status skips free ones.
+// A node's rows are shared, unchanged, between the snapshots taken while
+// none of its slices changed: a snapshot costs what changed since the last.
 struct BookSnapshot {
 	struct SliceRow {
-		size_t node = 0; // index in `nodes`
 		int unit = 0;
 		int device = 0;
 		SliceLending::Memento m;
 		bool operator==(const SliceRow &) const = default;
 	};
-	struct ReclaimRow {
-		uint32_t borrower = 0;
-		ReclaimReason reason = ReclaimReason::LenderBusy;
-		Instant t0{};
-		Instant deadline{};
-		bool signalled = false;
-		std::optional<Instant> requeued_at;
-		std::vector<std::string> nodes;
-		std::optional<uint32_t> run; // the run being taken back (restart count)
-		int requeued_again = 0;      // requeues the job record did not show
-		bool operator==(const ReclaimRow &) const = default;
+	struct NodeRows {
+		std::string node;
+		std::vector<SliceRow> rows; // unit by unit, never empty in a snapshot
 	};
-	Instant now{};          // the book's clock when taken
-	Seconds wall_offset{0}; // wall clock minus the book's clock
-	std::vector<std::string> nodes;
-	std::vector<SliceRow> slices; // node by node, unit by unit
-	std::vector<ReclaimRow> reclaims;
+	Instant now{};                                      // the book's clock when taken
+	Seconds wall_offset{0};                             // wall clock minus the book's clock
+	std::vector<std::shared_ptr<const NodeRows>> nodes; // node by node
+	std::vector<ReclaimInFlight> reclaims;
 	std::vector<std::pair<uint32_t, JobTotals>> totals;
 	std::vector<std::string> history; // each line starts with its wall time
 
@@ -150,8 +157,11 @@ public:
 	// follow them from now on; a reclaim in flight keeps its deadline.
 	void set_policy(LendingPolicy policy, Seconds telemetry_timeout, Seconds hard_stop_after);
 
+	// `end_offset`: the owners' end times are on a clock that far ahead
+	// of the book's (the controller hands in wall clock times).
 	void sync(Instant now, const std::vector<NodeBooks> &nodes,
-	          const std::map<uint32_t, BorrowerRecord> *borrowers = nullptr);
+	          const std::map<uint32_t, BorrowerRecord> *borrowers = nullptr,
+	          Seconds end_offset = Seconds(0));
 	void report(Instant now, const Report &r);
 
 	// Borrow units of a node a borrower may be given now.
@@ -186,7 +196,11 @@ public:
 	// clock is the wall clock.
 	void set_wall_offset(Seconds offset) noexcept { wall_offset_ = offset; }
 
+	// Rebuilds the rows of the nodes whose slices changed since the last
+	// snapshot and shares the others'.
 	BookSnapshot snapshot(Instant now) const;
+	// The same built from scratch (tests compare the two).
+	BookSnapshot fresh_snapshot(Instant now) const;
 	std::string serialize(Instant now) const;
 	// false (and the book stays empty) if the text is not a state this
 	// version wrote; the caller logs why and starts afresh, which is safe.
@@ -217,39 +231,52 @@ private:
 		std::set<int> lendable_memory_devices; // devices with memory no slice reserved
 		std::set<int> borrowed_units;          // as last synced
 		std::vector<bool> lendable_before;     // by unit, at the last tick
+		uint64_t synced = 0;                   // the sync that last saw it
+		// A slice (or its device) changed since `rows` were taken.
+		mutable bool changed = true;
+		mutable std::shared_ptr<const BookSnapshot::NodeRows> rows;
 	};
-	struct Reclaim {
-		uint32_t borrower = 0;
-		ReclaimReason reason = ReclaimReason::LenderBusy;
-		Instant t0{};
-		Instant deadline{};
-		bool signalled = false;
-		std::optional<Instant> requeued_at;
-		std::set<std::string> nodes;
-		std::optional<uint32_t> run; // the run being taken back (restart count)
-		int requeued_again = 0;      // requeues the job record did not show
-	};
+	using Nodes = std::map<std::string, Node>;
+	using Reclaim = ReclaimInFlight;
 	enum class Verdict { Wait, Done, RequeueAgain, RequeueEnded };
+
+	// A slice's state may have changed: its node's rows are taken again.
+	static void touched(Node &n, Slice &s)
+	{
+		if (s.lending.take_changed())
+			n.changed = true;
+	}
+	Node *node_of(size_t index, const std::string &name);
+	void sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_offset,
+	               std::map<uint32_t, bool> *borrower_running);
+	// The reclaims in flight against the job records (loan_book_reclaims.cpp).
+	void settle_reclaims(Instant now, const std::map<uint32_t, BorrowerRecord> &borrowers);
+	void settle_reclaims(Instant now, const std::map<uint32_t, bool> &borrower_running,
+	                     const std::vector<std::string> &unknown_nodes);
 	Verdict judge(Reclaim &r, const BorrowerRecord *record, Instant now);
 	void new_run_is_a_loan(uint32_t borrower, Instant now);
-
-	void start_reclaims(Instant now, TickActions &out);
+	std::optional<uint32_t> run_of(uint32_t borrower) const;
+	void start_reclaim(const std::string &name, size_t unit, const SliceLending &l, Instant now,
+	                   TickActions &out);
 	void finish_reclaim(const Reclaim &r, Instant now);
 	void event(Instant now, std::string text);
 	bool fresh(const Node &n, Instant now) const;
 	bool lendable(const Node &n, size_t unit, Instant now) const; // given fresh()
+	BookSnapshot snapshot(Instant now, bool reuse) const;
 
 	LendingPolicy policy_;
 	Seconds telemetry_timeout_;
 	Seconds hard_stop_after_;
-	std::map<std::string, Node> nodes_;
+	Nodes nodes_;
+	std::vector<Nodes::iterator> sync_order_; // nodes_ in the order the last sync saw them
+	uint64_t syncs_ = 0;
 	std::map<uint32_t, Reclaim> reclaims_;
 	std::map<uint32_t, JobTotals> totals_;
-	std::map<uint32_t, uint32_t> borrower_run_; // as last synced: borrower -> its run
-	std::vector<uint32_t> requeue_ended_;       // for the next tick
+	// As last synced: borrower -> its run, sorted by borrower.
+	std::vector<std::pair<uint32_t, uint32_t>> borrower_run_;
+	std::vector<uint32_t> requeue_ended_; // for the next tick
 	std::optional<Instant> last_tick_;
 	Seconds wall_offset_{0};
-	mutable size_t slices_hint_ = 0; // the last snapshot's size
 	uint64_t revision_ = 0;
 	std::vector<std::string> pending_events_;
 	std::deque<std::string> history_; // bounded

@@ -237,8 +237,10 @@ private:
 	void save(BookSnapshot &&snapshot, bool urgent); // the writer's
 	std::string answer_admin(const Result<AdminRequest> &request, uid_t uid, const std::string &peer);
 	void log_refusal(const std::string &peer, uid_t uid);
-	void flush_events(); // with book_mutex_ held
 	IntakeRules rules();
+	// The credential handle() opened on this thread, for the intake.
+	static Result<Sealed> take_opened(std::string_view credential);
+	static std::string job_name(uint32_t job) { return "JobId=" + std::to_string(job); }
 
 	ServerSettings settings_;
 	LendingController &controller_;
@@ -255,9 +257,11 @@ private:
 	bool in_control_ = false;
 	bool restored_ = false;
 	std::optional<Seconds> wall_offset_;
-	std::vector<uint32_t> totals_jobs_;      // asked about at the next read
-	std::map<uint32_t, JobTotals> recorded_; // borrowers' totals as last recorded
-	std::map<std::string, Host> hosts_;      // host name -> addresses
+	std::vector<uint32_t> totals_jobs_;             // asked about at the next read
+	std::map<uint32_t, JobTotals> recorded_;        // borrowers' totals as last recorded
+	std::map<std::string, Host> hosts_;             // host name -> addresses
+	std::map<std::string, std::string> hosts_seen_; // node -> host, as last resolved
+	Instant retry_at_{};                            // the next failed lookup due
 	uint64_t snapshot_revision_ = ~uint64_t{0};
 	std::optional<Instant> snapshot_at_;
 	TickTimes times_;

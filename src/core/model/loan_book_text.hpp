@@ -1,0 +1,38 @@
+// What the LoanBook's files share (loan_book.cpp, loan_book_reclaims.cpp,
+// loan_book_state.cpp): how times and jobs are written, and the limits the
+// state file and the reclaims keep. Internal to the book.
+#pragma once
+
+#include "core/model/lending.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace flexslurm::book_text
+{
+
+inline constexpr size_t history_limit = 200;
+// Requeues one reclaim may issue after the job record contradicted an
+// earlier one; a borrower that cannot be requeued counts as this many.
+inline constexpr int requeue_again_limit = 3;
+inline constexpr std::string_view state_header = "flexslurm-lending 1";
+
+inline int64_t unix_of(Instant t)
+{
+	return t.time_since_epoch().count();
+}
+
+inline std::string time_text(std::optional<Instant> t)
+{
+	return t ? std::to_string(unix_of(*t)) : "-";
+}
+
+inline std::string job_text(uint32_t job)
+{
+	return job ? "JobId=" + std::to_string(job) : "-";
+}
+
+} // namespace flexslurm::book_text
