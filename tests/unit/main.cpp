@@ -29,6 +29,10 @@ int main()
 	srunner_add_suite(runner, loan_book_suite());
 	srunner_add_suite(runner, lending_server_suite());
 	srunner_add_suite(runner, report_suite());
+	srunner_add_suite(runner, report_intake_suite());
+	srunner_add_suite(runner, channel_suite());
+	srunner_add_suite(runner, channel_port_suite());
+	srunner_add_suite(runner, munge_suite());
 	srunner_add_suite(runner, telemetry_suite());
 	srunner_add_suite(runner, agent_process_suite());
 	srunner_run_all(runner, CK_NORMAL);

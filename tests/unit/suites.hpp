@@ -19,6 +19,10 @@ Suite *lending_suite();
 Suite *lending_server_suite();
 Suite *loan_book_suite();
 Suite *report_suite();
+Suite *report_intake_suite();
+Suite *channel_suite();
+Suite *channel_port_suite();
+Suite *munge_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();
 

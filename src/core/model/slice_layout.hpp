@@ -4,9 +4,8 @@
 // run of indices. select/flex (placement, reclaim) will use the same map.
 #pragma once
 
-#include "core/io/config.hpp"
-#include "core/io/device_identity.hpp"
-#include "core/io/inventory.hpp"
+#include "core/model/config.hpp"
+#include "core/model/devices.hpp"
 #include "core/util/result.hpp"
 
 #include <cstdint>
@@ -19,6 +18,8 @@
 
 namespace flexslurm
 {
+
+struct Inventory; // core/io/inventory.hpp
 
 struct DeviceId {
 	uint32_t major = 0;

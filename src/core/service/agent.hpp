@@ -12,6 +12,7 @@
 #pragma once
 
 #include "core/io/channel.hpp"
+#include "core/io/munge.hpp"
 #include "core/model/report.hpp"
 #include "core/model/slice_layout.hpp"
 #include "core/io/telemetry.hpp"
