@@ -13,6 +13,7 @@
 // names slurm.conf as for every Slurm command.
 #include "core/io/channel.hpp"
 #include "core/io/munge.hpp"
+#include "core/model/admin_request.hpp"
 #include "core/io/config.hpp"
 #include "core/model/report.hpp"
 

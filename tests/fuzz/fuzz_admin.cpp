@@ -3,7 +3,7 @@
 // real job id.
 #include "fuzz_common.hpp"
 
-#include "core/model/report.hpp"
+#include "core/model/admin_request.hpp"
 
 using namespace flexslurm;
 

@@ -10,6 +10,8 @@
 
 Suite *agent_process_suite();
 Suite *config_suite();
+Suite *config_rules_suite();
+Suite *devices_suite();
 Suite *device_identity_suite();
 Suite *inventory_suite();
 Suite *job_env_suite();
@@ -20,6 +22,7 @@ Suite *lending_server_suite();
 Suite *loan_book_suite();
 Suite *report_suite();
 Suite *report_intake_suite();
+Suite *admin_request_suite();
 Suite *channel_suite();
 Suite *channel_port_suite();
 Suite *munge_suite();

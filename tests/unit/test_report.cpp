@@ -1,4 +1,4 @@
-// Idle reclaim's wire texts: the report, order and admin request codecs
+// Idle reclaim's wire texts: the report and order codecs
 // (round trips, and every kind of malformed input refused with its line).
 #include "wire_scene.hpp"
 
@@ -316,27 +316,6 @@ START_TEST(damaged_reports_never_crash)
 }
 END_TEST
 
-START_TEST(admin_requests)
-{
-	AdminRequest reclaim;
-	reclaim.kind = AdminRequest::Kind::Reclaim;
-	reclaim.job = 4242;
-	auto back = parse_admin(encode_admin(reclaim));
-	ck_assert(back && *back && (*back)->kind == AdminRequest::Kind::Reclaim && (*back)->job == 4242);
-	auto status = parse_admin(encode_admin(AdminRequest{}));
-	ck_assert(status && *status && (*status)->kind == AdminRequest::Kind::Status);
-	// A node report is not an admin request at all.
-	ck_assert(!parse_admin("flexslurm-report 1\nnode n1\n"));
-	for (const char *bad :
-	     {"flexslurm-admin 1\nreclaim 0\nend\n", "flexslurm-admin 1\nreclaim 4294967296\nend\n",
-	      "flexslurm-admin 1\nreclaim 12x\nend\n", "flexslurm-admin 1\nreclaim 12\n",
-	      "flexslurm-admin 1\nstatus\nend\nmore\n", "flexslurm-admin 1\ncancel 5\nend\n"}) {
-		auto r = parse_admin(bad);
-		ck_assert_msg(r && !*r, "accepted: %s", bad);
-	}
-}
-END_TEST
-
 Suite *report_suite()
 {
 	Suite *s = suite_create("report");
@@ -345,7 +324,6 @@ Suite *report_suite()
 	tcase_add_test(format, malformed_reports_are_refused);
 	tcase_add_test(format, orders_round_trip_and_refusals);
 	tcase_add_loop_test(format, damaged_reports_never_crash, 0, 3);
-	tcase_add_test(format, admin_requests);
 	suite_add_tcase(s, format);
 	return s;
 }

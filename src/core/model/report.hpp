@@ -1,7 +1,7 @@
 // Idle reclaim, the wire part: what a node agent (a thread in slurmd) tells
 // the listener in slurmctld every few seconds, the "hard stop" orders that
-// come back, and an admin's requests (flexslurm-lending). Which reports to
-// believe is the intake's (report_intake.hpp).
+// come back. Which reports to believe is the intake's (report_intake.hpp);
+// an admin's requests on the same port are admin_request.hpp's.
 //
 // The text format is versioned, strict and bounded: one record a line, fields
 // in a fixed order, a closing "end" line, nothing after it. Everything the
@@ -74,19 +74,6 @@ struct Orders {
 };
 std::string encode_orders(const Orders &o);
 Result<Orders> parse_orders(std::string_view text);
-
-// An admin's request on the same channel (flexslurm-lending): the
-// controller's lending status, or take a borrower's loans back now (with
-// the usual grace). Only root and SlurmUser credentials are obeyed.
-struct AdminRequest {
-	enum class Kind { Status, Reclaim };
-	Kind kind = Kind::Status;
-	uint32_t job = 0; // Reclaim: the borrower
-};
-std::string encode_admin(const AdminRequest &r);
-// nullopt: the text is not an admin request at all (a node report, say);
-// an error value: it is one, malformed.
-std::optional<Result<AdminRequest>> parse_admin(std::string_view text);
 
 // True for a name made of [A-Za-z0-9._-], 1..64 characters.
 bool valid_node_name(std::string_view name) noexcept;
