@@ -126,11 +126,19 @@ inline double seconds_since(std::chrono::steady_clock::time_point start)
 	return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// A blocking client socket to 127.0.0.1:port, for clients that misbehave on purpose.
-inline int raw_connect(uint16_t port)
+// A blocking client socket to 127.0.0.1:port, for clients that misbehave on
+// purpose, speaking from `source` if given (any address of 127.0.0.0/8 is
+// this host's).
+inline int raw_connect_from(uint16_t port, const std::string &source)
 {
 	const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
+	if (!source.empty()) {
+		sockaddr_in local{};
+		local.sin_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, source.c_str(), &local.sin_addr), 1);
+		ck_assert_int_eq(bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local), 0);
+	}
 	sockaddr_in addr{};
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons(port);
@@ -139,6 +147,11 @@ inline int raw_connect(uint16_t port)
 	timeval tv{5, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	return fd;
+}
+
+inline int raw_connect(uint16_t port)
+{
+	return raw_connect_from(port, "");
 }
 
 inline void send_all(int fd, const std::string &data)
@@ -177,26 +190,6 @@ inline std::unique_ptr<Listener> start_echo(const std::string &address = "127.0.
 }
 
 // --- Many clients from many addresses ------------------------------------------------
-
-// A blocking client socket to 127.0.0.1:port speaking from `source` (any
-// address of 127.0.0.0/8 is this host's).
-inline int raw_connect_from(uint16_t port, const std::string &source)
-{
-	const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	sockaddr_in local{};
-	local.sin_family = AF_INET;
-	ck_assert_int_eq(inet_pton(AF_INET, source.c_str(), &local.sin_addr), 1);
-	ck_assert_int_eq(bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local), 0);
-	sockaddr_in addr{};
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons(port);
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
-	timeval tv{5, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	return fd;
-}
 
 // Seconds until the listener hangs up on `fd` (recv sees the end), or -1 if it
 // has not within `wait` seconds.

@@ -103,6 +103,31 @@ void append_number(std::string &out, Int v)
 	out += std::to_string(v);
 }
 
+// The rest of a record line: " <key> <value>" for each pair, then the newline.
+inline void append_fields(std::string &out)
+{
+	out += '\n';
+}
+template <class Value, class... Rest>
+void append_fields(std::string &out, std::string_view key, const Value &value, const Rest &...rest)
+{
+	out += ' ';
+	out += key;
+	out += ' ';
+	append_number(out, value);
+	append_fields(out, rest...);
+}
+
+// One record line: "<record> <value> <key> <value> ...\n".
+template <class Value, class... Rest>
+void append_record(std::string &out, std::string_view record, const Value &value, const Rest &...rest)
+{
+	out += record;
+	out += ' ';
+	append_number(out, value);
+	append_fields(out, rest...);
+}
+
 // Reads a text one line at a time, each line split at single spaces into
 // fields of printable ASCII. Refuses whatever the encoders never write.
 class LineReader
@@ -213,32 +238,30 @@ bool read_node(LineReader &in, std::string &node)
 	return true;
 }
 
-bool read_unsigned(LineReader &in, std::string_view key, uint64_t &out)
+// A "<key> <number>" line; `parse` reads the number, `what` says what it must be.
+template <class Number, class Parse>
+bool read_number(LineReader &in, std::string_view key, Number &out, Parse &&parse, const std::string &what)
 {
 	if (!in.next())
 		return false;
 	if (!in.shaped({key}))
 		return in.expected(std::string(key) + " <number>");
-	const auto v = parse_unsigned(in.value(0));
+	const auto v = parse(in.value(0));
 	if (!v)
-		return in.fail(std::string(key) + " " + quoted(in.value(0)) + " is not a number (0.." +
-		               std::to_string(std::numeric_limits<uint64_t>::max()) + ")");
+		return in.fail(std::string(key) + " " + quoted(in.value(0)) + " is not " + what);
 	out = *v;
 	return true;
 }
 
+bool read_unsigned(LineReader &in, std::string_view key, uint64_t &out)
+{
+	return read_number(in, key, out, parse_unsigned,
+	                   "a number (0.." + std::to_string(std::numeric_limits<uint64_t>::max()) + ")");
+}
+
 bool read_signed(LineReader &in, std::string_view key, int64_t &out)
 {
-	if (!in.next())
-		return false;
-	if (!in.shaped({key}))
-		return in.expected(std::string(key) + " <number>");
-	const auto v = parse_signed(in.value(0));
-	if (!v)
-		return in.fail(std::string(key) + " " + quoted(in.value(0)) +
-		               " is not a signed 64-bit number");
-	out = *v;
-	return true;
+	return read_number(in, key, out, parse_signed, "a signed 64-bit number");
 }
 
 // After the "end" line there must be nothing.
@@ -397,32 +420,14 @@ std::string encode_report(const Report &r)
 	std::string out;
 	out.reserve(128 + r.devices.size() * 80);
 	append_header(out, report_magic, r.node);
-	out += "epoch ";
-	append_number(out, r.epoch);
-	out += "\nseq ";
-	append_number(out, r.seq);
-	out += "\nsent_at ";
-	append_number(out, r.sent_at);
-	out += '\n';
+	append_record(out, "epoch", r.epoch);
+	append_record(out, "seq", r.seq);
+	append_record(out, "sent_at", r.sent_at);
 	for (const DeviceReport &d : r.devices) {
-		out += "device ";
-		append_number(out, d.device);
-		out += " busy ";
-		append_number(out, d.busy_percent);
-		out += " used ";
-		append_number(out, d.memory_used_mib);
-		out += " lendable ";
-		append_number(out, d.lendable_memory_mib);
-		out += d.per_job ? " per_job 1\n" : " per_job 0\n";
-		for (const JobReport &j : d.jobs) {
-			out += "job ";
-			append_number(out, j.job);
-			out += " busy ";
-			append_number(out, j.busy_percent);
-			out += " memory ";
-			append_number(out, j.memory_mib);
-			out += '\n';
-		}
+		append_record(out, "device", d.device, "busy", d.busy_percent, "used", d.memory_used_mib,
+		              "lendable", d.lendable_memory_mib, "per_job", d.per_job ? 1 : 0);
+		for (const JobReport &j : d.jobs)
+			append_record(out, "job", j.job, "busy", j.busy_percent, "memory", j.memory_mib);
 	}
 	out += "end\n";
 	return out;
@@ -456,16 +461,9 @@ std::string encode_orders(const Orders &o)
 	std::string out;
 	out.reserve(64 + o.stops.size() * 32);
 	append_header(out, orders_magic, o.node);
-	out += "seq ";
-	append_number(out, o.seq);
-	out += '\n';
-	for (const StopOrder &s : o.stops) {
-		out += "stop ";
-		append_number(out, s.job);
-		out += " in ";
-		append_number(out, s.in_seconds);
-		out += '\n';
-	}
+	append_record(out, "seq", o.seq);
+	for (const StopOrder &st : o.stops)
+		append_record(out, "stop", st.job, "in", st.in_seconds);
 	out += "end\n";
 	return out;
 }
