@@ -4,6 +4,7 @@
 #include "fuzz_common.hpp"
 
 #include "core/model/admin_request.hpp"
+#include "core/model/report.hpp"
 
 using namespace flexslurm;
 
