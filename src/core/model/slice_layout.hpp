@@ -46,6 +46,8 @@ struct DeviceSlices {
 };
 
 // Looks up a character device's major:minor; nullopt (and why) if absent.
+// Defined with save() and load() in core/io/slice_layout_file.cpp; build()
+// in core/io/slice_layout_build.cpp: the model itself makes no system calls.
 using DeviceProbe = std::function<std::optional<DeviceId>(const std::string &path, std::string &why)>;
 std::optional<DeviceId> stat_char_device(const std::string &path, std::string &why);
 
