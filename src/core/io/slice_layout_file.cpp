@@ -4,6 +4,7 @@
 #include "core/model/slice_layout.hpp"
 
 #include "core/io/file_io.hpp"
+#include "core/util/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -50,21 +51,18 @@ Result<bool> SliceLayout::save(const std::string &path) const
 Result<SliceLayout> SliceLayout::load(const std::string &path)
 {
 	auto fail = [&](const std::string &what) { return Result<SliceLayout>::failure(path + ": " + what); };
-	const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+	if (!fd)
 		return fail(std::strerror(errno));
 	struct stat st {
 	};
 	std::string text;
 	constexpr off_t max_layout_bytes = 1 << 20;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
-	    st.st_size > max_layout_bytes) {
-		close(fd);
+	if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
+	    st.st_size > max_layout_bytes)
 		return fail("not a root-owned layout file that only root may write");
-	}
 	text.resize(static_cast<size_t>(st.st_size));
-	const ssize_t n = read(fd, text.data(), text.size());
-	close(fd);
+	const ssize_t n = read(fd.get(), text.data(), text.size());
 	if (n != static_cast<ssize_t>(text.size()))
 		return fail("short read");
 	auto layout = deserialize(text);
