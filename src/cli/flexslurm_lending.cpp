@@ -12,6 +12,8 @@
 // socket=), the port from flexslurm.yaml beside it (lending.port). SLURM_CONF
 // names slurm.conf as for every Slurm command.
 #include "core/io/channel.hpp"
+#include "core/io/munge.hpp"
+#include "core/model/admin_request.hpp"
 #include "core/io/config.hpp"
 #include "core/model/report.hpp"
 

@@ -3,6 +3,7 @@
 // real job id.
 #include "fuzz_common.hpp"
 
+#include "core/model/admin_request.hpp"
 #include "core/model/report.hpp"
 
 using namespace flexslurm;

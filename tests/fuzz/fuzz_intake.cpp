@@ -8,7 +8,7 @@
 // every message is counted exactly once.
 #include "fuzz_common.hpp"
 
-#include "core/model/report.hpp"
+#include "core/model/report_intake.hpp"
 
 #include <map>
 #include <utility>

@@ -19,6 +19,8 @@ int main()
 {
 	flexslurm::set_log_sink(quiet_sink);
 	SRunner *runner = srunner_create(config_suite());
+	srunner_add_suite(runner, config_rules_suite());
+	srunner_add_suite(runner, devices_suite());
 	srunner_add_suite(runner, device_identity_suite());
 	srunner_add_suite(runner, inventory_suite());
 	srunner_add_suite(runner, slice_layout_suite());
@@ -34,6 +36,11 @@ int main()
 	srunner_add_suite(runner, loan_book_state_suite());
 	srunner_add_suite(runner, lending_server_suite());
 	srunner_add_suite(runner, report_suite());
+	srunner_add_suite(runner, report_intake_suite());
+	srunner_add_suite(runner, admin_request_suite());
+	srunner_add_suite(runner, channel_suite());
+	srunner_add_suite(runner, channel_port_suite());
+	srunner_add_suite(runner, munge_suite());
 	srunner_add_suite(runner, telemetry_suite());
 	srunner_add_suite(runner, nvml_suite());
 	srunner_add_suite(runner, job_cgroup_suite());

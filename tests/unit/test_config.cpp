@@ -113,19 +113,6 @@ START_TEST(placement_per_partition)
 }
 END_TEST
 
-START_TEST(sizes)
-{
-	ck_assert_uint_eq(*parse_size("80GiB"), 80ULL << 30);
-	ck_assert_uint_eq(*parse_size("512m"), 512ULL << 20);
-	ck_assert_uint_eq(*parse_size("1T"), 1ULL << 40);
-	ck_assert_uint_eq(*parse_size("4096"), 4096);
-	ck_assert(!parse_size("GiB"));
-	ck_assert(!parse_size("12PB"));
-	ck_assert(!parse_size("99999999999999999999"));
-	ck_assert(!parse_size("17179869184T")); // overflows
-}
-END_TEST
-
 struct BadCase {
 	const char *yaml;
 	const char *message;
@@ -247,7 +234,6 @@ Suite *config_suite()
 	tcase_add_test(tc, empty_file_refused_with_one_line);
 	tcase_add_test(tc, the_shipped_example_is_valid);
 	tcase_add_test(tc, full_valid_file);
-	tcase_add_test(tc, sizes);
 	tcase_add_test(tc, missing_file_refused_only_by_a_configless_slurmd);
 	tcase_add_test(tc, placement_per_partition);
 	tcase_add_loop_test(tc, bad_input_messages, 0,

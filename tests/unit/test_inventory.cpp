@@ -111,18 +111,6 @@ START_TEST(missing_xml_is_an_error)
 }
 END_TEST
 
-START_TEST(gres_type_names)
-{
-	ck_assert_str(gres_type_for(Vendor::Nvidia, "NVIDIA H100 80GB HBM3", 0).c_str(), "h100");
-	ck_assert_str(gres_type_for(Vendor::Nvidia, "NVIDIA A100-SXM4-80GB", 0).c_str(), "a100");
-	ck_assert_str(gres_type_for(Vendor::Nvidia, "Tesla T4", 0).c_str(), "t4");
-	ck_assert_str(gres_type_for(Vendor::Amd, "AMD Instinct MI210", 0).c_str(), "mi210");
-	ck_assert_str(gres_type_for(Vendor::Ascend, "", 0xd801).c_str(), "ascend910");
-	ck_assert_str(gres_type_for(Vendor::Nvidia, "", 0x20b2).c_str(), "a100");
-	ck_assert_str(gres_type_for(Vendor::Nvidia, "", 0xffff).c_str(), "nvidia");
-}
-END_TEST
-
 START_TEST(control_nodes)
 {
 	ck_assert_uint_eq(vendor_control_nodes(Vendor::Nvidia).size(), 4);
@@ -140,7 +128,6 @@ Suite *inventory_suite()
 	tcase_add_test(tc, ascend_8npu);
 	tcase_add_test(tc, cluster_topologies);
 	tcase_add_test(tc, missing_xml_is_an_error);
-	tcase_add_test(tc, gres_type_names);
 	tcase_add_test(tc, control_nodes);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,6 +1,7 @@
 // What a job sees: visible devices per vendor, numbering, and limits.
 #include "suites.hpp"
 
+#include "core/io/inventory.hpp"
 #include "core/model/job_env.hpp"
 
 #include <map>

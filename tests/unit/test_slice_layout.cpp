@@ -3,6 +3,7 @@
 #include "suites.hpp"
 
 #include "core/util/log.hpp"
+#include "core/io/inventory.hpp"
 #include "core/io/isolation.hpp"
 #include "core/model/limits.hpp"
 #include "core/model/slice_layout.hpp"

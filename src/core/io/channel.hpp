@@ -1,15 +1,15 @@
-// Idle reclaim, the transport: Munge credentials around the report and order
-// texts (report.hpp), and a small TCP exchange between the node agents and
-// the listener thread in slurmctld. One request and one reply per
+// Idle reclaim, the transport: a small TCP exchange between the node agents
+// (exchange, channel_client.cpp) and the listener thread in slurmctld
+// (Listener, channel_listener.cpp). One request and one reply per
 // connection, each a frame: a 4-byte big-endian length, then the bytes.
-// Everything is bounded: frame sizes (max_message_bytes, refused before
-// reading), and the time any socket operation may take, so that neither a
-// silent client nor a dead controller can stall a Slurm daemon's thread.
+// Everything is bounded: frame sizes (max_message_bytes of report.hpp,
+// refused before reading), and the time any socket operation may take, so
+// that neither a silent client nor a dead controller can stall a Slurm
+// daemon's thread. What travels is sealed by Munge (munge.hpp).
 #pragma once
 
-#include "core/model/lending.hpp"
-#include "core/model/report.hpp"
 #include "core/util/result.hpp"
+#include "core/util/time.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -21,21 +21,6 @@
 
 namespace flexslurm
 {
-
-struct MungeEndpoint {
-	std::string socket; // empty: munge's default socket
-};
-
-// The munge socket slurm.conf's AuthInfo names ("socket=/path,cred_expire=..."),
-// or "" for munge's default: the channel talks to the munged Slurm uses.
-std::string munge_socket_of(std::string_view authinfo);
-
-// munge_encode with munge's default TTL; fails if the credential would not fit
-// in one frame.
-Result<std::string> munge_seal(const MungeEndpoint &ep, std::string_view payload);
-// munge_decode. EMUNGE_CRED_REPLAYED gives a Sealed with replayed=true (not an
-// error: the intake counts it); other failures are error values with munge's text.
-Result<Sealed> munge_open(const MungeEndpoint &ep, std::string_view credential);
 
 // Sends `request` to host:port as one frame and returns the reply frame. Every
 // step after name resolution (connect, write, read) shares one deadline,

@@ -1,6 +1,6 @@
 #include "core/io/config.hpp"
 
-#include <yaml.h>
+#include "core/io/config_yaml.hpp"
 
 #include <algorithm>
 #include <array>
@@ -8,134 +8,19 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <memory>
-#include <set>
 
 namespace flexslurm
 {
 
-const SliceRule &Config::rule_for(const Accelerator &accel) const noexcept
-{
-	const SliceRule *vendor_match = nullptr;
-	for (const SliceRule &r : classes) {
-		if (r.vendor != accel.vendor)
-			continue;
-		// A class names the short model ("h100") or the exact GRES type
-		// ("nvidia_h100_80gb_hbm3", as AutoDetect names it).
-		if (!r.model.empty() &&
-		    (r.model == accel.model ||
-		     r.model == gres_type_for(accel.vendor, accel.model_name, accel.pci_device_id)))
-			return r;
-		if (r.model.empty() && !vendor_match)
-			vendor_match = &r;
-	}
-	return vendor_match ? *vendor_match : default_rule;
-}
-
-Placement Config::placement_for(std::string_view partition) const noexcept
-{
-	for (const auto &[name, policy] : partition_placement)
-		if (name == partition)
-			return policy;
-	return default_placement;
-}
-
-std::optional<Seconds> parse_duration(std::string_view text) noexcept
-{
-	int64_t v = 0;
-	size_t i = 0;
-	while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-		if (v > 100000000)
-			return std::nullopt;
-		v = v * 10 + (text[i] - '0');
-		++i;
-	}
-	if (i == 0)
-		return std::nullopt;
-	const std::string_view unit = text.substr(i);
-	int64_t scale = 0;
-	if (unit.empty() || unit == "s")
-		scale = 1;
-	else if (unit == "m")
-		scale = 60;
-	else if (unit == "h")
-		scale = 3600;
-	// At most what a stop order carries (2^31-1 s, 68 years): deadlines
-	// built from it stay within what the state file and the wire accept.
-	if (scale == 0 || v == 0 || v * scale > max_duration_seconds)
-		return std::nullopt;
-	return Seconds(v * scale);
-}
-
-std::optional<uint64_t> parse_size(std::string_view text) noexcept
-{
-	size_t i = 0;
-	uint64_t v = 0;
-	while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-		const auto d = static_cast<uint64_t>(text[i] - '0');
-		if (v > (std::numeric_limits<uint64_t>::max() - d) / 10)
-			return std::nullopt;
-		v = v * 10 + d;
-		++i;
-	}
-	if (i == 0)
-		return std::nullopt;
-	std::string unit;
-	for (; i < text.size(); ++i)
-		unit.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(text[i]))));
-	int shift = 0;
-	if (unit.empty() || unit == "b")
-		shift = 0;
-	else if (unit == "k" || unit == "kib")
-		shift = 10;
-	else if (unit == "m" || unit == "mib")
-		shift = 20;
-	else if (unit == "g" || unit == "gib")
-		shift = 30;
-	else if (unit == "t" || unit == "tib")
-		shift = 40;
-	else
-		return std::nullopt;
-	if (shift && v > (std::numeric_limits<uint64_t>::max() >> shift))
-		return std::nullopt;
-	return v << shift;
-}
-
 namespace
 {
 
-// RAII owners of libyaml's C structs.
-struct YamlParser {
-	yaml_parser_t raw{};
-	bool ready = false;
-	YamlParser() : ready(yaml_parser_initialize(&raw) != 0) {}
-	~YamlParser()
-	{
-		if (ready)
-			yaml_parser_delete(&raw);
-	}
-	YamlParser(const YamlParser &) = delete;
-	YamlParser &operator=(const YamlParser &) = delete;
-};
-struct YamlDocument {
-	yaml_document_t raw{};
-	bool loaded = false;
-	YamlDocument() = default;
-	~YamlDocument()
-	{
-		if (loaded)
-			yaml_document_delete(&raw);
-	}
-	YamlDocument(const YamlDocument &) = delete;
-	YamlDocument &operator=(const YamlDocument &) = delete;
-};
-
 // Turns a YAML document into a Config, stopping at the first bad value.
-class ConfigReader
+class ConfigReader : YamlReader
 {
 public:
-	ConfigReader(std::string source, yaml_document_t *doc) : source_(std::move(source)), doc_(doc) {}
+	using YamlReader::YamlReader;
 
 	Result<Config> read()
 	{
@@ -168,124 +53,11 @@ public:
 	}
 
 private:
-	std::string source_;
-	yaml_document_t *doc_;
-	std::string error_;
-
-	static unsigned long line_of(const yaml_node_t *n) { return n->start_mark.line + 1; }
-
-	// "<file>:<line>: <key>: <problem> (allowed: <allowed>)"
-	bool set_error(const yaml_node_t *at, const std::string &key, const std::string &problem,
-	               const std::string &allowed)
-	{
-		error_ = source_ + ":" + std::to_string(line_of(at)) + ": " + key + ": " + problem;
-		if (!allowed.empty())
-			error_ += " (allowed: " + allowed + ")";
-		// Keys and values come from the file: a multi-line or quoted YAML
-		// scalar must not break the one-line message (or forge log lines).
-		std::string line;
-		for (const char c : error_) {
-			const auto u = static_cast<unsigned char>(c);
-			if (u >= 0x20 && u != 0x7f) {
-				line += c;
-			} else {
-				static constexpr char hex[] = "0123456789abcdef";
-				line += c == '\n' ? std::string("\\n")
-				                  : std::string("\\x") + hex[u >> 4] + hex[u & 0xf];
-			}
-		}
-		error_ = std::move(line);
-		return false;
-	}
 	Result<Config> fail(const yaml_node_t *at, const std::string &key, const std::string &problem,
 	                    const std::string &allowed)
 	{
 		set_error(at, key, problem, allowed);
 		return Result<Config>::failure(error_);
-	}
-
-	yaml_node_t *node(yaml_node_item_t i) { return yaml_document_get_node(doc_, i); }
-
-	static std::string scalar(const yaml_node_t *n)
-	{
-		return std::string(reinterpret_cast<const char *>(n->data.scalar.value),
-		                   n->data.scalar.length);
-	}
-
-	static std::string join(const std::string &prefix, const std::string &key)
-	{
-		return prefix.empty() ? key : prefix + "." + key;
-	}
-
-	template <class F>
-	bool each_key(yaml_node_t *map, const std::string &prefix,
-	              std::initializer_list<const char *> allowed, F &&f)
-	{
-		std::string allowed_list;
-		for (const char *a : allowed)
-			allowed_list += (allowed_list.empty() ? "" : ", ") + std::string(a);
-		std::set<std::string> seen;
-		for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-		     ++p) {
-			yaml_node_t *k = node(p->key);
-			yaml_node_t *v = node(p->value);
-			if (k->type != YAML_SCALAR_NODE)
-				return set_error(k, prefix.empty() ? "(key)" : prefix,
-				                 "keys must be plain names", allowed_list);
-			const std::string key = scalar(k);
-			const std::string full = join(prefix, key);
-			if (std::none_of(allowed.begin(), allowed.end(),
-			                 [&](const char *a) { return key == a; }))
-				return set_error(k, full, "unknown key", allowed_list);
-			if (!seen.insert(key).second)
-				return set_error(k, full, "given twice", "each key once");
-			if (!f(key, k, v))
-				return false;
-		}
-		return true;
-	}
-
-	std::optional<std::string> string_value(yaml_node_t *v, const std::string &key,
-	                                        const std::string &allowed)
-	{
-		if (v->type != YAML_SCALAR_NODE) {
-			set_error(v, key, "must be a single value", allowed);
-			return std::nullopt;
-		}
-		return scalar(v);
-	}
-
-	std::optional<int> integer(yaml_node_t *, yaml_node_t *v, const std::string &key, int lo, int hi,
-	                           const std::string &allowed)
-	{
-		auto s = string_value(v, key, allowed);
-		if (!s)
-			return std::nullopt;
-		errno = 0;
-		char *end = nullptr;
-		const long n = std::strtol(s->c_str(), &end, 10);
-		if (s->empty() || *end != '\0' || errno != 0) {
-			set_error(v, key, "\"" + *s + "\" is not an integer", allowed);
-			return std::nullopt;
-		}
-		if (n < lo || n > hi) {
-			set_error(v, key, *s + " is out of range", allowed);
-			return std::nullopt;
-		}
-		return static_cast<int>(n);
-	}
-
-	std::optional<std::string> path(yaml_node_t *v, const std::string &key)
-	{
-		const std::string allowed = "an absolute path, %n stands for the node name";
-		auto s = string_value(v, key, allowed);
-		if (!s)
-			return std::nullopt;
-		if (s->empty() || (*s)[0] != '/') {
-			set_error(v, key, "\"" + *s + "\" is not an absolute path", allowed);
-			return std::nullopt;
-		}
-		return s;
 	}
 
 	bool read_inventory(yaml_node_t *v, Config &cfg)
@@ -398,14 +170,8 @@ private:
 
 	std::optional<Placement> policy(yaml_node_t *v, const std::string &key)
 	{
-		const std::string allowed = "best_fit, spread";
-		auto s = string_value(v, key, allowed);
-		if (!s)
-			return std::nullopt;
-		auto p = parse_placement(*s);
-		if (!p)
-			set_error(v, key, "unknown placement \"" + *s + "\"", allowed);
-		return p;
+		return parsed(v, key, "best_fit, spread", "unknown placement ", "",
+		              [](const std::string &s) { return parse_placement(s); });
 	}
 
 	bool read_placement(yaml_node_t *v, Config &cfg)
@@ -444,35 +210,6 @@ private:
 			                }
 			                return true;
 		                });
-	}
-
-	std::optional<double> percent(yaml_node_t *v, const std::string &key)
-	{
-		const std::string allowed = "a number from 0 to 100";
-		auto s = string_value(v, key, allowed);
-		if (!s)
-			return std::nullopt;
-		char *end = nullptr;
-		errno = 0;
-		const double d = std::strtod(s->c_str(), &end);
-		if (s->empty() || *end != '\0' || errno != 0 || !(d >= 0 && d <= 100)) {
-			set_error(v, key, "\"" + *s + "\" is not a percentage", allowed);
-			return std::nullopt;
-		}
-		return d;
-	}
-
-	std::optional<Seconds> duration(yaml_node_t *v, const std::string &key)
-	{
-		const std::string allowed =
-		        "a duration such as 90s, 10m, 1h or a number of seconds, at most 2147483647 s";
-		auto s = string_value(v, key, allowed);
-		if (!s)
-			return std::nullopt;
-		auto d = parse_duration(*s);
-		if (!d)
-			set_error(v, key, "\"" + *s + "\" is not a duration", allowed);
-		return d;
 	}
 
 	bool read_lending(yaml_node_t *v, LendingPolicy &p, LendingChannel &c)

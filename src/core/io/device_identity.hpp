@@ -34,17 +34,6 @@ struct GresRecord {
 constexpr size_t max_expanded_files = 1024;
 Result<std::vector<std::string>> expand_device_files(std::string_view file);
 
-// One unit of Slurm's gpu GRES on this node: unit indices are the order of
-// the records, one per file (MultipleFiles: one per record), which is what
-// Slurm puts in SLURM_JOB_GPUS / SLURM_STEP_GPUS.
-struct GpuUnit {
-	int unit = 0;
-	std::string path; // the accelerator's device node (for MIG: its parent GPU's)
-	std::string type;
-	std::string unique_id;
-	bool mig = false; // a MIG instance: its parent GPU is never sliced
-};
-
 // The gpu units of `records` (other GRES names are skipped). Records whose
 // files cannot be expanded are reported in `problems` and skipped.
 std::vector<GpuUnit> gpu_units_of(const std::vector<GresRecord> &records, std::vector<std::string> &problems);
@@ -64,21 +53,6 @@ using FileReader = std::function<std::optional<std::string>(const std::string &p
 std::vector<NvidiaGpuInfo> read_nvidia_gpus(const std::string &dir, const DirReader &list,
                                             const FileReader &read);
 std::vector<NvidiaGpuInfo> read_nvidia_gpus(const std::string &dir); // the real file system
-
-// The node's accelerators as gres/vslice slices them.
-struct IdentifiedDevices {
-	// Devices to slice, in Slurm's gpu unit order first (so that slurmctld
-	// can pair the n-th sliced device of a type with the n-th gpu unit of
-	// that type), then devices no record names, in PCI order. Each has
-	// device_nodes = {its device file (absolute)}, model = the GRES type.
-	std::vector<Accelerator> sliced;
-	// Accelerator device nodes that are never sliced (MIG mode, excluded
-	// by the admin), absolute paths.
-	std::vector<std::string> unsliced;
-	std::vector<GpuUnit> gpu_units;
-	// One line per device: type, file, UUID, PCI bus id, and where each came from.
-	std::vector<std::string> report;
-};
 
 // `hw`: hwloc's inventory (device_nodes relative to `device_dir`);
 // `exclude`: types, UUIDs or PCI bus ids never to slice.

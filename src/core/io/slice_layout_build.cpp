@@ -3,6 +3,8 @@
 // plugin) need neither hwloc nor libyaml.
 #include "core/model/slice_layout.hpp"
 
+#include "core/io/device_identity.hpp"
+#include "core/io/inventory.hpp"
 #include "core/util/log.hpp"
 
 namespace flexslurm

@@ -6,7 +6,8 @@
 // drive it with a fake clock.
 #pragma once
 
-#include <chrono>
+#include "core/util/time.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,13 +17,6 @@
 
 namespace flexslurm
 {
-
-using Seconds = std::chrono::seconds;
-// The policy's timeline, in whole seconds. The controller feeds it from a
-// steady (monotonic) clock so that a wall clock step neither takes loans
-// back early nor delays a reclaim; only what crosses the wire or a restart
-// (a report's sent_at, the state file, the history) is wall clock time.
-using Instant = std::chrono::sys_seconds;
 
 struct LendingPolicy {
 	double idle_below_percent = 5;                  // a sample under this counts as idle

@@ -4,9 +4,8 @@
 // run of indices. select/flex (placement, reclaim) will use the same map.
 #pragma once
 
-#include "core/io/config.hpp"
-#include "core/io/device_identity.hpp"
-#include "core/io/inventory.hpp"
+#include "core/model/config.hpp"
+#include "core/model/devices.hpp"
 #include "core/util/result.hpp"
 
 #include <cstdint>
@@ -19,6 +18,8 @@
 
 namespace flexslurm
 {
+
+struct Inventory; // core/io/inventory.hpp
 
 struct DeviceId {
 	uint32_t major = 0;
@@ -55,6 +56,8 @@ struct DeviceSlices {
 };
 
 // Looks up a character device's major:minor; nullopt (and why) if absent.
+// Defined with save() and load() in core/io/slice_layout_file.cpp; build()
+// in core/io/slice_layout_build.cpp: the model itself makes no system calls.
 using DeviceProbe = std::function<std::optional<DeviceId>(const std::string &path, std::string &why)>;
 std::optional<DeviceId> stat_char_device(const std::string &path, std::string &why);
 

@@ -14,6 +14,7 @@
 #include "core/io/channel.hpp"
 #include "core/io/process_control.hpp"
 #include "core/io/telemetry.hpp"
+#include "core/io/munge.hpp"
 #include "core/model/report.hpp"
 #include "core/model/slice_layout.hpp"
 

@@ -20,8 +20,11 @@
 #pragma once
 
 #include "core/io/channel.hpp"
+#include "core/io/munge.hpp"
 #include "core/model/loan_book.hpp"
+#include "core/model/admin_request.hpp"
 #include "core/model/report.hpp"
+#include "core/model/report_intake.hpp"
 
 #include <sys/types.h>
 
