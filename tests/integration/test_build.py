@@ -86,8 +86,8 @@ def _release(env):
 
 def _expected_exports(release):
     exports = _release_exports(release)
-    # gres/vborrow is gres/vslice's code under a second name; job_submit/flex
-    # has the same two entry points in every release.
+    # gres/vborrow and gres/vslice are two thin files over src/plugins/gres_common
+    # with the same entry points; job_submit/flex has the same two in every release.
     exports["gres_vborrow.so"] = exports["gres_vslice.so"]
     exports["job_submit_flex.so"] = COMMON | {"job_submit", "job_modify"}
     return exports

@@ -1,9 +1,9 @@
 // Accelerator inventory: which accelerators a node has, where they sit
 // (NUMA node, local CPUs), which device nodes belong to each and which index
 // the vendor runtime gives them. Read from hwloc (the live system, or an
-// hwloc XML topology that an admin pinned or a test ships). gres/vslice, and
-// later select/flex and the SPANK plugin, all take their view of the
-// hardware from here.
+// hwloc XML topology that an admin pinned or a test ships). gres/vslice
+// takes its view of the hardware from here; select/flex and the SPANK plugin
+// read what it published (the GRES topology, the saved slice layout).
 #pragma once
 
 #include "core/model/devices.hpp"

@@ -1,7 +1,8 @@
 // The slice model: which GRES unit index is which slice of which device.
 // Slice indices are the bit positions of Slurm's gres/vslice bitmap on the
 // node; devices are laid out in inventory order, each taking a contiguous
-// run of indices. select/flex (placement, reclaim) will use the same map.
+// run of indices. select/flex derives the same map from gres/vslice's GRES
+// topology (plugins/select_flex/gres_view.hpp, node_slices).
 #pragma once
 
 #include "core/model/config.hpp"
