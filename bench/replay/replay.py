@@ -122,12 +122,16 @@ def cluster_kwargs(policy, a):
     return kw
 
 
-def gres_request(policy, job, S):
-    """(--gres value, kind) for a trace job under a policy; kind is owner or borrower."""
+def gres_request(policy, job, S, whole_as_slices=False):
+    """(--gres value, kind) for a trace job under a policy; kind is owner or borrower.
+    whole_as_slices (not the issue's P2-P4, an experiment): whole-GPU owners ask vslice:S*n, so
+    that their idle devices can be lent too (the product lends only vslice owners' slices)."""
     n = job["whole_gpus"]
     k = max(1, math.ceil(job["gpus"] * S - 1e-9))
     if policy in ("P3", "P4") and job["qos"] == "BE":
         return f"vborrow:{k if job['fractional'] else n * S}", "borrower"
+    if whole_as_slices and policy != "P0" and policy != "P1" and not job["fractional"]:
+        return f"vslice:{n * S}", "owner"
     if not job["fractional"] or policy == "P0":
         return f"gpu:{n}", "owner"
     return (f"shard:{k}" if policy == "P1" else f"vslice:{k}"), "owner"
@@ -256,7 +260,7 @@ class Replay:
                 return
             if self.now() > self.a.window:
                 return
-            gres, kind = gres_request(self.policy, job, self.S)
+            gres, kind = gres_request(self.policy, job, self.S, self.a.whole_as_slices)
             self.submit_lag.append(max(0.0, self.now() - job["submit"]))
             self.submit(job, gres, kind)
 
@@ -581,7 +585,8 @@ def png_plot(path, series, height=120, width=480):
 
 # ------------------------------------------------------------------ report
 def settings_key(s):
-    return "{nodes}x{gpus_per_node} window {window}s dur/{dur_div} cap {dur_cap}s slices {slices} load {target_load}".format(**s)
+    return ("{nodes}x{gpus_per_node} window {window}s dur/{dur_div} cap {dur_cap}s slices {slices} load {target_load}"
+            .format(**s) + (" whole-as-slices" if s.get("whole_as_slices") else ""))
 
 
 def median_or_none(values):
@@ -655,12 +660,34 @@ def write_report(out_dir, key, runs, results, label):
         if notes:
             L += [""] + [f"- {n}" for n in notes]
         L += ["", f"Command: `{r['command']}`"]
-    L += ["", "Plots: `plots/<policy>.png` (latest run): top panel busy utilisation (0..1 of capacity, grey lines",
-          "at quarters), bottom panel trace jobs pending (0..the run's maximum), x = the window.", ""]
+    L += ["", "Plots: `plots/<policy>.png` (latest run): top panel busy utilisation (red), bottom panel trace",
+          "jobs pending (blue), x = the window.", ""]
     (out_dir / "RESULTS.md").write_text("\n".join(L))
 
 
 # ------------------------------------------------------------------ main
+def publish(out_dir, key, label, series, notes=None):
+    """results.json, RESULTS.md (every run in OUT/runs with these settings) and the latest run's plots."""
+    runs, results = merge(out_dir, key)
+    (out_dir / "results.json").write_text(json.dumps({"settings": key, "label": label, "policies": results},
+                                                     indent=1) + "\n")
+    write_report(out_dir, key, runs, results, label)
+    (out_dir / "plots").mkdir(exist_ok=True)
+    # One busy scale for every policy's plot: the run's highest sample, up to the next 0.05.
+    bmax = max([x["busy"] for s in series.values() for x in s] + [0.05])
+    bmax = math.ceil(bmax * 20) / 20
+    for p, s in series.items():
+        if s:
+            qmax = max(1, max(x["pending"] for x in s))
+            png_plot(out_dir / "plots" / f"{p}.png",
+                     [([x["busy"] for x in s], bmax, (200, 30, 30)), ([x["pending"] for x in s], qmax, (30, 30, 200))])
+    with open(out_dir / "RESULTS.md", "a") as f:
+        f.write(f"Plot scales of the latest run: busy 0..{bmax:.2f} of capacity (grey lines at quarters); "
+                "queue 0..each policy's own maximum.\n")
+        if notes:
+            f.write("\n" + Path(notes).read_text())
+
+
 def find_plugin_dir():
     found = sorted((REPO / "build" / "stage").rglob("gres_vslice.so"))
     return str(found[0].parent) if found else None
@@ -682,11 +709,16 @@ def main(argv=None):
     ap.add_argument("--backlog-depth", type=int, default=None, help="P4: backlog jobs kept pending")
     ap.add_argument("--backlog-units", type=int, default=1, help="P4: borrow units per backlog job")
     ap.add_argument("--backlog-dur", type=int, default=None, help="P4: a backlog job's work, s (default dur-cap)")
+    ap.add_argument("--whole-as-slices", action="store_true",
+                    help="experiment, not the issue's policies: whole-GPU owners ask vslice:8n in P2-P4")
     ap.add_argument("--sample", type=float, default=2.0, help="seconds between samples")
     ap.add_argument("--policies", default=",".join(ALL_POLICIES))
     ap.add_argument("--workdir", default=str(REPO / "build" / "replay"))
     ap.add_argument("--out", default=None, help="results directory (default bench/replay; smoke: build/replay-smoke)")
     ap.add_argument("--label", default="", help="a line on top of RESULTS.md (e.g. 'pipeline check')")
+    ap.add_argument("--notes", help="a Markdown file appended to RESULTS.md (what limits each figure)")
+    ap.add_argument("--report", metavar="RUN_JSON", help="only rewrite results.json, RESULTS.md and the plots "
+                    "from OUT/runs (the settings and plots of this stored run)")
     ap.add_argument("--smoke", action="store_true", help="tiny sample, P0 and P2, 1 node x 4 GPUs, ~2 minutes")
     a = ap.parse_args(argv)
     if a.smoke:
@@ -696,6 +728,11 @@ def main(argv=None):
         a.workdir = str(REPO / "build" / "replay-smoke")
         a.label = a.label or "smoke (pipeline check, not a benchmark result)"
     out_dir = Path(a.out or HERE)
+    if a.report:
+        r = json.loads(Path(a.report).read_text())
+        publish(out_dir, settings_key(r["settings"]), a.label, r["series"], a.notes)
+        print(f"replay: {out_dir}/RESULTS.md, results.json rewritten")
+        return 0
     if not a.trace_dir or not os.path.exists(os.path.join(a.trace_dir, W.OPENB)):
         print("replay: no trace directory (give --trace-dir; bench/replay/README.md says how to make one): skipped")
         return 0
@@ -713,7 +750,7 @@ def main(argv=None):
                 dur_cap=a.dur_cap, target_load=a.target_load)
     settings = {"seed": a.seed, "nodes": a.nodes, "gpus_per_node": a.gpus_per_node, "window": a.window,
                 "dur_div": a.dur_div, "dur_cap": a.dur_cap, "slices": a.slices, "target_load": a.target_load,
-                "ckpt": a.ckpt, "backlog_depth": a.backlog_depth, "backlog_units": a.backlog_units,
+                "ckpt": a.ckpt, "whole_as_slices": a.whole_as_slices, "backlog_depth": a.backlog_depth, "backlog_units": a.backlog_units,
                 "lending_timers_s": lending_timers(a.dur_div), "sched": SCHED_PARAMS}
     print(f"replay: seed {a.seed}, {a.nodes}x{a.gpus_per_node}, {len(w['jobs'])} jobs over {a.window:.0f} s, "
           f"policies {','.join(policies)}", flush=True)
@@ -746,17 +783,7 @@ def main(argv=None):
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     tag = f"seed{a.seed}-{a.nodes}x{a.gpus_per_node}-w{int(a.window)}"
     (out_dir / "runs" / f"{tag}.json").write_text(json.dumps(run, indent=1))
-    key = settings_key(settings)
-    runs, results = merge(out_dir, key)
-    (out_dir / "results.json").write_text(json.dumps({"settings": key, "label": a.label, "policies": results},
-                                                     indent=1) + "\n")
-    write_report(out_dir, key, runs, results, a.label)
-    (out_dir / "plots").mkdir(exist_ok=True)
-    for p, s in series.items():
-        if s:
-            qmax = max(1, max(x["pending"] for x in s))
-            png_plot(out_dir / "plots" / f"{p}.png",
-                     [([x["busy"] for x in s], 1.0, (200, 30, 30)), ([x["pending"] for x in s], qmax, (30, 30, 200))])
+    publish(out_dir, settings_key(settings), a.label, series, a.notes)
     if a.smoke:  # the pipeline works: jobs ran under each policy, the driver saw them, nothing raised
         bad = [p for p, m in per_policy.items() if not m["wait_all"]["started"] or not m["busy_util"]
                or m["driver_errors"] or not series.get(p)]
