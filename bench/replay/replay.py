@@ -433,7 +433,7 @@ class Replay:
         sdiag = c.run(["sdiag"], check=False).stdout
         log = c.log("slurmctld")
         reclaims = []
-        for m in re.finditer(r"reclaim JobId=(\d+) done \((\w+)\): signal \S+ s, requeue (\S+) s, "
+        for m in re.finditer(r"reclaim JobId=(\d+) done \(([\w-]+)\): signal \S+ s, requeue (\S+) s, "
                              r"device free (\d+) s", log):
             reclaims.append({"job": int(m.group(1)), "reason": m.group(2), "requeue_s": m.group(3),
                              "device_free_s": int(m.group(4))})
