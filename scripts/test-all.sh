@@ -7,7 +7,8 @@
 #            when built): the same;
 #   22.05.8 cgroup/v2  the 22.05 build: device isolation, limits and the
 #            lending hard stop again under Slurm's cgroup/v2;
-#   25.11.7  configure + compile + unit tests.
+#   25.11.7  configure + compile + unit tests;
+#   replay smoke  bench/replay/replay.py --smoke (one count).
 # The full suites run two test modules at once (run.py --jobs 2: their
 # clusters never share node names), which keeps the whole under an hour on two
 # cores. The 22.05.8 leg also runs every fuzz driver of tests/fuzz for 10 s
@@ -122,6 +123,21 @@ else
 	count 0 1
 fi
 end_leg "22.05.8 cgroup/v2" $((SECONDS - t0))
+
+# --- trace replay smoke (bench/replay, issue 15): one count ----------------------
+# A tiny sample of the public traces through P0 and P2 on one node (~2 minutes),
+# so the benchmark's pipeline cannot rot. Without ../shared/traces it prints one
+# line and passes.
+t0=$SECONDS
+echo "== leg replay smoke"
+if [ -f "${plugin_dir:-}/gres_vslice.so" ] &&
+	python3 bench/replay/replay.py --smoke --plugin-dir "$plugin_dir" 2>&1 | tee build/replay-smoke.log; then
+	count 1 0
+else
+	echo "replay smoke failed (build/replay-smoke.log)"
+	count 0 1
+fi
+end_leg "replay smoke" $((SECONDS - t0))
 
 # --- 26.05.3 and 24.11.5, built from source: the full suite ------------------------
 for v in 26.05.3 24.11.5; do

@@ -37,13 +37,17 @@ SYSTEM_PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
 
 # Real character devices that every process may open: a job can open the
 # ones its cgroup allows, and gets EPERM on the others.
-FAKE_DEVICE_NUMBERS = [(1, 7), (1, 8), (1, 9), (1, 5)]  # full, random, urandom, zero
+FAKE_DEVICE_NUMBERS = [(1, 7), (1, 8), (1, 9), (1, 5),  # full, random, urandom, zero
+                       # kmsg, autofs, fuse, loop-control: for 8-device shapes only. Never null (1:3):
+                       # a job denied it could not redirect to /dev/null.
+                       (1, 11), (10, 235), (10, 229), (10, 237)]
 
 # name -> (topology file, vendor, GRES type, device node names, slices)
 SHAPES = {
     "nvidia-1gpu": ("cluster-nvidia-1gpu.xml", "nvidia", "t4", ["nvidia0"]),
     "nvidia-2gpu": ("cluster-nvidia-2gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1"]),
     "nvidia-4gpu": ("cluster-nvidia-4gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1", "nvidia2", "nvidia3"]),
+    "nvidia-8gpu": ("cluster-nvidia-8gpu.xml", "nvidia", "t4", [f"nvidia{i}" for i in range(8)]),
     "amd-2gpu": ("cluster-amd-2gpu.xml", "amd", "mi210", ["dri/renderD128", "dri/renderD129"]),
     "ascend-2npu": ("cluster-ascend-2npu.xml", "ascend", "ascend910b", ["davinci0", "davinci1"]),
 }

@@ -10,8 +10,8 @@ clusters and are never joined row by row.
 Time is compressed: durations are divided by `dur_div` (at least `min_dur`,
 at most `dur_cap` seconds), and arrival gaps by the factor that makes the
 offered load of whole GPUs (the stock-Slurm view: a fractional pod takes a
-whole GPU) equal `target_load` x the cluster's GPUs, so that stock Slurm is
-saturated. The busy series is compressed like durations.
+whole GPU) of the chosen run of pods equal `target_load` x the cluster's GPUs,
+so that stock Slurm is saturated. The busy series is compressed like durations.
 
 Python 3 standard library only. `python3 workload.py --trace-dir DIR` prints
 what a seed's stream looks like.
@@ -119,8 +119,13 @@ def build(trace_dir, seed, nodes=16, gpus_per_node=8, window_s=900, dur_div=10, 
         raise ValueError(f"the trace has {len(pods)} GPU pods; this shape needs {want}")
     start = rng.randrange(0, len(pods) - want)
     run = pods[start:start + want]
-    mean_gap = (run[-1]["submit_s"] - run[0]["submit_s"]) / max(1, len(run) - 1)
-    gap_div = mean_gap * rate if mean_gap > 0 else 1.0
+    # The gaps of this run are compressed so that the run itself offers
+    # target_load: its whole-GPU seconds over the compressed span equal
+    # target_load x capacity (a global mean rate would leave small samples
+    # far above or below it).
+    span = run[-1]["submit_s"] - run[0]["submit_s"]
+    run_gpu_s = sum(whole_gpus(p) * duration(p) for p in run[:-1])
+    gap_div = span / (run_gpu_s / (target_load * capacity)) if span > 0 and run_gpu_s > 0 else 1.0
 
     jobs = []
     for i, p in enumerate(run):

@@ -509,6 +509,8 @@ TOPOLOGIES = {
     "cluster-nvidia-2gpu.xml": lambda: cluster_nvidia(["3b", "af"], "cluster-nvidia-2gpu", "nvidia-node"),
     "cluster-nvidia-4gpu.xml": lambda: cluster_nvidia(["3b", "5e", "af", "d8"], "cluster-nvidia-4gpu",
                                                       "nvidia4-node"),
+    "cluster-nvidia-8gpu.xml": lambda: cluster_nvidia(["18", "3b", "5e", "86", "af", "b1", "d8", "db"],
+                                                      "cluster-nvidia-8gpu", "nvidia8-node"),
     "cluster-amd-2gpu.xml": cluster_amd_2gpu,
     "cluster-ascend-2npu.xml": cluster_ascend_2npu,
 }
