@@ -4,6 +4,7 @@
 #include "suites.hpp"
 
 #include "core/io/layout_handoff.hpp"
+#include "core/io/inventory.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -87,6 +87,10 @@ struct Config {
 constexpr int64_t max_duration_seconds = 2147483647;
 std::optional<Seconds> parse_duration(std::string_view text) noexcept;
 
+// "auto", "nvml", "file", "none" (flexslurm.yaml's telemetry key).
+std::optional<TelemetrySource> parse_telemetry_source(std::string_view name) noexcept;
+std::string telemetry_sources_allowed(); // "auto, nvml, file or none"
+
 // "80GiB", "512M", "1048576": binary units, case-insensitive.
 std::optional<uint64_t> parse_size(std::string_view text) noexcept;
 
