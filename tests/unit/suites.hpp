@@ -14,6 +14,7 @@ Suite *borrow_rules_suite();
 Suite *text_suite();
 Suite *names_suite();
 Suite *throttle_suite();
+Suite *uids_suite();
 Suite *config_suite();
 Suite *config_rules_suite();
 Suite *devices_suite();

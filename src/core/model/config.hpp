@@ -56,7 +56,7 @@ struct Config {
 	std::string device_dir = "/dev"; // may hold %n
 	// Where slurmd leaves the node's slice layout for the SPANK plugin in
 	// slurmstepd, which must not load hwloc (srun and sbatch load it too).
-	std::string layout_file = "/run/flexslurm/layout.%n";
+	std::string layout_file = default_layout_file;
 	// Where the NVIDIA driver says which minor number is which PCI device
 	// (one <bus id>/information per GPU); may hold %n.
 	std::string nvidia_proc_dir = "/proc/driver/nvidia/gpus";

@@ -4,6 +4,7 @@
 #include "core/service/lending_server.hpp"
 
 #include "core/util/log.hpp"
+#include "core/util/uids.hpp"
 
 #include <algorithm>
 
@@ -91,8 +92,7 @@ std::string LendingServer::answer_admin(const Result<AdminRequest> &request, uid
                                         const std::string &peer)
 {
 	std::string text;
-	if (std::find(settings_.admin_uids.begin(), settings_.admin_uids.end(), uid) ==
-	    settings_.admin_uids.end()) {
+	if (!uid_allowed(settings_.admin_uids, uid)) {
 		log_refusal(peer, uid);
 		text = "error: only root and SlurmUser may use flexslurm-lending\n";
 	} else if (!request) {
