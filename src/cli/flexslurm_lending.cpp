@@ -16,6 +16,7 @@
 #include "core/model/admin_request.hpp"
 #include "core/io/config.hpp"
 #include "core/model/report.hpp"
+#include "core/util/uids.hpp"
 
 #include <pwd.h>
 #include <strings.h>
@@ -136,7 +137,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		auto opened = munge_open(munge, *reply);
-		if (!opened || opened->replayed || (opened->uid != 0 && opened->uid != conf.slurm_user)) {
+		if (!opened || opened->replayed ||
+		    !uid_allowed(root_and_slurm_user(conf.slurm_user), opened->uid)) {
 			std::fprintf(stderr, "flexslurm-lending: %s: the answer is not from the controller\n",
 			             host.c_str());
 			return 1;

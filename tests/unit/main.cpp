@@ -48,6 +48,10 @@ int main()
 	srunner_add_suite(runner, agent_suite());
 	srunner_add_suite(runner, agent_process_suite());
 	srunner_add_suite(runner, borrow_rules_suite());
+	srunner_add_suite(runner, text_suite());
+	srunner_add_suite(runner, names_suite());
+	srunner_add_suite(runner, throttle_suite());
+	srunner_add_suite(runner, uids_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	const int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

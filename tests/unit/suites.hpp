@@ -11,6 +11,10 @@
 Suite *agent_suite();
 Suite *agent_process_suite();
 Suite *borrow_rules_suite();
+Suite *text_suite();
+Suite *names_suite();
+Suite *throttle_suite();
+Suite *uids_suite();
 Suite *config_suite();
 Suite *config_rules_suite();
 Suite *devices_suite();

@@ -5,6 +5,7 @@
 #include "core/io/channel_socket.hpp"
 #include "core/model/report.hpp"
 #include "core/util/log.hpp"
+#include "core/util/throttle.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,37 +30,27 @@ using namespace channel;
 namespace
 {
 
-// At most `burst` lines a minute; the rest are counted and mentioned in the
-// next line that is let through. For the listener's own complaints (silent or
-// oversized clients), which anyone who can reach the port can cause.
+// At most 10 lines a minute; past that, the rest are counted and one line a
+// minute is let through with the count. For the listener's own complaints
+// (silent or oversized clients), which anyone who can reach the port can cause.
 class LogLimiter
 {
 public:
 	void operator()(LogLevel level, const std::string &message)
 	{
-		const auto now = Clock::now();
-		if (now - window_start_ >= std::chrono::minutes(1)) {
-			window_start_ = now;
-			lines_ = 0;
-		}
-		if (lines_ >= burst) {
-			++suppressed_;
+		const Instant now(std::chrono::duration_cast<Seconds>(Clock::now().time_since_epoch()));
+		const auto pass = throttle_.admit("listener", now);
+		if (!pass)
 			return;
-		}
-		++lines_;
-		if (suppressed_ == 0) {
+		if (pass->held == 0)
 			log(level, message);
-			return;
-		}
-		log(level, message + " (" + std::to_string(suppressed_) + " similar lines not logged)");
-		suppressed_ = 0;
+		else
+			log(level,
+			    message + " (" + std::to_string(pass->held) + " similar lines not logged)");
 	}
 
 private:
-	static constexpr int burst = 10;
-	Clock::time_point window_start_{};
-	int lines_ = 0;
-	uint64_t suppressed_ = 0;
+	LogThrottle throttle_{Seconds(60), 10, 1};
 };
 
 // One client of the listener, from its accept to its close.

@@ -248,21 +248,15 @@ private:
 				        return n.has_value();
 			        }
 			        if (key == "telemetry") {
-				        const std::string allowed = "auto, nvml, file or none";
+				        const std::string allowed = telemetry_sources_allowed();
 				        auto t = string_value(val, full, allowed);
 				        if (!t)
 					        return false;
-				        if (*t == "auto")
-					        c.telemetry = TelemetrySource::Auto;
-				        else if (*t == "nvml")
-					        c.telemetry = TelemetrySource::Nvml;
-				        else if (*t == "file")
-					        c.telemetry = TelemetrySource::File;
-				        else if (*t == "none")
-					        c.telemetry = TelemetrySource::None;
-				        else
+				        const auto source = parse_telemetry_source(*t);
+				        if (!source)
 					        return set_error(val, full, "unknown source \"" + *t + "\"",
 					                         allowed);
+				        c.telemetry = *source;
 				        return true;
 			        }
 			        if (key == "telemetry_dir") {

@@ -1,5 +1,7 @@
 #include "core/io/config_yaml.hpp"
 
+#include "core/util/text.hpp"
+
 #include "core/model/config.hpp"
 
 #include <cerrno>
@@ -16,18 +18,7 @@ bool YamlReader::set_error(const yaml_node_t *at, const std::string &key, const 
 		error_ += " (allowed: " + allowed + ")";
 	// Keys and values come from the file: a multi-line or quoted YAML
 	// scalar must not break the one-line message (or forge log lines).
-	std::string line;
-	for (const char c : error_) {
-		const auto u = static_cast<unsigned char>(c);
-		if (u >= 0x20 && u != 0x7f) {
-			line += c;
-		} else {
-			static constexpr char hex[] = "0123456789abcdef";
-			line += c == '\n' ? std::string("\\n")
-			                  : std::string("\\x") + hex[u >> 4] + hex[u & 0xf];
-		}
-	}
-	error_ = std::move(line);
+	error_ = shown(error_, {.keep_high_bytes = true});
 	return false;
 }
 

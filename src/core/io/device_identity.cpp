@@ -19,23 +19,6 @@ namespace flexslurm
 namespace
 {
 
-std::string lower(std::string_view s)
-{
-	std::string out;
-	for (char c : s)
-		out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-	return out;
-}
-
-std::string_view trim(std::string_view s)
-{
-	while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-		s.remove_prefix(1);
-	while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-		s.remove_suffix(1);
-	return s;
-}
-
 std::string basename_of(const std::string &path)
 {
 	const auto slash = path.rfind('/');
@@ -90,18 +73,8 @@ std::string describe(const Accelerator &a, const std::string &source)
 
 std::string gres_types_order_problem(std::string_view gres_types)
 {
-	int gpu = -1, vslice = -1, i = 0;
-	std::string_view rest = gres_types;
-	while (!rest.empty()) {
-		const auto comma = rest.find(',');
-		const std::string name = lower(trim(rest.substr(0, comma)));
-		rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-		if (name == "gpu" && gpu < 0)
-			gpu = i;
-		if (name == "vslice" && vslice < 0)
-			vslice = i;
-		++i;
-	}
+	const int gpu = list_position(gres_types, "gpu");
+	const int vslice = list_position(gres_types, "vslice");
 	if (gpu >= 0 && vslice >= 0 && vslice < gpu)
 		return "GresTypes=" + std::string(gres_types) +
 		       " names vslice before gpu: gres/vslice does not see the gpu records AutoDetect adds; write gpu first (GresTypes=gpu,vslice)";

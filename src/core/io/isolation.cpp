@@ -1,4 +1,5 @@
 #include "core/io/isolation.hpp"
+#include "core/util/unique_fd.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -36,13 +37,10 @@ struct DirCloser {
 // tmpfs and brings back every entry but the hidden ones.
 Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hidden)
 {
-	const int fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	const UniqueFd holder(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+	const int fd = holder.get();
 	if (fd < 0)
 		return failure("open " + dir);
-	struct FdCloser {
-		int fd;
-		~FdCloser() { close(fd); }
-	} closer{fd};
 	struct stat st {
 	};
 	if (fstat(fd, &st) != 0)

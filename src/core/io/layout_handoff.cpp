@@ -14,15 +14,8 @@ namespace flexslurm
 
 std::string borrow_order_problem(std::string_view gres_types)
 {
-	int index = 0, vslice = -1, vborrow = -1;
-	for (std::string_view name : split(gres_types, ',')) {
-		const std::string n(name);
-		if (vslice < 0 && strcasecmp(n.c_str(), "vslice") == 0)
-			vslice = index;
-		if (vborrow < 0 && strcasecmp(n.c_str(), "vborrow") == 0)
-			vborrow = index;
-		++index;
-	}
+	const int vslice = list_position(gres_types, "vslice");
+	const int vborrow = list_position(gres_types, "vborrow");
 	if (vborrow < 0 || (vslice >= 0 && vslice < vborrow))
 		return "";
 	const std::string types = "GresTypes=" + std::string(gres_types);

@@ -60,24 +60,10 @@ bool runs_as_root(const std::string &proc_root, int pid)
 	else
 		++at;
 	const size_t end = text.find('\n', at);
-	std::string_view line =
+	const std::string_view line =
 	        text.substr(at + 4, end == std::string_view::npos ? std::string_view::npos : end - at - 4);
-	int uids = 0;
-	size_t i = 0;
-	while (i < line.size()) {
-		while (i < line.size() && (line[i] == '\t' || line[i] == ' '))
-			++i;
-		size_t j = i;
-		while (j < line.size() && line[j] != '\t' && line[j] != ' ')
-			++j;
-		if (j > i) {
-			if (line.substr(i, j - i) != "0")
-				return false;
-			++uids;
-		}
-		i = j;
-	}
-	return uids == 4;
+	const auto uids = words(line, " \t");
+	return uids.size() == 4 && std::all_of(uids.begin(), uids.end(), [](auto u) { return u == "0"; });
 }
 
 // Where proc_root/<pid>/exe leads.

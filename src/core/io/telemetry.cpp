@@ -1,6 +1,6 @@
 #include "core/io/telemetry.hpp"
 
-#include "core/io/telemetry_log.hpp"
+#include "core/util/throttle.hpp"
 #include "core/model/report.hpp"
 #include "core/util/log.hpp"
 #include "core/util/text.hpp"
@@ -69,32 +69,11 @@ FileText read_bounded(const std::string &path, size_t limit)
 	return out;
 }
 
-std::vector<std::string_view> split_words(std::string_view line)
-{
-	std::vector<std::string_view> words;
-	size_t i = 0;
-	while (i < line.size()) {
-		while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-			++i;
-		const size_t start = i;
-		while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
-			++i;
-		if (i > start)
-			words.push_back(line.substr(start, i - start));
-	}
-	return words;
-}
-
 constexpr uint64_t mib = uint64_t{1} << 20;
 
 // ---- file backend ------------------------------------------------------------------------------
 
 constexpr size_t max_telemetry_file = 64 * 1024;
-
-std::string quoted(std::string_view s)
-{
-	return "\"" + std::string(s) + "\"";
-}
 
 // Problems are "line N: what"; an empty string means the value is good.
 std::string parse_busy(std::string_view word, double &out)
@@ -103,11 +82,11 @@ std::string parse_busy(std::string_view word, double &out)
 	auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
 	if (ec == std::errc::result_out_of_range ||
 	    (ec == std::errc() && end == word.data() + word.size() && !std::isfinite(value)))
-		return "busy " + quoted(word) + " is not a finite number";
+		return "busy " + quoted(word, std::string_view::npos) + " is not a finite number";
 	if (ec != std::errc() || end != word.data() + word.size())
-		return "busy " + quoted(word) + " is not a number";
+		return "busy " + quoted(word, std::string_view::npos) + " is not a number";
 	if (value < 0 || value > 100)
-		return "busy " + quoted(word) + " is out of range (0..100)";
+		return "busy " + quoted(word, std::string_view::npos) + " is out of range (0..100)";
 	out = value;
 	return {};
 }
@@ -116,9 +95,9 @@ std::string parse_memory_mib(std::string_view word, uint64_t &bytes)
 {
 	uint64_t value = 0;
 	if (!parse_number<uint64_t>(word, value, 0, std::numeric_limits<uint64_t>::max()))
-		return "memory_mib " + quoted(word) + " is not a whole number of MiB";
+		return "memory_mib " + quoted(word, std::string_view::npos) + " is not a whole number of MiB";
 	if (value > std::numeric_limits<uint64_t>::max() / mib)
-		return "memory_mib " + quoted(word) + " is too large";
+		return "memory_mib " + quoted(word, std::string_view::npos) + " is too large";
 	bytes = value * mib;
 	return {};
 }
@@ -129,12 +108,13 @@ std::string parse_job_line(const std::vector<std::string_view> &words, JobUse &u
 	if (words.size() < 2)
 		return "job needs a job id";
 	if (!parse_number<uint32_t>(words[1], use.job, 1, std::numeric_limits<uint32_t>::max()))
-		return "job " + quoted(words[1]) + " is not a job id";
+		return "job " + quoted(words[1], std::string_view::npos) + " is not a job id";
 	bool seen_busy = false, seen_memory = false;
 	for (size_t i = 2; i < words.size(); i += 2) {
 		const std::string_view key = words[i];
 		if (key != "busy" && key != "memory_mib")
-			return "unknown job field " + quoted(key) + " (allowed: busy, memory_mib)";
+			return "unknown job field " + quoted(key, std::string_view::npos) +
+			       " (allowed: busy, memory_mib)";
 		bool &seen = key == "busy" ? seen_busy : seen_memory;
 		if (seen)
 			return "job " + std::to_string(use.job) + ": " + std::string(key) + " given twice";
@@ -166,7 +146,7 @@ Result<DeviceSample> parse_telemetry_text(std::string_view text)
 		++line_number;
 		if (const size_t hash = line.find('#'); hash != std::string_view::npos)
 			line = line.substr(0, hash);
-		const auto words = split_words(line);
+		const auto words = flexslurm::words(line);
 		if (words.empty())
 			continue;
 		auto fail = [&](const std::string &problem) {
@@ -183,7 +163,8 @@ Result<DeviceSample> parse_telemetry_text(std::string_view text)
 			if (words.size() < 2)
 				return fail(std::string(key) + " needs a value");
 			if (words.size() > 2)
-				return fail("unexpected " + quoted(words[2]) + " after " + std::string(key));
+				return fail("unexpected " + quoted(words[2], std::string_view::npos) +
+				            " after " + std::string(key));
 			problem = key == "busy" ? parse_busy(words[1], sample.busy_percent)
 			                        : parse_memory_mib(words[1], sample.memory_used_bytes);
 		} else if (key == "job") {
@@ -197,7 +178,8 @@ Result<DeviceSample> parse_telemetry_text(std::string_view text)
 			if (problem.empty())
 				sample.jobs.push_back(use);
 		} else {
-			problem = "unknown keyword " + quoted(key) + " (allowed: busy, memory_mib, job)";
+			problem = "unknown keyword " + quoted(key, std::string_view::npos) +
+			          " (allowed: busy, memory_mib, job)";
 		}
 		if (!problem.empty())
 			return fail(problem);

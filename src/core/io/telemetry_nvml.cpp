@@ -3,7 +3,7 @@
 #include "core/io/nvml_abi.hpp"
 #include "core/io/process_control.hpp"
 #include "core/io/telemetry.hpp"
-#include "core/io/telemetry_log.hpp"
+#include "core/util/throttle.hpp"
 #include "core/model/report.hpp"
 #include "core/util/log.hpp"
 

@@ -1,18 +1,17 @@
 #include "core/model/borrow_rules.hpp"
 
+#include "core/util/text.hpp"
+
 namespace flexslurm
 {
 
-bool tres_asks_for(std::string_view tres, std::string_view gres_name) noexcept
+bool tres_asks_for(std::string_view tres, std::string_view gres_name)
 {
-	while (!tres.empty()) {
-		const size_t comma = tres.find(',');
-		std::string_view item = tres.substr(0, comma);
-		tres = comma == std::string_view::npos ? std::string_view() : tres.substr(comma + 1);
+	for (std::string_view item : split(tres, ',')) {
 		for (std::string_view prefix : {"gres:", "gres/"})
 			if (item.substr(0, prefix.size()) == prefix)
 				item.remove_prefix(prefix.size());
-		if (item.substr(0, item.find(':')) == gres_name)
+		if (!item.empty() && item.substr(0, item.find(':')) == gres_name)
 			return true;
 	}
 	return false;

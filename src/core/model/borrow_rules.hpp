@@ -13,7 +13,7 @@ namespace flexslurm
 
 // The GRES names a Slurm TRES request string asks for ("gres:vborrow:2",
 // "gres/gpu:a100:1,gres/vslice:2", "gpu:1"), in order.
-bool tres_asks_for(std::string_view tres, std::string_view gres_name) noexcept;
+bool tres_asks_for(std::string_view tres, std::string_view gres_name);
 
 struct BorrowRequest {
 	bool batch = false;

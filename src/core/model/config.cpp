@@ -1,10 +1,34 @@
 #include "core/model/config.hpp"
 
+#include "core/util/names.hpp"
+
 #include <cctype>
 #include <limits>
 
 namespace flexslurm
 {
+
+namespace
+{
+
+constexpr NameTable<TelemetrySource> telemetry_source_names[] = {
+        {TelemetrySource::Auto, "auto"},
+        {TelemetrySource::Nvml, "nvml"},
+        {TelemetrySource::File, "file"},
+        {TelemetrySource::None, "none"},
+};
+
+} // namespace
+
+std::optional<TelemetrySource> parse_telemetry_source(std::string_view name) noexcept
+{
+	return value_of(telemetry_source_names, name);
+}
+
+std::string telemetry_sources_allowed()
+{
+	return names_allowed(telemetry_source_names);
+}
 
 const SliceRule &Config::rule_for(const Accelerator &accel) const noexcept
 {

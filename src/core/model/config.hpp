@@ -56,7 +56,7 @@ struct Config {
 	std::string device_dir = "/dev"; // may hold %n
 	// Where slurmd leaves the node's slice layout for the SPANK plugin in
 	// slurmstepd, which must not load hwloc (srun and sbatch load it too).
-	std::string layout_file = "/run/flexslurm/layout.%n";
+	std::string layout_file = default_layout_file;
 	// Where the NVIDIA driver says which minor number is which PCI device
 	// (one <bus id>/information per GPU); may hold %n.
 	std::string nvidia_proc_dir = "/proc/driver/nvidia/gpus";
@@ -86,6 +86,10 @@ struct Config {
 // longer than max_duration_seconds (68 years, what a stop order carries).
 constexpr int64_t max_duration_seconds = 2147483647;
 std::optional<Seconds> parse_duration(std::string_view text) noexcept;
+
+// "auto", "nvml", "file", "none" (flexslurm.yaml's telemetry key).
+std::optional<TelemetrySource> parse_telemetry_source(std::string_view name) noexcept;
+std::string telemetry_sources_allowed(); // "auto, nvml, file or none"
 
 // "80GiB", "512M", "1048576": binary units, case-insensitive.
 std::optional<uint64_t> parse_size(std::string_view text) noexcept;

@@ -1,5 +1,7 @@
 #include "core/model/devices.hpp"
 
+#include "core/util/names.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -45,17 +47,15 @@ constexpr std::array known_devices{
         KnownDevice{pci_vendor_huawei, 0xd100, "ascend310"},
 };
 
+constexpr std::pair<Vendor, uint16_t> pci_vendors[] = {
+        {Vendor::Nvidia, pci_vendor_nvidia},
+        {Vendor::Amd, pci_vendor_amd},
+        {Vendor::Ascend, pci_vendor_huawei},
+};
+
 uint16_t pci_vendor_of(Vendor v)
 {
-	switch (v) {
-	case Vendor::Nvidia:
-		return pci_vendor_nvidia;
-	case Vendor::Amd:
-		return pci_vendor_amd;
-	case Vendor::Ascend:
-		return pci_vendor_huawei;
-	}
-	return 0;
+	return name_of(pci_vendors, v, uint16_t{0});
 }
 
 bool is_marketing_word(const std::string &w)

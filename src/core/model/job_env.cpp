@@ -34,14 +34,10 @@ std::string join(const std::vector<T> &items)
 	return out;
 }
 
-// A value as an error message shows it: short, without control characters.
-std::string shown(std::string_view value)
+// A value as an error message shows it: short, control bytes as '?'.
+std::string shown_value(std::string_view value)
 {
-	std::string out(value.substr(0, 32));
-	for (char &c : out)
-		if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-			c = '?';
-	return "\"" + out + (value.size() > 32 ? "...\"" : "\"");
+	return shown(value, {.quote = true, .max_chars = 32, .keep_high_bytes = true, .replacement = '?'});
 }
 
 // A comma list of numbers in [lo, hi]: empty, or why not.
@@ -55,8 +51,8 @@ std::string decode_list(const char *name, std::string_view value, T lo, T hi, st
 		T v{};
 		if (!parse_number(items[i], v, lo, hi))
 			return std::string(name) + ": entry " + std::to_string(i + 1) + " " +
-			       shown(items[i]) + " is not a number from " + std::to_string(lo) + " to " +
-			       std::to_string(hi);
+			       shown_value(items[i]) + " is not a number from " + std::to_string(lo) +
+			       " to " + std::to_string(hi);
 		out.push_back(v);
 	}
 	return "";
@@ -132,15 +128,15 @@ Result<SliceEnv> SliceEnv::decode(const EnvLookup &lookup)
 		for (int c : env.counts)
 			sum += c;
 		if (!parse_number(slices, env.slices, 1, 1 << 20))
-			why = std::string(slices_variable) + ": " + shown(slices) +
+			why = std::string(slices_variable) + ": " + shown_value(slices) +
 			      " is not a number from 1 to " + std::to_string(1 << 20);
 		else if (!env.counts.empty() && env.slices != sum)
-			why = std::string(slices_variable) + ": " + shown(slices) + " is not the sum of " +
-			      counts_variable + " (" + std::to_string(sum) + ")";
+			why = std::string(slices_variable) + ": " + shown_value(slices) +
+			      " is not the sum of " + counts_variable + " (" + std::to_string(sum) + ")";
 	}
 	const std::string borrowed = get(borrowed_variable_name);
 	if (why.empty() && !borrowed.empty() && borrowed != "1")
-		why = std::string(borrowed_variable_name) + ": " + shown(borrowed) + " is not 1";
+		why = std::string(borrowed_variable_name) + ": " + shown_value(borrowed) + " is not 1";
 	env.borrowed = !borrowed.empty();
 	if (!why.empty())
 		return Result<SliceEnv>::failure(why);

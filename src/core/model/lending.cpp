@@ -1,5 +1,7 @@
 #include "core/model/lending.hpp"
 
+#include "core/util/names.hpp"
+
 #include <algorithm>
 
 namespace flexslurm
@@ -12,16 +14,15 @@ bool LendingPolicy::partition_lends(std::string_view partition) const
 }
 
 // The names of the states and reasons, both ways, from one table each.
-// (One of the enum<->name tables the utility wave unifies across src/.)
 namespace
 {
 
-constexpr std::pair<SliceState, std::string_view> state_names[] = {
+constexpr NameTable<SliceState> state_names[] = {
         {SliceState::Free, "free"}, {SliceState::OwnedBusy, "owned-busy"},  {SliceState::Idle, "idle"},
         {SliceState::Lent, "lent"}, {SliceState::Reclaiming, "reclaiming"},
 };
 
-constexpr std::pair<ReclaimReason, std::string_view> reason_names[] = {
+constexpr NameTable<ReclaimReason> reason_names[] = {
         {ReclaimReason::LenderBusy, "lender-busy"},
         {ReclaimReason::LenderEnded, "lender-ended"},
         {ReclaimReason::MaxLoan, "max-loan"},
@@ -29,44 +30,26 @@ constexpr std::pair<ReclaimReason, std::string_view> reason_names[] = {
         {ReclaimReason::Admin, "admin"},
 };
 
-template <class E, size_t N>
-std::string_view name_in(const std::pair<E, std::string_view> (&table)[N], E value) noexcept
-{
-	for (const auto &[v, name] : table)
-		if (v == value)
-			return name;
-	return "?";
-}
-
-template <class E, size_t N>
-std::optional<E> value_in(const std::pair<E, std::string_view> (&table)[N], std::string_view name) noexcept
-{
-	for (const auto &[v, n] : table)
-		if (n == name)
-			return v;
-	return std::nullopt;
-}
-
 } // namespace
 
 std::string_view state_name(SliceState s) noexcept
 {
-	return name_in(state_names, s);
+	return name_of(state_names, s, "?");
 }
 
 std::string_view reason_name(ReclaimReason r) noexcept
 {
-	return name_in(reason_names, r);
+	return name_of(reason_names, r, "?");
 }
 
 std::optional<SliceState> state_from_name(std::string_view name) noexcept
 {
-	return value_in(state_names, name);
+	return value_of(state_names, name);
 }
 
 std::optional<ReclaimReason> reason_from_name(std::string_view name) noexcept
 {
-	return value_in(reason_names, name);
+	return value_of(reason_names, name);
 }
 
 void SliceLending::owner_assigned(Instant now, uint32_t job, std::string_view partition,

@@ -3,6 +3,7 @@
 #include "core/model/loan_book.hpp"
 
 #include "core/model/loan_book_text.hpp"
+#include "core/util/text.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -16,13 +17,6 @@ using book_text::unix_of;
 namespace
 {
 
-template <class T>
-bool parse_number(std::string_view s, T &out)
-{
-	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-	return ec == std::errc() && p == s.data() + s.size();
-}
-
 bool parse_time(std::string_view s, std::optional<Instant> &out)
 {
 	if (s == "-") {
@@ -33,27 +27,10 @@ bool parse_time(std::string_view s, std::optional<Instant> &out)
 	// that would overflow when a grace is added to it) is refused.
 	constexpr int64_t latest_time = 4102444800; // 2100-01-01
 	int64_t v = 0;
-	if (!parse_number(s, v) || v < 0 || v > latest_time)
+	if (!parse_number(s, v, int64_t{0}, latest_time))
 		return false;
 	out = Instant(Seconds(v));
 	return true;
-}
-
-std::vector<std::string_view> words(std::string_view line)
-{
-	std::vector<std::string_view> out;
-	size_t i = 0;
-	while (i < line.size()) {
-		while (i < line.size() && line[i] == ' ')
-			++i;
-		size_t j = i;
-		while (j < line.size() && line[j] != ' ')
-			++j;
-		if (j > i)
-			out.push_back(line.substr(i, j - i));
-		i = j;
-	}
-	return out;
 }
 
 // The "key=value" fields of a state line, read in their fixed order: each
@@ -344,7 +321,7 @@ bool LoanBook::restore(const LineSource &next, std::string &why)
 				return fail("not a flexslurm lending state (or another version)");
 			continue;
 		}
-		const auto w = words(line);
+		const auto w = words(line, " ");
 		if (w.empty())
 			return fail("empty line");
 		if (w[0] == "end" && w.size() == 1) {

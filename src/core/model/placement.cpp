@@ -1,23 +1,31 @@
 #include "core/model/placement.hpp"
 
+#include "core/util/names.hpp"
+
 #include <algorithm>
 #include <numeric>
 
 namespace flexslurm
 {
 
+namespace
+{
+
+constexpr NameTable<Placement> placement_names[] = {
+        {Placement::BestFit, "best_fit"},
+        {Placement::Spread, "spread"},
+};
+
+} // namespace
+
 std::string_view placement_name(Placement p) noexcept
 {
-	return p == Placement::Spread ? "spread" : "best_fit";
+	return name_of(placement_names, p, "best_fit");
 }
 
 std::optional<Placement> parse_placement(std::string_view s) noexcept
 {
-	if (s == "best_fit")
-		return Placement::BestFit;
-	if (s == "spread")
-		return Placement::Spread;
-	return std::nullopt;
+	return value_of(placement_names, s);
 }
 
 Split split_from_env(const std::vector<std::string_view> &env) noexcept

@@ -1,5 +1,7 @@
 #include "core/model/report.hpp"
 
+#include "core/util/text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <bitset>
@@ -19,53 +21,21 @@ constexpr std::string_view orders_magic = "flexslurm-orders";
 constexpr size_t max_line_chars = 256;
 constexpr size_t max_fields = 16;
 
-// Untrusted text in an error message: quoted, escaped, shortened, so that a
-// hostile report cannot forge log lines or fill the log.
-std::string quoted(std::string_view text)
-{
-	constexpr size_t max_shown = 32;
-	std::string out = "\"";
-	for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
-		const auto c = static_cast<unsigned char>(text[i]);
-		if (c == '"' || c == '\\') {
-			out += '\\';
-			out += static_cast<char>(c);
-		} else if (c < 0x20 || c > 0x7e) {
-			static constexpr char hex[] = "0123456789abcdef";
-			out += "\\x";
-			out += hex[c >> 4];
-			out += hex[c & 0xf];
-		} else {
-			out += static_cast<char>(c);
-		}
-	}
-	if (text.size() > max_shown)
-		out += "...";
-	return out + "\"";
-}
-
-// Canonical unsigned decimal: digits only, no leading zero, no sign.
+// The wire's numbers are canonical decimals: digits only, no leading zero,
+// no '+', no "-0".
 std::optional<uint64_t> parse_unsigned(std::string_view token) noexcept
 {
-	if (token.empty() || (token.size() > 1 && token[0] == '0') || token[0] < '0' || token[0] > '9')
-		return std::nullopt;
 	uint64_t v = 0;
-	const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
-	if (ec != std::errc() || end != token.data() + token.size())
+	if (!parse_number(token, v, uint64_t{0}, std::numeric_limits<uint64_t>::max(), Digits::Canonical))
 		return std::nullopt;
 	return v;
 }
 
 std::optional<int64_t> parse_signed(std::string_view token) noexcept
 {
-	const bool negative = !token.empty() && token[0] == '-';
-	const std::string_view digits = negative ? token.substr(1) : token;
-	if (digits.empty() || (digits.size() > 1 && digits[0] == '0') || digits[0] < '0' || digits[0] > '9' ||
-	    (negative && digits == "0"))
-		return std::nullopt;
 	int64_t v = 0;
-	const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
-	if (ec != std::errc() || end != token.data() + token.size())
+	if (!parse_number(token, v, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+	                  Digits::Canonical))
 		return std::nullopt;
 	return v;
 }

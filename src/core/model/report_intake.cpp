@@ -1,6 +1,7 @@
 #include "core/model/report_intake.hpp"
 
 #include "core/util/log.hpp"
+#include "core/util/names.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -8,29 +9,26 @@
 namespace flexslurm
 {
 
+namespace
+{
+
+constexpr NameTable<DropReason> drop_reason_names[] = {
+        {DropReason::BadCredential, "bad-credential"},
+        {DropReason::Replayed, "replayed"},
+        {DropReason::WrongUid, "wrong-uid"},
+        {DropReason::Malformed, "malformed"},
+        {DropReason::Oversized, "oversized"},
+        {DropReason::UnknownNode, "unknown-node"},
+        {DropReason::WrongAddress, "wrong-address"},
+        {DropReason::Stale, "stale"},
+        {DropReason::Flood, "flood"},
+};
+
+} // namespace
+
 std::string_view drop_reason_name(DropReason r) noexcept
 {
-	switch (r) {
-	case DropReason::BadCredential:
-		return "bad-credential";
-	case DropReason::Replayed:
-		return "replayed";
-	case DropReason::WrongUid:
-		return "wrong-uid";
-	case DropReason::Malformed:
-		return "malformed";
-	case DropReason::Oversized:
-		return "oversized";
-	case DropReason::UnknownNode:
-		return "unknown-node";
-	case DropReason::WrongAddress:
-		return "wrong-address";
-	case DropReason::Stale:
-		return "stale";
-	case DropReason::Flood:
-		return "flood";
-	}
-	return "unknown";
+	return name_of(drop_reason_names, r);
 }
 
 ReportIntake::ReportIntake(IntakeRules rules, Opener opener)
@@ -155,22 +153,6 @@ std::optional<Report> ReportIntake::take_checked(std::string_view frame, const s
 	return std::move(*report);
 }
 
-ReportIntake::PeerLog &ReportIntake::peer_log(const std::string &peer, Instant now)
-{
-	if (const auto found = peers_.find(peer); found != peers_.end())
-		return found->second;
-	if (peers_.size() >= max_log_peers) {
-		std::erase_if(peers_, [&](const auto &entry) {
-			return now - entry.second.last_drop > 2 * log_window;
-		});
-		if (peers_.size() >= max_log_peers)
-			return overflow_peers_; // many addresses at once: one budget for all new ones
-	}
-	PeerLog &fresh = peers_[peer];
-	fresh.window_start = now;
-	return fresh;
-}
-
 std::nullopt_t ReportIntake::drop(DropReason why, const std::string &peer, std::string_view node,
                                   const std::string &detail, Instant now)
 {
@@ -180,41 +162,14 @@ std::nullopt_t ReportIntake::drop(DropReason why, const std::string &peer, std::
 		       "): " + std::string(drop_reason_name(why)) + ": " + detail;
 	};
 	std::lock_guard<std::mutex> lock(log_mutex_);
-	PeerLog &st = peer_log(peer, now);
-	st.last_drop = now;
-	if (!st.throttled) {
-		if (now - st.window_start >= log_window) {
-			st.window_start = now;
-			st.lines_in_window = 0;
-		}
-		if (st.lines_in_window < log_burst) {
-			++st.lines_in_window;
-			st.last_line = now;
-			log_error(line());
-			return std::nullopt;
-		}
-		st.throttled = true;
-		st.suppressed = 1;
+	const auto pass = log_.admit(peer, now);
+	if (!pass)
 		return std::nullopt;
-	}
-	if (now - st.last_line < log_window) {
-		++st.suppressed;
-		return std::nullopt;
-	}
 	std::string text = line();
-	if (st.suppressed > 0)
-		text += " (" + std::to_string(st.suppressed) +
-		        " more drops from this peer not logged since " +
-		        std::to_string((now - st.last_line).count()) + " s)";
+	if (pass->held > 0)
+		text += " (" + std::to_string(pass->held) + " more drops from this peer not logged since " +
+		        std::to_string(pass->since.count()) + " s)";
 	log_error(text);
-	// A peer that calmed down below the burst rate is logged line by line again.
-	if (st.suppressed < static_cast<uint64_t>(log_burst)) {
-		st.throttled = false;
-		st.window_start = now;
-		st.lines_in_window = 1;
-	}
-	st.suppressed = 0;
-	st.last_line = now;
 	return std::nullopt;
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/model/credential.hpp"
 #include "core/model/report.hpp"
+#include "core/util/throttle.hpp"
 #include "core/util/time.hpp"
 
 #include <sys/types.h>
@@ -93,27 +94,16 @@ private:
 		Instant window_start{}; // flood accounting: reports accepted since
 		int in_window = 0;
 	};
-	struct PeerLog {
-		Instant window_start{};
-		int lines_in_window = 0;
-		bool throttled = false;
-		Instant last_line{};
-		Instant last_drop{};
-		uint64_t suppressed = 0; // drops not logged since last_line
-	};
-
 	std::optional<Report> take_checked(std::string_view frame, const std::string &peer, Instant now);
 	std::nullopt_t drop(DropReason why, const std::string &peer, std::string_view node,
 	                    const std::string &detail, Instant now);
-	PeerLog &peer_log(const std::string &peer, Instant now); // with log_mutex_ held
 
 	IntakeRules rules_;
 	Opener opener_;
 	std::mutex nodes_mutex_;
 	std::map<std::string, NodeState, std::less<>> nodes_;
-	std::mutex log_mutex_; // guards peers_ and overflow_peers_
-	std::map<std::string, PeerLog, std::less<>> peers_;
-	PeerLog overflow_peers_;
+	std::mutex log_mutex_;                                      // guards log_
+	LogThrottle log_{log_window, log_burst, max_log_peers, ""}; // per peer; past the cap, one budget
 	std::atomic<uint64_t> accepted_{0};
 	std::atomic<uint64_t> dropped_[drop_reason_count] = {};
 };

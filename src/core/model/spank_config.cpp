@@ -1,5 +1,7 @@
 #include "core/model/spank_config.hpp"
 
+#include "core/util/names.hpp"
+
 namespace flexslurm
 {
 
@@ -10,19 +12,22 @@ const char *const allowed_args =
         "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, "
         "preload=PATH|system, mps_control=PATH, job_dir=PATH";
 
+constexpr NameTable<LimitBackend> limit_backend_names[] = {
+        {LimitBackend::None, "none"},
+        {LimitBackend::Preload, "preload"},
+        {LimitBackend::Mps, "mps"},
+};
+
 } // namespace
 
 const char *limit_backend_name(LimitBackend backend) noexcept
 {
-	return backend == LimitBackend::Mps ? "mps" : backend == LimitBackend::Preload ? "preload" : "none";
+	return name_of(limit_backend_names, backend, "none").data(); // the table's names are literals
 }
 
 std::optional<LimitBackend> parse_limit_backend(std::string_view name) noexcept
 {
-	for (LimitBackend b : {LimitBackend::None, LimitBackend::Preload, LimitBackend::Mps})
-		if (name == limit_backend_name(b))
-			return b;
-	return std::nullopt;
+	return value_of(limit_backend_names, name);
 }
 
 std::vector<std::string> plugstack_args(const SpankConfig &config)

@@ -3,6 +3,7 @@
 // Unknown keys and bad values are refused (the plugin then refuses to load).
 #pragma once
 
+#include "core/util/node_name.hpp"
 #include "core/util/result.hpp"
 #include "core/model/vendor.hpp"
 
@@ -28,7 +29,7 @@ enum class LimitBackend {
 
 struct SpankConfig {
 	FailurePolicy isolation = FailurePolicy::Required;
-	std::string layout_file = "/run/flexslurm/layout.%n"; // as flexslurm.yaml inventory.layout_file
+	std::string layout_file = default_layout_file; // as flexslurm.yaml inventory.layout_file
 	LimitBackend limits[3] = {LimitBackend::None, LimitBackend::None, LimitBackend::None}; // by Vendor
 	// Library for Preload, set in LD_PRELOAD; empty with preload_system
 	// (preload=system: the site lists it in /etc/ld.so.preload).

@@ -1,27 +1,29 @@
 #include "core/model/vendor.hpp"
 
+#include "core/util/names.hpp"
+
 namespace flexslurm
 {
 
+namespace
+{
+
+constexpr NameTable<Vendor> vendor_names[] = {
+        {Vendor::Nvidia, "nvidia"},
+        {Vendor::Amd, "amd"},
+        {Vendor::Ascend, "ascend"},
+};
+
+} // namespace
+
 std::string_view vendor_name(Vendor vendor) noexcept
 {
-	switch (vendor) {
-	case Vendor::Nvidia:
-		return "nvidia";
-	case Vendor::Amd:
-		return "amd";
-	case Vendor::Ascend:
-		return "ascend";
-	}
-	return "unknown";
+	return name_of(vendor_names, vendor);
 }
 
 std::optional<Vendor> parse_vendor(std::string_view name) noexcept
 {
-	for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend})
-		if (vendor_name(v) == name)
-			return v;
-	return std::nullopt;
+	return value_of(vendor_names, name);
 }
 
 std::vector<std::string> vendor_control_nodes(Vendor vendor)

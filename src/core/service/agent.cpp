@@ -1,6 +1,7 @@
 #include "core/service/agent.hpp"
 
 #include "core/util/log.hpp"
+#include "core/util/uids.hpp"
 
 #include <tuple>
 #include <pthread.h>
@@ -128,9 +129,7 @@ NodeAgent::Attempt NodeAgent::attempt(const std::string &host, const std::vector
 		return {exchanged.bind_address_not_local ? Attempt::BindNotLocal : Attempt::Unreachable,
 		        host + ": " + exchanged.reply.error()};
 	auto opened = io_.open(*exchanged.reply);
-	if (!opened || opened->replayed ||
-	    std::find(settings_.controller_uids.begin(), settings_.controller_uids.end(), opened->uid) ==
-	            settings_.controller_uids.end())
+	if (!opened || opened->replayed || !uid_allowed(settings_.controller_uids, opened->uid))
 		return {Attempt::BadAnswer,
 		        host + ": answer not sealed by the controller (" +
 		                (opened ? (opened->replayed ? "replayed"

@@ -221,11 +221,6 @@ private:
 		Instant next_lookup{};
 		Seconds backoff{0};
 	};
-	struct Refusals {
-		Instant window_start{};
-		uint64_t count = 0; // refused in the window, not yet logged
-		bool logged = false;
-	};
 	enum class Done { Signalled, Requeued, GaveUp };
 
 	void loop();
@@ -278,7 +273,7 @@ private:
 	// The listener's threads.
 	ReportIntake intake_;
 	std::mutex refusal_mutex_;
-	std::map<std::string, Refusals> refusals_;
+	LogThrottle refusals_{refusal_log_window, 1, max_refusal_sources}; // guarded by refusal_mutex_
 
 	std::mutex stop_mutex_;
 	std::condition_variable stop_;

@@ -4,6 +4,7 @@
 #include "core/service/lending_server.hpp"
 
 #include "core/util/log.hpp"
+#include "core/util/uids.hpp"
 
 #include <algorithm>
 
@@ -77,28 +78,21 @@ void LendingServer::log_refusal(const std::string &peer, uid_t uid)
 {
 	const Instant now = io_.steady_clock();
 	std::lock_guard<std::mutex> guard(refusal_mutex_);
-	const std::string source =
-	        refusals_.size() < max_refusal_sources || refusals_.count(peer) ? peer : "other sources";
-	Refusals &r = refusals_[source];
-	if (r.logged && now - r.window_start < refusal_log_window) {
-		++r.count; // logged with its count when the window ends (tick)
-		return;
-	}
-	const std::string more = r.count ? " (" + std::to_string(r.count) + " more refused before this)" : "";
-	log_error("lending: admin request from " + source + " with uid " + std::to_string(uid) +
-	          " refused: only root and SlurmUser may" + more +
+	const auto pass = refusals_.admit(peer, now);
+	if (!pass)
+		return; // counted, logged with its count when the window ends (tick)
+	const std::string more =
+	        pass->held ? " (" + std::to_string(pass->held) + " more refused before this)" : "";
+	log_error("lending: admin request from " + std::string(pass->key) + " with uid " +
+	          std::to_string(uid) + " refused: only root and SlurmUser may" + more +
 	          "; further refusals from it are counted and logged once a minute");
-	r.window_start = now;
-	r.count = 0;
-	r.logged = true;
 }
 
 std::string LendingServer::answer_admin(const Result<AdminRequest> &request, uid_t uid,
                                         const std::string &peer)
 {
 	std::string text;
-	if (std::find(settings_.admin_uids.begin(), settings_.admin_uids.end(), uid) ==
-	    settings_.admin_uids.end()) {
+	if (!uid_allowed(settings_.admin_uids, uid)) {
 		log_refusal(peer, uid);
 		text = "error: only root and SlurmUser may use flexslurm-lending\n";
 	} else if (!request) {

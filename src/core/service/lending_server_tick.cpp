@@ -200,18 +200,10 @@ void LendingServer::tick()
 	times_.files_ms = ms_since(lap);
 
 	std::lock_guard<std::mutex> guard(refusal_mutex_);
-	for (auto it = refusals_.begin(); it != refusals_.end();) {
-		Refusals &r = it->second;
-		if (now - r.window_start < refusal_log_window) {
-			++it;
-			continue;
-		}
-		if (r.count)
-			log_error("lending: " + std::to_string(r.count) + " more admin request(s) from " +
-			          it->first + " refused in the last " +
-			          std::to_string(refusal_log_window.count()) + " s");
-		it = refusals_.erase(it);
-	}
+	refusals_.expire(now, [](const std::string &source, uint64_t held) {
+		log_error("lending: " + std::to_string(held) + " more admin request(s) from " + source +
+		          " refused in the last " + std::to_string(refusal_log_window.count()) + " s");
+	});
 }
 
 // Not in control (a backup standing by, or a controller stopping, handing

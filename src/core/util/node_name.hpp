@@ -9,4 +9,9 @@ namespace flexslurm
 
 std::string expand_node_name(std::string_view pattern, std::string_view node_name);
 
+// Where slurmd leaves the node's slice layout for the SPANK plugin, unless
+// flexslurm.yaml (inventory.layout_file) and plugstack.conf (layout=) say
+// otherwise; %n is the node name.
+inline constexpr const char *default_layout_file = "/run/flexslurm/layout.%n";
+
 } // namespace flexslurm

@@ -19,6 +19,7 @@
 #include "core/service/agent.hpp"
 #include "core/service/agent_process.hpp"
 #include "core/util/log.hpp"
+#include "core/util/uids.hpp"
 #include "plugins/common/entry_guard.hpp"
 
 #include <pthread.h>
@@ -113,7 +114,7 @@ void start_agent(const Config &config, const std::string &node)
 	char *addr = slurm_conf_get_address(node.c_str());
 	s.bind_address = addr ? addr : "";
 	xfree(addr);
-	s.controller_uids = {0, slurm_conf.slurm_user_id};
+	s.controller_uids = root_and_slurm_user(slurm_conf.slurm_user_id);
 	s.interval = config.channel.report_interval;
 	AgentIo io = AgentIo::production(
 	        MungeEndpoint{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")});

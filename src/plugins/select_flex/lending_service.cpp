@@ -5,6 +5,7 @@
 
 #include "core/io/channel.hpp"
 #include "core/service/lending_server.hpp"
+#include "core/util/uids.hpp"
 
 #include <atomic>
 #include <memory>
@@ -38,7 +39,7 @@ ServerSettings lending_server_settings(const Config &cfg)
 	s.report_interval = cfg.channel.report_interval;
 	s.port = cfg.channel.port;
 	s.state_dir = slurm_conf.state_save_location ? slurm_conf.state_save_location : ".";
-	s.admin_uids = {0, slurm_conf.slurm_user_id};
+	s.admin_uids = root_and_slurm_user(slurm_conf.slurm_user_id);
 	return s;
 }
 
