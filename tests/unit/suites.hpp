@@ -13,6 +13,7 @@ Suite *agent_process_suite();
 Suite *borrow_rules_suite();
 Suite *text_suite();
 Suite *names_suite();
+Suite *file_io_suite();
 Suite *throttle_suite();
 Suite *uids_suite();
 Suite *config_suite();

@@ -1,6 +1,7 @@
 #include "core/io/config.hpp"
 
 #include "core/io/config_yaml.hpp"
+#include "core/io/file_io.hpp"
 
 #include <algorithm>
 #include <array>
@@ -452,21 +453,19 @@ std::optional<std::string> refuse_missing_config(const std::string &path, bool c
 
 Result<Config> Config::from_file(const std::string &path)
 {
-	std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "re"), &std::fclose);
-	if (!f)
-		return Result<Config>::failure(path + ": cannot open: " + std::strerror(errno));
-	std::string text;
-	std::array<char, 4096> buf{};
-	size_t n;
-	constexpr size_t max_config_bytes = 1 << 20; // a config is a few KiB; refuse a runaway file
-	while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) {
-		text.append(buf.data(), n);
-		if (text.size() > max_config_bytes)
-			return Result<Config>::failure(path + ": larger than 1 MiB, not a flexslurm config");
+	// Links followed: a config is often a link an admin's tooling keeps.
+	const FileRead read = read_file(path, {max_file_bytes, true, false});
+	switch (read.error) {
+	case ReadError::none:
+		return from_string(read.text, path);
+	case ReadError::missing:
+	case ReadError::cannot_open:
+		return Result<Config>::failure(path + ": cannot open: " + read.why());
+	case ReadError::too_large:
+		return Result<Config>::failure(path + ": larger than 1 MiB, not a flexslurm config");
+	default:
+		return Result<Config>::failure(path + ": cannot read: " + read.why());
 	}
-	if (std::ferror(f.get()))
-		return Result<Config>::failure(path + ": cannot read: " + std::strerror(errno));
-	return from_string(text, path);
 }
 
 } // namespace flexslurm

@@ -24,11 +24,6 @@ bool under(const std::string &path, const std::string &dir)
 	return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
 }
 
-Result<bool> failure(const std::string &what)
-{
-	return Result<bool>::failure(what + ": " + std::strerror(errno));
-}
-
 struct DirCloser {
 	void operator()(DIR *d) const noexcept { closedir(d); }
 };
@@ -40,18 +35,18 @@ Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hid
 	const UniqueFd holder(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 	const int fd = holder.get();
 	if (fd < 0)
-		return failure("open " + dir);
+		return Result<bool>::errno_failure("open " + dir);
 	struct stat st {
 	};
 	if (fstat(fd, &st) != 0)
-		return failure("stat " + dir);
+		return Result<bool>::errno_failure("stat " + dir);
 
 	std::vector<std::pair<std::string, unsigned char>> entries;
 	{
 		const int list_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		std::unique_ptr<DIR, DirCloser> d(list_fd >= 0 ? fdopendir(list_fd) : nullptr);
 		if (!d)
-			return failure("list " + dir);
+			return Result<bool>::errno_failure("list " + dir);
 		while (dirent *e = readdir(d.get())) {
 			if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, ".."))
 				entries.emplace_back(e->d_name, e->d_type);
@@ -61,7 +56,7 @@ Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hid
 	char mode[32];
 	std::snprintf(mode, sizeof mode, "mode=%o", static_cast<unsigned>(st.st_mode & 07777));
 	if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID, mode) != 0)
-		return failure("mount tmpfs on " + dir);
+		return Result<bool>::errno_failure("mount tmpfs on " + dir);
 
 	const std::string source_dir = "/proc/self/fd/" + std::to_string(fd) + "/";
 	for (const auto &[name, type] : entries) {
@@ -72,7 +67,7 @@ Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hid
 		if (type == DT_DIR) {
 			if (mkdir(path.c_str(), 0755) != 0 ||
 			    mount(source.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-				return failure("bind " + path);
+				return Result<bool>::errno_failure("bind " + path);
 			if (std::any_of(hidden.begin(), hidden.end(),
 			                [&](const std::string &h) { return under(h, path); })) {
 				auto r = rebuild(path, hidden);
@@ -83,17 +78,17 @@ Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hid
 			char target[4096];
 			const ssize_t n = readlinkat(fd, name.c_str(), target, sizeof target - 1);
 			if (n < 0)
-				return failure("readlink " + path);
+				return Result<bool>::errno_failure("readlink " + path);
 			target[n] = '\0';
 			if (symlink(target, path.c_str()) != 0)
-				return failure("symlink " + path);
+				return Result<bool>::errno_failure("symlink " + path);
 		} else {
 			const int f = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 			if (f < 0)
-				return failure("create " + path);
+				return Result<bool>::errno_failure("create " + path);
 			close(f);
 			if (mount(source.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0)
-				return failure("bind " + path);
+				return Result<bool>::errno_failure("bind " + path);
 		}
 	}
 	return true;
@@ -104,9 +99,9 @@ Result<bool> rebuild(const std::string &dir, const std::vector<std::string> &hid
 Result<bool> enter_private_device_view(const std::string &dir, const std::vector<std::string> &hidden)
 {
 	if (unshare(CLONE_NEWNS) != 0)
-		return failure("unshare(CLONE_NEWNS)");
+		return Result<bool>::errno_failure("unshare(CLONE_NEWNS)");
 	if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
-		return failure("make / a slave mount");
+		return Result<bool>::errno_failure("make / a slave mount");
 	std::string clean = dir;
 	while (clean.size() > 1 && clean.back() == '/')
 		clean.pop_back();

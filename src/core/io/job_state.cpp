@@ -1,5 +1,6 @@
 #include "core/io/job_state.hpp"
 
+#include "core/io/file_io.hpp"
 #include "core/util/unique_fd.hpp"
 
 #include <fcntl.h>
@@ -18,16 +19,6 @@ namespace
 
 using Fd = UniqueFd;
 
-std::string errno_text(const std::string &what)
-{
-	return what + ": " + std::strerror(errno);
-}
-
-bool root_private(const struct stat &st)
-{
-	return st.st_uid == 0 && !(st.st_mode & 022);
-}
-
 std::string base_name(const std::string &path)
 {
 	return path.substr(path.rfind('/') + 1);
@@ -39,10 +30,10 @@ Result<bool> make_dir(int parent, const std::string &path, mode_t mode, uid_t ui
 {
 	const std::string name = base_name(path);
 	if (mkdirat(parent, name.c_str(), 0700) != 0)
-		return Result<bool>::failure(errno_text("cannot create " + path));
+		return Result<bool>::errno_failure("cannot create " + path);
 	Fd fd(openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	if (fd.get() < 0 || fchown(fd.get(), uid, gid) != 0 || fchmod(fd.get(), mode) != 0)
-		return Result<bool>::failure(errno_text("cannot set up " + path));
+		return Result<bool>::errno_failure("cannot set up " + path);
 	return true;
 }
 
@@ -52,17 +43,17 @@ Result<bool> make_file(int parent, const std::string &path, const std::string &t
 	const std::string name = base_name(path);
 	Fd fd(openat(parent, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
 	if (fd.get() < 0)
-		return Result<bool>::failure(errno_text("cannot create " + path));
+		return Result<bool>::errno_failure("cannot create " + path);
 	for (size_t off = 0; off < text.size();) {
 		const ssize_t n = write(fd.get(), text.data() + off, text.size() - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return Result<bool>::failure(errno_text("cannot write " + path));
+			return Result<bool>::errno_failure("cannot write " + path);
 		off += static_cast<size_t>(n);
 	}
 	if (fchown(fd.get(), uid, gid) != 0 || fchmod(fd.get(), mode) != 0)
-		return Result<bool>::failure(errno_text("cannot set up " + path));
+		return Result<bool>::errno_failure("cannot set up " + path);
 	return true;
 }
 
@@ -72,16 +63,15 @@ Result<bool> create_job_state(const std::string &job_dir, const JobPaths &paths,
                               uid_t uid, gid_t gid, std::string &note)
 {
 	if (mkdir(job_dir.c_str(), 0755) != 0 && errno != EEXIST)
-		return Result<bool>::failure(errno_text("cannot create " + job_dir));
+		return Result<bool>::errno_failure("cannot create " + job_dir);
 	Fd top(open(job_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	struct stat st {
 	};
 	if (top.get() < 0 || fstat(top.get(), &st) != 0)
-		return Result<bool>::failure(errno_text("cannot open " + job_dir));
+		return Result<bool>::errno_failure("cannot open " + job_dir);
 	if (!root_private(st))
-		return Result<bool>::failure(job_dir +
-		                             " must be a directory owned by root that others cannot "
-		                             "write (not a link)");
+		return Result<bool>::failure(
+		        job_dir + " must be a directory owned by root that others cannot write (not a link)");
 	const std::string name = base_name(paths.dir);
 	if (fstatat(top.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		std::error_code ec;
@@ -95,7 +85,7 @@ Result<bool> create_job_state(const std::string &job_dir, const JobPaths &paths,
 		return r;
 	Fd dir(openat(top.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 	if (dir.get() < 0)
-		return Result<bool>::failure(errno_text("cannot open " + paths.dir));
+		return Result<bool>::errno_failure("cannot open " + paths.dir);
 	if (auto r = make_file(dir.get(), paths.limits, encode_job_limits(files.limits), 0644, 0, 0); !r)
 		return r;
 	if (!files.preload_conf.empty()) {
@@ -116,29 +106,23 @@ Result<bool> create_job_state(const std::string &job_dir, const JobPaths &paths,
 
 Result<std::string> read_root_file(const std::string &path, size_t limit)
 {
-	Fd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-	struct stat st {
-	};
-	if (fd.get() < 0 || fstat(fd.get(), &st) != 0)
-		return Result<std::string>::failure(errno_text("cannot open " + path));
-	if (!S_ISREG(st.st_mode) || !root_private(st))
+	FileRead read = read_file(path, {limit, false, true});
+	switch (read.error) {
+	case ReadError::none:
+		return std::move(read.text);
+	case ReadError::missing:
+	case ReadError::cannot_open:
+		return Result<std::string>::failure("cannot open " + path + ": " + read.why());
+	case ReadError::not_regular:
+	case ReadError::not_root_private:
 		return Result<std::string>::failure(path +
 		                                    " is not a file of root's that only root may write");
-	if (static_cast<size_t>(st.st_size) > limit)
+	case ReadError::too_large:
 		return Result<std::string>::failure(path + " is larger than " + std::to_string(limit) +
 		                                    " bytes");
-	std::string text(static_cast<size_t>(st.st_size), '\0');
-	size_t off = 0;
-	while (off < text.size()) {
-		const ssize_t n = read(fd.get(), text.data() + off, text.size() - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += static_cast<size_t>(n);
+	default:
+		return Result<std::string>::failure("cannot read " + path + ": " + read.why());
 	}
-	text.resize(off);
-	return text;
 }
 
 Result<JobLimits> read_job_limits(const JobPaths &paths, uint32_t job, uint32_t uid)

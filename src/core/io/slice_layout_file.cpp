@@ -4,7 +4,6 @@
 #include "core/model/slice_layout.hpp"
 
 #include "core/io/file_io.hpp"
-#include "core/util/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -51,21 +50,20 @@ Result<bool> SliceLayout::save(const std::string &path) const
 Result<SliceLayout> SliceLayout::load(const std::string &path)
 {
 	auto fail = [&](const std::string &what) { return Result<SliceLayout>::failure(path + ": " + what); };
-	const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-	if (!fd)
-		return fail(std::strerror(errno));
-	struct stat st {
-	};
-	std::string text;
-	constexpr off_t max_layout_bytes = 1 << 20;
-	if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
-	    st.st_size > max_layout_bytes)
-		return fail("not a root-owned layout file that only root may write");
-	text.resize(static_cast<size_t>(st.st_size));
-	const ssize_t n = read(fd.get(), text.data(), text.size());
-	if (n != static_cast<ssize_t>(text.size()))
+	constexpr size_t max_layout_bytes = 1 << 20;
+	const FileRead read = read_file(path, {max_layout_bytes, false, true});
+	switch (read.error) {
+	case ReadError::none:
+		break;
+	case ReadError::missing:
+	case ReadError::cannot_open:
+		return fail(read.why());
+	case ReadError::cannot_read:
 		return fail("short read");
-	auto layout = deserialize(text);
+	default:
+		return fail("not a root-owned layout file that only root may write");
+	}
+	auto layout = deserialize(read.text);
 	if (!layout)
 		return fail(layout.error());
 	return layout;

@@ -1,14 +1,12 @@
 #include "core/io/telemetry.hpp"
 
+#include "core/io/file_io.hpp"
 #include "core/util/throttle.hpp"
 #include "core/model/report.hpp"
 #include "core/util/log.hpp"
 #include "core/util/text.hpp"
-#include "core/util/unique_fd.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -21,53 +19,6 @@ namespace flexslurm
 {
 namespace
 {
-
-struct FileText {
-	enum class Status { Ok, Missing, TooLarge, Failed };
-	Status status = Status::Failed;
-	std::string text;
-	std::string why; // Failed: the reason
-};
-
-// Reads a whole regular file, refusing one over `limit` bytes. /proc files
-// report size 0, so the bound is enforced while reading, not from fstat.
-// O_NONBLOCK: a FIFO an admin left in place must not hang slurmd.
-FileText read_bounded(const std::string &path, size_t limit)
-{
-	FileText out;
-	UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-	if (fd.get() < 0) {
-		out.status = errno == ENOENT ? FileText::Status::Missing : FileText::Status::Failed;
-		out.why = std::strerror(errno);
-		return out;
-	}
-	struct stat st {
-	};
-	if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-		out.why = "not a regular file";
-		return out;
-	}
-	char buffer[4096];
-	for (;;) {
-		const ssize_t n = read(fd.get(), buffer, sizeof buffer);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			out.why = std::strerror(errno);
-			return out;
-		}
-		if (n == 0)
-			break;
-		out.text.append(buffer, static_cast<size_t>(n));
-		if (out.text.size() > limit) {
-			out.status = FileText::Status::TooLarge;
-			out.text.clear();
-			return out;
-		}
-	}
-	out.status = FileText::Status::Ok;
-	return out;
-}
 
 constexpr uint64_t mib = uint64_t{1} << 20;
 
@@ -219,21 +170,19 @@ public:
 			                                                  " is not a directory");
 		std::vector<DeviceSample> samples;
 		for (const Source &source : sources_) {
-			FileText file = read_bounded(source.path, max_telemetry_file);
+			// Links followed: an admin may point a device's file elsewhere.
+			const FileRead file = read_file(source.path, {max_telemetry_file, true, false});
 			std::string problem;
-			switch (file.status) {
-			case FileText::Status::Missing:
+			switch (file.error) {
+			case ReadError::missing:
 				log_debug("telemetry: " + source.path +
 				          ": no such file; the device counts as busy");
 				problems_.clear(source.path);
 				continue;
-			case FileText::Status::TooLarge:
+			case ReadError::too_large:
 				problem = "larger than 64 KiB";
 				break;
-			case FileText::Status::Failed:
-				problem = "cannot read: " + file.why;
-				break;
-			case FileText::Status::Ok:
+			case ReadError::none:
 				if (auto parsed = parse_telemetry_text(file.text)) {
 					parsed->device = source.device;
 					samples.push_back(std::move(*parsed));
@@ -242,6 +191,9 @@ public:
 				} else {
 					problem = parsed.error();
 				}
+				break;
+			default:
+				problem = "cannot read: " + file.why();
 				break;
 			}
 			problems_.report(source.path, "telemetry: " + source.path + ": " + problem +

@@ -78,6 +78,8 @@ struct Config {
 	// The YAML loader (core/io/config.hpp; defined there, in the core
 	// library, which links libyaml): a file, or a text named source_name
 	// in errors.
+	// A config is a few KiB: a larger file is refused as a runaway one.
+	static constexpr size_t max_file_bytes = size_t{1} << 20;
 	static Result<Config> from_file(const std::string &path);
 	static Result<Config> from_string(const std::string &text, const std::string &source_name);
 };

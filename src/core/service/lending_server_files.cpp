@@ -3,10 +3,8 @@
 // one credential.
 #include "core/service/lending_server.hpp"
 
+#include "core/io/file_io.hpp"
 #include "core/util/log.hpp"
-#include "core/util/unique_fd.hpp"
-
-#include <fcntl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,79 +16,30 @@ namespace flexslurm
 namespace
 {
 
-// A file's lines (without their '\n'), one at a time, each at most
-// `max_line` bytes, all at most `max_total`: a state file is read without
-// holding all of it in memory.
+// The state file's lines (core/io/file_io.hpp's FileLines: each at most
+// `max_line` bytes, all at most `max_total`), with the log's error texts.
 class LineReader
 {
 public:
 	LineReader(const std::string &path, size_t max_line, size_t max_total)
-	    : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)), max_line_(max_line),
-	      max_total_(max_total)
+	    : lines_(path, {max_total, false, false}, max_line)
 	{
-		if (!fd_) {
-			missing_ = errno == ENOENT;
-			error_ = std::strerror(errno);
-		}
 	}
 
-	bool missing() const noexcept { return missing_; }
-	const std::string &error() const noexcept { return error_; }
+	bool missing() const noexcept { return lines_.status().error == ReadError::missing; }
+	std::string error() const
+	{
+		const FileRead &s = lines_.status();
+		return s.error == ReadError::too_large
+		               ? "larger than " + std::to_string(s.limit >> 20) + " MiB"
+		               : s.why();
+	}
 
 	// false at the end, or on an error (see error()).
-	bool next(std::string_view &line)
-	{
-		while (error_.empty()) {
-			const size_t eol = buf_.find('\n', pos_);
-			const size_t len = (eol == std::string::npos ? buf_.size() : eol) - pos_;
-			if (len > max_line_) {
-				error_ = "a line longer than " + std::to_string(max_line_) + " bytes";
-				return false;
-			}
-			if (eol != std::string::npos || (eof_ && pos_ < buf_.size())) {
-				line = std::string_view(buf_).substr(pos_, len);
-				pos_ += len + 1;
-				return true;
-			}
-			if (eof_)
-				return false;
-			buf_.erase(0, pos_);
-			pos_ = 0;
-			fill();
-		}
-		return false;
-	}
+	bool next(std::string_view &line) { return lines_.next(line); }
 
 private:
-	void fill()
-	{
-		char chunk[64 * 1024];
-		for (;;) {
-			const ssize_t n = ::read(fd_.get(), chunk, sizeof(chunk));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				error_ = std::strerror(errno);
-				return;
-			}
-			eof_ = n == 0;
-			total_ += static_cast<size_t>(n);
-			if (total_ > max_total_)
-				error_ = "larger than " + std::to_string(max_total_ >> 20) + " MiB";
-			buf_.append(chunk, static_cast<size_t>(n));
-			return;
-		}
-	}
-
-	UniqueFd fd_;
-	size_t max_line_;
-	size_t max_total_;
-	std::string buf_;
-	size_t pos_ = 0;
-	size_t total_ = 0;
-	bool eof_ = false;
-	bool missing_ = false;
-	std::string error_;
+	FileLines lines_;
 };
 
 size_t line_count(std::string_view text)

@@ -3,6 +3,8 @@
 // an exception reach Slurm, can turn them into one log line and an error code.
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,6 +22,12 @@ public:
 		Result r;
 		r.error_ = std::move(why);
 		return r;
+	}
+	// "what: strerror(errno)": a failed system call, told the one way.
+	static Result errno_failure(const std::string &what)
+	{
+		const int error = errno;
+		return failure(what + ": " + std::strerror(error));
 	}
 	explicit operator bool() const noexcept { return value_.has_value(); }
 	T &operator*() { return *value_; }
