@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace flexslurm
 {
@@ -40,6 +41,10 @@ struct Exchanged {
 };
 Exchanged exchange_from(const std::string &host, uint16_t port, std::string_view request,
                         const std::string &bind_address, Seconds timeout);
+
+// Every address of `host` as numeric text (IPv4 or IPv6), through the
+// resolver (getaddrinfo, core/io/channel_socket.cpp); none when it fails.
+std::vector<std::string> numeric_addresses(const std::string &host);
 
 // What one listener holds at most, and how long it waits. Whatever is over a
 // limit is closed at once, the connection idle longest first.

@@ -1,5 +1,7 @@
 #include "core/io/channel_socket.hpp"
 
+#include "core/io/channel.hpp"
+
 #include "core/model/report.hpp"
 
 #include <arpa/inet.h>
@@ -56,6 +58,35 @@ std::string address_text(const sockaddr_storage &addr)
 	}
 	return "?";
 }
+
+} // namespace flexslurm::channel
+
+namespace flexslurm
+{
+
+std::vector<std::string> numeric_addresses(const std::string &host)
+{
+	std::vector<std::string> out;
+	if (host.empty())
+		return out; // the wildcard is no host's address
+	const auto list = channel::resolve(host, nullptr, 0);
+	if (!list)
+		return out;
+	for (const addrinfo *a = list->get(); a; a = a->ai_next) {
+		sockaddr_storage addr{};
+		if (a->ai_addrlen > sizeof addr)
+			continue;
+		std::memcpy(&addr, a->ai_addr, a->ai_addrlen);
+		if (const std::string text = channel::address_text(addr); text != "?")
+			out.push_back(text);
+	}
+	return out;
+}
+
+} // namespace flexslurm
+
+namespace flexslurm::channel
+{
 
 std::string io_text(const IoStatus &s, Seconds limit)
 {

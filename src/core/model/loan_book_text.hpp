@@ -1,6 +1,7 @@
 // What the LoanBook's files share (loan_book.cpp, loan_book_reclaims.cpp,
 // loan_book_state.cpp): how times and jobs are written, and the limits the
-// state file and the reclaims keep. Internal to the book.
+// state file and the reclaims keep. Internal to the book, but for job_text,
+// which the lending server's log lines use too.
 #pragma once
 
 #include "core/model/lending.hpp"

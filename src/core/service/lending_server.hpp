@@ -22,6 +22,7 @@
 #include "core/io/channel.hpp"
 #include "core/io/munge.hpp"
 #include "core/model/loan_book.hpp"
+#include "core/model/loan_book_text.hpp"
 #include "core/model/admin_request.hpp"
 #include "core/model/report.hpp"
 #include "core/model/report_intake.hpp"
@@ -238,7 +239,7 @@ private:
 	IntakeRules rules();
 	// The credential handle() opened on this thread, for the intake.
 	static Result<Sealed> take_opened(std::string_view credential);
-	static std::string job_name(uint32_t job) { return "JobId=" + std::to_string(job); }
+	static std::string job_name(uint32_t job) { return book_text::job_text(job); } // "JobId=N"
 
 	ServerSettings settings_;
 	LendingController &controller_;

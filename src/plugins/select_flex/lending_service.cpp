@@ -1,6 +1,7 @@
 #include "plugins/select_flex/lending_service.hpp"
 
 #include "plugins/select_flex/gres_view.hpp"
+#include "plugins/select_flex/settings.hpp"
 #include "plugins/select_flex/slurm_controller.hpp"
 
 #include "core/io/channel.hpp"
@@ -38,7 +39,7 @@ ServerSettings lending_server_settings(const Config &cfg)
 	s.hard_stop_after = cfg.channel.hard_stop_after;
 	s.report_interval = cfg.channel.report_interval;
 	s.port = cfg.channel.port;
-	s.state_dir = slurm_conf.state_save_location ? slurm_conf.state_save_location : ".";
+	s.state_dir = state_save_dir();
 	s.admin_uids = root_and_slurm_user(slurm_conf.slurm_user_id);
 	return s;
 }

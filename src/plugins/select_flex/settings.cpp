@@ -20,7 +20,6 @@ namespace
 {
 
 constexpr const char *config_file_name = "flexslurm.yaml";
-constexpr size_t max_config_bytes = 1 << 20; // as Config::from_file
 
 Config config = Config::defaults();
 
@@ -29,8 +28,7 @@ Config config = Config::defaults();
 // afresh, and keeps these when flexslurm.yaml was broken meanwhile.
 std::string last_good_path()
 {
-	return std::string(slurm_conf.state_save_location ? slurm_conf.state_save_location : ".") +
-	       "/flexslurm_config.last_good";
+	return state_save_dir() + "/flexslurm_config.last_good";
 }
 
 // Reads flexslurm.yaml into `config`: nullopt, or the one line saying why
@@ -50,7 +48,7 @@ std::optional<std::string> load_config()
 		info("select/flex: %s: not found; placement best_fit everywhere", path.c_str());
 		config = Config::defaults();
 	} else {
-		auto read = read_file_bounded(path, max_config_bytes);
+		auto read = read_file_bounded(path, Config::max_file_bytes);
 		if (!read)
 			return path + ": cannot read: " + read.error();
 		auto loaded = Config::from_string(*read, path);
@@ -81,7 +79,7 @@ bool reexecuted_for_reconfigure()
 // The settings saved by the last good load_config, if any.
 std::optional<Config> last_good_config()
 {
-	auto text = read_file_bounded(last_good_path(), max_config_bytes);
+	auto text = read_file_bounded(last_good_path(), Config::max_file_bytes);
 	if (!text)
 		return std::nullopt;
 	auto loaded = Config::from_string(*text, last_good_path());
@@ -100,6 +98,11 @@ void refused_on_reconfigure(const std::string &why)
 }
 
 } // namespace
+
+std::string state_save_dir()
+{
+	return slurm_conf.state_save_location ? slurm_conf.state_save_location : ".";
+}
 
 const Config &settings()
 {

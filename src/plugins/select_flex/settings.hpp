@@ -4,8 +4,14 @@
 
 #include "core/io/config.hpp"
 
+#include <string>
+
 namespace flexslurm::select_flex
 {
+
+// slurmctld's StateSaveLocation ("." when unset): where the last good
+// settings and the lending state and status files live.
+std::string state_save_dir();
 
 // The settings in force (the built-in defaults until loaded).
 const Config &settings();

@@ -2,11 +2,8 @@
 
 #include "plugins/select_flex/gres_view.hpp"
 
+#include "core/io/channel.hpp"
 #include "core/model/loan_book.hpp"
-
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <csignal>
@@ -98,28 +95,6 @@ std::optional<BorrowerRecord> borrower_record(uint32_t id)
 	if (r.stage == Stage::Failed || r.stage == Stage::Ended)
 		r.end = Instant(Seconds(job->end_time)); // wall clock
 	return r;
-}
-
-std::vector<std::string> numeric_addresses(const std::string &host)
-{
-	std::vector<std::string> out;
-	addrinfo hints{};
-	hints.ai_socktype = SOCK_STREAM;
-	addrinfo *res = nullptr;
-	if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0)
-		return out;
-	for (addrinfo *a = res; a; a = a->ai_next) {
-		char text[INET6_ADDRSTRLEN] = {};
-		const void *src = a->ai_family == AF_INET
-		                          ? static_cast<const void *>(
-		                                    &reinterpret_cast<sockaddr_in *>(a->ai_addr)->sin_addr)
-		                          : static_cast<const void *>(
-		                                    &reinterpret_cast<sockaddr_in6 *>(a->ai_addr)->sin6_addr);
-		if (inet_ntop(a->ai_family, src, text, sizeof(text)))
-			out.emplace_back(text);
-	}
-	freeaddrinfo(res);
-	return out;
 }
 
 } // namespace
