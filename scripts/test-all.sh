@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of flexslurm on this machine (Debian 12, as root), one leg
-# per supported Slurm release:
-#   22.05.8  Debian's packages: build, format check, Check unit tests, every
-#            integration test on a real local cluster;
-#   26.05.3, 24.11.5  built from ../shared/slurm into build/slurm (reused
-#            when built): the same;
-#   22.05.8 cgroup/v2  the 22.05 build: device isolation, limits and the
+# per supported Slurm release (RELEASES: the release and its leg):
+#   debian   Debian's packages (22.05): build, format check, Check unit
+#            tests, every integration test on a real local cluster;
+#   full     built from ../shared/slurm into build/slurm (reused when
+#            built): the same;
+#   debian cgroup/v2  the Debian build: device isolation, limits and the
 #            lending hard stop again under Slurm's cgroup/v2;
-#   25.11.7  configure + compile + unit tests;
+#   compile  configure + compile + unit tests;
 #   replay smoke  bench/replay/replay.py --smoke (one count).
 # The full suites run two test modules at once (run.py --jobs 2: their
 # clusters never share node names), which keeps the whole under an hour on two
-# cores. The 22.05.8 leg also runs every fuzz driver of tests/fuzz for 10 s
+# cores. The Debian leg also runs every fuzz driver of tests/fuzz for 10 s
 # (scripts/fuzz.sh: about 2 minutes with its build), one count per target.
 # Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
@@ -24,6 +24,10 @@ shared=$(realpath -m "$top/../shared/slurm")
 
 # The cgroup/v2 leg's tests (run.py -k): whole modules end with a dot.
 CGROUP_V2_TESTS="test_spank.,test_spank_limits.,test_lending.test_agent_hard_stops,test_lending.test_requeued_borrower"
+
+# The releases of leg $1 (debian, full, compile), from RELEASES.
+releases_of() { awk -v leg="$1" '$1 !~ /^#/ && $2 == leg { print $1 }' RELEASES; }
+debian=$(releases_of debian)
 
 total_passed=0 total_failed=0
 leg_passed=0 leg_failed=0
@@ -91,9 +95,9 @@ build_flexslurm() {
 	return $rc
 }
 
-# --- 22.05.8, Debian's packages ----------------------------------------------------
+# --- the Debian release's packages ------------------------------------------------
 t0=$SECONDS
-echo "== leg 22.05.8 (Debian packages)"
+echo "== leg $debian (Debian packages)"
 if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so" ]; then
 	if scripts/check-format.sh; then count 1 0; else count 0 1; fi
 	make -C build/obj check >build/check.log 2>&1
@@ -106,23 +110,23 @@ else
 	echo "build failed (build/make.log)"
 	count 0 1
 fi
-end_leg 22.05.8 $((SECONDS - t0))
+end_leg "$debian" $((SECONDS - t0))
 
-# --- 22.05.8 under Slurm's cgroup/v2 (IgnoreSystemd=yes) -------------------------
+# --- the Debian release under Slurm's cgroup/v2 (IgnoreSystemd=yes) -------------------------
 # The device isolation and limits modules and the lending tests whose hard stop
 # finds a borrower's processes through their cgroup, on nodes vs1, vm1, vl1...
 # (tools/localcluster.py cgroup="v2": cgroup2 mounted in slurmd's namespace).
 t0=$SECONDS
-echo "== leg 22.05.8 cgroup/v2"
+echo "== leg $debian cgroup/v2"
 if [ -f "${plugin_dir:-}/gres_vslice.so" ]; then
 	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --cgroup v2 --workdir build/test-clusters-cgv2 \
 		-k "$CGROUP_V2_TESTS" | tee build/integration-22.05-cgv2.log
 	count_integration build/integration-22.05-cgv2.log
 else
-	echo "no 22.05 build to run (leg 22.05.8)"
+	echo "no $debian build to run (leg $debian)"
 	count 0 1
 fi
-end_leg "22.05.8 cgroup/v2" $((SECONDS - t0))
+end_leg "$debian cgroup/v2" $((SECONDS - t0))
 
 # --- trace replay smoke (bench/replay, issue 15): one count ----------------------
 # A tiny sample of the public traces through P0 and P2 on one node (~2 minutes),
@@ -139,8 +143,8 @@ else
 fi
 end_leg "replay smoke" $((SECONDS - t0))
 
-# --- 26.05.3 and 24.11.5, built from source: the full suite ------------------------
-for v in 26.05.3 24.11.5; do
+# --- the "full" releases, built from source: the full suite ------------------------
+for v in $(releases_of full); do
 	t0=$SECONDS
 	echo "== leg $v (built from $shared)"
 	if dir=$(scripts/build-slurm.sh "$shared/slurm-$v.tar.xz" | tail -n1) &&
@@ -158,8 +162,8 @@ for v in 26.05.3 24.11.5; do
 	end_leg "$v" $((SECONDS - t0))
 done
 
-# --- 25.11.7: configure + compile + unit tests ------------------------------------
-for v in 25.11.7; do
+# --- the "compile" releases: configure + compile + unit tests ----------------------
+for v in $(releases_of compile); do
 	t0=$SECONDS
 	echo "== leg $v (compile and unit tests)"
 	if dir=$(scripts/build-slurm.sh --configure-only "$shared/slurm-$v.tar.xz" | tail -n1) &&

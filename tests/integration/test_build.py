@@ -43,6 +43,20 @@ def _fake_tree(env, name, version):
     return tree
 
 
+def supported_series():
+    """The series (x.y) of the releases in RELEASES, the one list, in order."""
+    releases = [line.split()[0] for line in (REPO / "RELEASES").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    series = {tuple(int(n) for n in r.split(".")[:2]) for r in releases}
+    return " ".join(f"{major}.{minor:02d}" for major, minor in sorted(series))
+
+
+def test_releases_list_the_series_slurm_compat_knows(env):
+    """RELEASES and the series src/compat/slurm_compat.h has code for agree."""
+    compat = (REPO / "src" / "compat" / "slurm_compat.h").read_text()
+    eq(f"(supported: {supported_series()})" in compat, True, "slurm_compat.h's supported series")
+
+
 def _configure(env, tree):
     build = env.workdir / "configure-check"
     shutil.rmtree(build, ignore_errors=True)
@@ -56,7 +70,7 @@ def test_configure_refuses_unsupported_release(env):
         r = _configure(env, _fake_tree(env, f"slurm-{version}", version))
         eq(r.returncode != 0, True, f"configure accepted a {version} tree")
         contains(r.stderr, f"Slurm {version} in ", f"{version} message")
-        contains(r.stderr, "is not supported (supported release series: 22.05 24.11 25.11 26.05)",
+        contains(r.stderr, f"is not supported (supported release series: {supported_series()})",
                  f"{version} message")
 
 
