@@ -1,5 +1,6 @@
 #include "core/io/device_identity.hpp"
 
+#include "core/io/file_io.hpp"
 #include "core/util/text.hpp"
 
 #include <dirent.h>
@@ -287,16 +288,10 @@ std::vector<NvidiaGpuInfo> read_nvidia_gpus(const std::string &dir)
 		return names;
 	};
 	auto read = [](const std::string &path) -> std::optional<std::string> {
-		const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
+		FileRead file = read_file(path, {8192, false, false});
+		if (!file || file.text.empty())
 			return std::nullopt;
-		std::string text(8192, '\0');
-		const ssize_t n = ::read(fd, text.data(), text.size());
-		close(fd);
-		if (n <= 0)
-			return std::nullopt;
-		text.resize(static_cast<size_t>(n));
-		return text;
+		return std::move(file.text);
 	};
 	return read_nvidia_gpus(dir, list, read);
 }
