@@ -25,7 +25,6 @@ extern "C" {
 #include "core/io/job_state.hpp"
 #include "core/model/job_env.hpp"
 #include "core/model/limits.hpp"
-#include "core/model/placement.hpp"
 #include "core/model/slice_layout.hpp"
 #include "core/model/spank_config.hpp"
 #include "core/util/log.hpp"
