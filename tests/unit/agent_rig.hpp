@@ -2,6 +2,7 @@
 // for test_agent and the book-and-agent test of test_loan_book.
 #pragma once
 
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/io/telemetry.hpp"
@@ -42,13 +43,6 @@ public:
 	Result<std::vector<DeviceSample>> next = std::vector<DeviceSample>{};
 };
 
-inline std::vector<std::string> agent_errors;
-inline void record_agent_errors(LogLevel level, const char *message)
-{
-	if (level == LogLevel::Error)
-		agent_errors.emplace_back(message);
-}
-
 // A node agent with Munge, the network and the killer faked: seal is the
 // identity, the "credential" of an answer is its payload with the uid (and
 // replay flag) the test sets, and `answer` plays the controllers.
@@ -74,8 +68,7 @@ struct AgentRig {
 
 	explicit AgentRig(std::vector<std::string> controllers = {"ctl1"}, std::string bind_address = "")
 	{
-		set_log_sink(record_agent_errors);
-		agent_errors.clear();
+		record_log();
 		AgentSettings settings;
 		settings.node = "n1";
 		settings.controllers = std::move(controllers);
