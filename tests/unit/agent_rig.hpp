@@ -28,8 +28,7 @@ inline SliceLayout two_device_layout()
 {
 	auto layout = SliceLayout::deserialize(
 	        "flexslurm-layout 1\n"
-	        "nvidia\t0\ta100\t/dev/nvidia0\t195:0\t0\t4\t25\t10737418240\t\t"
-	        "1073741824\n"
+	        "nvidia\t0\ta100\t/dev/nvidia0\t195:0\t0\t4\t25\t10737418240\t\t1073741824\n"
 	        "nvidia\t1\ta100\t/dev/nvidia1\t195:1\t4\t2\t50\t10737418240\t\t0\n");
 	ck_assert_msg(static_cast<bool>(layout), "%s", layout.error().c_str());
 	return *layout;

@@ -302,9 +302,9 @@ START_TEST(agent_tries_the_controllers_in_order)
 	rig.agent->report_once();
 	rig.agent->report_once();
 	ck_assert_uint_eq(logged(LogLevel::Error).size(), 1);
-	ck_assert_str(logged(LogLevel::Error)[0],
-	              "reclaim agent: report not delivered: ctl1: connection refused; ctl2: "
-	              "connection refused");
+	ck_assert_str(
+	        logged(LogLevel::Error)[0],
+	        "reclaim agent: report not delivered: ctl1: connection refused; ctl2: connection refused");
 	ck_assert_uint_eq(rig.agent->scheduled_stops().count(200), 1);
 }
 END_TEST

@@ -54,47 +54,32 @@ START_TEST(intake_checks_in_order)
 	};
 	const std::vector<Case> cases = {
 	        {std::string(max_message_bytes + 1, 'c'), p9, DropReason::Oversized,
-	         "reclaim: dropped report from 10.0.0.9 (?): oversized: frame of 65537 bytes is over the "
-	         "65536-byte limit"},
+	         "reclaim: dropped report from 10.0.0.9 (?): oversized: frame of 65537 bytes is over the 65536-byte limit"},
 	        {"garbage", p9, DropReason::BadCredential,
 	         "reclaim: dropped report from 10.0.0.9 (?): bad-credential: Invalid credential format"},
 	        // A wrong uid is refused before its payload is even parsed.
 	        {munge.seal("hello", 1000), p9, DropReason::WrongUid,
-	         "reclaim: dropped report from 10.0.0.9 (?): wrong-uid: credential of uid 1000, which may "
-	         "not "
-	         "report"},
+	         "reclaim: dropped report from 10.0.0.9 (?): wrong-uid: credential of uid 1000, which may not report"},
 	        {munge.seal("hello\n", 64030), p9, DropReason::Malformed,
-	         "reclaim: dropped report from 10.0.0.9 (?): malformed: line 1: not a flexslurm-report "
-	         "message "
-	         "(expected \"flexslurm-report 1\")"},
+	         "reclaim: dropped report from 10.0.0.9 (?): malformed: line 1: not a flexslurm-report message (expected \"flexslurm-report 1\")"},
 	        // Unknown beats a wrong address and staleness.
 	        {munge.seal(report("n9", 1, 9, 0)), p9, DropReason::UnknownNode,
 	         "reclaim: dropped report from 10.0.0.9 (n9): unknown-node: not a node of this cluster"},
 	        {munge.seal(report("n2", 1, 9, 0)), p1, DropReason::WrongAddress,
-	         "reclaim: dropped report from 10.0.0.1 (n2): wrong-address: the node does not have address "
-	         "10.0.0.1"},
+	         "reclaim: dropped report from 10.0.0.1 (n2): wrong-address: the node does not have address 10.0.0.1"},
 	        {munge.seal(report("n1", 1, 9, t - 61)), p1, DropReason::Stale,
-	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 939, now is 1000 (max_age 60 "
-	         "s)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 939, now is 1000 (max_age 60 s)"},
 	        {munge.seal(report("n1", 1, 9, t + 61)), p1, DropReason::Stale,
-	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 1061, now is 1000 (max_age 60 "
-	         "s)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 1061, now is 1000 (max_age 60 s)"},
 	        {munge.seal(report("n1", 1, 9, INT64_MIN)), p1, DropReason::Stale,
-	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at -9223372036854775808, now is "
-	         "1000 "
-	         "(max_age 60 s)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at -9223372036854775808, now is 1000 (max_age 60 s)"},
 	        // Munge's replay cache, even for a newer seq; then (epoch, seq) not newer.
 	        {munge.seal(report("n1", 1, 9, t), 0, true), p1, DropReason::Replayed,
-	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: munge says the credential was "
-	         "replayed"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: munge says the credential was replayed"},
 	        {munge.seal(report("n1", 1, 1, t)), p1, DropReason::Replayed,
-	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 1 seq 1 is not newer than the "
-	         "last "
-	         "accepted (epoch 1 seq 1)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 1 seq 1 is not newer than the last accepted (epoch 1 seq 1)"},
 	        {munge.seal(report("n1", 0, 99, t)), p1, DropReason::Replayed,
-	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 0 seq 99 is not newer than the "
-	         "last "
-	         "accepted (epoch 1 seq 1)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 0 seq 99 is not newer than the last accepted (epoch 1 seq 1)"},
 	        {munge.seal(report("n1", 1, 4, t + 4)), p1, DropReason::Flood,
 	         "reclaim: dropped report from 10.0.0.1 (n1): flood: 4 reports within 5 s (at most 3)"},
 	};
@@ -208,9 +193,9 @@ START_TEST(intake_log_is_throttled_per_peer)
 	intake.take("bad", "10.9.9.9", at(69));
 	auto lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 1);
-	ck_assert_str(lines[0],
-	              "reclaim: dropped report from 10.9.9.9 (?): bad-credential: Invalid credential "
-	              "format (21 more drops from this peer not logged since 60 s)");
+	ck_assert_str(
+	        lines[0],
+	        "reclaim: dropped report from 10.9.9.9 (?): bad-credential: Invalid credential format (21 more drops from this peer not logged since 60 s)");
 	// Still as busy: one line a minute.
 	for (long s = 70; s < 129; ++s)
 		intake.take("bad", "10.9.9.9", at(s));

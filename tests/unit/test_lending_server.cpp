@@ -647,8 +647,7 @@ START_TEST(a_state_larger_than_16_mib_restores)
 			for (int u = 0; u < 64; ++u)
 				text += "slice node-with-a-long-name-" + std::to_string(n) + " " +
 				        std::to_string(u) + " " + std::to_string(u / 8) +
-				        " state=owned-busy owner=123456 borrower=0 lends=1 gone=0 overdue=0 streak=0 "
-				        "end=1700003600 idle=- lent=0 cool=- reason=- deadline=-\n";
+				        " state=owned-busy owner=123456 borrower=0 lends=1 gone=0 overdue=0 streak=0 end=1700003600 idle=- lent=0 cool=- reason=- deadline=-\n";
 		text += "reclaim 200 reason=admin t0=1699999990 deadline=1700000010 signalled=1 requeued=- nodes=n1\n";
 		text += "end\n";
 		ck_assert_uint_gt(text.size(), 16u << 20);

@@ -79,9 +79,8 @@ Result<bool> create_job_state(const std::string &job_dir, const JobPaths &paths,
 	if (top.get() < 0 || fstat(top.get(), &st) != 0)
 		return Result<bool>::failure(errno_text("cannot open " + job_dir));
 	if (!root_private(st))
-		return Result<bool>::failure(job_dir +
-		                             " must be a directory owned by root that others cannot "
-		                             "write (not a link)");
+		return Result<bool>::failure(
+		        job_dir + " must be a directory owned by root that others cannot write (not a link)");
 	const std::string name = base_name(paths.dir);
 	if (fstatat(top.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		std::error_code ec;

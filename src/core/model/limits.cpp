@@ -104,8 +104,9 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 		    !parse_number(f[2], l.ordinal, 0, 4095) ||
 		    !parse_number(f[3], l.compute_percent, 1, 100) ||
 		    (f[4] != "-" && !parse_number<uint64_t>(f[4], l.memory_mib, 1, uint64_t(1) << 40)))
-			return bad(where + "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> "
-			                   "<backend>\"");
+			return bad(
+			        where +
+			        "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> <backend>\"");
 		l.vendor = *vendor;
 		const auto backend = parse_limit_backend(f[5]);
 		if (!backend || (*backend == LimitBackend::Mps && l.vendor != Vendor::Nvidia))

@@ -302,8 +302,7 @@ int job_prolog(spank_t sp)
 	for (const DeviceLimit &l : files.limits.devices) {
 		if (l.backend != LimitBackend::None && l.memory_mib == 0)
 			slurm_error(
-			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no "
-			        "memory limit: set slicing.classes[].device_memory in flexslurm.yaml",
+			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no memory limit: set slicing.classes[].device_memory in flexslurm.yaml",
 			        job, std::string(vendor_name(l.vendor)).c_str(), l.host_index);
 		if (l.backend == LimitBackend::Mps)
 			mps.push_back(l);
