@@ -203,8 +203,7 @@ void bench(int nodes, int ticks)
 		std::exit(1);
 	}
 	std::printf(
-	        "%6d nodes %7d slices | tick %7.2f %7.2f | cpu %7.2f %7.2f | read %6.2f %6.2f | book %6.2f "
-	        "%6.2f | act %5.2f | files %7.2f %7.2f | writer cpu %6.2f | state %5.1f MiB | report %.3f ms\n",
+	        "%6d nodes %7d slices | tick %7.2f %7.2f | cpu %7.2f %7.2f | read %6.2f %6.2f | book %6.2f %6.2f | act %5.2f | files %7.2f %7.2f | writer cpu %6.2f | state %5.1f MiB | report %.3f ms\n",
 	        nodes, nodes * devices_per_node * slices_per_device, percentile(total, 0.5),
 	        percentile(total, 0.99), percentile(cpu, 0.5), percentile(cpu, 0.99), percentile(read, 0.5),
 	        percentile(read, 0.99), percentile(book, 0.5), percentile(book, 0.99), percentile(act, 0.99),

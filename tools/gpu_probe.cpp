@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -123,8 +124,20 @@ int limits(const Node &node, int slices, uint32_t uid)
 		std::printf("no sliced device\n");
 		return 1;
 	}
-	const std::vector<const DeviceSlices *> held{&node.layout.devices()[0]};
-	auto l = device_limits(held, std::to_string(slices));
+	// `slices` of the first device, as gres/vslice's variables say it (and
+	// the SPANK job prolog reads them back: out of range, no limit).
+	SliceEnv wrote;
+	wrote.slices = slices;
+	wrote.devices = {node.layout.devices()[0].vendor_index};
+	wrote.counts = {slices};
+	const std::vector<EnvVar> vars = wrote.encode();
+	const auto read = SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
+		for (const EnvVar &v : vars)
+			if (v.name == name)
+				return v.value;
+		return std::nullopt;
+	});
+	auto l = read ? device_limits(node.layout, *read) : std::vector<DeviceLimit>();
 	std::printf("%s", mps_limit_commands(l, uid).c_str());
 	std::printf("%s", preload_config(l, "/tmp/gpu-probe.cache").c_str());
 	return 0;

@@ -1,11 +1,12 @@
-// The job environment decoders: held_devices() and device_limits() read
-// SLURM_VSLICE_DEVICES / SLURM_JOB_GPUS / SLURM_VSLICE_COUNTS from a job's
-// environment (set by Slurm's GRES plugins, but arriving in slurmstepd as
-// text), against a slice layout. Input: layout \x01 vslice devices \x01
-// gpu units \x01 counts \x01 slice indices (comma list, for
-// slice_environment). Checks: every limit stays within what the layout's
-// device can give (no wrapped memory, percent 1..100), every device is one
-// of the layout's, and the variables hold no newline or NUL.
+// The job environment decoders: SliceEnv::decode() reads
+// SLURM_VSLICE_DEVICES / SLURM_VSLICE_COUNTS from a job's environment (set
+// by Slurm's GRES plugins, but arriving in slurmstepd as text), which
+// device_limits() and held_device_paths() (with SLURM_JOB_GPUS) resolve
+// against a slice layout. Input: layout \x01 vslice devices \x01 gpu units
+// \x01 counts \x01 slice indices (comma list, for slice_environment).
+// Checks: every limit stays within what the layout's device can give (no
+// wrapped memory, percent 1..100), every device is one of the layout's, and
+// the variables hold no newline or NUL.
 #include "fuzz_common.hpp"
 
 #include "core/io/isolation.hpp"
@@ -13,6 +14,7 @@
 #include "core/model/limits.hpp"
 
 #include <charconv>
+#include <optional>
 
 using namespace flexslurm;
 
@@ -29,14 +31,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!layout)
 		return 0;
 
-	const auto held = held_devices(*layout, vslice_devices, gpu_units);
-	for (const DeviceSlices *d : held) {
+	const auto env = SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
+		if (std::string_view(name) == devices_variable_name)
+			return std::string(vslice_devices);
+		if (std::string_view(name) == "SLURM_VSLICE_COUNTS")
+			return std::string(counts);
+		return std::nullopt;
+	});
+	const SliceEnv slice_env = env ? *env : SliceEnv{}; // refused: names no device
+	std::vector<const DeviceSlices *> held;
+	for (const DeviceSlices *d : layout->devices_named(slice_env.devices)) {
+		if (!d)
+			continue;
 		bool known = false;
 		for (const DeviceSlices &l : layout->devices())
 			known = known || &l == d;
 		FUZZ_CHECK(known, std::string(vslice_devices));
+		held.push_back(d);
 	}
-	const auto limits = device_limits(held, counts);
+	const auto limits = device_limits(*layout, slice_env);
 	FUZZ_CHECK(limits.size() <= held.size(), std::string(counts));
 	for (const DeviceLimit &l : limits) {
 		FUZZ_CHECK(l.compute_percent >= 1 && l.compute_percent <= 100, std::string(counts));
@@ -55,8 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	job.devices = limits;
 	const Result<JobLimits> decoded = decode_job_limits(encode_job_limits(job));
 	FUZZ_CHECK(decoded && *decoded == job, encode_job_limits(job));
-	(void)held_device_paths(*layout, vslice_devices, gpu_units);
-	(void)plan_isolation(*layout, held_device_paths(*layout, vslice_devices, gpu_units));
+	(void)plan_isolation(*layout, held_device_paths(*layout, held, gpu_units));
 
 	std::vector<int> slices;
 	while (!indices.empty() && slices.size() < 4096) {

@@ -2,6 +2,7 @@
 // for test_agent and the book-and-agent test of test_loan_book.
 #pragma once
 
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/io/telemetry.hpp"
@@ -27,8 +28,7 @@ inline SliceLayout two_device_layout()
 {
 	auto layout = SliceLayout::deserialize(
 	        "flexslurm-layout 1\n"
-	        "nvidia\t0\ta100\t/dev/nvidia0\t195:0\t0\t4\t25\t10737418240\t\t"
-	        "1073741824\n"
+	        "nvidia\t0\ta100\t/dev/nvidia0\t195:0\t0\t4\t25\t10737418240\t\t1073741824\n"
 	        "nvidia\t1\ta100\t/dev/nvidia1\t195:1\t4\t2\t50\t10737418240\t\t0\n");
 	ck_assert_msg(static_cast<bool>(layout), "%s", layout.error().c_str());
 	return *layout;
@@ -41,13 +41,6 @@ public:
 	Result<std::vector<DeviceSample>> sample() override { return next; }
 	Result<std::vector<DeviceSample>> next = std::vector<DeviceSample>{};
 };
-
-inline std::vector<std::string> agent_errors;
-inline void record_agent_errors(LogLevel level, const char *message)
-{
-	if (level == LogLevel::Error)
-		agent_errors.emplace_back(message);
-}
 
 // A node agent with Munge, the network and the killer faked: seal is the
 // identity, the "credential" of an answer is its payload with the uid (and
@@ -74,8 +67,7 @@ struct AgentRig {
 
 	explicit AgentRig(std::vector<std::string> controllers = {"ctl1"}, std::string bind_address = "")
 	{
-		set_log_sink(record_agent_errors);
-		agent_errors.clear();
+		record_log();
 		AgentSettings settings;
 		settings.node = "n1";
 		settings.controllers = std::move(controllers);

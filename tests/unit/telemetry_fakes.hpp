@@ -3,6 +3,7 @@
 // directories, a fake /proc, and a small layout.
 #pragma once
 
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/io/job_cgroup.hpp"
@@ -22,35 +23,6 @@ namespace
 {
 
 using namespace flexslurm;
-
-// ---- log capture ----
-
-inline std::vector<std::pair<LogLevel, std::string>> &log_lines()
-{
-	static std::vector<std::pair<LogLevel, std::string>> lines;
-	return lines;
-}
-
-inline void recording_sink(LogLevel level, const char *message)
-{
-	log_lines().emplace_back(level, message);
-}
-
-// Check runs each test in its own process, so the sink does not outlive it.
-inline void record_log()
-{
-	log_lines().clear();
-	set_log_sink(recording_sink);
-}
-
-inline std::vector<std::string> logged(LogLevel level)
-{
-	std::vector<std::string> out;
-	for (const auto &[l, m] : log_lines())
-		if (l == level)
-			out.push_back(m);
-	return out;
-}
 
 // ---- files ----
 

@@ -102,7 +102,7 @@ START_TEST(agent_builds_reports_from_samples)
 	ck_assert_uint_eq(rig.exchanges.size(), 1);
 	auto sent = parse_report(rig.exchanges[0].request);
 	ck_assert(static_cast<bool>(sent) && sent->seq == 3 && sent->devices.empty());
-	ck_assert(contains(agent_errors, "telemetry (scripted): NVML gone"));
+	ck_assert(contains(logged(LogLevel::Error), "telemetry (scripted): NVML gone"));
 }
 END_TEST
 
@@ -201,13 +201,13 @@ START_TEST(agent_ignores_answers_not_meant_for_it)
 		rig.answer_replayed = false;
 		rig.answer_forged = false;
 		rig.answer_with(stop_300);
-		agent_errors.clear();
+		clear_log();
 		b.arrange();
 		rig.agent->report_once();
 		ck_assert(rig.agent->scheduled_stops() == scheduled);
-		ck_assert_uint_eq(agent_errors.size(), 1);
-		ck_assert_msg(agent_errors[0].find(b.logged) != std::string::npos, "%s",
-		              agent_errors[0].c_str());
+		ck_assert_uint_eq(logged(LogLevel::Error).size(), 1);
+		ck_assert_msg(logged(LogLevel::Error)[0].find(b.logged) != std::string::npos, "%s",
+		              logged(LogLevel::Error)[0].c_str());
 		rig.agent->run_due_stops(std::chrono::steady_clock::now());
 		ck_assert(rig.killed.empty());
 	}
@@ -279,7 +279,7 @@ START_TEST(agent_tries_the_controllers_in_order)
 	ck_assert(rig.exchanges[1].host == "ctl2" && rig.exchanges[1].bind_address == "10.0.0.5");
 	ck_assert_str(seqs(), "1 2 ");
 	ck_assert_uint_eq(rig.agent->scheduled_stops().count(200), 1);
-	ck_assert(agent_errors.empty());
+	ck_assert(logged(LogLevel::Error).empty());
 
 	// The node's address is not this host's (EADDRNOTAVAIL): from any address
 	// instead, with a fresh report and credential.
@@ -294,16 +294,17 @@ START_TEST(agent_tries_the_controllers_in_order)
 	ck_assert_str(seqs(), "3 4 5 6 ");
 	for (size_t i = 1; i < rig.exchanges.size(); ++i)
 		ck_assert(rig.exchanges[i].request != rig.exchanges[i - 1].request);
-	ck_assert(agent_errors.empty());
+	ck_assert(logged(LogLevel::Error).empty());
 
 	// Neither answers: one log line until that changes, the orders kept.
 	rig.bind_not_local = false;
 	backup_answers = false;
 	rig.agent->report_once();
 	rig.agent->report_once();
-	ck_assert_uint_eq(agent_errors.size(), 1);
-	ck_assert_str(agent_errors[0], "reclaim agent: report not delivered: ctl1: connection refused; ctl2: "
-	                               "connection refused");
+	ck_assert_uint_eq(logged(LogLevel::Error).size(), 1);
+	ck_assert_str(
+	        logged(LogLevel::Error)[0],
+	        "reclaim agent: report not delivered: ctl1: connection refused; ctl2: connection refused");
 	ck_assert_uint_eq(rig.agent->scheduled_stops().count(200), 1);
 }
 END_TEST

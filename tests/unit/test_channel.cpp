@@ -45,11 +45,11 @@ START_TEST(listener_round_trips)
 	ck_assert(!none);
 	ck_assert_msg(contains(none.error(), "closed the connection without a reply"), "%s",
 	              none.error().c_str());
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	ck_assert(!exchange("127.0.0.1", port, "throw", "", 3s));
 	ck_assert(!exchange("127.0.0.1", port, "huge", "", 3s));
-	const auto lines = take_log();
+	const auto lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 2);
 	ck_assert_str(lines[0], "reclaim listener: request from 127.0.0.1 not handled: handler exploded");
 	ck_assert_str(lines[1],
@@ -85,8 +85,8 @@ END_TEST
 
 START_TEST(listener_refuses_hostile_clients)
 {
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	handled = 0;
 	auto listener = start_echo();
 	const uint16_t port = listener->port();
@@ -134,7 +134,7 @@ START_TEST(listener_refuses_hostile_clients)
 	close(fd);
 	ck_assert_int_eq(handled.load(), 3);
 
-	const auto lines = take_log();
+	const auto lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 1); // the oversized frame; timeouts are verbose
 	ck_assert_str(lines[0],
 	              "reclaim listener: refused a frame of 65537 bytes from 127.0.0.1 (limit 65536)");
@@ -194,7 +194,7 @@ END_TEST
 // The pieces together as slurmctld uses them: a framed credential in, orders out.
 START_TEST(listener_feeds_the_intake)
 {
-	set_log_sink(record_log);
+	record_log();
 	FakeMunge munge;
 	IntakeRules r = rules();
 	r.node_matches_peer = [](const std::string &node, const std::string &peer) {
@@ -221,7 +221,7 @@ START_TEST(listener_feeds_the_intake)
 	ck_assert(!exchange("127.0.0.1", (*listener)->port(), munge.seal(report("n2", 1, 9, now)), "", 3s));
 	ck_assert_uint_eq(intake.dropped(DropReason::WrongAddress), 1);
 	ck_assert_uint_eq(intake.accepted(), 1);
-	take_log();
+	take_logged(LogLevel::Error);
 }
 END_TEST
 

@@ -53,8 +53,8 @@ END_TEST
 // report is taken and answered within the agents' own timeout.
 START_TEST(port_answers_a_thousand_agents_at_once)
 {
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	constexpr int agents = 1000;
 	FakeMunge munge;
 	IntakeRules r = rules();
@@ -128,7 +128,7 @@ START_TEST(port_answers_a_thousand_agents_at_once)
 	std::fflush(stdout);
 	ck_assert_int_eq(lost, 0);
 	ck_assert_uint_eq(intake.accepted(), agents);
-	for (const std::string &line : take_log()) // a limit closed a connection: say which
+	for (const std::string &line : take_logged(LogLevel::Error)) // a limit closed a connection: say which
 		std::printf("report: logged: %s\n", line.c_str());
 	close(idle1);
 	close(idle2);
@@ -163,8 +163,8 @@ END_TEST
 // address still gets through.
 START_TEST(port_limits_connections_per_address)
 {
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	handled = 0;
 	auto listener = start_echo();
 	const uint16_t port = listener->port();
@@ -185,7 +185,7 @@ START_TEST(port_limits_connections_per_address)
 	ck_assert_msg(reply, "%s", reply.error().c_str());
 	ck_assert_str(*reply, "re:busy address from 127.0.0.7");
 	ck_assert(still_open(other));
-	const auto lines = take_log();
+	const auto lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 2); // the 9th idle connection, the real client
 	const std::string per_address =
 	        "reclaim listener: 8 connections open from 127.0.0.7 (the limit per address): closed its one idle longest";
@@ -201,8 +201,8 @@ END_TEST
 // for it: a burst of real clients is never cut off, idle ones are.
 START_TEST(port_limits_connections_in_total)
 {
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	ListenerLimits limits;
 	limits.max_connections = 4;
 	limits.max_per_address = 2;
@@ -232,7 +232,7 @@ START_TEST(port_limits_connections_in_total)
 	ck_assert_msg(seconds_since(quick) < 0.5, "%.2f s", seconds_since(quick));
 	for (size_t i = 1; i < idle.size(); ++i)
 		ck_assert_msg(still_open(idle[i]), "connection %zu closed", i);
-	const auto lines = take_log();
+	const auto lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 1);
 	const std::string in_total =
 	        "reclaim listener: 4 connections open (the limit): closed the one idle longest, from 127.0.2.1";
@@ -246,7 +246,7 @@ START_TEST(port_limits_connections_in_total)
 	ck_assert_msg(reply, "%s", reply.error().c_str());
 	ck_assert_msg(seconds_until_closed(idle[3], 0.1) >= 0, "127.0.2.4's older one is still open");
 	ck_assert(still_open(idle[1]) && still_open(idle[2]) && still_open(idle[4]));
-	ck_assert_uint_eq(take_log().size(), 1);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 1);
 	for (int fd : idle)
 		close(fd);
 }

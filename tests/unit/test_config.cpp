@@ -20,10 +20,9 @@ START_TEST(missing_file_refused_only_by_a_configless_slurmd)
 	ck_assert(!refuse_missing_config("/etc/slurm/flexslurm.yaml", false));
 	auto line = refuse_missing_config("/var/spool/slurmd/conf-cache/flexslurm.yaml", true);
 	ck_assert(line.has_value());
-	ck_assert_str(*line,
-	              "configless slurmd: /var/spool/slurmd/conf-cache/flexslurm.yaml not found; slurmctld "
-	              "does not send flexslurm.yaml: install the controller's copy there on every node "
-	              "(Slurm leaves it in place; a file holding `version: 1` means the built-in defaults)");
+	ck_assert_str(
+	        *line,
+	        "configless slurmd: /var/spool/slurmd/conf-cache/flexslurm.yaml not found; slurmctld does not send flexslurm.yaml: install the controller's copy there on every node (Slurm leaves it in place; a file holding `version: 1` means the built-in defaults)");
 	ck_assert(line->find('\n') == std::string::npos);
 	// What the line promises: `version: 1` alone is the built-in defaults.
 	auto minimal = Config::from_string("version: 1\n", "minimal");
@@ -53,9 +52,7 @@ START_TEST(empty_file_refused_with_one_line)
 		ck_assert_msg(!empty, "accepted: \"%s\"", text);
 		ck_assert_str(
 		        empty.error(),
-		        "/etc/slurm/flexslurm.yaml:1: (top level): the file is empty (allowed: the keys "
-		        "version, inventory, slicing, placement, lending; `version: 1` alone means the "
-		        "built-in defaults)");
+		        "/etc/slurm/flexslurm.yaml:1: (top level): the file is empty (allowed: the keys version, inventory, slicing, placement, lending; `version: 1` alone means the built-in defaults)");
 	}
 }
 END_TEST
@@ -120,10 +117,10 @@ struct BadCase {
 
 // Each distinct way a config can be wrong, with the one line the admin gets.
 static const BadCase bad_cases[] = {
-        {"slicing:\n  default:\n    slices: [1\n", "bad.yaml:4: (YAML syntax): did not find expected ',' or "
-                                                   "']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
-        {"- a\n- b\n", "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, "
-                       "slicing, placement, lending)"},
+        {"slicing:\n  default:\n    slices: [1\n",
+         "bad.yaml:4: (YAML syntax): did not find expected ',' or ']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
+        {"- a\n- b\n",
+         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing, placement, lending)"},
         {"version: 1\nslices: 4\n",
          "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing, placement, lending)"},
         {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
@@ -134,15 +131,11 @@ static const BadCase bad_cases[] = {
         {"slicing:\n  default:\n    slices: 65\n",
          "bad.yaml:3: slicing.default.slices: 65 is out of range (allowed: an integer from 1 to 64)"},
         {"slicing:\n  default:\n    slices: 4\n    compute_percent: 101\n",
-         "bad.yaml:4: slicing.default.compute_percent: 101 is out of range (allowed: an integer from 1 to "
-         "100)"},
+         "bad.yaml:4: slicing.default.compute_percent: 101 is out of range (allowed: an integer from 1 to 100)"},
         {"slicing:\n  default:\n    slices: 4\n    compute_percent: 30\n",
-         "bad.yaml:4: slicing.default.compute_percent: 4 slices x 30% exceed the device (allowed: slices x "
-         "compute_percent <= 100)"},
+         "bad.yaml:4: slicing.default.compute_percent: 4 slices x 30% exceed the device (allowed: slices x compute_percent <= 100)"},
         {"slicing:\n  default:\n    slices: 2\n    memory_percent: 60\n",
-         "bad.yaml:4: slicing.default.memory_percent: 2 slices x 60% exceed the device memory (allowed: "
-         "slices x "
-         "memory_percent <= 100)"},
+         "bad.yaml:4: slicing.default.memory_percent: 2 slices x 60% exceed the device memory (allowed: slices x memory_percent <= 100)"},
         {"slicing:\n  classes:\n    - vendor: intel\n",
          "bad.yaml:3: slicing.classes[0].vendor: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)"},
         {"slicing:\n  classes:\n    - vendor: nvidia\n    - slices: 2\n",
@@ -150,35 +143,25 @@ static const BadCase bad_cases[] = {
         {"slicing:\n  classes:\n    vendor: nvidia\n",
          "bad.yaml:3: slicing.classes: must be a list (allowed: a list of mappings with a vendor key)"},
         {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: lots\n",
-         "bad.yaml:4: slicing.classes[0].device_memory: \"lots\" is not a size (allowed: a size such as "
-         "80GiB, 16384MiB "
-         "or a byte count, at most 1024TiB)"},
+         "bad.yaml:4: slicing.classes[0].device_memory: \"lots\" is not a size (allowed: a size such as 80GiB, 16384MiB or a byte count, at most 1024TiB)"},
         // Over 1 PiB: slices x slice memory would wrap in the job's limits.
         {"slicing:\n  classes:\n    - vendor: amd\n      device_memory: 1025TiB\n",
-         "bad.yaml:4: slicing.classes[0].device_memory: \"1025TiB\" is not a size (allowed: a size such as "
-         "80GiB, 16384MiB or a byte count, at most 1024TiB)"},
+         "bad.yaml:4: slicing.classes[0].device_memory: \"1025TiB\" is not a size (allowed: a size such as 80GiB, 16384MiB or a byte count, at most 1024TiB)"},
         // Found by tests/fuzz/fuzz_config: YAML scalars may hold newlines and
         // control characters; the message stays one line.
         {"version: 1\n\n  x\n", "bad.yaml:1: version: \"1\\nx\" is not an integer (allowed: 1)"},
         {"\"a\\nb\\e\": 1\n",
          "bad.yaml:1: a\\nb\\x1b: unknown key (allowed: version, inventory, slicing, placement, lending)"},
         {"slicing:\n  classes:\n    - vendor: amd\n      colour: red\n",
-         "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, "
-         "compute_percent, "
-         "memory_percent, device_memory)"},
+         "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, compute_percent, memory_percent, device_memory)"},
         {"slicing:\n  classes:\n    - vendor: nvidia\n      model: H100 SXM\n",
-         "bad.yaml:4: slicing.classes[0].model: \"H100 SXM\" is not a GRES type name (allowed: a GRES type: "
-         "lowercase "
-         "letters, digits, '-', '_', '.')"},
+         "bad.yaml:4: slicing.classes[0].model: \"H100 SXM\" is not a GRES type name (allowed: a GRES type: lowercase letters, digits, '-', '_', '.')"},
         {"slicing:\n  classes:\n    - {vendor: nvidia, model: h100}\n    - {vendor: nvidia, model: h100}\n",
-         "bad.yaml:4: slicing.classes[1]: a second rule for nvidia h100 (allowed: one rule per vendor and "
-         "model)"},
-        {"inventory:\n  device_dir: dev\n", "bad.yaml:2: inventory.device_dir: \"dev\" is not an absolute "
-                                            "path (allowed: an absolute path, %n stands for the "
-                                            "node name)"},
-        {"inventory:\n  topology_xml: [a, b]\n", "bad.yaml:2: inventory.topology_xml: must be a single value "
-                                                 "(allowed: an absolute path, %n stands for the node "
-                                                 "name)"},
+         "bad.yaml:4: slicing.classes[1]: a second rule for nvidia h100 (allowed: one rule per vendor and model)"},
+        {"inventory:\n  device_dir: dev\n",
+         "bad.yaml:2: inventory.device_dir: \"dev\" is not an absolute path (allowed: an absolute path, %n stands for the node name)"},
+        {"inventory:\n  topology_xml: [a, b]\n",
+         "bad.yaml:2: inventory.topology_xml: must be a single value (allowed: an absolute path, %n stands for the node name)"},
         {"version: 1\nversion: 1\n", "bad.yaml:2: version: given twice (allowed: each key once)"},
         {"placement:\n  default: first_fit\n",
          "bad.yaml:2: placement.default: unknown placement \"first_fit\" (allowed: best_fit, spread)"},
@@ -190,8 +173,8 @@ static const BadCase bad_cases[] = {
          "bad.yaml:4: placement.partitions.gpu: given twice (allowed: each partition once)"},
         {"placement: spread\n",
          "bad.yaml:1: placement: must be a mapping (allowed: keys default, partitions)"},
-        {"slicing:\n  default:\n    vendor: nvidia\n", "bad.yaml:3: slicing.default.vendor: unknown key "
-                                                       "(allowed: slices, compute_percent, memory_percent)"},
+        {"slicing:\n  default:\n    vendor: nvidia\n",
+         "bad.yaml:3: slicing.default.vendor: unknown key (allowed: slices, compute_percent, memory_percent)"},
 };
 
 START_TEST(bad_input_messages)

@@ -7,6 +7,7 @@
 #include "core/io/isolation.hpp"
 #include "core/model/job_env.hpp"
 #include "core/model/slice_layout.hpp"
+#include "slice_env_fixture.hpp"
 
 #include <map>
 #include <string>
@@ -199,12 +200,12 @@ START_TEST(minor_numbers_against_pci_order_keep_each_file_with_its_gpu)
 	ck_assert_str(env_value(env, "CUDA_VISIBLE_DEVICES"), "0,7");
 	ck_assert_str(env_value(env, "SLURM_VSLICE_DEVICES"), "0,7");
 	// ... and the SPANK plugin maps those back to the right files.
-	auto held = held_devices(l, "0,7", "");
+	auto held = devices_of(l, "0,7");
 	ck_assert_uint_eq(held.size(), 2);
 	ck_assert_str(held[0]->device_path, "/dev/nvidia7");
 	ck_assert_str(held[1]->device_path, "/dev/nvidia0");
 	// SLURM_JOB_GPUS=2 is gpu unit 2, /dev/nvidia2, whatever its PCI place.
-	ck_assert_str(join(held_device_paths(l, "", "2")), "/dev/nvidia2");
+	ck_assert_str(join(held_device_paths(l, {}, "2")), "/dev/nvidia2");
 }
 END_TEST
 
@@ -249,11 +250,11 @@ START_TEST(mig_and_excluded_devices_are_never_sliced_but_stay_accelerators)
 	ck_assert_int_eq(l.total_slices(), 20);
 	// A job holding MIG instance 1 (SLURM_JOB_GPUS=1) keeps /dev/nvidia0
 	// and nothing else; a slice job does not see /dev/nvidia0.
-	IsolationPlan mig = plan_isolation(l, held_device_paths(l, "", "1"));
+	IsolationPlan mig = plan_isolation(l, held_device_paths(l, {}, "1"));
 	ck_assert_str(join(mig.visible), "/dev/nvidia0");
 	ck_assert_uint_eq(mig.hidden.size(), 7);
-	IsolationPlan slice =
-	        plan_isolation(l, held_device_paths(l, std::to_string(l.devices()[0].vendor_index), ""));
+	IsolationPlan slice = plan_isolation(
+	        l, held_device_paths(l, devices_of(l, std::to_string(l.devices()[0].vendor_index)), ""));
 	ck_assert_str(join(slice.visible), l.devices()[0].device_path);
 	ck_assert(join(slice.hidden).find("/dev/nvidia0") != std::string::npos);
 

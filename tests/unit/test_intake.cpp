@@ -34,8 +34,8 @@ END_TEST
 
 START_TEST(intake_checks_in_order)
 {
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	FakeMunge munge;
 	ReportIntake intake(rules(), munge.opener());
 	const std::string p1 = "10.0.0.1";
@@ -45,7 +45,7 @@ START_TEST(intake_checks_in_order)
 	auto ok = intake.take(munge.seal(report("n1", 1, 1, t)), p1, at(t));
 	ck_assert(ok && ok->node == "n1" && ok->seq == 1 && ok->devices.size() == 1);
 	ck_assert_uint_eq(intake.accepted(), 1);
-	ck_assert_uint_eq(take_log().size(), 0);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 0);
 
 	struct Case {
 		std::string frame, peer;
@@ -54,47 +54,32 @@ START_TEST(intake_checks_in_order)
 	};
 	const std::vector<Case> cases = {
 	        {std::string(max_message_bytes + 1, 'c'), p9, DropReason::Oversized,
-	         "reclaim: dropped report from 10.0.0.9 (?): oversized: frame of 65537 bytes is over the "
-	         "65536-byte limit"},
+	         "reclaim: dropped report from 10.0.0.9 (?): oversized: frame of 65537 bytes is over the 65536-byte limit"},
 	        {"garbage", p9, DropReason::BadCredential,
 	         "reclaim: dropped report from 10.0.0.9 (?): bad-credential: Invalid credential format"},
 	        // A wrong uid is refused before its payload is even parsed.
 	        {munge.seal("hello", 1000), p9, DropReason::WrongUid,
-	         "reclaim: dropped report from 10.0.0.9 (?): wrong-uid: credential of uid 1000, which may "
-	         "not "
-	         "report"},
+	         "reclaim: dropped report from 10.0.0.9 (?): wrong-uid: credential of uid 1000, which may not report"},
 	        {munge.seal("hello\n", 64030), p9, DropReason::Malformed,
-	         "reclaim: dropped report from 10.0.0.9 (?): malformed: line 1: not a flexslurm-report "
-	         "message "
-	         "(expected \"flexslurm-report 1\")"},
+	         "reclaim: dropped report from 10.0.0.9 (?): malformed: line 1: not a flexslurm-report message (expected \"flexslurm-report 1\")"},
 	        // Unknown beats a wrong address and staleness.
 	        {munge.seal(report("n9", 1, 9, 0)), p9, DropReason::UnknownNode,
 	         "reclaim: dropped report from 10.0.0.9 (n9): unknown-node: not a node of this cluster"},
 	        {munge.seal(report("n2", 1, 9, 0)), p1, DropReason::WrongAddress,
-	         "reclaim: dropped report from 10.0.0.1 (n2): wrong-address: the node does not have address "
-	         "10.0.0.1"},
+	         "reclaim: dropped report from 10.0.0.1 (n2): wrong-address: the node does not have address 10.0.0.1"},
 	        {munge.seal(report("n1", 1, 9, t - 61)), p1, DropReason::Stale,
-	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 939, now is 1000 (max_age 60 "
-	         "s)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 939, now is 1000 (max_age 60 s)"},
 	        {munge.seal(report("n1", 1, 9, t + 61)), p1, DropReason::Stale,
-	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 1061, now is 1000 (max_age 60 "
-	         "s)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at 1061, now is 1000 (max_age 60 s)"},
 	        {munge.seal(report("n1", 1, 9, INT64_MIN)), p1, DropReason::Stale,
-	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at -9223372036854775808, now is "
-	         "1000 "
-	         "(max_age 60 s)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): stale: sent at -9223372036854775808, now is 1000 (max_age 60 s)"},
 	        // Munge's replay cache, even for a newer seq; then (epoch, seq) not newer.
 	        {munge.seal(report("n1", 1, 9, t), 0, true), p1, DropReason::Replayed,
-	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: munge says the credential was "
-	         "replayed"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: munge says the credential was replayed"},
 	        {munge.seal(report("n1", 1, 1, t)), p1, DropReason::Replayed,
-	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 1 seq 1 is not newer than the "
-	         "last "
-	         "accepted (epoch 1 seq 1)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 1 seq 1 is not newer than the last accepted (epoch 1 seq 1)"},
 	        {munge.seal(report("n1", 0, 99, t)), p1, DropReason::Replayed,
-	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 0 seq 99 is not newer than the "
-	         "last "
-	         "accepted (epoch 1 seq 1)"},
+	         "reclaim: dropped report from 10.0.0.1 (n1): replayed: epoch 0 seq 99 is not newer than the last accepted (epoch 1 seq 1)"},
 	        {munge.seal(report("n1", 1, 4, t + 4)), p1, DropReason::Flood,
 	         "reclaim: dropped report from 10.0.0.1 (n1): flood: 4 reports within 5 s (at most 3)"},
 	};
@@ -107,7 +92,7 @@ START_TEST(intake_checks_in_order)
 		const auto got = intake.take(c.frame, c.peer, at(c.reason == DropReason::Flood ? t + 4 : t));
 		ck_assert_msg(!got, "accepted: %s", c.line.c_str());
 		++expected[static_cast<size_t>(c.reason)];
-		const auto lines = take_log();
+		const auto lines = take_logged(LogLevel::Error);
 		ck_assert_uint_eq(lines.size(), 1);
 		ck_assert_str(lines[0], c.line);
 	}
@@ -124,7 +109,7 @@ START_TEST(intake_checks_in_order)
 	// Other nodes have their own sequence and clock.
 	ck_assert(intake.take(munge.seal(report("n2", 7, 1, t + 20)), "10.0.0.2", at(t + 20)));
 	ck_assert(!intake.take("throw", p1, at(t + 30))); // the opener's exception stays inside
-	ck_assert(contains(take_log().back(), "opener exploded"));
+	ck_assert(contains(take_logged(LogLevel::Error).back(), "opener exploded"));
 	ck_assert_uint_eq(intake.accepted(), 6);
 
 	// Without callbacks nobody is known; without uids nobody may report.
@@ -136,13 +121,13 @@ START_TEST(intake_checks_in_order)
 	ReportIntake no_nodes(uids_only, munge.opener());
 	ck_assert(!no_nodes.take(munge.seal(report("n1", 1, 1, t)), p1, at(t)));
 	ck_assert_uint_eq(no_nodes.dropped(DropReason::UnknownNode), 1);
-	take_log();
+	take_logged(LogLevel::Error);
 }
 END_TEST
 
 START_TEST(intake_replay_and_restart)
 {
-	set_log_sink(record_log);
+	record_log();
 	FakeMunge munge;
 	ReportIntake intake(rules(), munge.opener());
 	const std::string p1 = "10.0.0.1";
@@ -185,49 +170,49 @@ START_TEST(intake_replay_and_restart)
 	ck_assert(bounded.take(munge.seal(report("n3", 1, 1, t)), "10.0.0.3", at(t + 2)));
 	ck_assert(bounded.take(n1_first, p1, at(t + 3))); // n1 forgotten: only munge's cache would catch it
 	ck_assert(!bounded.take(munge.seal(report("n3", 1, 1, t)), "10.0.0.3", at(t + 10)));
-	take_log();
+	take_logged(LogLevel::Error);
 }
 END_TEST
 
 START_TEST(intake_log_is_throttled_per_peer)
 {
-	set_log_sink(record_log);
-	take_log();
+	record_log();
+	take_logged(LogLevel::Error);
 	FakeMunge munge;
 	ReportIntake intake(rules(), munge.opener());
 	for (long s = 0; s < 10; ++s)
 		intake.take("bad", "10.9.9.9", at(s));
-	ck_assert_uint_eq(take_log().size(), 10);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 10);
 	for (long s = 10; s < 30; ++s)
 		intake.take("bad", "10.9.9.9", at(s));
-	ck_assert_uint_eq(take_log().size(), 0); // the 11th and later in that minute
-	intake.take("bad", "10.8.8.8", at(30));  // another peer has its own budget
-	ck_assert_uint_eq(take_log().size(), 1);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 0); // the 11th and later in that minute
+	intake.take("bad", "10.8.8.8", at(30));                    // another peer has its own budget
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 1);
 	intake.take("bad", "10.9.9.9", at(68)); // a minute has not passed since the last line (9)
-	ck_assert_uint_eq(take_log().size(), 0);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 0);
 	intake.take("bad", "10.9.9.9", at(69));
-	auto lines = take_log();
+	auto lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 1);
-	ck_assert_str(lines[0],
-	              "reclaim: dropped report from 10.9.9.9 (?): bad-credential: Invalid credential "
-	              "format (21 more drops from this peer not logged since 60 s)");
+	ck_assert_str(
+	        lines[0],
+	        "reclaim: dropped report from 10.9.9.9 (?): bad-credential: Invalid credential format (21 more drops from this peer not logged since 60 s)");
 	// Still as busy: one line a minute.
 	for (long s = 70; s < 129; ++s)
 		intake.take("bad", "10.9.9.9", at(s));
-	ck_assert_uint_eq(take_log().size(), 0);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 0);
 	for (long s = 129; s < 129 + 5; ++s)
 		intake.take("bad", "10.9.9.9", at(s));
-	lines = take_log();
+	lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 1);
 	ck_assert(contains(lines[0], "(59 more drops from this peer not logged since 60 s)"));
 	// Calmer (fewer than 10 since that line): a line each again.
 	intake.take("bad", "10.9.9.9", at(200));
-	lines = take_log();
+	lines = take_logged(LogLevel::Error);
 	ck_assert_uint_eq(lines.size(), 1);
 	ck_assert(contains(lines[0], "(4 more drops"));
 	intake.take("bad", "10.9.9.9", at(201));
 	intake.take("bad", "10.9.9.9", at(202));
-	ck_assert_uint_eq(take_log().size(), 2);
+	ck_assert_uint_eq(take_logged(LogLevel::Error).size(), 2);
 	ck_assert_uint_eq(intake.dropped(DropReason::BadCredential), 10 + 20 + 1 + 2 + 59 + 5 + 3);
 }
 END_TEST

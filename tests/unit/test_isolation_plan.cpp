@@ -3,6 +3,7 @@
 #include "suites.hpp"
 
 #include "core/model/isolation_plan.hpp"
+#include "slice_env_fixture.hpp"
 
 #include <string>
 
@@ -35,15 +36,16 @@ std::string paths(const std::vector<std::string> &v)
 START_TEST(held_devices_resolve_vendor_indices_in_layout_order)
 {
 	SliceLayout l = mixed_layout();
-	auto held = held_devices(l, "1,0", ""); // nvidia1, then amd0 (not nvidia0)
+	auto held = devices_of(l, "1,0"); // nvidia1, then amd0 (not nvidia0)
 	ck_assert_uint_eq(held.size(), 2);
 	ck_assert_str(held[0]->device_path, "/d/nvidia1");
 	ck_assert_str(held[1]->device_path, "/d/dri/renderD128");
 	// A version 1 layout has no gpu units: gres/gpu unit 3 is the fourth device.
-	held = held_devices(l, "", "3");
-	ck_assert_str(held.at(0)->device_path, "/d/dri/renderD129");
-	ck_assert(held_devices(l, "x,,9", "17").empty());
-	IsolationPlan plan = plan_isolation(l, held_device_paths(l, "0", "1"));
+	ck_assert_str(paths(gpu_unit_paths(l, "3")), "/d/dri/renderD129");
+	ck_assert(!slice_env_of("x,,9"));
+	ck_assert(devices_of(l, "9").empty());
+	ck_assert(gpu_unit_paths(l, "17").empty());
+	IsolationPlan plan = plan_isolation(l, held_device_paths(l, devices_of(l, "0"), "1"));
 	ck_assert_str(paths(plan.visible), "/d/nvidia0 /d/nvidia1");
 	ck_assert_str(paths(plan.hidden), "/d/dri/renderD128 /d/dri/renderD129");
 	plan = plan_isolation(l, {});
@@ -78,9 +80,10 @@ END_TEST
 START_TEST(private_view_covers_the_common_parent)
 {
 	SliceLayout l = mixed_layout();
-	ck_assert_str(plan_isolation(l, held_device_paths(l, "0", "")).device_dir(), "/d");
-	ck_assert_str(plan_isolation(l, held_device_paths(l, "1,0,1", "")).device_dir(), "/d");
-	ck_assert_str(plan_isolation(l, held_device_paths(l, "0,1", "")).device_dir(), "/d/dri");
+	ck_assert_str(plan_isolation(l, held_device_paths(l, devices_of(l, "0"), "")).device_dir(), "/d");
+	ck_assert_str(plan_isolation(l, held_device_paths(l, devices_of(l, "1,0,1"), "")).device_dir(), "/d");
+	ck_assert_str(plan_isolation(l, held_device_paths(l, devices_of(l, "0,1"), "")).device_dir(),
+	              "/d/dri");
 	IsolationPlan none;
 	ck_assert_str(none.device_dir(), "");
 	// the slices' devices and the gpu units', each once

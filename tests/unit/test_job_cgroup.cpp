@@ -52,9 +52,7 @@ START_TEST(slurmd_cgroup_teaches_the_v2_scope)
 	        4);
 	// a user's scope under the learned one's name elsewhere: still not Slurm's
 	ck_assert(!job_of_cgroup_text(
-	        "0::/user.slice/docker.slice/docker-1f.scope/system.slice/slurmstepd.scope/"
-	        "job_3\n",
-	        m));
+	        "0::/user.slice/docker.slice/docker-1f.scope/system.slice/slurmstepd.scope/job_3\n", m));
 	// nothing to learn: slurmd not in a slurmstepd scope, v1, or a pattern
 	const size_t known = m.v2_scopes.size();
 	m.learn_from_slurmd_cgroup("0::/system.slice/slurmd.service\n");

@@ -204,8 +204,7 @@ START_TEST(slice_env_refuses_malformed_variables)
 	              "SLURM_VSLICE_MEMORY_LIMIT_MIB: 2 entries for the 1 devices of SLURM_VSLICE_DEVICES");
 	ck_assert_str(
 	        err({{"SLURM_VSLICE_DEVICES", "0"}, {"SLURM_VSLICE_MEMORY_LIMIT_MIB", "1099511627777"}}),
-	        "SLURM_VSLICE_MEMORY_LIMIT_MIB: entry 1 \"1099511627777\" is not a number from 0 to "
-	        "1099511627776");
+	        "SLURM_VSLICE_MEMORY_LIMIT_MIB: entry 1 \"1099511627777\" is not a number from 0 to 1099511627776");
 	ck_assert_str(err({{"SLURM_VSLICE_DEVICES", "0"},
 	                   {"SLURM_VSLICE_COUNTS", "2"},
 	                   {"SLURM_VSLICES_ON_NODE", "3"}}),

@@ -247,38 +247,28 @@ START_TEST(lending_yaml)
 	ck_assert(ch->channel.telemetry_timeout == 10s && ch->channel.hard_stop_after == 3s);
 	ck_assert(ch->channel.telemetry == TelemetrySource::File && ch->channel.telemetry_dir == "/run/t/%n");
 	const char *bad[][2] = {
-	        {"lending:\n  grace: soon\n", "bad.yaml:2: lending.grace: \"soon\" is not a duration "
-	                                      "(allowed: a duration such as 90s, 10m, 1h or a "
-	                                      "number of seconds, at most 2147483647 s)"},
+	        {"lending:\n  grace: soon\n",
+	         "bad.yaml:2: lending.grace: \"soon\" is not a duration (allowed: a duration such as 90s, 10m, 1h or a number of seconds, at most 2147483647 s)"},
 	        {"lending:\n  idle_below_percent: 120\n",
-	         "bad.yaml:2: lending.idle_below_percent: \"120\" is not a percentage (allowed: a number "
-	         "from 0 to 100)"},
+	         "bad.yaml:2: lending.idle_below_percent: \"120\" is not a percentage (allowed: a number from 0 to 100)"},
 	        {"lending:\n  idle_below_percent: 10\n  busy_above_percent: 5\n",
-	         "bad.yaml:3: lending.busy_above_percent: must be above idle_below_percent (allowed: "
-	         "busy_above_percent > idle_below_percent)"},
+	         "bad.yaml:3: lending.busy_above_percent: must be above idle_below_percent (allowed: busy_above_percent > idle_below_percent)"},
 	        {"lending:\n  min_loan: 1h\n  max_loan: 10m\n",
 	         "bad.yaml:3: lending.max_loan: shorter than min_loan (allowed: max_loan >= min_loan)"},
 	        {"lending:\n  never_lend_partitions: debug\n",
-	         "bad.yaml:2: lending.never_lend_partitions: must be a list (allowed: a list of partition "
-	         "names)"},
+	         "bad.yaml:2: lending.never_lend_partitions: must be a list (allowed: a list of partition names)"},
 	        {"lending:\n  reclaim: now\n",
-	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, "
-	         "idle_window, "
-	         "busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, "
-	         "never_lend_partitions, "
-	         "port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
+	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
 	        {"lending:\n  enabled: yes\n",
 	         "bad.yaml:2: lending.enabled: \"yes\" is not a boolean (allowed: true or false)"},
-	        {"lending:\n  telemetry: dcgm\n", "bad.yaml:2: lending.telemetry: unknown source \"dcgm\" "
-	                                          "(allowed: auto, nvml, file or none)"},
-	        {"lending:\n  telemetry_dir: run/t\n", "bad.yaml:2: lending.telemetry_dir: must be an "
-	                                               "absolute path (allowed: an absolute directory "
-	                                               "(may hold %n))"},
+	        {"lending:\n  telemetry: dcgm\n",
+	         "bad.yaml:2: lending.telemetry: unknown source \"dcgm\" (allowed: auto, nvml, file or none)"},
+	        {"lending:\n  telemetry_dir: run/t\n",
+	         "bad.yaml:2: lending.telemetry_dir: must be an absolute path (allowed: an absolute directory (may hold %n))"},
 	        {"lending:\n  port: 70000\n",
 	         "bad.yaml:2: lending.port: 70000 is out of range (allowed: a TCP port from 1 to 65535)"},
 	        {"lending:\n  report_interval: 20s\n",
-	         "bad.yaml:2: lending.telemetry_timeout: shorter than two report intervals (allowed: "
-	         "telemetry_timeout >= 2 x report_interval)"},
+	         "bad.yaml:2: lending.telemetry_timeout: shorter than two report intervals (allowed: telemetry_timeout >= 2 x report_interval)"},
 	};
 	for (const auto &b : bad) {
 		auto r = Config::from_string(b[0], "bad.yaml");

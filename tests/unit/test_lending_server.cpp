@@ -3,6 +3,7 @@
 // fake clock (steady and wall apart) and fake Munge: reports become loans,
 // loans are reclaimed with a grace and a hard stop, the admin asks for the
 // status and takes loans back, a restart restores what was in flight.
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/io/file_io.hpp"
@@ -30,16 +31,13 @@ using namespace std::chrono_literals;
 namespace
 {
 
-std::vector<std::string> logged;
-void record_log(LogLevel level, const char *message)
-{
-	logged.emplace_back(std::string(level == LogLevel::Error ? "error: " : "info: ") + message);
-}
-
+// Lines logged that hold `text`, each read as "error: " or "info: " and its message.
 size_t count_logged(const std::string &text)
 {
-	return static_cast<size_t>(std::count_if(logged.begin(), logged.end(), [&](const std::string &l) {
-		return l.find(text) != std::string::npos;
+	const auto lines = logged_lines();
+	return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const LoggedLine &l) {
+		return (std::string(l.level == LogLevel::Error ? "error: " : "info: ") + l.message)
+		               .find(text) != std::string::npos;
 	}));
 }
 
@@ -266,8 +264,7 @@ struct Rig {
 
 	explicit Rig(std::string state_dir = "") : dir(state_dir.empty() ? make_temp_dir() : state_dir)
 	{
-		set_log_sink(record_log);
-		logged.clear();
+		record_log();
 		ctl.add_node("n1", {0, 0, 1, 1});
 		ctl.own("n1", 0, lender);
 		make();
@@ -650,8 +647,7 @@ START_TEST(a_state_larger_than_16_mib_restores)
 			for (int u = 0; u < 64; ++u)
 				text += "slice node-with-a-long-name-" + std::to_string(n) + " " +
 				        std::to_string(u) + " " + std::to_string(u / 8) +
-				        " state=owned-busy owner=123456 borrower=0 lends=1 gone=0 overdue=0 streak=0 "
-				        "end=1700003600 idle=- lent=0 cool=- reason=- deadline=-\n";
+				        " state=owned-busy owner=123456 borrower=0 lends=1 gone=0 overdue=0 streak=0 end=1700003600 idle=- lent=0 cool=- reason=- deadline=-\n";
 		text += "reclaim 200 reason=admin t0=1699999990 deadline=1700000010 signalled=1 requeued=- nodes=n1\n";
 		text += "end\n";
 		ck_assert_uint_gt(text.size(), 16u << 20);
@@ -893,7 +889,7 @@ START_TEST(a_requeue_lost_with_a_restart_is_made_again)
 		ck_assert_uint_eq(rig.server->active_reclaims(), 0);
 		ck_assert_uint_eq(count_logged("reclaim JobId=200 done (lender-busy)"), 1);
 	}
-	logged.clear();
+	clear_log();
 	std::string again_dir;
 	{
 		Rig rig;

@@ -3,6 +3,7 @@
 #include "suites.hpp"
 
 #include "core/model/limits.hpp"
+#include "slice_env_fixture.hpp"
 
 #include <string>
 
@@ -41,8 +42,7 @@ START_TEST(limits_from_slices)
 	                                  "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t4026531840\t\n"
 	                                  "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t4026531840\t\n");
 	ck_assert(static_cast<bool>(l));
-	auto held = l->devices_named({0, 1});
-	auto limits = device_limits(held, "1,3");
+	auto limits = device_limits(*l, *slice_env_of("0,1", "1,3"));
 	ck_assert_uint_eq(limits.size(), 2);
 	ck_assert_int_eq(limits[1].ordinal, 1);
 	ck_assert_int_eq(limits[1].compute_percent, 75);
@@ -69,7 +69,8 @@ START_TEST(limits_from_slices)
 	              "CUDA_DEVICE_MEMORY_LIMIT_1=11520m\n"
 	              "CUDA_DEVICE_SM_LIMIT=25\nCUDA_DEVICE_MEMORY_SHARED_CACHE=/c\n");
 	// counts that gres/vslice could not have written give no limit
-	ck_assert(device_limits(held, "9,x").empty());
+	ck_assert(device_limits(*l, *slice_env_of("0,1", "9,9")).empty());
+	ck_assert(!slice_env_of("0,1", "9,x"));
 	ck_assert(preload_environment({}, "/opt/libvgpu.so", "", "/c").empty());
 }
 END_TEST

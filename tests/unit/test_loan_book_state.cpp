@@ -113,8 +113,7 @@ START_TEST(state_fields_are_read_in_their_order)
 {
 	const std::string head = "flexslurm-lending 1\nsaved 100\n";
 	const std::string slice =
-	        "slice n1 0 0 state=lent owner=7 borrower=9 lends=1 gone=0 overdue=0 streak=1 "
-	        "end=900 idle=50 lent=60 cool=- reason=- deadline=-\n";
+	        "slice n1 0 0 state=lent owner=7 borrower=9 lends=1 gone=0 overdue=0 streak=1 end=900 idle=50 lent=60 cool=- reason=- deadline=-\n";
 	const std::string reclaim =
 	        "reclaim 9 reason=admin t0=90 deadline=110 signalled=1 requeued=- nodes=n1,n2 run=2 again=1\n";
 	LoanBook book(quick_policy(), Seconds(30), Seconds(5));

@@ -105,9 +105,9 @@ START_TEST(nvml_device_beyond_nvmls_count_is_absent)
 	ck_assert(samples[0].busy_percent == 10.0);
 	auto errors = logged(LogLevel::Error);
 	ck_assert_uint_eq(errors.size(), 1);
-	ck_assert_str(errors[0],
-	              "telemetry: NVML sees 2 NVIDIA devices, none for /d/nvidia2 (vendor index 2); it "
-	              "counts as busy");
+	ck_assert_str(
+	        errors[0],
+	        "telemetry: NVML sees 2 NVIDIA devices, none for /d/nvidia2 (vendor index 2); it counts as busy");
 }
 END_TEST
 
@@ -206,9 +206,9 @@ START_TEST(nvml_unreadable_device_is_absent)
 	samples = sample_ok(*backend);
 	auto errors = logged(LogLevel::Error);
 	ck_assert_uint_eq(errors.size(), 1); // not again on the second sample
-	ck_assert_str(errors[0],
-	              "telemetry: NVIDIA device 0000:af:00.0: nvmlDeviceGetUtilizationRates failed: GPU "
-	              "is lost (NVML error 15); it counts as busy");
+	ck_assert_str(
+	        errors[0],
+	        "telemetry: NVIDIA device 0000:af:00.0: nvmlDeviceGetUtilizationRates failed: GPU is lost (NVML error 15); it counts as busy");
 }
 END_TEST
 

@@ -147,8 +147,7 @@ START_TEST(malformed_reports_are_refused)
 	        {replaced(good, "gpu-node_01.a", "gpu/node"),
 	         "line 2: node name \"gpu/node\" is not 1..64 characters of [A-Za-z0-9._-]"},
 	        {replaced(good, "gpu-node_01.a", std::string(65, 'a')),
-	         "line 2: node name \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" is not 1..64 characters of "
-	         "[A-Za-z0-9._-]"},
+	         "line 2: node name \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" is not 1..64 characters of [A-Za-z0-9._-]"},
 	        {replaced(good, "gpu-node_01.a", "g\xc3\xa9"), "line 2: character \"\\xc3\" is not allowed"},
 	        {replaced(good, "epoch 1700000000", "epoch -1"),
 	         "line 3: epoch \"-1\" is not a number (0..18446744073709551615)"},
@@ -181,9 +180,7 @@ START_TEST(malformed_reports_are_refused)
 	        {replaced(good, "job 101", "job 4294967296"),
 	         "line 7: job id \"4294967296\" is not a Slurm job id (1..4294967295)"},
 	        {replaced(good, "lendable 20480 ", "lendable 20480 extra 1 "),
-	         "line 6: expected \"device <index> busy <percent> used <MiB> lendable <MiB> per_job "
-	         "<0|1>\", got "
-	         "a line starting with \"device\""},
+	         "line 6: expected \"device <index> busy <percent> used <MiB> lendable <MiB> per_job <0|1>\", got a line starting with \"device\""},
 	        {replaced(good, "busy 12.5", "busy  12.5"),
 	         "line 6: empty field (a space at the start or end, or two in a row)"},
 	        {replaced(good, "busy 12.5", "busy\t12.5"), "line 6: character \"\\x09\" is not allowed"},
@@ -258,8 +255,7 @@ START_TEST(orders_round_trip_and_refusals)
 	         "line 4: job id \"0\" is not a Slurm job id (1..4294967295)"},
 	        {replaced(text, "stop 7", "stop 101"), "line 5: job 101 has two stop orders"},
 	        {replaced(text, "stop 101 in 0", "kill 101 in 0"),
-	         "line 4: expected \"stop <job> in <seconds>\" or \"end\", got a line starting with "
-	         "\"kill\""},
+	         "line 4: expected \"stop <job> in <seconds>\" or \"end\", got a line starting with \"kill\""},
 	        {text + "stop 1 in 1\n", "line 7: text after \"end\""},
 	        {text.substr(0, text.size() - 4), "line 6: missing \"end\" (truncated?)"},
 	        {too_many, "line 4100: more than 4096 stop orders"},

@@ -1,5 +1,6 @@
 // The slice model over real topologies, and the layout's wire form that
 // slurmd hands to slurmstepd (validated like any input from outside).
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/util/log.hpp"
@@ -7,6 +8,7 @@
 #include "core/io/isolation.hpp"
 #include "core/model/limits.hpp"
 #include "core/model/slice_layout.hpp"
+#include "slice_env_fixture.hpp"
 
 #include <string>
 #include <vector>
@@ -31,13 +33,6 @@ std::optional<DeviceId> fake_probe(const std::string &path, std::string &why)
 		return std::nullopt;
 	}
 	return DeviceId{195, static_cast<uint32_t>(path.back() - '0')};
-}
-
-std::vector<std::string> logged;
-
-void record_log(LogLevel level, const char *message)
-{
-	logged.push_back(std::string(level == LogLevel::Error ? "error: " : "other: ") + message);
 }
 
 Config config(const char *yaml)
@@ -98,21 +93,20 @@ END_TEST
 // per device, naming it and the key that fixes it.
 START_TEST(unknown_device_memory_is_logged_loudly)
 {
-	set_log_sink(record_log);
 	const Inventory ascend = load("ascend-8npu.xml"), nvidia = load("nvidia-8gpu-2numa.xml");
-	logged.clear();
+	record_log();
 	SliceLayout npu = SliceLayout::build(ascend, Config::defaults(), "/dev", fake_probe);
 	ck_assert_uint_eq(npu.devices().size(), 8);
-	ck_assert_uint_eq(logged.size(), 8);
-	ck_assert_str(logged[0].c_str(),
-	              "error: device 0000:01:00.0 (ascend ascend910b): memory size unknown (hwloc reports "
-	              "none): its slices get no memory share and no memory limit; set "
-	              "slicing.classes[].device_memory for this model in flexslurm.yaml");
-	logged.clear();
+	ck_assert_uint_eq(logged_lines().size(), 8);
+	ck_assert_uint_eq(logged(LogLevel::Error).size(), 8);
+	ck_assert_str(
+	        logged(LogLevel::Error)[0].c_str(),
+	        "device 0000:01:00.0 (ascend ascend910b): memory size unknown (hwloc reports none): its slices get no memory share and no memory limit; set slicing.classes[].device_memory for this model in flexslurm.yaml");
+	clear_log();
 	SliceLayout::build(ascend, config("slicing: {classes: [{vendor: ascend, device_memory: 64GiB}]}"),
 	                   "/dev", fake_probe);
 	SliceLayout::build(nvidia, Config::defaults(), "/dev", fake_probe);
-	ck_assert_uint_eq(logged.size(), 0);
+	ck_assert_uint_eq(logged_lines().size(), 0);
 }
 END_TEST
 
@@ -188,9 +182,8 @@ START_TEST(deserialize_bounds_memory_and_index)
 	ck_assert(!layout("0", "0", "1125899906842625"));
 
 	auto big = layout("65535", "1125899906842624", "0");
-	const auto held = held_devices(*big, "65535", "");
-	ck_assert_uint_eq(held.size(), 1);
-	const auto limits = device_limits(held, "4");
+	ck_assert_uint_eq(devices_of(*big, "65535").size(), 1);
+	const auto limits = device_limits(*big, *slice_env_of("65535", "4"));
 	ck_assert_uint_eq(limits.size(), 1);
 	ck_assert_uint_eq(limits[0].memory_mib, uint64_t{4} << 30); // 4 x 1 PiB, in MiB
 	JobLimits job;

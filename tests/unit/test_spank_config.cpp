@@ -24,28 +24,26 @@ START_TEST(plugstack_arguments)
 	ck_assert(parse_plugstack_args({})->isolation == FailurePolicy::Required);
 	ck_assert_str(parse_plugstack_args({"isolation=maybe"}).error(),
 	              "isolation: \"maybe\" is not allowed (allowed: required, optional)");
-	ck_assert_str(parse_plugstack_args({"layout=run"}).error(),
-	              "layout: \"run\" is not an absolute path (allowed: an absolute path, %n stands for the "
-	              "node name)");
+	ck_assert_str(
+	        parse_plugstack_args({"layout=run"}).error(),
+	        "layout: \"run\" is not an absolute path (allowed: an absolute path, %n stands for the node name)");
 	ck_assert_str(parse_plugstack_args({"limits=fast"}).error(),
 	              "limits: \"fast\" is not allowed (allowed: none, preload, mps)");
 	ck_assert_str(parse_plugstack_args({"limits.amd=mps"}).error(),
 	              "limits.amd: mps is NVIDIA's (allowed: none, preload)");
 	ck_assert_str(parse_plugstack_args({"limits.intel=none"}).error(),
 	              "limits.intel: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)");
-	ck_assert_str(parse_plugstack_args({"limits=preload"}).error(),
-	              "limits: preload needs preload=PATH (the interception library) or preload=system (it "
-	              "is in /etc/ld.so.preload)");
+	ck_assert_str(
+	        parse_plugstack_args({"limits=preload"}).error(),
+	        "limits: preload needs preload=PATH (the interception library) or preload=system (it is in /etc/ld.so.preload)");
 	auto system = parse_plugstack_args({"limits.amd=preload", "preload=system"});
 	ck_assert(system->preload_system && system->preload.empty());
 	ck_assert_str(
 	        parse_plugstack_args({"colour=red"}).error(),
-	        "unknown plugstack argument \"colour=red\" (allowed: isolation=required|optional, "
-	        "layout=PATH, "
-	        "limits[.VENDOR]=none|preload|mps, preload=PATH|system, mps_control=PATH, job_dir=PATH)");
-	ck_assert_str(parse_plugstack_args({"mps_dir=/run/flexslurm/mps"}).error(),
-	              "mps_dir: replaced by job_dir=PATH (each job's limits and MPS directories, root's; "
-	              "default /run/flexslurm/jobs): remove mps_dir");
+	        "unknown plugstack argument \"colour=red\" (allowed: isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, preload=PATH|system, mps_control=PATH, job_dir=PATH)");
+	ck_assert_str(
+	        parse_plugstack_args({"mps_dir=/run/flexslurm/mps"}).error(),
+	        "mps_dir: replaced by job_dir=PATH (each job's limits and MPS directories, root's; default /run/flexslurm/jobs): remove mps_dir");
 }
 END_TEST
 
@@ -63,9 +61,9 @@ START_TEST(plugstack_arguments_round_trip)
 	std::string text;
 	for (const std::string &a : plugstack_args(cfg))
 		text += a + " ";
-	ck_assert_str(text, "isolation=optional layout=/run/l.%n limits.nvidia=mps limits.amd=preload "
-	                    "limits.ascend=none preload=/opt/hami/libvgpu.so mps_control=/opt/mps-control "
-	                    "job_dir=/run/jobs/%n ");
+	ck_assert_str(
+	        text,
+	        "isolation=optional layout=/run/l.%n limits.nvidia=mps limits.amd=preload limits.ascend=none preload=/opt/hami/libvgpu.so mps_control=/opt/mps-control job_dir=/run/jobs/%n ");
 	auto back = parse_plugstack_args(plugstack_args(cfg));
 	ck_assert_msg(static_cast<bool>(back), "%s", back.error().c_str());
 	ck_assert(*back == cfg);

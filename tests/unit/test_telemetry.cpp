@@ -130,8 +130,9 @@ START_TEST(file_backend_without_its_directory_fails)
 	auto backend = make_file_backend(test_layout(), "/nonexistent/flexslurm-telemetry");
 	auto s = backend->sample();
 	ck_assert(!s);
-	ck_assert_str(s.error(), "telemetry: cannot read directory /nonexistent/flexslurm-telemetry: No such "
-	                         "file or directory");
+	ck_assert_str(
+	        s.error(),
+	        "telemetry: cannot read directory /nonexistent/flexslurm-telemetry: No such file or directory");
 }
 
 // ---- other vendors ----
@@ -144,14 +145,14 @@ START_TEST(unsupported_backend_logs_once)
 	ck_assert(sample_ok(*backend).empty());
 	auto info = logged(LogLevel::Info);
 	ck_assert_uint_eq(info.size(), 1);
-	ck_assert_str(info[0],
-	              "telemetry: amd devices: no telemetry backend yet (unsupported); their slices count "
-	              "as busy and are never lent");
+	ck_assert_str(
+	        info[0],
+	        "telemetry: amd devices: no telemetry backend yet (unsupported); their slices count as busy and are never lent");
 	auto ascend = make_unsupported_backend(Vendor::Ascend);
 	ck_assert(sample_ok(*ascend).empty());
-	ck_assert_str(logged(LogLevel::Info).back(),
-	              "telemetry: ascend devices: no telemetry backend yet "
-	              "(unsupported); their slices count as busy and are never lent");
+	ck_assert_str(
+	        logged(LogLevel::Info).back(),
+	        "telemetry: ascend devices: no telemetry backend yet (unsupported); their slices count as busy and are never lent");
 }
 
 Suite *telemetry_suite()

@@ -1,6 +1,7 @@
 // The one log throttle (core/util/throttle.hpp): per key, a burst a window,
 // then one line a window with the count; quiet keys are forgotten; past the
 // key cap, new keys share one budget. And ProblemLog's once-per-problem.
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/util/throttle.hpp"
@@ -16,13 +17,6 @@ namespace
 Instant at(int64_t s)
 {
 	return Instant(Seconds(s));
-}
-
-std::vector<std::pair<LogLevel, std::string>> lines;
-
-void record(LogLevel level, const char *message)
-{
-	lines.emplace_back(level, message);
 }
 
 } // namespace
@@ -80,8 +74,7 @@ END_TEST
 
 START_TEST(problem_log_errors_once_per_problem)
 {
-	lines.clear();
-	set_log_sink(record);
+	record_log();
 	ProblemLog p;
 	p.report("f", "f: broken");
 	p.report("f", "f: broken");
@@ -89,10 +82,11 @@ START_TEST(problem_log_errors_once_per_problem)
 	p.clear("f");
 	p.report("f", "f: worse");
 	set_log_sink(nullptr);
+	const auto lines = logged_lines();
 	ck_assert_uint_eq(lines.size(), 4);
-	ck_assert(lines[0].first == LogLevel::Error && lines[1].first == LogLevel::Debug);
-	ck_assert(lines[2].first == LogLevel::Error && lines[2].second == "f: worse");
-	ck_assert(lines[3].first == LogLevel::Error);
+	ck_assert(lines[0].level == LogLevel::Error && lines[1].level == LogLevel::Debug);
+	ck_assert(lines[2].level == LogLevel::Error && lines[2].message == "f: worse");
+	ck_assert(lines[3].level == LogLevel::Error);
 }
 END_TEST
 

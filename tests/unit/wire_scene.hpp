@@ -4,6 +4,7 @@
 // clients that misbehave on purpose.
 #pragma once
 
+#include "log_capture.hpp"
 #include "suites.hpp"
 
 #include "core/io/channel.hpp"
@@ -46,23 +47,6 @@ inline bool contains(const std::string &text, const std::string &part)
 }
 
 // --- Log capture, a fake Munge, intake rules ---------------------------------------
-
-inline std::mutex log_lines_mutex;
-inline std::vector<std::string> log_lines; // error lines only
-
-inline void record_log(LogLevel level, const char *message)
-{
-	if (level != LogLevel::Error)
-		return;
-	std::lock_guard<std::mutex> lock(log_lines_mutex);
-	log_lines.emplace_back(message);
-}
-
-inline std::vector<std::string> take_log()
-{
-	std::lock_guard<std::mutex> lock(log_lines_mutex);
-	return std::exchange(log_lines, {});
-}
 
 // A stand-in for munged: credentials are keys into a table of what they "seal".
 struct FakeMunge {

@@ -216,12 +216,9 @@ private:
 	bool read_lending(yaml_node_t *v, LendingPolicy &p, LendingChannel &c)
 	{
 		if (v->type != YAML_MAPPING_NODE)
-			return set_error(v, "lending", "must be a mapping",
-			                 "keys enabled, idle_below_percent, idle_window, busy_above_percent, "
-			                 "busy_samples, "
-			                 "min_loan, max_loan, cooldown, grace, never_lend_partitions, port, "
-			                 "report_interval, telemetry_timeout, hard_stop_after, telemetry, "
-			                 "telemetry_dir");
+			return set_error(
+			        v, "lending", "must be a mapping",
+			        "keys enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir");
 		yaml_node_t *busy_at = nullptr, *max_at = nullptr;
 		const bool ok = each_key(
 		        v, "lending",
@@ -447,8 +444,7 @@ std::optional<std::string> refuse_missing_config(const std::string &path, bool c
 	if (!configless_slurmd)
 		return std::nullopt;
 	return "configless slurmd: " + path +
-	       " not found; slurmctld does not send flexslurm.yaml: install the controller's copy there on "
-	       "every node (Slurm leaves it in place; a file holding `version: 1` means the built-in defaults)";
+	       " not found; slurmctld does not send flexslurm.yaml: install the controller's copy there on every node (Slurm leaves it in place; a file holding `version: 1` means the built-in defaults)";
 }
 
 Result<Config> Config::from_file(const std::string &path)

@@ -223,10 +223,9 @@ public:
 	{
 		if (!logged_) {
 			logged_ = true;
-			log_info("telemetry: " + std::string(vendor_name(vendor_)) +
-			         " devices: no telemetry backend yet (unsupported); their slices count as "
-			         "busy and "
-			         "are never lent");
+			log_info(
+			        "telemetry: " + std::string(vendor_name(vendor_)) +
+			        " devices: no telemetry backend yet (unsupported); their slices count as busy and are never lent");
 		}
 		return std::vector<DeviceSample>{};
 	}

@@ -180,8 +180,7 @@ private:
 			NvmlPciInfo pci{};
 			if (nvmlReturn_t rc = get_pci_(handle, &pci); rc != nvml_success)
 				return "NVML device " + std::to_string(i) +
-				       ": cannot read its PCI bus id (so cannot match devices by PCI "
-				       "order): " +
+				       ": cannot read its PCI bus id (so cannot match devices by PCI order): " +
 				       describe(rc);
 			pci.bus_id_legacy[sizeof pci.bus_id_legacy - 1] = '\0';
 			char bus_id[32];

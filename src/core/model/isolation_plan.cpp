@@ -1,6 +1,5 @@
 #include "core/model/isolation_plan.hpp"
 
-#include "core/model/job_env.hpp"
 #include "core/util/text.hpp"
 
 #include <algorithm>
@@ -29,26 +28,6 @@ void add_unique(std::vector<std::string> &paths, const std::string &p)
 }
 
 } // namespace
-
-std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::string_view vslice_devices,
-                                               std::string_view gpu_units)
-{
-	auto env = SliceEnv::decode([&](const char *name) {
-		return std::string_view(name) == devices_variable_name
-		               ? std::optional<std::string>(vslice_devices)
-		               : std::nullopt;
-	});
-	std::vector<const DeviceSlices *> held;
-	for (const DeviceSlices *d : layout.devices_named(env ? env->devices : std::vector<int>()))
-		if (d)
-			held.push_back(d);
-	for (const std::string &path : gpu_unit_paths(layout, gpu_units)) {
-		for (const DeviceSlices &d : layout.devices())
-			if (d.device_path == path && std::find(held.begin(), held.end(), &d) == held.end())
-				held.push_back(&d);
-	}
-	return held;
-}
 
 std::vector<std::string> gpu_unit_paths(const SliceLayout &layout, std::string_view gpu_units)
 {
@@ -79,12 +58,6 @@ std::vector<std::string> held_device_paths(const SliceLayout &layout,
 	for (const DeviceSlices *d : slice_devices)
 		add_unique(paths, d->device_path);
 	return paths;
-}
-
-std::vector<std::string> held_device_paths(const SliceLayout &layout, std::string_view vslice_devices,
-                                           std::string_view gpu_units)
-{
-	return held_device_paths(layout, held_devices(layout, vslice_devices, ""), gpu_units);
 }
 
 IsolationPlan plan_isolation(const SliceLayout &layout, const std::vector<std::string> &held)

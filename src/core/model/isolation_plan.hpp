@@ -12,23 +12,15 @@
 namespace flexslurm
 {
 
-// The sliced devices a job holds, from what Slurm's GRES plugins put in
-// its environment: SLURM_VSLICE_DEVICES (decoded by SliceEnv, resolved by
-// SliceLayout::devices_named) and SLURM_STEP_GPUS / SLURM_JOB_GPUS (gres/gpu
-// unit indices, resolved through the gpu units gres/vslice recorded from
-// Slurm's own records). Entries that match nothing are ignored; a malformed
-// SLURM_VSLICE_DEVICES names no device.
-std::vector<const DeviceSlices *> held_devices(const SliceLayout &layout, std::string_view vslice_devices,
-                                               std::string_view gpu_units);
-
 // The device nodes of gres/gpu unit indices (a MIG instance: its GPU's node).
 std::vector<std::string> gpu_unit_paths(const SliceLayout &layout, std::string_view gpu_units);
 
-// Every accelerator node a job holds: its gpu units' (`gpu_units`) and its slices' devices.
+// Every accelerator node a job holds: its gpu units' (`gpu_units`: SLURM_STEP_GPUS or
+// SLURM_JOB_GPUS, gres/gpu unit indices resolved through the gpu units gres/vslice recorded from
+// Slurm's own records; entries that match nothing are ignored) and its slices' devices
+// (`slice_devices`: those of its SLURM_VSLICE_DEVICES, decoded by SliceEnv).
 std::vector<std::string> held_device_paths(const SliceLayout &layout,
                                            const std::vector<const DeviceSlices *> &slice_devices,
-                                           std::string_view gpu_units);
-std::vector<std::string> held_device_paths(const SliceLayout &layout, std::string_view vslice_devices,
                                            std::string_view gpu_units);
 
 struct IsolationPlan {

@@ -27,6 +27,11 @@ struct EnvVar {
 inline constexpr const char *borrowed_variable_name = "SLURM_VSLICE_BORROWED";
 inline constexpr const char *devices_variable_name = "SLURM_VSLICE_DEVICES";
 
+// The variable --vslice-split (SPANK plugin) puts into the job-control
+// environment, which slurmctld keeps in the job record (spank_job_env);
+// select/flex reads it (core/model/placement: split_from_env).
+inline constexpr std::string_view split_variable = "FLEXSLURM_VSLICE_SPLIT";
+
 // A variable's value in some environment; nullopt (or empty): not set.
 using EnvLookup = std::function<std::optional<std::string>(const char *name)>;
 

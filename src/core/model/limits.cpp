@@ -11,55 +11,38 @@ namespace flexslurm
 namespace
 {
 
-std::vector<DeviceLimit> limits_of(const std::vector<const DeviceSlices *> &held,
-                                   const std::vector<int> &counts)
+// A device's number inside a job or step: from 0 per vendor, in the order
+// the devices are met.
+class VendorOrdinals
 {
-	std::vector<DeviceLimit> out;
-	int ordinal[3] = {0, 0, 0};
-	for (size_t i = 0; i < held.size() && i < counts.size(); ++i) {
-		const DeviceSlices *d = held[i];
-		const int count = counts[i];
-		if (count > d->slices)
-			continue; // not a count gres/vslice wrote: no limit from it
-		DeviceLimit l;
-		l.vendor = d->vendor;
-		l.host_index = d->vendor_index;
-		l.ordinal = ordinal[static_cast<int>(d->vendor)]++;
-		l.compute_percent = d->share_percent(count);
-		l.memory_mib = d->share_mib(count);
-		out.push_back(l);
-	}
-	return out;
-}
+public:
+	int next(Vendor v) noexcept { return next_[static_cast<size_t>(v)]++; }
+
+private:
+	int next_[3] = {0, 0, 0};
+};
 
 } // namespace
 
 std::vector<DeviceLimit> device_limits(const SliceLayout &layout, const SliceEnv &env)
 {
-	std::vector<const DeviceSlices *> held;
-	std::vector<int> counts;
+	std::vector<DeviceLimit> out;
+	VendorOrdinals ordinals;
 	const auto named = layout.devices_named(env.devices);
-	for (size_t i = 0; i < named.size() && i < env.counts.size(); ++i)
-		if (named[i]) {
-			held.push_back(named[i]);
-			counts.push_back(env.counts[i]);
-		}
-	return limits_of(held, counts);
-}
-
-std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &held, std::string_view counts)
-{
-	std::string devices;
-	for (const DeviceSlices *d : held)
-		devices += (devices.empty() ? "" : ",") + std::to_string(d->vendor_index);
-	auto env = SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
-		if (std::string_view(name) == devices_variable_name)
-			return devices;
-		if (std::string_view(name) == "SLURM_VSLICE_COUNTS")
-			return std::string(counts);
-		return std::nullopt;
-	});
-	return env ? limits_of(held, env->counts) : std::vector<DeviceLimit>();
+	for (size_t i = 0; i < named.size() && i < env.counts.size(); ++i) {
+		const DeviceSlices *d = named[i];
+		const int count = env.counts[i];
+		if (!d || count > d->slices)
+			continue; // not a device or count gres/vslice wrote: no limit from it
+		DeviceLimit l;
+		l.vendor = d->vendor;
+		l.host_index = d->vendor_index;
+		l.ordinal = ordinals.next(d->vendor);
+		l.compute_percent = d->share_percent(count);
+		l.memory_mib = d->share_mib(count);
+		out.push_back(l);
+	}
+	return out;
 }
 
 JobLimits job_limits(const SliceLayout &layout, const SliceEnv &env, uint32_t job, uint32_t uid,
@@ -121,8 +104,9 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 		    !parse_number(f[2], l.ordinal, 0, 4095) ||
 		    !parse_number(f[3], l.compute_percent, 1, 100) ||
 		    (f[4] != "-" && !parse_number<uint64_t>(f[4], l.memory_mib, 1, uint64_t(1) << 40)))
-			return bad(where + "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> "
-			                   "<backend>\"");
+			return bad(
+			        where +
+			        "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> <backend>\"");
 		l.vendor = *vendor;
 		const auto backend = parse_limit_backend(f[5]);
 		if (!backend || (*backend == LimitBackend::Mps && l.vendor != Vendor::Nvidia))
@@ -139,12 +123,12 @@ std::vector<DeviceLimit> limits_for_step(const JobLimits &job, LimitBackend back
                                          const std::vector<const DeviceSlices *> &step_devices)
 {
 	std::vector<DeviceLimit> out;
-	int ordinal[3] = {0, 0, 0};
+	VendorOrdinals ordinals;
 	for (const DeviceSlices *d : step_devices)
 		for (const DeviceLimit &l : job.devices)
 			if (l.is(*d)) {
 				DeviceLimit s = l;
-				s.ordinal = ordinal[static_cast<int>(l.vendor)]++;
+				s.ordinal = ordinals.next(l.vendor);
 				if (s.backend == backend)
 					out.push_back(s);
 				break;

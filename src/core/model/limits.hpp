@@ -37,9 +37,6 @@ struct DeviceLimit {
 // names: each its count's share. A device without a count, or with a count
 // beyond its slices, gets none. Backends are left None.
 std::vector<DeviceLimit> device_limits(const SliceLayout &layout, const SliceEnv &env);
-// The same for devices `held` and SLURM_VSLICE_COUNTS text (same order).
-std::vector<DeviceLimit> device_limits(const std::vector<const DeviceSlices *> &held,
-                                       std::string_view counts);
 
 // A job's limits on one node, written by the job prolog (root) and read by
 // each of its steps: every step of the job shares the job's share.

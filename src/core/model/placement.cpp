@@ -1,5 +1,6 @@
 #include "core/model/placement.hpp"
 
+#include "core/model/job_env.hpp"
 #include "core/util/names.hpp"
 
 #include <algorithm>

@@ -44,10 +44,6 @@ enum class Split {
 	Allowed,    // the job opted in
 };
 
-// The variable --vslice-split (SPANK plugin) puts into the job-control
-// environment, which slurmctld keeps in the job record (spank_job_env).
-inline constexpr std::string_view split_variable = "FLEXSLURM_VSLICE_SPLIT";
-
 // Split::Allowed when `env` ("NAME=value" entries) holds split_variable=1
 // (or SPANK_ and the same).
 Split split_from_env(const std::vector<std::string_view> &env) noexcept;

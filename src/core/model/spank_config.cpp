@@ -9,8 +9,7 @@ namespace
 {
 
 const char *const allowed_args =
-        "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, "
-        "preload=PATH|system, mps_control=PATH, job_dir=PATH";
+        "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, preload=PATH|system, mps_control=PATH, job_dir=PATH";
 
 constexpr NameTable<LimitBackend> limit_backend_names[] = {
         {LimitBackend::None, "none"},
@@ -82,9 +81,9 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			if (key == "preload")
 				cfg.preload_system = false;
 			if (!absolute(key, value, out))
-				return bad(key + ": \"" + value +
-				           "\" is not an absolute path (allowed: an absolute path, %n stands "
-				           "for the node name)");
+				return bad(
+				        key + ": \"" + value +
+				        "\" is not an absolute path (allowed: an absolute path, %n stands for the node name)");
 		} else if (key == "limits" || key.rfind("limits.", 0) == 0) {
 			const auto parsed_backend = parse_limit_backend(value);
 			if (!parsed_backend)
@@ -106,8 +105,8 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 				return bad(key + ": mps is NVIDIA's (allowed: none, preload)");
 			cfg.limits[static_cast<int>(*vendor)] = backend;
 		} else if (key == "mps_dir") {
-			return bad("mps_dir: replaced by job_dir=PATH (each job's limits and MPS "
-			           "directories, root's; default /run/flexslurm/jobs): remove mps_dir");
+			return bad(
+			        "mps_dir: replaced by job_dir=PATH (each job's limits and MPS directories, root's; default /run/flexslurm/jobs): remove mps_dir");
 		} else {
 			return bad("unknown plugstack argument \"" + arg + "\" (allowed: " + allowed_args +
 			           ")");
@@ -115,9 +114,8 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 	}
 	for (LimitBackend b : cfg.limits)
 		if (b == LimitBackend::Preload && cfg.preload.empty() && !cfg.preload_system)
-			return bad("limits: preload needs preload=PATH (the interception library) or "
-			           "preload=system "
-			           "(it is in /etc/ld.so.preload)");
+			return bad(
+			        "limits: preload needs preload=PATH (the interception library) or preload=system (it is in /etc/ld.so.preload)");
 	return cfg;
 }
 

@@ -55,7 +55,7 @@ void SliceGres::adopt(SliceLayout layout)
 
 void SliceGres::clear()
 {
-	FREE_NULL_LIST(devices_);
+	devices_.reset();
 	layout_.reset();
 }
 
@@ -63,8 +63,7 @@ void SliceGres::clear()
 // the same file, so task/cgroup allows the device if any slice is held.
 void SliceGres::rebuild_devices()
 {
-	FREE_NULL_LIST(devices_);
-	devices_ = list_create(destroy_gres_device);
+	devices_.reset(list_create(destroy_gres_device));
 	for (const DeviceSlices &d : layout_->devices()) {
 		for (int i = 0; i < d.slices; ++i) {
 			auto *dev = static_cast<gres_device_t *>(xmalloc(sizeof(gres_device_t)));
@@ -74,7 +73,7 @@ void SliceGres::rebuild_devices()
 			dev->dev_desc.major = d.device_id.major;
 			dev->dev_desc.minor = d.device_id.minor;
 			dev->path = xstrdup(d.device_path.c_str());
-			list_append(devices_, dev);
+			list_append(devices_.get(), dev);
 		}
 	}
 }
@@ -89,17 +88,17 @@ void SliceGres::publish(compat::list_ptr gres_conf_list, node_config_load_t *nod
 
 	for (const DeviceSlices &d : layout_->devices()) {
 		char *abs_cpus = nullptr;
-		bitstr_t *mac_cpus = nullptr;
+		compat::bitmap_holder mac_cpus;
 		const bool cpus_fit = !d.cpus.empty() && d.cpus.back() < node_conf->cpu_cnt;
 		if (cpus_fit) {
-			mac_cpus = bit_alloc(node_conf->cpu_cnt);
+			mac_cpus.reset(bit_alloc(node_conf->cpu_cnt));
 			for (unsigned c : d.cpus)
-				bit_set(mac_cpus, static_cast<bitoff_t>(c));
+				bit_set(mac_cpus.get(), static_cast<bitoff_t>(c));
 			std::string mac = cpu_list(d.cpus);
 			if (!node_conf->xcpuinfo_mac_to_abs ||
 			    node_conf->xcpuinfo_mac_to_abs(const_cast<char *>(mac.c_str()), &abs_cpus) !=
 			            SLURM_SUCCESS) {
-				FREE_NULL_BITMAP(mac_cpus);
+				mac_cpus.reset();
 				xfree(abs_cpus);
 			}
 		} else if (!d.cpus.empty()) {
@@ -110,10 +109,9 @@ void SliceGres::publish(compat::list_ptr gres_conf_list, node_config_load_t *nod
 		// each device as one topology entry, which is how select/flex
 		// tells which slices share a device.
 		compat::add_device_record(gres_conf_list, name_, static_cast<uint64_t>(d.slices),
-		                          node_conf->cpu_cnt, abs_cpus, mac_cpus, d.device_path.c_str(),
+		                          node_conf->cpu_cnt, abs_cpus, mac_cpus.get(), d.device_path.c_str(),
 		                          d.model.c_str());
 		xfree(abs_cpus);
-		FREE_NULL_BITMAP(mac_cpus);
 	}
 }
 
@@ -134,12 +132,10 @@ void SliceGres::set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags
 	// A borrower gets the slice's compute share and only memory that no
 	// slice reserved, through the same variables (and limit backends).
 	const SliceLayout &view = borrow_ ? layout_->borrow_view() : *layout_;
-	for (const EnvVar &v : slice_environment(view, held, numbering))
+	// SLURM_VSLICE_BORROWED=1 tells the SPANK job prolog to compute a
+	// borrower's limits from the borrow view (memory no slice reserved).
+	for (const EnvVar &v : slice_environment(view, held, numbering, borrow_))
 		env_array_overwrite(env, v.name.c_str(), v.value.c_str());
-	// The SPANK job prolog computes a borrower's limits from the borrow
-	// view (memory no slice reserved), not a slice's.
-	if (borrow_)
-		env_array_overwrite(env, borrowed_variable_name, "1");
 }
 
 void SliceGres::send_stepd(buf_t *buffer) const
@@ -202,8 +198,7 @@ std::optional<Config> load_node_config_file()
 std::vector<GresRecord> gres_records(compat::list_ptr gres_conf_list)
 {
 	std::vector<GresRecord> out;
-	compat::list_iter it = list_iterator_create(gres_conf_list);
-	while (auto *rec = static_cast<gres_slurmd_conf_t *>(list_next(it))) {
+	for (auto *rec : compat::list_items<gres_slurmd_conf_t>(gres_conf_list)) {
 		if (out.size() >= 4096)
 			break;
 		GresRecord r;
@@ -215,7 +210,6 @@ std::vector<GresRecord> gres_records(compat::list_ptr gres_conf_list)
 		r.count = rec->count;
 		out.push_back(std::move(r));
 	}
-	list_iterator_destroy(it);
 	return out;
 }
 

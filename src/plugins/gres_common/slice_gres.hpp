@@ -51,7 +51,7 @@ public:
 	// slurmd hands the layout to slurmstepd, which does not discover.
 	void send_stepd(buf_t *buffer) const;
 	void recv_stepd(buf_t *buffer);
-	compat::list_ptr devices() const noexcept { return devices_; }
+	compat::list_ptr devices() const noexcept { return devices_.get(); }
 
 private:
 	void rebuild_devices();
@@ -59,7 +59,7 @@ private:
 	const char *name_;
 	bool borrow_;
 	std::optional<SliceLayout> layout_;
-	compat::list_ptr devices_ = nullptr;
+	compat::list_holder devices_;
 };
 
 // flexslurm.yaml as slurmd finds it (next to slurm.conf, or its built-in

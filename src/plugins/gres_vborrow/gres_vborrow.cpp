@@ -70,10 +70,10 @@ int load_node_config(compat::list_ptr gres_conf_list, node_config_load_t *node_c
 	     path.c_str(), vborrow.layout()->total_slices());
 	vborrow.publish(gres_conf_list, node_conf);
 	for (const DeviceSlices &d : vborrow.layout()->devices())
-		info(LOG_PREFIX "%s %s: %d borrow units (index %d-%d), %" PRIu64
-		                " MiB of unreserved memory each%s",
+		info(LOG_PREFIX "%s %s: %d borrow units (index %d-%d), %llu MiB of unreserved memory each%s",
 		     std::string(vendor_name(d.vendor)).c_str(), d.device_path.c_str(), d.slices,
-		     d.first_slice, d.first_slice + d.slices - 1, d.borrow_memory_bytes >> 20,
+		     d.first_slice, d.first_slice + d.slices - 1,
+		     static_cast<unsigned long long>(d.borrow_memory_bytes >> 20),
 		     d.borrow_memory_bytes ? "" : " (slices reserve all memory: nothing is lent here)");
 	return SLURM_SUCCESS;
 }

@@ -25,7 +25,6 @@ extern "C" {
 #include "core/io/job_state.hpp"
 #include "core/model/job_env.hpp"
 #include "core/model/limits.hpp"
-#include "core/model/placement.hpp"
 #include "core/model/slice_layout.hpp"
 #include "core/model/spank_config.hpp"
 #include "core/util/log.hpp"
@@ -303,8 +302,7 @@ int job_prolog(spank_t sp)
 	for (const DeviceLimit &l : files.limits.devices) {
 		if (l.backend != LimitBackend::None && l.memory_mib == 0)
 			slurm_error(
-			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no "
-			        "memory limit: set slicing.classes[].device_memory in flexslurm.yaml",
+			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no memory limit: set slicing.classes[].device_memory in flexslurm.yaml",
 			        job, std::string(vendor_name(l.vendor)).c_str(), l.host_index);
 		if (l.backend == LimitBackend::Mps)
 			mps.push_back(l);
