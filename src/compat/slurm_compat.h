@@ -93,7 +93,7 @@ namespace flexslurm::compat
 {
 
 /* The core logs through Slurm's own log functions, each line prefixed with
- * the plugin's name (set log_prefix in init()). */
+ * the plugin's name: each plugin's init() calls use_slurm_log(plugin_type). */
 inline const char *log_prefix = "flexslurm";
 inline void slurm_log_sink(LogLevel level, const char *message)
 {
@@ -111,6 +111,11 @@ inline void slurm_log_sink(LogLevel level, const char *message)
 		debug("%s: %s", log_prefix, message);
 		break;
 	}
+}
+inline void use_slurm_log(const char *plugin_type)
+{
+	log_prefix = plugin_type;
+	set_log_sink(slurm_log_sink);
 }
 
 #if FLEXSLURM_SLURM_AT_LEAST(24, 11)

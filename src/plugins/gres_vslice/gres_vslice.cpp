@@ -50,6 +50,10 @@ using plugin::guarded_void;
 
 // Filled by node_config_load in slurmd and by recv_stepd in slurmstepd.
 plugin::SliceGres vslice("vslice", false);
+plugin::SliceGres &this_gres()
+{
+	return vslice;
+}
 // In slurmd, when lending is enabled: the process that serves the node
 // owns it (never joined from a fork's copy).
 ProcessLocal<NodeAgent> agent;
@@ -239,8 +243,7 @@ int init(void)
 	return guarded(
 	        "init",
 	        [] {
-		        compat::log_prefix = plugin_type;
-		        set_log_sink(compat::slurm_log_sink);
+		        compat::use_slurm_log(plugin_type);
 		        debug("%s: loaded", plugin_type);
 		        return static_cast<int>(SLURM_SUCCESS);
 	        },
@@ -264,61 +267,6 @@ int gres_p_node_config_load(compat::list_ptr gres_conf_list, node_config_load_t 
 	        static_cast<int>(SLURM_ERROR));
 }
 
-void gres_p_job_set_env(char ***job_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, gres_internal_flags_t flags)
-{
-	guarded_void("job_set_env",
-	             [&] { vslice.set_env(job_env_ptr, gres_bit_alloc, flags, plugin::job_numbering()); });
-}
-
-void gres_p_step_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t,
-                         gres_internal_flags_t flags)
-{
-	guarded_void("step_set_env",
-	             [&] { vslice.set_env(step_env_ptr, gres_bit_alloc, flags, plugin::job_numbering()); });
-}
-
-// Per-task GPU binding is not offered for slices: every task of a step
-// sees all of the step's slices, as with the step environment.
-void gres_p_task_set_env(char ***step_env_ptr, bitstr_t *gres_bit_alloc, uint64_t, bitstr_t *,
-                         gres_internal_flags_t flags)
-{
-	guarded_void("task_set_env",
-	             [&] { vslice.set_env(step_env_ptr, gres_bit_alloc, flags, plugin::job_numbering()); });
-}
-
-void gres_p_send_stepd(buf_t *buffer)
-{
-	guarded_void("send_stepd", [&] { vslice.send_stepd(buffer); });
-}
-
-void gres_p_recv_stepd(buf_t *buffer)
-{
-	guarded_void("recv_stepd", [&] { vslice.recv_stepd(buffer); });
-}
-
-FLEXSLURM_GRES_INFO_GETTERS
-
-compat::list_ptr gres_p_get_devices(void)
-{
-	return guarded(
-	        "get_devices", [] { return vslice.devices(); }, compat::list_ptr{nullptr});
-}
-
-void gres_p_step_hardware_init(bitstr_t *, char *) {}
-
-void gres_p_step_hardware_fini(void) {}
-
-compat::prep_info_t *FLEXSLURM_GRES_PREP_BUILD_ENV(gres_job_state_t *gres_js)
-{
-	return guarded(
-	        "epilog_build_env", [&] { return plugin::prep_build_env(gres_js); },
-	        static_cast<compat::prep_info_t *>(nullptr));
-}
-
-void FLEXSLURM_GRES_PREP_SET_ENV(char ***prep_env_ptr, compat::prep_info_t *gres_ei, int node_inx)
-{
-	guarded_void("epilog_set_env",
-	             [&] { plugin::prep_set_env(vslice, prep_env_ptr, gres_ei, node_inx); });
-}
+#include "plugins/gres_common/gres_entry_points.inc"
 
 } // extern "C"

@@ -108,8 +108,7 @@ extern "C" {
 
 int init(void)
 {
-	compat::log_prefix = plugin_type;
-	set_log_sink(compat::slurm_log_sink);
+	compat::use_slurm_log(plugin_type);
 	return plugin::guarded(
 	        "init", [] { return SLURM_SUCCESS; }, SLURM_ERROR);
 }

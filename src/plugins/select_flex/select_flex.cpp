@@ -75,8 +75,7 @@ extern "C" {
 
 int init(void)
 {
-	compat::log_prefix = plugin_type;
-	set_log_sink(compat::slurm_log_sink);
+	compat::use_slurm_log(plugin_type);
 	return plugin::guarded(
 	        "init",
 	        [] {
