@@ -12,6 +12,7 @@
 #include <csignal>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flexslurm::select_flex
@@ -21,9 +22,10 @@ namespace
 {
 
 // Who holds which slice and which borrow unit, from the job records, into
-// the records the last read left (filled in place: their memory is
-// reused). Caller holds the job and node locks.
-void read_books(std::vector<NodeBooks> &books)
+// the records of the last read, filled in place (NodeBooks::begin_fill):
+// a node whose records did not change keeps its generation, and the book
+// skips it. Caller holds the job and node locks.
+void read_books(std::vector<NodeBooks> &books, uint64_t &generations)
 {
 	size_t count = 0;
 	std::vector<int> at(static_cast<size_t>(std::max(node_record_count, 0)), -1); // node -> books
@@ -34,19 +36,11 @@ void read_books(std::vector<NodeBooks> &books)
 			continue;
 		if (count == books.size())
 			books.emplace_back();
-		NodeBooks &nb = books[count];
-		if (nb.node != node->name)
-			nb.node = node->name;
 		NodeSlices slices = node_slices(vs);
-		nb.known = slices.known; // false: not registered since the controller started
-		if (slices.known) {
-			if (nb.device_of_slice != slices.device_of_slice)
-				nb.device_of_slice = std::move(slices.device_of_slice);
+		// Not known: not registered since the controller started.
+		books[count].begin_fill(node->name, slices.known, slices.device_of_slice);
+		if (slices.known)
 			at[static_cast<size_t>(i)] = static_cast<int>(count);
-		} else {
-			nb.device_of_slice.clear();
-		}
-		nb.clear_units();
 		++count;
 	}
 	books.resize(count);
@@ -60,34 +54,29 @@ void read_books(std::vector<NodeBooks> &books)
 		if (!running && !completing)
 			continue;
 		if (running && !completing) {
-			const char *partition =
+			const std::string_view partition =
 			        job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "";
 			std::optional<Instant> end;
 			if (job->time_limit != INFINITE && job->end_time)
 				end = Instant(Seconds(job->end_time)); // wall clock
 			for_each_job_unit_set(job, vslice_id(), [&](int i, bitstr_t *bits) {
-				NodeBooks *nb = books_of(i);
-				if (!nb)
-					return;
-				for_each_set_bit(bits, [&](int u) {
-					SliceOwner &o = nb->owner(static_cast<size_t>(u));
-					o.job = job->job_id;
-					if (o.partition != partition)
-						o.partition = partition;
-					o.end = end;
-				});
+				if (NodeBooks *nb = books_of(i))
+					for_each_set_bit(bits, [&](int u) {
+						nb->set_owner(static_cast<size_t>(u), job->job_id, partition,
+						              end);
+					});
 			});
 		}
+		const BorrowHolding holding{job->job_id, completing || !running, job->restart_cnt};
 		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
-			NodeBooks *nb = books_of(i);
-			if (!nb)
-				return;
-			for_each_set_bit(bits, [&](int u) {
-				nb->borrower(static_cast<size_t>(u)) = {job->job_id, completing || !running,
-				                                        job->restart_cnt};
-			});
+			if (NodeBooks *nb = books_of(i))
+				for_each_set_bit(bits, [&](int u) {
+					nb->set_borrower(static_cast<size_t>(u), holding);
+				});
 		});
 	}
+	for (NodeBooks &nb : books)
+		nb.end_fill(generations);
 }
 
 // What a job record says about a borrower whose reclaim is in flight
@@ -148,7 +137,7 @@ bool SlurmController::read(ControllerView &view, const std::vector<uint32_t> &ch
 	compat::JobReadLock locks;
 	if (!job_list || !node_record_table_ptr)
 		return false; // the controller is still reading its state
-	read_books(view.nodes);
+	read_books(view.nodes, view.generations);
 	// In place too: most ticks no node and no host changed.
 	size_t hosts = 0;
 	for (int i = 0; i < node_record_count; ++i)
