@@ -50,7 +50,7 @@ struct JobFacts {
 // Read from the job records under the controller's locks.
 struct ControllerView {
 	// Every node with slices; SliceOwner::end in wall clock time. Each
-	// numbered by refill() from `generations`, which only grows.
+	// numbered by NodeBooks::end_fill from `generations`, which only grows.
 	std::vector<NodeBooks> nodes;
 	uint64_t generations = 0;
 	// node name -> the host name to resolve (NodeHostname, NodeAddr)
