@@ -32,7 +32,6 @@ int main()
 	srunner_add_suite(runner, lending_suite());
 	srunner_add_suite(runner, loan_book_suite());
 	srunner_add_suite(runner, loan_book_state_suite());
-	srunner_add_suite(runner, loan_book_sync_suite());
 	srunner_add_suite(runner, lending_server_suite());
 	srunner_add_suite(runner, report_suite());
 	srunner_add_suite(runner, telemetry_suite());

@@ -28,7 +28,6 @@ Suite *loan_book_suite();
 Suite *nvml_suite();
 Suite *process_control_suite();
 Suite *loan_book_state_suite();
-Suite *loan_book_sync_suite();
 Suite *report_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();
