@@ -6,11 +6,7 @@
 // the writer thread, as in slurmctld, but not written (the disk is not
 // what is measured).
 //
-//   bench/tick_bench [--churn PCT] [NODES...]   (default: 1024 2048 4096 10000)
-//
-// --churn PCT: every tick, a job starts or ends on the last device of PCT %
-// of the nodes (their records change; without it only the reports and the
-// clock move).
+//   bench/tick_bench [NODES...]      (default: 1024 2048 4096 10000)
 //
 // Prints one line per size: median and p99 of the whole tick and of its
 // parts, in milliseconds. See bench/RESULTS.md.
@@ -72,8 +68,7 @@ public:
 
 	bool in_control() override { return true; }
 	// What the adapter does with the job records: the last read's records
-	// filled again in place (NodeBooks::begin_fill; unchanged nodes keep
-	// their generation and the book skips them).
+	// filled in place, units cleared, then each job's units set.
 	bool read(ControllerView &v, const std::vector<uint32_t> &check_alive,
 	          const std::vector<uint32_t> &reclaimed) override
 	{
@@ -81,14 +76,23 @@ public:
 		for (size_t i = 0; i < records.size(); ++i) {
 			const NodeBooks &from = records[i];
 			NodeBooks &nb = v.nodes[i];
-			nb.begin_fill(from.node, from.known, from.device_of_slice);
+			if (nb.node != from.node)
+				nb.node = from.node;
+			nb.known = from.known;
+			if (nb.device_of_slice != from.device_of_slice)
+				nb.device_of_slice = from.device_of_slice;
+			nb.clear_units();
 			for (size_t u = 0; u < from.owners.size(); ++u)
-				if (const SliceOwner &o = from.owners[u]; o.job)
-					nb.set_owner(u, o.job, o.partition, o.end);
+				if (const SliceOwner &o = from.owners[u]; o.job) {
+					SliceOwner &to = nb.owner(u);
+					to.job = o.job;
+					if (to.partition != o.partition)
+						to.partition = o.partition;
+					to.end = o.end;
+				}
 			for (size_t u = 0; u < from.borrowers.size(); ++u)
 				if (from.borrowers[u].job)
-					nb.set_borrower(u, from.borrowers[u]);
-			nb.end_fill(v.generations);
+					nb.borrower(u) = from.borrowers[u];
 		}
 		for (const auto &[node, host] : hosts)
 			if (std::string &h = v.hosts[node]; h != host)
@@ -130,7 +134,7 @@ double percentile(std::vector<double> v, double p)
 	return v[i];
 }
 
-void bench(int nodes, int ticks, int churn)
+void bench(int nodes, int ticks)
 {
 	BenchController ctl(nodes);
 	long steady = 1000, wall = 1700000000;
@@ -190,18 +194,6 @@ void bench(int nodes, int ticks, int churn)
 	for (int t = 0; t < warmup + ticks; ++t) {
 		++steady;
 		++wall;
-		for (int n = 0; n < nodes && churn > 0; ++n) {
-			if ((n * 7 + t) % 100 >= churn)
-				continue;
-			NodeBooks &nb = ctl.records[static_cast<size_t>(n)];
-			const size_t first = (devices_per_node - 1) * slices_per_device;
-			const bool starts = nb.owner(first).job == 0;
-			for (size_t u = first; u < first + slices_per_device; ++u)
-				nb.owner(u) =
-				        starts ? SliceOwner{BenchController::owner(n, devices_per_node - 1),
-				                            "gpu", std::nullopt}
-				               : SliceOwner{};
-		}
 		if (t > 0) // the listener knows the nodes after the first tick
 			for (int n = t % 5; n < nodes; n += 5)
 				report(n);
@@ -252,19 +244,13 @@ int main(int argc, char **argv)
 {
 	set_log_sink(quiet);
 	std::vector<int> sizes;
-	int churn = 0;
-	for (int i = 1; i < argc; ++i) {
-		if (std::string(argv[i]) == "--churn" && i + 1 < argc)
-			churn = std::atoi(argv[++i]);
-		else
-			sizes.push_back(std::atoi(argv[i]));
-	}
+	for (int i = 1; i < argc; ++i)
+		sizes.push_back(std::atoi(argv[i]));
 	if (sizes.empty())
 		sizes = {1024, 2048, 4096, 10000};
-	std::printf("median and p99 per tick, ms (%d devices x %d slices a node, %d ticks each, "
-	            "churn %d %%)\n",
-	            devices_per_node, slices_per_device, 100, churn);
+	std::printf("median and p99 per tick, ms (%d devices x %d slices a node, %d ticks each)\n",
+	            devices_per_node, slices_per_device, 100);
 	for (int n : sizes)
-		bench(n, 100, churn);
+		bench(n, 100);
 	return 0;
 }

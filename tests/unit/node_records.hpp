@@ -1,10 +1,9 @@
 // The tests' job records of one node: owners and borrowers as maps, easy
-// to edit, filled into the flat NodeBooks the book reads.
+// to edit, turned into the flat NodeBooks the book reads.
 #pragma once
 
 #include "core/model/loan_book.hpp"
 
-#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,15 +18,17 @@ struct NodeRecords {
 	std::map<int, SliceOwner> owners;       // slice -> owner
 	std::map<int, BorrowHolding> borrowers; // borrow unit -> borrower
 
-	// Over the records of the last fill, as the controller does.
-	void fill(NodeBooks &nb, uint64_t &generations) const
+	NodeBooks flat() const
 	{
-		nb.begin_fill(node, known, device_of_slice);
+		NodeBooks nb;
+		nb.node = node;
+		nb.known = known;
+		nb.device_of_slice = device_of_slice;
 		for (const auto &[u, o] : owners)
-			nb.set_owner(static_cast<size_t>(u), o.job, o.partition, o.end);
+			nb.owner(static_cast<size_t>(u)) = o;
 		for (const auto &[u, h] : borrowers)
-			nb.set_borrower(static_cast<size_t>(u), h);
-		nb.end_fill(generations);
+			nb.borrower(static_cast<size_t>(u)) = h;
+		return nb;
 	}
 };
 

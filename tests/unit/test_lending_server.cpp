@@ -154,7 +154,7 @@ public:
 		v.hosts.clear();
 		size_t i = 0;
 		for (const auto &[name, nb] : records) {
-			nb.fill(v.nodes[i++], v.generations);
+			v.nodes[i++] = nb.flat();
 			v.hosts[name] = "h-" + name;
 		}
 		for (uint32_t id : check_alive)

@@ -145,8 +145,6 @@ public:
 
 	LoanBook book;
 	std::map<std::string, NodeRecords> records;
-	std::vector<NodeBooks> view; // as last handed to sync
-	uint64_t generations = 0;
 	// The job records of borrowers under reclaim, as slurmctld hands them to
 	// sync; unset: the book decides from the unit holdings alone.
 	std::optional<std::map<uint32_t, BorrowerRecord>> jobs;
@@ -179,13 +177,10 @@ public:
 
 	void sync(long t)
 	{
-		// As the controller hands them over: numbered, a node whose
-		// records did not change keeps its generation (the book skips it).
-		view.resize(records.size());
-		size_t i = 0;
+		std::vector<NodeBooks> books;
 		for (const auto &[name, nb] : records)
-			nb.fill(view[i++], generations);
-		book.sync(at(t), view, jobs ? &*jobs : nullptr);
+			books.push_back(nb.flat());
+		book.sync(at(t), books, jobs ? &*jobs : nullptr);
 		// The job records here are the nodes' owners and borrowers: the
 		// totals of any other job go (the lending server asks Slurm).
 		std::set<uint32_t> alive;

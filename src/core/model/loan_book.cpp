@@ -104,19 +104,10 @@ void LoanBook::sync(Instant now, const std::vector<NodeBooks> &books,
 void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_offset,
                          std::map<uint32_t, bool> *borrower_running)
 {
-	// The records the book last read through, and the node as that left
-	// it: nothing to change; only the holdings are told again (the runs,
-	// the reclaims' nodes are gathered anew at every sync).
-	if (nb.generation && nb.generation == n.generation && !n.dirty && n.last_report) {
-		for (const BorrowHolding &h : n.holdings)
-			holding_seen(nb.node, h, borrower_running);
-		return;
-	}
 	// A node newly seen (or seen again after a restart) gets a full
 	// telemetry timeout before its loans count as lost.
 	if (!n.last_report)
 		n.last_report = now;
-	n.holdings.clear();
 	const size_t units = nb.device_of_slice.size();
 	if (n.slices.size() != units)
 		n.changed = true;
@@ -150,8 +141,12 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 		        i < nb.borrowers.size() && nb.borrowers[i].job ? &nb.borrowers[i] : nullptr;
 		if (holding) {
 			const uint32_t b = holding->job;
-			holding_seen(nb.node, *holding, borrower_running);
-			n.holdings.push_back(*holding);
+			if (borrower_running) {
+				bool &running = (*borrower_running)[b];
+				running = running || !holding->completing;
+			}
+			if (!holding->completing)
+				borrower_run_.emplace_back(b, holding->run);
 			if (l.borrower() != b) {
 				if (l.borrower() != 0)
 					l.borrower_gone(now);
@@ -159,6 +154,9 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 				event(now, "loan found in the job records: " + nb.node + " slice " +
 				                   std::to_string(u) + " lent to " + book_text::job_text(b));
 			}
+			if (!reclaims_.empty())
+				if (auto r = reclaims_.find(b); r != reclaims_.end())
+					r->second.nodes.insert(nb.node);
 		} else if (l.borrower() != 0) {
 			l.borrower_gone(now);
 		}
@@ -179,23 +177,6 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 			if (nb.borrowers[u].job)
 				n.borrowed_units.insert(static_cast<int>(u));
 	}
-	// Read through: the same records again leave the node as it is now.
-	n.generation = nb.generation;
-	n.dirty = false;
-}
-
-void LoanBook::holding_seen(const std::string &node, const BorrowHolding &h,
-                            std::map<uint32_t, bool> *borrower_running)
-{
-	if (borrower_running) {
-		bool &running = (*borrower_running)[h.job];
-		running = running || !h.completing;
-	}
-	if (!h.completing)
-		borrower_run_.emplace_back(h.job, h.run);
-	if (!reclaims_.empty())
-		if (auto r = reclaims_.find(h.job); r != reclaims_.end())
-			r->second.nodes.insert(node);
 }
 
 SliceOwner &NodeBooks::owner(size_t u)
@@ -212,68 +193,15 @@ BorrowHolding &NodeBooks::borrower(size_t u)
 	return borrowers[u];
 }
 
-void NodeBooks::begin_fill(std::string_view name, bool is_known, const std::vector<int> &devices)
+void NodeBooks::clear_units()
 {
-	differs_ = !generation;
-	if (node != name) {
-		node = name;
-		differs_ = true;
+	for (SliceOwner &o : owners) {
+		o.job = 0;
+		o.partition.clear(); // keeps its memory for the next fill
+		o.end.reset();
 	}
-	if (known != is_known) {
-		known = is_known;
-		differs_ = true;
-	}
-	if (device_of_slice != devices) {
-		device_of_slice = devices;
-		differs_ = true;
-	}
-	owner_set_.assign(owners.size(), 0);
-	borrower_set_.assign(borrowers.size(), 0);
-}
-
-void NodeBooks::set_owner(size_t u, uint32_t job, std::string_view partition, std::optional<Instant> end)
-{
-	SliceOwner &o = owner(u);
-	if (owner_set_.size() < owners.size())
-		owner_set_.resize(owners.size(), 0);
-	owner_set_[u] = 1;
-	if (o.job == job && o.partition == partition && o.end == end)
-		return;
-	o.job = job;
-	o.partition = partition; // the string keeps its memory
-	o.end = end;
-	differs_ = true;
-}
-
-void NodeBooks::set_borrower(size_t u, const BorrowHolding &h)
-{
-	BorrowHolding &b = borrower(u);
-	if (borrower_set_.size() < borrowers.size())
-		borrower_set_.resize(borrowers.size(), 0);
-	borrower_set_[u] = 1;
-	if (b == h)
-		return;
-	b = h;
-	differs_ = true;
-}
-
-void NodeBooks::end_fill(uint64_t &generations)
-{
-	for (size_t u = 0; u < owners.size(); ++u)
-		if ((u >= owner_set_.size() || !owner_set_[u]) && owners[u].job) {
-			owners[u].job = 0;
-			owners[u].partition.clear();
-			owners[u].end.reset();
-			differs_ = true;
-		}
-	for (size_t u = 0; u < borrowers.size(); ++u)
-		if ((u >= borrower_set_.size() || !borrower_set_[u]) && borrowers[u].job) {
-			borrowers[u] = BorrowHolding{};
-			differs_ = true;
-		}
-	if (differs_)
-		generation = ++generations;
-	differs_ = false;
+	for (BorrowHolding &h : borrowers)
+		h = BorrowHolding{};
 }
 
 void LoanBook::forget_totals(const std::vector<uint32_t> &jobs)

@@ -81,28 +81,13 @@ struct NodeBooks {
 	std::vector<SliceOwner> owners;
 	// Per borrow unit (= the slice it shadows), its borrower (job 0: none).
 	std::vector<BorrowHolding> borrowers;
-	// Changes whenever the records above change; the same generation, the
-	// same records (the book skips the node). 0: not numbered, the book
-	// reads the records through.
-	uint64_t generation = 0;
 
 	// Unit u's owner or borrower (made, with the units before it, if
-	// missing).
+	// missing): what the controller sets from a job's units.
 	SliceOwner &owner(size_t u);
 	BorrowHolding &borrower(size_t u);
-
-	// The controller fills the records of its last read again, in place:
-	// begin_fill, each job's units, end_fill. Units no job set are cleared;
-	// if anything differs from before, the records get the next of
-	// `generations` (which only grows).
-	void begin_fill(std::string_view name, bool is_known, const std::vector<int> &devices);
-	void set_owner(size_t u, uint32_t job, std::string_view partition, std::optional<Instant> end);
-	void set_borrower(size_t u, const BorrowHolding &h);
-	void end_fill(uint64_t &generations);
-
-private:
-	std::vector<char> owner_set_, borrower_set_; // by unit, in this fill
-	bool differs_ = false;                       // from before this fill
+	// No owner and no borrower on any unit, the sizes kept.
+	void clear_units();
 };
 
 struct ReclaimOrder {
@@ -263,12 +248,6 @@ private:
 		std::set<int> borrowed_units;          // as last synced
 		std::vector<bool> lendable_before;     // by unit, at the last tick
 		uint64_t synced = 0;                   // the sync that last saw it
-		// The records' generation that sync last read through (0: none),
-		// and whether a slice changed since, other than by sync: if
-		// neither, the same records have nothing new for the node.
-		uint64_t generation = 0;
-		bool dirty = true;
-		std::vector<BorrowHolding> holdings; // as last read through, unit by unit
 		// A slice (or its device) changed since `rows` were taken.
 		mutable bool changed = true;
 		mutable std::shared_ptr<const BookSnapshot::NodeRows> rows;
@@ -281,14 +260,11 @@ private:
 	static void touched(Node &n, Slice &s)
 	{
 		if (s.lending.take_changed())
-			n.changed = n.dirty = true;
+			n.changed = true;
 	}
 	Node *node_of(size_t index, const std::string &name);
 	void sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_offset,
 	               std::map<uint32_t, bool> *borrower_running);
-	// What a borrower's holding tells the book, read through or not.
-	void holding_seen(const std::string &node, const BorrowHolding &h,
-	                  std::map<uint32_t, bool> *borrower_running);
 	// The reclaims in flight against the job records (loan_book_reclaims.cpp).
 	void settle_reclaims(Instant now, const std::map<uint32_t, BorrowerRecord> &borrowers);
 	void settle_reclaims(Instant now, const std::map<uint32_t, bool> &borrower_running,

@@ -49,10 +49,8 @@ struct JobFacts {
 
 // Read from the job records under the controller's locks.
 struct ControllerView {
-	// Every node with slices; SliceOwner::end in wall clock time. Each
-	// numbered by NodeBooks::end_fill from `generations`, which only grows.
+	// Every node with slices; SliceOwner::end in wall clock time.
 	std::vector<NodeBooks> nodes;
-	uint64_t generations = 0;
 	// node name -> the host name to resolve (NodeHostname, NodeAddr)
 	std::map<std::string, std::string> hosts;
 	// Of the jobs read() was asked about, those whose records still exist

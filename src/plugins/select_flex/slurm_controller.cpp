@@ -12,7 +12,6 @@
 #include <csignal>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace flexslurm::select_flex
@@ -22,10 +21,9 @@ namespace
 {
 
 // Who holds which slice and which borrow unit, from the job records, into
-// the records of the last read, filled in place (NodeBooks::begin_fill):
-// a node whose records did not change keeps its generation, and the book
-// skips it. Caller holds the job and node locks.
-void read_books(std::vector<NodeBooks> &books, uint64_t &generations)
+// the records the last read left (filled in place: their memory is
+// reused). Caller holds the job and node locks.
+void read_books(std::vector<NodeBooks> &books)
 {
 	size_t count = 0;
 	std::vector<int> at(static_cast<size_t>(std::max(node_record_count, 0)), -1); // node -> books
@@ -36,11 +34,19 @@ void read_books(std::vector<NodeBooks> &books, uint64_t &generations)
 			continue;
 		if (count == books.size())
 			books.emplace_back();
+		NodeBooks &nb = books[count];
+		if (nb.node != node->name)
+			nb.node = node->name;
 		NodeSlices slices = node_slices(vs);
-		// Not known: not registered since the controller started.
-		books[count].begin_fill(node->name, slices.known, slices.device_of_slice);
-		if (slices.known)
+		nb.known = slices.known; // false: not registered since the controller started
+		if (slices.known) {
+			if (nb.device_of_slice != slices.device_of_slice)
+				nb.device_of_slice = std::move(slices.device_of_slice);
 			at[static_cast<size_t>(i)] = static_cast<int>(count);
+		} else {
+			nb.device_of_slice.clear();
+		}
+		nb.clear_units();
 		++count;
 	}
 	books.resize(count);
@@ -54,29 +60,34 @@ void read_books(std::vector<NodeBooks> &books, uint64_t &generations)
 		if (!running && !completing)
 			continue;
 		if (running && !completing) {
-			const std::string_view partition =
+			const char *partition =
 			        job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "";
 			std::optional<Instant> end;
 			if (job->time_limit != INFINITE && job->end_time)
 				end = Instant(Seconds(job->end_time)); // wall clock
 			for_each_job_unit_set(job, vslice_id(), [&](int i, bitstr_t *bits) {
-				if (NodeBooks *nb = books_of(i))
-					for_each_set_bit(bits, [&](int u) {
-						nb->set_owner(static_cast<size_t>(u), job->job_id, partition,
-						              end);
-					});
+				NodeBooks *nb = books_of(i);
+				if (!nb)
+					return;
+				for_each_set_bit(bits, [&](int u) {
+					SliceOwner &o = nb->owner(static_cast<size_t>(u));
+					o.job = job->job_id;
+					if (o.partition != partition)
+						o.partition = partition;
+					o.end = end;
+				});
 			});
 		}
-		const BorrowHolding holding{job->job_id, completing || !running, job->restart_cnt};
 		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
-			if (NodeBooks *nb = books_of(i))
-				for_each_set_bit(bits, [&](int u) {
-					nb->set_borrower(static_cast<size_t>(u), holding);
-				});
+			NodeBooks *nb = books_of(i);
+			if (!nb)
+				return;
+			for_each_set_bit(bits, [&](int u) {
+				nb->borrower(static_cast<size_t>(u)) = {job->job_id, completing || !running,
+				                                        job->restart_cnt};
+			});
 		});
 	}
-	for (NodeBooks &nb : books)
-		nb.end_fill(generations);
 }
 
 // What a job record says about a borrower whose reclaim is in flight
@@ -137,7 +148,7 @@ bool SlurmController::read(ControllerView &view, const std::vector<uint32_t> &ch
 	compat::JobReadLock locks;
 	if (!job_list || !node_record_table_ptr)
 		return false; // the controller is still reading its state
-	read_books(view.nodes, view.generations);
+	read_books(view.nodes);
 	// In place too: most ticks no node and no host changed.
 	size_t hosts = 0;
 	for (int i = 0; i < node_record_count; ++i)
