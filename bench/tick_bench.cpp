@@ -45,10 +45,10 @@ public:
 				nb.device_of_slice.push_back(u / slices_per_device);
 			for (int d = 0; d < owned_devices; ++d)
 				for (int k = 0; k < slices_per_device; ++k)
-					nb.owners[d * slices_per_device + k] =
+					nb.owner(static_cast<size_t>(d * slices_per_device + k)) =
 					        SliceOwner{owner(n, d), "gpu", std::nullopt};
-			nb.borrowers[0] = BorrowHolding{borrower(n), false};
-			nb.borrowers[1] = BorrowHolding{borrower(n), false};
+			nb.borrower(0) = BorrowHolding{borrower(n), false};
+			nb.borrower(1) = BorrowHolding{borrower(n), false};
 			hosts[nb.node] = nb.node;
 			records.push_back(std::move(nb));
 		}
@@ -67,16 +67,40 @@ public:
 	static uint32_t borrower(int n) { return static_cast<uint32_t>(5000000 + n); }
 
 	bool in_control() override { return true; }
-	std::optional<ControllerView> read(const std::vector<uint32_t> &check_alive,
-	                                   const std::vector<uint32_t> &reclaimed) override
+	// What the adapter does with the job records: the last read's records
+	// filled in place, units cleared, then each job's units set.
+	bool read(ControllerView &v, const std::vector<uint32_t> &check_alive,
+	          const std::vector<uint32_t> &reclaimed) override
 	{
-		ControllerView v;
-		v.nodes = records; // the adapter builds the same from the job records
-		v.hosts = hosts;
+		v.nodes.resize(records.size());
+		for (size_t i = 0; i < records.size(); ++i) {
+			const NodeBooks &from = records[i];
+			NodeBooks &nb = v.nodes[i];
+			if (nb.node != from.node)
+				nb.node = from.node;
+			nb.known = from.known;
+			if (nb.device_of_slice != from.device_of_slice)
+				nb.device_of_slice = from.device_of_slice;
+			nb.clear_units();
+			for (size_t u = 0; u < from.owners.size(); ++u)
+				if (const SliceOwner &o = from.owners[u]; o.job) {
+					SliceOwner &to = nb.owner(u);
+					to.job = o.job;
+					if (to.partition != o.partition)
+						to.partition = o.partition;
+					to.end = o.end;
+				}
+			for (size_t u = 0; u < from.borrowers.size(); ++u)
+				if (from.borrowers[u].job)
+					nb.borrower(u) = from.borrowers[u];
+		}
+		for (const auto &[node, host] : hosts)
+			if (std::string &h = v.hosts[node]; h != host)
+				h = host;
 		v.alive = check_alive; // every job still runs
 		for (uint32_t id : reclaimed)
 			v.borrowers[id] = BorrowerRecord{}; // running, its grace not over
-		return v;
+		return true;
 	}
 	void locked(const std::function<void()> &body) override { body(); }
 	std::optional<JobFacts> job(uint32_t) override { return JobFacts{true, true, 0}; }

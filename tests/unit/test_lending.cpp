@@ -141,6 +141,40 @@ END_TEST
 // busy for busy_samples samples in a row never keeps a loan; a reclaim
 // reports overdue only after its deadline, once; no loan during cooldown;
 // a released slice ends free.
+START_TEST(a_busy_streak_stops_at_busy_samples)
+{
+	const LendingPolicy p = policy(); // busy_samples 2
+	SliceLending s(p);
+	s.owner_assigned(at(0), 100, "gpu", std::nullopt);
+	s.take_changed();
+	s.sample(at(5), 90.0);
+	s.sample(at(10), 90.0);
+	ck_assert_int_eq(s.memento().busy_streak, 2);
+	s.take_changed();
+	// A busy owner's further samples change nothing: its node's rows stay.
+	for (long t = 15; t <= 60; t += 5)
+		s.sample(at(t), 90.0);
+	ck_assert(!s.take_changed());
+	ck_assert_int_eq(s.memento().busy_streak, 2);
+	// A larger streak from an older state file is kept, and still counts.
+	SliceLending old(p);
+	SliceLending::Memento m;
+	m.state = SliceState::Lent;
+	m.owner = 100;
+	m.borrower = 200;
+	m.busy_streak = 50;
+	m.lent_at = at(0);
+	old.restore(m);
+	old.take_changed();
+	old.sample(at(5), 10.0); // between the thresholds
+	ck_assert_int_eq(old.memento().busy_streak, 0);
+	old.restore(m);
+	old.sample(at(5), 90.0);
+	ck_assert_int_eq(old.memento().busy_streak, 50);
+	ck_assert(old.state() == SliceState::Reclaiming);
+}
+END_TEST
+
 START_TEST(random_sequences_keep_the_invariants)
 {
 	const LendingPolicy p = policy();
@@ -299,6 +333,7 @@ Suite *lending_suite()
 	tcase_add_test(tc, idle_for_the_window_then_lent_then_reclaimed_when_busy);
 	tcase_add_test(tc, what_is_never_lent);
 	tcase_add_test(tc, other_reclaim_triggers);
+	tcase_add_test(tc, a_busy_streak_stops_at_busy_samples);
 	tcase_add_loop_test(tc, random_sequences_keep_the_invariants, 0, 5);
 	tcase_add_test(tc, lending_yaml);
 	suite_add_tcase(s, tc);

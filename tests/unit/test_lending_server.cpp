@@ -6,6 +6,8 @@
 #include "log_capture.hpp"
 #include "suites.hpp"
 
+#include "node_records.hpp"
+
 #include "core/io/file_io.hpp"
 #include "core/service/lending_server.hpp"
 #include "core/util/log.hpp"
@@ -76,7 +78,7 @@ class FakeController final : public LendingController
 {
 public:
 	bool primary = true;
-	std::map<std::string, NodeBooks> records;
+	std::map<std::string, NodeRecords> records;
 	std::map<uint32_t, FakeJob> jobs; // a job without a record is not here
 	std::map<std::string, std::vector<std::string>> dns;
 	bool requeue_fails = false;
@@ -89,7 +91,7 @@ public:
 
 	void add_node(const std::string &node, std::vector<int> device_of_slice, bool known = true)
 	{
-		NodeBooks &nb = records[node];
+		NodeRecords &nb = records[node];
 		nb.node = node;
 		nb.known = known;
 		nb.device_of_slice = std::move(device_of_slice);
@@ -135,18 +137,22 @@ public:
 		                    : BorrowerRecord::Stage::Running;
 		return r;
 	}
-	std::optional<ControllerView> read(const std::vector<uint32_t> &check_alive,
-	                                   const std::vector<uint32_t> &reclaimed) override
+	bool read(ControllerView &v, const std::vector<uint32_t> &check_alive,
+	          const std::vector<uint32_t> &reclaimed) override
 	{
+		ck_assert(v.alive.empty() && v.borrowers.empty());
 		ck_assert(!in_lock);
 		asked.push_back(check_alive);
 		reclaimed_asked.push_back(reclaimed);
 		for (uint32_t id : reclaimed)
 			if (const auto j = jobs.find(id); j != jobs.end())
 				v_borrowers[id] = record_of(id, j->second);
-		ControllerView v;
+		// Over what the last read left, as the adapter does.
+		v.nodes.resize(records.size());
+		v.hosts.clear();
+		size_t i = 0;
 		for (const auto &[name, nb] : records) {
-			v.nodes.push_back(nb);
+			v.nodes[i++] = nb.flat();
 			v.hosts[name] = "h-" + name;
 		}
 		for (uint32_t id : check_alive)
@@ -155,7 +161,7 @@ public:
 		v.borrowers = std::exchange(v_borrowers, {});
 		if (after_read)
 			std::exchange(after_read, nullptr)();
-		return v;
+		return true;
 	}
 	void locked(const std::function<void()> &body) override
 	{

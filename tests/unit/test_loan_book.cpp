@@ -12,6 +12,8 @@
 
 #include "suites.hpp"
 
+#include "node_records.hpp"
+
 #include "core/service/agent.hpp"
 #include "core/model/loan_book.hpp"
 #include "core/util/log.hpp"
@@ -142,7 +144,7 @@ public:
 	}
 
 	LoanBook book;
-	std::map<std::string, NodeBooks> records;
+	std::map<std::string, NodeRecords> records;
 	// The job records of borrowers under reclaim, as slurmctld hands them to
 	// sync; unset: the book decides from the unit holdings alone.
 	std::optional<std::map<uint32_t, BorrowerRecord>> jobs;
@@ -151,7 +153,7 @@ public:
 
 	void add_node(const std::string &node, std::vector<int> device_of_slice)
 	{
-		NodeBooks &nb = records[node];
+		NodeRecords &nb = records[node];
 		nb.node = node;
 		nb.device_of_slice = std::move(device_of_slice);
 	}
@@ -177,7 +179,7 @@ public:
 	{
 		std::vector<NodeBooks> books;
 		for (const auto &[name, nb] : records)
-			books.push_back(nb);
+			books.push_back(nb.flat());
 		book.sync(at(t), books, jobs ? &*jobs : nullptr);
 		// The job records here are the nodes' owners and borrowers: the
 		// totals of any other job go (the lending server asks Slurm).
@@ -987,7 +989,7 @@ START_TEST(a_restart_gives_the_agents_a_full_timeout)
 	  // devices and no holders there yet. Its loans and reclaims stay as saved.
 		Controller after;
 		after.records = before.c.records;
-		after.records.at("n1") = NodeBooks{};
+		after.records.at("n1") = NodeRecords{};
 		after.records.at("n1").node = "n1";
 		after.records.at("n1").known = false;
 		std::string why;
@@ -1116,7 +1118,7 @@ private:
 	{
 		if (silent_.count(node))
 			return;
-		const NodeBooks &records = c_->records.at(node);
+		const NodeRecords &records = c_->records.at(node);
 		std::map<int, std::vector<JobReport>> jobs;
 		for (const auto &[s, o] : records.owners) {
 			auto &on_device = jobs[records.device_of_slice[static_cast<size_t>(s)]];
@@ -1363,7 +1365,7 @@ private:
 	uint32_t next_job_ = 1;
 	// The model: what the book was told, and what it did.
 	bool ever_synced_ = false;
-	std::map<std::string, NodeBooks> synced_; // the records at the last sync
+	std::map<std::string, NodeRecords> synced_; // the records at the last sync
 	std::map<Unit, uint32_t> lent_since_sync_;
 	std::map<std::string, long> heard_; // the last report the book took
 	std::map<std::string, std::optional<std::set<int>>>

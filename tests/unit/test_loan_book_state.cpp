@@ -36,7 +36,7 @@ std::vector<NodeBooks> two_nodes()
 		NodeBooks nb;
 		nb.node = name;
 		nb.device_of_slice = {0, 0, 1, 1};
-		nb.owners[0] = SliceOwner{name[1] == '1' ? 101u : 102u, "gpu", std::nullopt};
+		nb.owner(0) = SliceOwner{name[1] == '1' ? 101u : 102u, "gpu", std::nullopt};
 		out.push_back(nb);
 	}
 	return out;

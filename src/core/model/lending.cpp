@@ -88,7 +88,12 @@ void SliceLending::sample(Instant now, double busy_percent)
 {
 	const bool idle = busy_percent < policy_->idle_below_percent;
 	const bool busy = busy_percent > policy_->busy_above_percent;
-	set(busy_streak_, busy ? busy_streak_ + 1 : 0);
+	// Counted up to busy_samples, enough for the decision below: a busy
+	// owner's slice stops changing (and its node's snapshot rows stay
+	// shared) once the streak is there. A larger value (a restored state,
+	// a lower busy_samples since) is kept as it is.
+	set(busy_streak_,
+	    busy ? std::min(busy_streak_ + 1, std::max(busy_streak_, policy_->busy_samples)) : 0);
 	switch (state_) {
 	case SliceState::OwnedBusy:
 		if (!idle) {

@@ -115,9 +115,6 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 		n.slices.erase(n.slices.begin() + static_cast<std::ptrdiff_t>(units), n.slices.end());
 	while (n.slices.size() < units)
 		n.slices.emplace_back(policy_);
-	// The records' maps are walked along the units, in order.
-	auto owner = nb.owners.begin();
-	auto holding = nb.borrowers.begin();
 	for (size_t i = 0; i < units; ++i) {
 		const int u = static_cast<int>(i);
 		Slice &s = n.slices[i];
@@ -126,32 +123,30 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 			n.changed = true;
 		}
 		SliceLending &l = s.lending;
-		while (owner != nb.owners.end() && owner->first < u)
-			++owner;
+		const SliceOwner *owner = i < nb.owners.size() && nb.owners[i].job ? &nb.owners[i] : nullptr;
 		const bool held = l.state() != SliceState::Free;
-		if (owner != nb.owners.end() && owner->first == u) {
-			if (!held || l.owner() != owner->second.job) {
+		if (owner) {
+			if (!held || l.owner() != owner->job) {
 				if (held)
 					l.owner_released(now);
-				const auto &end = owner->second.end;
-				l.owner_assigned(now, owner->second.job, owner->second.partition,
-				                 end ? std::optional<Instant>(*end - end_offset)
-				                     : std::nullopt);
+				l.owner_assigned(now, owner->job, owner->partition,
+				                 owner->end ? std::optional<Instant>(*owner->end - end_offset)
+				                            : std::nullopt);
 			}
 		} else if (held && !(l.state() == SliceState::Reclaiming && l.owner() == 0)) {
 			l.owner_released(now);
 		}
 
-		while (holding != nb.borrowers.end() && holding->first < u)
-			++holding;
-		if (holding != nb.borrowers.end() && holding->first == u) {
-			const uint32_t b = holding->second.job;
+		const BorrowHolding *holding =
+		        i < nb.borrowers.size() && nb.borrowers[i].job ? &nb.borrowers[i] : nullptr;
+		if (holding) {
+			const uint32_t b = holding->job;
 			if (borrower_running) {
 				bool &running = (*borrower_running)[b];
-				running = running || !holding->second.completing;
+				running = running || !holding->completing;
 			}
-			if (!holding->second.completing)
-				borrower_run_.emplace_back(b, holding->second.run);
+			if (!holding->completing)
+				borrower_run_.emplace_back(b, holding->run);
 			if (l.borrower() != b) {
 				if (l.borrower() != 0)
 					l.borrower_gone(now);
@@ -159,20 +154,54 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 				event(now, "loan found in the job records: " + nb.node + " slice " +
 				                   std::to_string(u) + " lent to " + book_text::job_text(b));
 			}
-			if (auto r = reclaims_.find(b); r != reclaims_.end())
-				r->second.nodes.insert(nb.node);
+			if (!reclaims_.empty())
+				if (auto r = reclaims_.find(b); r != reclaims_.end())
+					r->second.nodes.insert(nb.node);
 		} else if (l.borrower() != 0) {
 			l.borrower_gone(now);
 		}
 		touched(n, s);
 	}
-	// As synced; rewritten only when it differs (most ticks it does not).
-	if (!std::equal(n.borrowed_units.begin(), n.borrowed_units.end(), nb.borrowers.begin(),
-	                nb.borrowers.end(), [](int u, const auto &h) { return u == h.first; })) {
+	// As synced (units past the slices too); rewritten only when it
+	// differs (most ticks it does not).
+	size_t held_units = 0;
+	bool same = true;
+	for (size_t u = 0; u < nb.borrowers.size() && same; ++u)
+		if (nb.borrowers[u].job) {
+			++held_units;
+			same = n.borrowed_units.count(static_cast<int>(u)) != 0;
+		}
+	if (!same || held_units != n.borrowed_units.size()) {
 		n.borrowed_units.clear();
-		for (const auto &[u, h] : nb.borrowers)
-			n.borrowed_units.insert(u);
+		for (size_t u = 0; u < nb.borrowers.size(); ++u)
+			if (nb.borrowers[u].job)
+				n.borrowed_units.insert(static_cast<int>(u));
 	}
+}
+
+SliceOwner &NodeBooks::owner(size_t u)
+{
+	if (owners.size() <= u)
+		owners.resize(u + 1);
+	return owners[u];
+}
+
+BorrowHolding &NodeBooks::borrower(size_t u)
+{
+	if (borrowers.size() <= u)
+		borrowers.resize(u + 1);
+	return borrowers[u];
+}
+
+void NodeBooks::clear_units()
+{
+	for (SliceOwner &o : owners) {
+		o.job = 0;
+		o.partition.clear(); // keeps its memory for the next fill
+		o.end.reset();
+	}
+	for (BorrowHolding &h : borrowers)
+		h = BorrowHolding{};
 }
 
 void LoanBook::forget_totals(const std::vector<uint32_t> &jobs)

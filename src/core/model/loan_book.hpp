@@ -37,12 +37,16 @@ struct SliceOwner {
 	uint32_t job = 0;
 	std::string partition;
 	std::optional<Instant> end; // the job's end time, if it has a limit
+
+	bool operator==(const SliceOwner &) const = default;
 };
 
 struct BorrowHolding {
 	uint32_t job = 0;
 	bool completing = false; // requeued or ended, its processes not yet gone
 	uint32_t run = 0;        // which run of the job: Slurm's restart count
+
+	bool operator==(const BorrowHolding &) const = default;
 };
 
 // What a job record says about a borrower whose reclaim is in flight: the
@@ -63,15 +67,27 @@ struct BorrowerRecord {
 	std::optional<Instant> end; // when it ended (Failed, Ended)
 };
 
-// One node as Slurm's job records show it now.
+// One node as Slurm's job records show it now. Flat, unit by unit: the
+// controller fills the same records in place tick after tick (no memory
+// is allocated once they have their sizes), and the book reads them
+// along its slices.
 struct NodeBooks {
 	std::string node;
 	// false: Slurm does not know the node's devices yet (a restarted
 	// controller before the node registers): keep what the book has.
 	bool known = true;
-	std::vector<int> device_of_slice;       // per slice unit: its device (layout order)
-	std::map<int, SliceOwner> owners;       // slice -> owner
-	std::map<int, BorrowHolding> borrowers; // borrow unit (= the slice it shadows) -> borrower
+	std::vector<int> device_of_slice; // per slice unit: its device (layout order)
+	// Per slice unit, its owner (job 0: none); units past the end have none.
+	std::vector<SliceOwner> owners;
+	// Per borrow unit (= the slice it shadows), its borrower (job 0: none).
+	std::vector<BorrowHolding> borrowers;
+
+	// Unit u's owner or borrower (made, with the units before it, if
+	// missing): what the controller sets from a job's units.
+	SliceOwner &owner(size_t u);
+	BorrowHolding &borrower(size_t u);
+	// No owner and no borrower on any unit, the sizes kept.
+	void clear_units();
 };
 
 struct ReclaimOrder {

@@ -58,7 +58,8 @@ struct ControllerView {
 	// node name -> the host name to resolve (NodeHostname, NodeAddr)
 	std::map<std::string, std::string> hosts;
 	// Of the jobs read() was asked about, those whose records still exist
-	// (pending, running, suspended or completing).
+	// (pending, running, suspended or completing). This and `borrowers`
+	// come to read() empty.
 	std::vector<uint32_t> alive;
 	// The records of the borrowers read() was asked about (reclaims in
 	// flight): stage, run (restart count), end time in wall clock time.
@@ -78,11 +79,14 @@ public:
 	// reclaimed.
 	virtual bool in_control() = 0;
 
-	// Takes the controller's locks for reading. nullopt: the controller
-	// has not read its state yet. `check_alive`: jobs with totals;
-	// `reclaimed`: borrowers whose records the reclaims in flight need.
-	virtual std::optional<ControllerView> read(const std::vector<uint32_t> &check_alive,
-	                                           const std::vector<uint32_t> &reclaimed) = 0;
+	// Takes the controller's locks for reading and fills `view`, which
+	// holds what the last read() left there: its node records are filled
+	// in place (their memory reused, a tick allocates nothing once the
+	// cluster's size is known). false: the controller has not read its
+	// state yet. `check_alive`: jobs with totals; `reclaimed`: borrowers
+	// whose records the reclaims in flight need.
+	virtual bool read(ControllerView &view, const std::vector<uint32_t> &check_alive,
+	                  const std::vector<uint32_t> &reclaimed) = 0;
 
 	// Runs `body` under the controller's job write lock; the job calls
 	// below are made only from inside it. A requeue re-enters the plugin
@@ -256,6 +260,7 @@ private:
 	bool in_control_ = false;
 	bool restored_ = false;
 	std::optional<Seconds> wall_offset_;
+	ControllerView view_;                           // the last read, filled in place by the next
 	std::vector<uint32_t> totals_jobs_;             // asked about at the next read
 	std::map<uint32_t, JobTotals> recorded_;        // borrowers' totals as last recorded
 	std::map<std::string, Host> hosts_;             // host name -> addresses

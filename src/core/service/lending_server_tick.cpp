@@ -64,7 +64,6 @@ void LendingServer::tick()
 	// under the book's lock (committed()), so the check below is exact.
 	// The reclaims in flight end only when their borrowers' job records
 	// say so (LoanBook::sync): those records are read too.
-	std::optional<ControllerView> view;
 	std::vector<uint32_t> reclaimed;
 	std::unique_lock<std::mutex> book_lock(book_mutex_, std::defer_lock);
 	for (int attempt = 0;; ++attempt) {
@@ -72,8 +71,9 @@ void LendingServer::tick()
 		book_lock.lock();
 		reclaimed = book_.reclaim_borrowers();
 		book_lock.unlock();
-		view = controller_.read(totals_jobs_, reclaimed);
-		if (!view)
+		view_.alive.clear();
+		view_.borrowers.clear();
+		if (!controller_.read(view_, totals_jobs_, reclaimed))
 			return; // the controller is still reading its state
 		book_lock.lock();
 		if (commits_.load() == commits || attempt == 2)
@@ -83,7 +83,7 @@ void LendingServer::tick()
 	times_.read_ms = ms_since(lap);
 	// Job end times are on the wall clock: sync moves the owners' onto the
 	// book's clock as it uses them, the borrowers' are moved here.
-	for (auto &[id, record] : view->borrowers)
+	for (auto &[id, record] : view_.borrowers)
 		if (record.end)
 			*record.end -= *wall_offset_;
 	// A reclaim the admin started after the records were read has none
@@ -91,18 +91,18 @@ void LendingServer::tick()
 	// waiting (its grace runs), as it should.
 	for (uint32_t b : book_.reclaim_borrowers())
 		if (!std::binary_search(reclaimed.begin(), reclaimed.end(), b))
-			view->borrowers.emplace(b, BorrowerRecord{});
-	std::sort(view->alive.begin(), view->alive.end());
+			view_.borrowers.emplace(b, BorrowerRecord{});
+	std::sort(view_.alive.begin(), view_.alive.end());
 	std::vector<uint32_t> gone;
 	for (uint32_t job : totals_jobs_)
-		if (!std::binary_search(view->alive.begin(), view->alive.end(), job))
+		if (!std::binary_search(view_.alive.begin(), view_.alive.end(), job))
 			gone.push_back(job);
 
 	TickActions actions;
 	std::vector<std::pair<uint32_t, JobTotals>> to_record;
 	std::vector<std::string> events;
 	{
-		book_.sync(now, view->nodes, &view->borrowers, *wall_offset_);
+		book_.sync(now, view_.nodes, &view_.borrowers, *wall_offset_);
 		book_.forget_totals(gone);
 		actions = book_.tick(now);
 		// Borrowers' records follow their loans; a lender's record is
@@ -171,7 +171,7 @@ void LendingServer::tick()
 
 	if (actions.lendable_appeared)
 		controller_.kick_scheduler(); // a waiting borrower may fit now
-	refresh_addresses(view->hosts, now);
+	refresh_addresses(view_.hosts, now);
 	if (const uint16_t p = new_port_.exchange(0); p && p != settings_.port) {
 		listener_.reset(); // lending.port changed by reconfigure
 		log_info("lending: port " + std::to_string(settings_.port) + " closed, moving to " +

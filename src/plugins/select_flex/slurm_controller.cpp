@@ -17,29 +17,36 @@ namespace flexslurm::select_flex
 namespace
 {
 
-// Who holds which slice and which borrow unit, from the job records.
-// Caller holds the job and node locks.
-std::vector<NodeBooks> read_books()
+// Who holds which slice and which borrow unit, from the job records, into
+// the records the last read left (filled in place: their memory is
+// reused). Caller holds the job and node locks.
+void read_books(std::vector<NodeBooks> &books)
 {
-	std::vector<NodeBooks> books;
+	size_t count = 0;
 	std::vector<int> at(static_cast<size_t>(std::max(node_record_count, 0)), -1); // node -> books
 	for (int i = 0; i < node_record_count; ++i) {
 		node_record_t *node = node_record_table_ptr[i];
 		gres_node_state_t *vs = node ? compat::node_gres(node, vslice_id()) : nullptr;
 		if (!vs)
 			continue;
-		NodeBooks nb;
-		nb.node = node->name;
+		if (count == books.size())
+			books.emplace_back();
+		NodeBooks &nb = books[count];
+		if (nb.node != node->name)
+			nb.node = node->name;
 		NodeSlices slices = node_slices(vs);
-		if (!slices.known) {
-			nb.known = false; // not registered since the controller started
-			books.push_back(std::move(nb));
-			continue;
+		nb.known = slices.known; // false: not registered since the controller started
+		if (slices.known) {
+			if (nb.device_of_slice != slices.device_of_slice)
+				nb.device_of_slice = std::move(slices.device_of_slice);
+			at[static_cast<size_t>(i)] = static_cast<int>(count);
+		} else {
+			nb.device_of_slice.clear();
 		}
-		nb.device_of_slice = std::move(slices.device_of_slice);
-		at[static_cast<size_t>(i)] = static_cast<int>(books.size());
-		books.push_back(std::move(nb));
+		nb.clear_units();
+		++count;
 	}
+	books.resize(count);
 	auto books_of = [&](int i) -> NodeBooks * {
 		const int b = i >= 0 && static_cast<size_t>(i) < at.size() ? at[static_cast<size_t>(i)] : -1;
 		return b < 0 ? nullptr : &books[static_cast<size_t>(b)];
@@ -49,29 +56,35 @@ std::vector<NodeBooks> read_books()
 		const bool completing = IS_JOB_COMPLETING(job);
 		if (!running && !completing)
 			continue;
-		if (running && !completing)
+		if (running && !completing) {
+			const char *partition =
+			        job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "";
+			std::optional<Instant> end;
+			if (job->time_limit != INFINITE && job->end_time)
+				end = Instant(Seconds(job->end_time)); // wall clock
 			for_each_job_unit_set(job, vslice_id(), [&](int i, bitstr_t *bits) {
 				NodeBooks *nb = books_of(i);
 				if (!nb)
 					return;
-				SliceOwner owner{job->job_id,
-				                 job->part_ptr && job->part_ptr->name ? job->part_ptr->name
-				                                                      : "",
-				                 std::nullopt};
-				if (job->time_limit != INFINITE && job->end_time)
-					owner.end = Instant(Seconds(job->end_time)); // wall clock
-				for_each_set_bit(bits, [&](int u) { nb->owners[u] = owner; });
+				for_each_set_bit(bits, [&](int u) {
+					SliceOwner &o = nb->owner(static_cast<size_t>(u));
+					o.job = job->job_id;
+					if (o.partition != partition)
+						o.partition = partition;
+					o.end = end;
+				});
 			});
+		}
 		for_each_job_unit_set(job, vborrow_id(), [&](int i, bitstr_t *bits) {
 			NodeBooks *nb = books_of(i);
 			if (!nb)
 				return;
 			for_each_set_bit(bits, [&](int u) {
-				nb->borrowers[u] = {job->job_id, completing || !running, job->restart_cnt};
+				nb->borrower(static_cast<size_t>(u)) = {job->job_id, completing || !running,
+				                                        job->restart_cnt};
 			});
 		});
 	}
-	return books;
 }
 
 // What a job record says about a borrower whose reclaim is in flight
@@ -104,17 +117,29 @@ bool SlurmController::in_control()
 	return compat::controller_in_control();
 }
 
-std::optional<ControllerView> SlurmController::read(const std::vector<uint32_t> &check_alive,
-                                                    const std::vector<uint32_t> &reclaimed)
+bool SlurmController::read(ControllerView &view, const std::vector<uint32_t> &check_alive,
+                           const std::vector<uint32_t> &reclaimed)
 {
 	compat::JobReadLock locks;
 	if (!job_list || !node_record_table_ptr)
-		return std::nullopt; // the controller is still reading its state
-	ControllerView view;
-	view.nodes = read_books();
+		return false; // the controller is still reading its state
+	read_books(view.nodes);
+	// In place too: most ticks no node and no host changed.
+	size_t hosts = 0;
 	for (int i = 0; i < node_record_count; ++i)
-		if (node_record_t *n = node_record_table_ptr[i])
-			view.hosts[n->name] = n->comm_name ? n->comm_name : n->name;
+		if (node_record_t *n = node_record_table_ptr[i]) {
+			const char *host = n->comm_name ? n->comm_name : n->name;
+			std::string &h = view.hosts[n->name];
+			if (h != host)
+				h = host;
+			++hosts;
+		}
+	if (view.hosts.size() != hosts) { // a node went: start afresh
+		view.hosts.clear();
+		for (int i = 0; i < node_record_count; ++i)
+			if (node_record_t *n = node_record_table_ptr[i])
+				view.hosts[n->name] = n->comm_name ? n->comm_name : n->name;
+	}
 	for (uint32_t id : check_alive) {
 		job_record_t *job = find_job_record(id);
 		if (job && (!IS_JOB_FINISHED(job) || IS_JOB_COMPLETING(job)))
@@ -123,7 +148,7 @@ std::optional<ControllerView> SlurmController::read(const std::vector<uint32_t> 
 	for (uint32_t id : reclaimed)
 		if (auto r = borrower_record(id))
 			view.borrowers.emplace(id, *r);
-	return view;
+	return true;
 }
 
 void SlurmController::locked(const std::function<void()> &body)

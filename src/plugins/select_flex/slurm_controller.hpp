@@ -23,8 +23,8 @@ class SlurmController final : public LendingController
 {
 public:
 	bool in_control() override;
-	std::optional<ControllerView> read(const std::vector<uint32_t> &check_alive,
-	                                   const std::vector<uint32_t> &reclaimed) override;
+	bool read(ControllerView &view, const std::vector<uint32_t> &check_alive,
+	          const std::vector<uint32_t> &reclaimed) override;
 	void locked(const std::function<void()> &body) override;
 	std::optional<JobFacts> job(uint32_t id) override;
 	std::string signal_checkpoint(uint32_t id) override;
