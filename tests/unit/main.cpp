@@ -33,8 +33,11 @@ int main()
 	srunner_add_suite(runner, spank_config_suite());
 	srunner_add_suite(runner, lending_suite());
 	srunner_add_suite(runner, loan_book_suite());
+	srunner_add_suite(runner, loan_book_restart_suite());
+	srunner_add_suite(runner, loan_book_random_suite());
 	srunner_add_suite(runner, loan_book_state_suite());
 	srunner_add_suite(runner, lending_server_suite());
+	srunner_add_suite(runner, lending_server_ops_suite());
 	srunner_add_suite(runner, report_suite());
 	srunner_add_suite(runner, report_intake_suite());
 	srunner_add_suite(runner, admin_request_suite());
