@@ -28,6 +28,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -645,7 +646,19 @@ KillWait=5
         self._remove_job_cgroups()
 
     def stop(self):
-        """Stops everything this cluster started, by PID, even if half started."""
+        """Stops everything this cluster started, by PID, even if half started. A second
+        Ctrl-C or SIGTERM (run.py --jobs sends one to each child on the first) waits until
+        this is done: interrupted, it would leave daemons running."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._stop()
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._stop()
+        finally:
+            for sig, handler in held.items():
+                signal.signal(sig, handler)
+
+    def _stop(self):
         if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
             self.run(["scancel", "--full", "-u", "root"], check=False, timeout=10)
         for name in [n for n in self.procs if n.startswith("slurmd.")]:
