@@ -1,0 +1,194 @@
+"""The files of a local cluster (tools/localcluster.py): the shapes of its
+nodes, slurm.conf, gres.conf, cgroup.conf, flexslurm.yaml, plugstack.conf,
+topologies and fake device nodes, written by LocalCluster.write_files()."""
+
+import os
+import random
+import re
+import shutil
+import socket
+import stat
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOPOLOGIES = REPO / "tests" / "topologies"
+
+# Real character devices that every process may open: a job can open the
+# ones its cgroup allows, and gets EPERM on the others.
+FAKE_DEVICE_NUMBERS = [(1, 7), (1, 8), (1, 9), (1, 5),  # full, random, urandom, zero
+                       # kmsg, autofs, fuse, loop-control: for 8-device shapes only. Never null (1:3):
+                       # a job denied it could not redirect to /dev/null.
+                       (1, 11), (10, 235), (10, 229), (10, 237)]
+
+# name -> (topology file, vendor, GRES type, device node names, slices)
+SHAPES = {
+    "nvidia-1gpu": ("cluster-nvidia-1gpu.xml", "nvidia", "t4", ["nvidia0"]),
+    "nvidia-2gpu": ("cluster-nvidia-2gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1"]),
+    "nvidia-4gpu": ("cluster-nvidia-4gpu.xml", "nvidia", "t4", ["nvidia0", "nvidia1", "nvidia2", "nvidia3"]),
+    "nvidia-8gpu": ("cluster-nvidia-8gpu.xml", "nvidia", "t4", [f"nvidia{i}" for i in range(8)]),
+    "amd-2gpu": ("cluster-amd-2gpu.xml", "amd", "mi210", ["dri/renderD128", "dri/renderD129"]),
+    "ascend-2npu": ("cluster-ascend-2npu.xml", "ascend", "ascend910b", ["davinci0", "davinci1"]),
+}
+
+DEFAULT_YAML = """\
+version: 1
+inventory:
+  topology_xml: {dir}/topology/%n.xml
+  device_dir: {dir}/dev/%n
+  layout_file: {dir}/state/layout.%n
+slicing:
+  default:
+    slices: 4
+  classes:
+    - vendor: amd
+      device_memory: 64GiB
+    - vendor: ascend
+      device_memory: 64GiB
+"""
+
+
+def free_ports(count):
+    """Ports free now, below the kernel's ephemeral range: a port from that range may be taken, before the
+    daemon binds it, as the source port of an outgoing connection (a node agent binds its node's address
+    with port 0 and would get the very port just released here)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    socks, ports = [], []
+    rng = random.Random()
+    try:
+        while len(ports) < count:
+            port = rng.randrange(10000, max(low, 10001))
+            if port in ports:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+class ClusterFiles:
+    """LocalCluster's file writer (a mixin: it reads the cluster's settings)."""
+
+    def write_files(self):
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        for sub in ["etc", "log", "state", "spool", "munge", "topology", "dev", "out", "run",
+                    "backup/log", "backup/run"]:
+            (self.dir / sub).mkdir(parents=True)
+        os.chmod(self.dir / "munge", 0o700)
+        key = self.dir / "munge" / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        os.chmod(key, 0o400)
+
+        ctld_port, *node_ports = free_ports(1 + len(self.nodes))
+        self.ctld_port = ctld_port
+        node_lines, gres_lines = [], ["AutoDetect=off"]
+        self.lending_port = free_ports(1)[0] if self.lending else None
+        for k, (node, port) in enumerate(zip(self.nodes, node_ports)):
+            (self.dir / "spool" / node).mkdir()
+            topo, _vendor, gtype, devnodes = SHAPES[self.node_shapes[node]]
+            shutil.copy(TOPOLOGIES / topo, self.dir / "topology" / f"{node}.xml")
+            for dev, (major, minor) in zip(devnodes, FAKE_DEVICE_NUMBERS):
+                path = self.dir / "dev" / node / dev
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            ndev = len(devnodes)
+            default_gres = f"gpu:{gtype}:{ndev},vslice:{gtype}:{ndev * self.slices}"
+            if self.lending:
+                default_gres += f",vborrow:{gtype}:{ndev * self.slices}"
+            gres = self.gres_per_node.get(node, default_gres)
+            addr = f"127.0.0.{k + 2}" if self.node_addrs else "127.0.0.1"
+            node_lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr={addr} Port={port} "
+                              f"CPUs={self.cpus} RealMemory=1000 Gres={gres} State=UNKNOWN")
+            stem = re.sub(r"\d+$", "", devnodes[0])
+            numbers = [re.search(r"(\d+)$", n).group(1) for n in devnodes]
+            files = str(self.dir / "dev" / node / stem) + (
+                numbers[0] if ndev == 1 else f"[{numbers[0]}-{numbers[-1]}]")
+            gres_lines.append(f"NodeName={node} Name=gpu Type={gtype} File={files}")
+        d = self.dir
+        ha = ""
+        if self.backup_ctld:
+            ha = (f"SlurmctldHost={self.backup_host}({self.backup_addr})\n"
+                  "CommunicationParameters=NoCtldInAddrAny\n")
+            hosts = Path("/etc/hosts").read_text()
+            (d / "backup" / "hosts").write_text(f"{self.backup_addr} {self.backup_host}\n{hosts}")
+        if self.slurmctld_timeout:
+            ha += f"SlurmctldTimeout={self.slurmctld_timeout}\n"
+        # Slurm reads "localhost" as this host's name, which the backup's namespace changes.
+        primary = socket.gethostname().split(".")[0] if self.backup_ctld else "localhost"
+        conf = f"""\
+ClusterName=flexslurm
+SlurmctldHost={primary}(127.0.0.1)
+{ha}SlurmctldPort={ctld_port}
+AuthType=auth/munge
+AuthInfo=socket={d}/munge/munge.socket{",cred_expire=10" if self.lending else ""}
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool/%n
+SlurmctldPidFile={d}/run/slurmctld.pid
+SlurmdPidFile={d}/state/slurmd.%n.pid
+SlurmctldLogFile={d}/log/slurmctld.log
+SlurmdLogFile={d}/log/slurmd.%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PluginDir={self.plugin_dir}:{self.system_plugin_dir}
+GresTypes=gpu,vslice{",vborrow" if self.lending else ""}
+{"JobSubmitPlugins=flex" + chr(10) if self.lending else ""}SelectType={self.select}
+SelectTypeParameters=CR_Core
+TaskPlugin={self.task_plugin}
+{self._plugstack_line()}ProctrackType={self.proctrack}
+SlurmdParameters=config_overrides
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,bf_interval=1,bf_resolution=60
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MailProg=/bin/true
+MinJobAge=600
+InactiveLimit=0
+KillWait=5
+{"SlurmctldParameters=enable_configless" + chr(10) if self.configless else ""}{self.extra_conf.format(dir=d)}
+{chr(10).join(node_lines)}
+{chr(10).join(f"PartitionName={p} Nodes=ALL Default={'YES' if i == 0 else 'NO'} MaxTime=INFINITE State=UP"
+             for i, p in enumerate(self.partitions))}
+"""
+        (d / "etc" / "slurm.conf").write_text(conf)
+        gres_conf = self.gres_conf.format(dir=d) if self.gres_conf is not None else "\n".join(gres_lines) + "\n"
+        (d / "etc" / "gres.conf").write_text(gres_conf)
+        if self.cgroup == "v2":
+            # 22.05: devices through eBPF programs (no devices controller in
+            # v2, AllowedDevicesFile is v1 only); cpuset/memory not needed.
+            cgroup_conf = ("CgroupPlugin=cgroup/v2\nCgroupMountpoint=/sys/fs/cgroup\nIgnoreSystemd=yes\n"
+                           "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\nConstrainSwapSpace=no\n")
+        else:
+            cgroup_conf = ("CgroupPlugin=cgroup/v1\nCgroupMountpoint=/sys/fs/cgroup\n"
+                           "ConstrainDevices=yes\nConstrainCores=no\nConstrainRAMSpace=no\n")
+        (d / "etc" / "cgroup.conf").write_text(cgroup_conf)
+        yaml = self.flexslurm_yaml if self.flexslurm_yaml is not None else DEFAULT_YAML
+        (d / "etc" / "flexslurm.yaml").write_text(yaml.format(dir=d, lending_port=self.lending_port))
+
+    def _plugstack_line(self):
+        if self.spank_args is None:
+            return ""
+        # Each node its own job_dir, in this cluster (the default /run/flexslurm/jobs is every
+        # cluster's on this machine, and job ids repeat across clusters).
+        job_dir = [] if any(a.startswith("job_dir=") for a in self.spank_args) else [f"job_dir={self.dir}/jobs/%n"]
+        (self.dir / "jobs").mkdir(exist_ok=True)
+        args = " ".join([f"layout={self.dir}/state/layout.%n", *job_dir,
+                         *(a.format(dir=self.dir) for a in self.spank_args)])
+        (self.dir / "etc" / "plugstack.conf").write_text(
+            f"required {self.plugin_dir}/spank_flexslurm.so {args}\n")
+        return f"PlugStackConfig={self.dir}/etc/plugstack.conf\n"
