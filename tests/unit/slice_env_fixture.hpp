@@ -41,4 +41,27 @@ inline std::vector<const flexslurm::DeviceSlices *> devices_of(const flexslurm::
 	return out;
 }
 
+// Two NVIDIA T4s then two AMD MI210s, four slices each (the vendor indices
+// restart per vendor: "1" names nvidia1 and amd1).
+inline flexslurm::SliceLayout mixed_layout()
+{
+	auto l = flexslurm::SliceLayout::deserialize(
+	        "flexslurm-layout 1\n"
+	        "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t0\t\n"
+	        "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t0\t\n"
+	        "amd\t0\tmi210\t/d/dri/renderD128\t226:128\t8\t4\t25\t0\t\n"
+	        "amd\t1\tmi210\t/d/dri/renderD129\t226:129\t12\t4\t25\t0\t\n");
+	ck_assert_msg(static_cast<bool>(l), "%s", l.error().c_str());
+	return *l;
+}
+
+// Paths joined by one space, for comparing lists in one assertion.
+inline std::string paths(const std::vector<std::string> &v)
+{
+	std::string out;
+	for (const auto &p : v)
+		out += (out.empty() ? "" : " ") + p;
+	return out;
+}
+
 } // namespace

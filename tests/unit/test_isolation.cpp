@@ -1,6 +1,7 @@
 // Isolation at launch: which nodes a job keeps, the plugstack arguments,
 // and the private device directory itself (in a child, as root).
 #include "suites.hpp"
+#include "slice_env_fixture.hpp"
 
 #include "core/io/command.hpp"
 #include "core/io/isolation.hpp"
@@ -18,19 +19,6 @@
 #include <string>
 
 using namespace flexslurm;
-
-namespace
-{
-
-std::string paths(const std::vector<std::string> &v)
-{
-	std::string out;
-	for (const auto &p : v)
-		out += (out.empty() ? "" : " ") + p;
-	return out;
-}
-
-} // namespace
 
 // The per-job directory is root's, made without following links: a link
 // planted where it goes is removed, its target untouched.

@@ -9,30 +9,6 @@
 
 using namespace flexslurm;
 
-namespace
-{
-
-SliceLayout mixed_layout()
-{
-	auto l = SliceLayout::deserialize("flexslurm-layout 1\n"
-	                                  "nvidia\t0\tt4\t/d/nvidia0\t195:0\t0\t4\t25\t0\t\n"
-	                                  "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t0\t\n"
-	                                  "amd\t0\tmi210\t/d/dri/renderD128\t226:128\t8\t4\t25\t0\t\n"
-	                                  "amd\t1\tmi210\t/d/dri/renderD129\t226:129\t12\t4\t25\t0\t\n");
-	ck_assert_msg(static_cast<bool>(l), "%s", l.error().c_str());
-	return *l;
-}
-
-std::string paths(const std::vector<std::string> &v)
-{
-	std::string out;
-	for (const auto &p : v)
-		out += (out.empty() ? "" : " ") + p;
-	return out;
-}
-
-} // namespace
-
 START_TEST(held_devices_resolve_vendor_indices_in_layout_order)
 {
 	SliceLayout l = mixed_layout();
