@@ -179,6 +179,41 @@ def test_only_idle_allocated_slices_are_lent(c):
     _cancel(c, borrower, lender)
 
 
+def test_a_gpu_held_whole_is_lent_and_taken_back(c):
+    """--gres=gpu:1 holds the T4 whole: its idle slices are lent (lending.whole_devices
+    defaults to true), and taken back when the job turns busy."""
+    _clean(c)
+    lender = c.sbatch("--gres=gpu:1", "-w", c.nodes[0], script=LENDER)
+    wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "whole-GPU lender running")
+    _busy(c, lender)
+    borrowers = [_borrower(c, "-w", c.nodes[0]) for _ in range(2)]
+    time.sleep(6)
+    eq([c.job_state(b) for b in borrowers], ["PENDING"] * 2, "borrowers while the GPU is busy")
+    _idle(c)
+    wait_until(lambda: all(c.job_state(b) == "RUNNING" for b in borrowers), 20,
+               "two borrowers on slices of the idle whole GPU")
+    status = c.dir / "state" / "flexslurm_lending.status"
+    for b in borrowers:
+        wait_until(lambda b=b: re.search(rf"^{c.nodes[0]} \d+ 0 lent JobId={lender} JobId={b} ",
+                                         status.read_text(), re.M), 5, f"the status file shows the loan to {b}")
+    dev = c.dir / "dev" / c.nodes[0] / "nvidia0"
+    wait_until(lambda: _holders(dev), 20, "borrowers hold the device")
+    time.sleep(4)  # old enough to be sent their checkpoint signal
+    t0 = time.monotonic()
+    _busy(c, lender)
+    wait_until(lambda: all(c.job_state(b) != "RUNNING" for b in borrowers) and not _holders(dev),
+               BOUND + 5, "borrowers off the whole GPU")
+    took = time.monotonic() - t0
+    eq(took <= BOUND, True, f"reclaim took {took:.1f}s (bound {BOUND}s)")
+    for b in borrowers:
+        wait_until(lambda b=b: c.job_state(b) == "PENDING", 20, f"borrower {b} requeued")
+    eq(c.job_state(lender), "RUNNING", "lender untouched")
+    env = c.run(["scontrol", "show", "job", "-d", str(lender)]).stdout
+    contains(env, "gpu", "lender still holds its GPU")
+    _cancel(c, *borrowers, lender)
+    contains(c.show_job(lender), "SystemComment=flexslurm: lent", "lender's record")
+
+
 def test_reclaim_when_the_lender_turns_busy_20_trials(c):
     _clean(c)
     lender = c.sbatch("--gres=vslice:1", "-w", c.nodes[0], script=LENDER)

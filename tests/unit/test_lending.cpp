@@ -88,6 +88,21 @@ START_TEST(what_is_never_lent)
 	samples(optout, 0, 900, 0.0);
 	ck_assert(optout.state() == SliceState::Idle);
 	ck_assert(!optout.lend(at(900), 7));
+	SliceLending whole(p); // a GPU held whole lends by default ...
+	whole.owner_assigned(at(0), 1, "gpu", std::nullopt, true);
+	samples(whole, 0, 600, 0.0);
+	ck_assert(whole.lend(at(600), 7));
+	LendingPolicy slices_only = policy(); // ... not with whole_devices: false
+	slices_only.whole_devices = false;
+	SliceLending kept(slices_only);
+	kept.owner_assigned(at(0), 1, "gpu", std::nullopt, true);
+	samples(kept, 0, 600, 0.0);
+	ck_assert(kept.state() == SliceState::Idle);
+	ck_assert(!kept.lend(at(600), 7));
+	SliceLending sliced(slices_only);
+	sliced.owner_assigned(at(0), 1, "gpu", std::nullopt);
+	samples(sliced, 0, 600, 0.0);
+	ck_assert(sliced.lend(at(600), 7));
 	SliceLending ending(p);
 	ending.owner_assigned(at(0), 1, "gpu", at(700)); // ends within min_loan of being idle
 	samples(ending, 0, 600, 0.0);
@@ -270,6 +285,11 @@ START_TEST(lending_yaml)
 	ck_assert(p.idle_window == 900s && p.min_loan == 90s && p.max_loan == 7200s);
 	ck_assert(p.cooldown == 600s && p.grace == 45s);
 	ck_assert(!p.partition_lends("debug") && p.partition_lends("gpu"));
+	ck_assert(p.whole_devices && p.owner_lends("gpu", true) && !p.owner_lends("debug", false));
+	auto w = Config::from_string("lending:\n  whole_devices: false\n", "w.yaml");
+	ck_assert_msg(static_cast<bool>(w), "%s", w.error().c_str());
+	ck_assert(!w->lending.whole_devices);
+	ck_assert(!w->lending.owner_lends("gpu", true) && w->lending.owner_lends("gpu", false));
 	ck_assert(Config::defaults().lending.grace == 60s);
 	ck_assert(!Config::defaults().channel.enabled);
 	auto ch = Config::from_string("lending:\n  enabled: true\n  port: 7000\n  report_interval: 2s\n"
@@ -292,9 +312,11 @@ START_TEST(lending_yaml)
 	        {"lending:\n  never_lend_partitions: debug\n",
 	         "bad.yaml:2: lending.never_lend_partitions: must be a list (allowed: a list of partition names)"},
 	        {"lending:\n  reclaim: now\n",
-	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
+	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, whole_devices, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
 	        {"lending:\n  enabled: yes\n",
 	         "bad.yaml:2: lending.enabled: \"yes\" is not a boolean (allowed: true or false)"},
+	        {"lending:\n  whole_devices: 1\n",
+	         "bad.yaml:2: lending.whole_devices: \"1\" is not a boolean (allowed: true or false)"},
 	        {"lending:\n  telemetry: dcgm\n",
 	         "bad.yaml:2: lending.telemetry: unknown source \"dcgm\" (allowed: auto, nvml, file or none)"},
 	        {"lending:\n  telemetry_dir: run/t\n",

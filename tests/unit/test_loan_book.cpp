@@ -8,6 +8,31 @@ using namespace loan_book_scene;
 
 // --- LoanBook: what may be lent ----------------------------------------------------
 
+// A GPU held whole (gres/gpu) owns all its slices; they lend one by one,
+// unless the policy keeps whole devices out (lending.whole_devices: false).
+START_TEST(a_device_held_whole_lends_its_slices)
+{
+	for (bool whole_devices : {true, false}) {
+		LendingPolicy p = short_policy();
+		p.whole_devices = whole_devices;
+		Controller c(p);
+		c.add_node("n1", {0, 0, 1, 1});
+		for (int u : {0, 1}) {
+			c.own("n1", u, 100); // device 0 held whole by job 100
+			c.records.at("n1").owners[u].whole = true;
+		}
+		c.own("n1", 2, 101); // a slice of device 1
+		c.telemetry["n1"] = [&](long) {
+			return std::vector<DeviceReport>{per_job_use(0, {{100, 0, 0}}),
+			                                 per_job_use(1, {{101, 0, 0}})};
+		};
+		ck_assert_str(c.run(0, 9), "");
+		ck_assert_str(c.run(10, 10), "10: lendable\n");
+		ck_assert_str(c.lendable("n1", 10), whole_devices ? "0,1,2" : "2");
+	}
+}
+END_TEST
+
 START_TEST(lendable_only_when_idle_long_enough_with_memory_and_fresh_reports)
 {
 	Controller c;
@@ -364,6 +389,7 @@ Suite *loan_book_suite()
 	Suite *s = suite_create("loan_book");
 	TCase *tc = tcase_create("loan_book");
 	tcase_add_test(tc, lendable_only_when_idle_long_enough_with_memory_and_fresh_reports);
+	tcase_add_test(tc, a_device_held_whole_lends_its_slices);
 	tcase_add_test(tc, per_job_telemetry_tells_the_borrower_from_the_lender);
 	tcase_add_test(tc, reclaim_when_the_lender_is_busy_again);
 	tcase_add_test(tc, other_reasons_to_take_a_loan_back);

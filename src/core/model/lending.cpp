@@ -13,6 +13,11 @@ bool LendingPolicy::partition_lends(std::string_view partition) const
 	       never_lend_partitions.end();
 }
 
+bool LendingPolicy::owner_lends(std::string_view partition, bool whole) const
+{
+	return (whole_devices || !whole) && partition_lends(partition);
+}
+
 // The names of the states and reasons, both ways, from one table each.
 namespace
 {
@@ -53,13 +58,13 @@ std::optional<ReclaimReason> reason_from_name(std::string_view name) noexcept
 }
 
 void SliceLending::owner_assigned(Instant now, uint32_t job, std::string_view partition,
-                                  std::optional<Instant> job_end)
+                                  std::optional<Instant> job_end, bool whole)
 {
 	if (state_ == SliceState::Lent || state_ == SliceState::Reclaiming)
 		return; // a unit is never allocated twice: the old owner must be released first
 	set(state_, SliceState::OwnedBusy);
 	set(owner_, job);
-	set(owner_lends_, policy_->partition_lends(partition));
+	set(owner_lends_, policy_->owner_lends(partition, whole));
 	set(owner_end_, job_end);
 	set(idle_since_, std::nullopt);
 	set(busy_streak_, 0);

@@ -28,8 +28,12 @@ struct LendingPolicy {
 	Seconds cooldown{300};                          // no new loan of a slice this soon after a reclaim
 	Seconds grace{60};                              // a borrower has this long to leave
 	std::vector<std::string> never_lend_partitions; // lenders there never lend
+	bool whole_devices = true; // a device a job holds whole (gres/gpu) is lent like slices
 
 	bool partition_lends(std::string_view partition) const;
+	// Whether a job in `partition` lends what it holds; `whole`: it holds
+	// the device whole (gres/gpu), not as slices.
+	bool owner_lends(std::string_view partition, bool whole) const;
 };
 
 enum class SliceState {
@@ -55,7 +59,7 @@ public:
 
 	// Allocation events.
 	void owner_assigned(Instant now, uint32_t job, std::string_view partition,
-	                    std::optional<Instant> job_end);
+	                    std::optional<Instant> job_end, bool whole = false);
 	void owner_released(Instant now);
 	// The owner's use of the slice, every few seconds.
 	void sample(Instant now, double busy_percent);

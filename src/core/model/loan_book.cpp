@@ -131,7 +131,8 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 					l.owner_released(now);
 				l.owner_assigned(now, owner->job, owner->partition,
 				                 owner->end ? std::optional<Instant>(*owner->end - end_offset)
-				                            : std::nullopt);
+				                            : std::nullopt,
+				                 owner->whole);
 			}
 		} else if (held && !(l.state() == SliceState::Reclaiming && l.owner() == 0)) {
 			l.owner_released(now);
@@ -199,6 +200,7 @@ void NodeBooks::clear_units()
 		o.job = 0;
 		o.partition.clear(); // keeps its memory for the next fill
 		o.end.reset();
+		o.whole = false;
 	}
 	for (BorrowHolding &h : borrowers)
 		h = BorrowHolding{};

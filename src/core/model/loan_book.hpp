@@ -37,6 +37,7 @@ struct SliceOwner {
 	uint32_t job = 0;
 	std::string partition;
 	std::optional<Instant> end; // the job's end time, if it has a limit
+	bool whole = false;         // it holds the device whole (gres/gpu), not this slice
 
 	bool operator==(const SliceOwner &) const = default;
 };

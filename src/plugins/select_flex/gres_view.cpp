@@ -113,6 +113,19 @@ std::vector<DeviceView> devices_of(node_record_t *node)
 	return devices;
 }
 
+std::vector<std::pair<int, int>> slices_of_gpu_units(node_record_t *node)
+{
+	std::vector<std::pair<int, int>> out;
+	for (const DeviceView &d : devices_of(node)) {
+		if (d.gpu_unit < 0)
+			continue;
+		if (out.size() <= static_cast<size_t>(d.gpu_unit))
+			out.resize(static_cast<size_t>(d.gpu_unit) + 1, {-1, 0});
+		out[static_cast<size_t>(d.gpu_unit)] = {d.first_slice, d.slices};
+	}
+	return out;
+}
+
 JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 {
 	JobAsk ask;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flexslurm::select_flex
@@ -63,6 +64,10 @@ NodeSlices node_slices(gres_node_state_t *vslice);
 // The node's devices for the placement policy: slices, which are in use,
 // and the gpu unit that is the same device, if gpu is configured.
 std::vector<DeviceView> devices_of(node_record_t *node);
+
+// Per gpu unit of the node, the vslice units of the same device (as
+// devices_of matches them): {first slice, slices}, {-1, 0} for none.
+std::vector<std::pair<int, int>> slices_of_gpu_units(node_record_t *node);
 
 // What a job asks for, per node.
 struct JobAsk {

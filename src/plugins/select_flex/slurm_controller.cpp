@@ -19,7 +19,9 @@ namespace
 
 // Who holds which slice and which borrow unit, from the job records, into
 // the records the last read left (filled in place: their memory is
-// reused). Caller holds the job and node locks.
+// reused). A job holding a device whole (gres/gpu) owns all its slices,
+// marked whole (the ledger's policy says whether those lend). Caller holds
+// the job and node locks.
 void read_books(std::vector<NodeBooks> &books)
 {
 	size_t count = 0;
@@ -51,6 +53,17 @@ void read_books(std::vector<NodeBooks> &books)
 		const int b = i >= 0 && static_cast<size_t>(i) < at.size() ? at[static_cast<size_t>(i)] : -1;
 		return b < 0 ? nullptr : &books[static_cast<size_t>(b)];
 	};
+	// gpu unit -> that device's slices, per node, read when a job holds one.
+	std::vector<std::optional<std::vector<std::pair<int, int>>>> gpu_slices(at.size());
+	auto own = [](NodeBooks &nb, int u, uint32_t job, const char *partition,
+	              const std::optional<Instant> &end, bool whole) {
+		SliceOwner &o = nb.owner(static_cast<size_t>(u));
+		o.job = job;
+		if (o.partition != partition)
+			o.partition = partition;
+		o.end = end;
+		o.whole = whole;
+	};
 	for (auto *job : compat::list_items<job_record_t>(job_list)) {
 		const bool running = IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job);
 		const bool completing = IS_JOB_COMPLETING(job);
@@ -67,11 +80,25 @@ void read_books(std::vector<NodeBooks> &books)
 				if (!nb)
 					return;
 				for_each_set_bit(bits, [&](int u) {
-					SliceOwner &o = nb->owner(static_cast<size_t>(u));
-					o.job = job->job_id;
-					if (o.partition != partition)
-						o.partition = partition;
-					o.end = end;
+					own(*nb, u, job->job_id, partition, end, false);
+				});
+			});
+			for_each_job_unit_set(job, gpu_id(), [&](int i, bitstr_t *bits) {
+				NodeBooks *nb = books_of(i);
+				if (!nb)
+					return;
+				auto &slices = gpu_slices[static_cast<size_t>(i)];
+				if (!slices)
+					slices = slices_of_gpu_units(node_record_table_ptr[i]);
+				for_each_set_bit(bits, [&](int g) {
+					if (static_cast<size_t>(g) >= slices->size())
+						return;
+					const auto [first, n] = (*slices)[static_cast<size_t>(g)];
+					for (int u = first;
+					     first >= 0 && u < first + n &&
+					     static_cast<size_t>(u) < nb->device_of_slice.size();
+					     ++u)
+						own(*nb, u, job->job_id, partition, end, true);
 				});
 			});
 		}
