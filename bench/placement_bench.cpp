@@ -42,7 +42,9 @@ std::vector<std::vector<DeviceView>> make_nodes(int nodes, std::mt19937 &rng)
 			if (r < 2) {
 				v.whole_used = true; // 20 % held whole
 			} else {
-				const int used = r < 4 ? 0 : std::uniform_int_distribution<int>(1, slices_per_device)(rng);
+				const int used =
+				        r < 4 ? 0
+				              : std::uniform_int_distribution<int>(1, slices_per_device)(rng);
 				for (int k = 0; k < used; ++k)
 					v.used_slices.push_back(v.first_slice + k);
 			}
