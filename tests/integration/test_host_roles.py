@@ -11,8 +11,19 @@ import re
 from helpers import contains, eq, env_of
 from host_roles import client_host, slurm_release
 
-CLUSTER = dict(nodes=2, prefix="hr", shape="nvidia-2gpu", cpus=4, select="select/flex",
-               spank_args=["isolation=required"])
+
+
+def _cpu_only(c):
+    """hr3 without accelerators: no device nodes, no gres.conf line, no Gres=."""
+    for dev in (c.dir / "dev" / "hr3").iterdir():
+        dev.unlink()
+    gres = c.dir / "etc" / "gres.conf"
+    gres.write_text("".join(l for l in gres.read_text().splitlines(True) if not l.startswith("NodeName=hr3 ")))
+
+
+# hr1, hr2: two T4 each; hr3: a CPU-only node.
+CLUSTER = dict(nodes=3, prefix="hr", shape="nvidia-2gpu", cpus=4, select="select/flex",
+               spank_args=["isolation=required"], gres_per_node={"hr3": "(null)"}, prepare=_cpu_only)
 
 SLEEP = "#!/bin/bash\nsleep 120\n"
 FATAL = "fatal: Can't find plugin for select/flex"
@@ -170,3 +181,34 @@ def test_heterogeneous_job(c):
        f"the components' slices:\n{detail}")
     out = (c.dir / "out" / f"het-{job}.out").read_text()
     eq(re.findall(r"^COUNT (\d)$", out, re.M), ["1", "2"], f"each component's step:\n{out}")
+
+
+def test_slurmd_host_roles(c):
+    """A CPU-only node (no Gres=) still needs flexslurm's plugins: without select_flex.so slurmd stops at
+    start up to 24.11 (it loads the SelectType plugin to read job records); without gres_vslice.so it
+    starts (Slurm counts a GRES without a plugin) but no slice layout is written, so the SPANK plugin
+    (plugstack.conf is the same everywhere) fails every job there."""
+    c.stop_daemon("slurmd.hr3")
+    try:
+        env = client_host(c, "cpu-node-no-select-flex", omit=("select_flex.so",))
+        r = c.run(["timeout", "15", "slurmd", "-D", "-N", "hr3", "-f", env["SLURM_CONF"]], check=False, timeout=30)
+        if slurm_release(c) < (25, 11):
+            eq(r.returncode, 1, f"slurmd without select_flex.so: {r.stderr}")
+            contains(r.stderr, FATAL, "slurmd's message")
+        else:
+            eq(r.returncode, 124, f"slurmd without select_flex.so still running after 15 s: {r.stderr}")
+        env = client_host(c, "cpu-node-no-gres-plugins", omit=("gres_vslice.so", "gres_vborrow.so"))
+        layout = c.dir / "state" / "layout.hr3"
+        layout.unlink(missing_ok=True)  # gres/vslice writes it at slurmd's start
+        c._spawn("slurmd.hr3", ["slurmd", "-D", "-N", "hr3", "-f", env["SLURM_CONF"]])
+        c.wait_nodes_idle(timeout=60, nodes=["hr3"])
+        job = c.sbatch("-w", "hr3", script="#!/bin/bash\necho cpu job\n")
+        eq(c.wait_job(job), "FAILED", "a job on the CPU-only node without gres_vslice.so")
+        contains(c.job_output(job), f"flexslurm: cannot isolate devices: {layout}: No such file or directory",
+                 "the job's error")
+    finally:
+        c.stop_daemon("slurmd.hr3")
+        c.start_slurmd("hr3")
+    c.wait_nodes_idle(timeout=60, nodes=["hr3"])
+    job = c.sbatch("-w", "hr3", script="#!/bin/bash\necho cpu job\n")
+    eq(c.wait_job(job), "COMPLETED", "a job on the CPU-only node with every plugin")
