@@ -138,7 +138,9 @@ def test_lent_and_borrowed_totals_reach_slurmdbd(c):
     # What the controller shows: the totals in each job's SystemComment ...
     lent = int(re.search(r"SystemComment=flexslurm: lent (\d+) slice-s", c.show_job(lender)).group(1))
     borrowed = int(re.search(r"SystemComment=flexslurm: borrowed (\d+) slice-s", c.show_job(borrower)).group(1))
-    eq(lent >= 5 and borrowed >= 4, True, f"lent {lent}, borrowed {borrowed} slice-s")
+    # One slice lent to one borrower for about the 5 s slept: about the same total on both sides.
+    eq(lent >= 3 and borrowed >= 3 and abs(lent - borrowed) <= 2, True, f"lent {lent}, borrowed {borrowed} slice-s")
+    print(f"# lender {lender}: lent {lent} slice-s; borrower {borrower}: borrowed {borrowed} slice-s", flush=True)
     # ... reach slurmdbd as updates of the ended jobs' records.
     wait_until(lambda: _sacct(c, lender, ["SystemComment"]).get("SystemComment") ==
                f"flexslurm: lent {lent} slice-s", 30,
