@@ -93,7 +93,7 @@ StorageLoc=slurm_acct_db
             ["sacctmgr", "-n", "-P", "list", "cluster", "format=cluster"], check=False, timeout=10).returncode == 0,
             60, "slurmdbd to answer")
         self.run(["sacctmgr", "-i", "add", "cluster", "flexslurm"])
-        self.run(["sacctmgr", "-i", "add", "account", ACCOUNT, "Description=flexslurm tests", "Organization=flex"])
+        self.run(["sacctmgr", "-i", "add", "account", ACCOUNT])
         self.run(["sacctmgr", "-i", "add", "user", "root", f"Account={ACCOUNT}"])
 
     def stop_accounting(self):
