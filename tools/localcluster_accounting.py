@@ -9,7 +9,6 @@ registered with sacctmgr before slurmctld starts."""
 import os
 import secrets
 import shutil
-import subprocess
 
 from localcluster_files import free_ports
 
