@@ -162,6 +162,9 @@ START_TEST(totals_in_a_job_comment)
 	              "site note; flexslurm: lent 5 slice-s, borrowed 40 slice-s");
 	ck_assert_str(totals_comment("flexslurm: lent 1 slice-s; other", {2, 0}),
 	              "other; flexslurm: lent 2 slice-s");
+	ck_assert(has_totals("other; flexslurm: lent 2 slice-s"));
+	ck_assert(!has_totals("site note"));
+	ck_assert(!has_totals(""));
 }
 END_TEST
 

@@ -136,6 +136,8 @@ struct ServerSettings {
 // "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show
 // job, sacct -o SystemComment), keeping whatever else is there.
 std::string totals_comment(std::string_view existing, const JobTotals &totals);
+// Whether a job's SystemComment holds such totals (it lent or borrowed).
+bool has_totals(std::string_view comment);
 
 // An admin's status answer cut to max_status_answer_bytes: every reclaim
 // in flight that fits, the first slices, the newest events, each cut at a
