@@ -5,6 +5,7 @@
 #include "core/util/log.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 #include <limits>
