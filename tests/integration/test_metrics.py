@@ -52,7 +52,8 @@ def _prepare(c):
 CLUSTER = dict(nodes=1, prefix="mt", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
                lending=True, node_addrs=True, prepare=_prepare)
 
-LENDER = "#!/bin/bash\nsleep 100000\n"
+LENDER = "#!/bin/bash\nenv | grep ^SLURM_VSLICE >{out}/lender.$SLURM_JOB_ID\nsleep 100000\n"
+SLICE_BYTES = 15360 * 2**20 // 5  # the topology's T4 (15360 MiB), 20 % a slice
 BORROWER = "#!/bin/bash\nfor i in $(seq 100000); do sleep 0.2; done\n"
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -182,11 +183,15 @@ def _vslice_idx(detail):
     return out
 
 
-def _gres_used(c):
-    text = c.run(["scontrol", "show", "node", c.nodes[0]]).stdout
-    m = re.search(r"GresUsed=\S*vslice:[^:,(\s]*:?(\d+)\(", text)
-    assert m, text
-    return int(m.group(1)), text
+def _gres(c, key):
+    """The vslice count of `scontrol show node`'s Gres= or GresUsed= (0 when it has none)."""
+    text = c.run(["scontrol", "-d", "show", "node", c.nodes[0]]).stdout
+    line = re.search(rf"\b{key}=(\S*)", text)
+    if not line:
+        eq(key, "GresUsed", f"{key} in:\n{text}")  # 22.05 leaves GresUsed out while nothing is used
+        return 0, text
+    m = re.search(r"(?:^|,)vslice:(?:[^:,(]+:)?(\d+)", line.group(1))
+    return (int(m.group(1)) if m else 0), text
 
 
 def test_files_follow_slurms_view_through_a_loan_and_a_reclaim(c):
@@ -203,22 +208,27 @@ def test_files_follow_slurms_view_through_a_loan_and_a_reclaim(c):
     eq(re.fullmatch(r"GPU-[0-9a-f-]+", uuid) is not None, True, f"DCGM's UUID form: {uuid}")
     for s in range(4):
         eq(_value(series, "flexslurm_slice_compute_share_ratio", slice=s, jobid=""), 0.25, f"slice {s} share")
-        # 16 GiB T4, 20 % a slice
-        eq(_value(series, "flexslurm_slice_memory_limit_bytes", slice=s, jobid=""), 16384 * 2**20 // 5,
+        eq(_value(series, "flexslurm_slice_memory_limit_bytes", slice=s, jobid=""), SLICE_BYTES,
            f"slice {s} memory limit")
     eq(dcgm.exists(), False, "no DCGM mapping file while the GPU has no job")
-    used, shown = _gres_used(c)
+    total, shown = _gres(c, "Gres")
+    eq(total, 4, f"Gres: {shown}")
+    used, shown = _gres(c, "GresUsed")
     eq(used, 0, f"GresUsed: {shown}")
 
     # A lender (idle) and a borrower on its slice.
-    lender = c.sbatch("--gres=vslice:1", "-w", node, script=LENDER)
+    (c.dir / "out").mkdir(exist_ok=True)
+    lender = c.sbatch("--gres=vslice:1", "-w", node, script=LENDER.format(out=c.dir / "out"))
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
     (lender_slice,) = _vslice_idx(c.run(["scontrol", "show", "job", "-d", str(lender)]).stdout)
     _wait_value(ctld_file, "flexslurm_slices_allocated", 1, "one slice allocated", Hostname=node, device=0)
-    used, shown = _gres_used(c)
+    used, shown = _gres(c, "GresUsed")
     eq(used, 1, f"GresUsed: {shown}")
-    _wait_value(node_file, "flexslurm_slice_memory_limit_bytes", 16384 * 2**20 // 5, "the lender's slice",
+    _wait_value(node_file, "flexslurm_slice_memory_limit_bytes", SLICE_BYTES, "the lender's slice",
                 slice=lender_slice, jobid=lender)
+    env = c.dir / "out" / f"lender.{lender}"
+    wait_until(lambda: env.exists() and "MEMORY_LIMIT_MIB" in env.read_text(), 15, "the lender's environment")
+    contains(env.read_text(), f"SLURM_VSLICE_MEMORY_LIMIT_MIB={SLICE_BYTES >> 20}\n", "the job's own limit")
     wait_until(lambda: dcgm.exists() and dcgm.read_text() == f"{lender}\n", 15, "DCGM file: the lender")
     series, _ = _read(ctld_file)
     eq(_value(series, "flexslurm_devices_partly_allocated", Hostname=node), 1, "partly allocated device")
