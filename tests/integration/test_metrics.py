@@ -286,3 +286,29 @@ def test_files_follow_slurms_view_through_a_loan_and_a_reclaim(c):
     wait_until(lambda: not dcgm.exists(), 15, "no DCGM mapping file once the jobs left")
     _wait_value(ctld_file, "flexslurm_slices_allocated", 0, "nothing allocated", Hostname=node, device=0)
     contains(_read(node_file)[1], 'flexslurm_slice_borrower_info', "the family stays declared")
+
+
+def test_the_format_check_refuses_what_prometheus_would(c):
+    """The strict parser above is what makes the file checks meaningful: it must refuse bad text."""
+    good = "# HELP flexslurm_x_total X\n# TYPE flexslurm_x_total counter\nflexslurm_x_total{reason=\"a\"} 1\n"
+    eq(len(parse_exposition(good)), 1, "a good file")
+    bad = {
+        "no TYPE": "# HELP flexslurm_x_total X\nflexslurm_x_total 1\n",
+        "counter without _total": "# HELP flexslurm_x X\n# TYPE flexslurm_x counter\nflexslurm_x 1\n",
+        "a series twice": good + "flexslurm_x_total{reason=\"a\"} 2\n",
+        "unescaped quote": good.replace('"a"', '"a"b"'),
+        "bad value": good.replace("} 1", "} one"),
+        "foreign family": good + "node_x 1\n",
+        "two units": "# HELP flexslurm_x_bytes_seconds X\n# TYPE flexslurm_x_bytes_seconds gauge\n"
+                     "flexslurm_x_bytes_seconds 1\n",
+        "no newline at the end": good.rstrip("\n"),
+        "histogram without +Inf": "# HELP flexslurm_h_seconds H\n# TYPE flexslurm_h_seconds histogram\n"
+                                  "flexslurm_h_seconds_bucket{le=\"1\"} 1\nflexslurm_h_seconds_sum 1\n"
+                                  "flexslurm_h_seconds_count 1\n",
+    }
+    for what, text in bad.items():
+        try:
+            parse_exposition(text)
+        except (AssertionError, ValueError, KeyError):
+            continue
+        raise AssertionError(f"{what}: accepted:\n{text}")
