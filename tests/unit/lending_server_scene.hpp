@@ -259,6 +259,7 @@ struct Rig {
 	std::map<std::string, int> writes;               // file name -> times written
 	std::map<std::string, std::string> public_files; // io.write_public: path -> text
 	std::vector<SliceHolders> last_slices;           // who holds what, in the last answer
+	bool slice_holders = true;                       // ServerSettings::slice_holders
 	std::unique_ptr<LendingServer> server;
 	double lender_busy = 0;
 	bool agent_up = true;
@@ -317,6 +318,7 @@ struct Rig {
 			};
 		ServerSettings settings = short_settings(dir);
 		settings.metrics_dir = "/metrics";
+		settings.slice_holders = slice_holders;
 		server = std::make_unique<LendingServer>(settings, ctl, std::move(io));
 	}
 	void use_listener()

@@ -82,6 +82,20 @@ START_TEST(metrics_file_counts_a_loan_and_its_reclaim)
 }
 END_TEST
 
+// Node metrics and DCGM files off (the default): the answers are what an
+// agent of the version before them reads.
+START_TEST(answers_without_slice_holders_by_default)
+{
+	Rig rig;
+	rig.slice_holders = false;
+	rig.make();
+	rig.lend();
+	rig.run(5);
+	ck_assert(has(rig.status(), "n1 0 0 lent JobId=100 JobId=200"));
+	ck_assert(rig.last_slices.empty());
+}
+END_TEST
+
 START_TEST(a_borrower_without_checkpoint_or_requeue)
 {
 	{
@@ -302,6 +316,7 @@ Suite *lending_server_suite()
 	tcase_add_test(tc, report_loan_reclaim_grace_and_hard_stop);
 	tcase_add_test(tc, a_borrower_without_checkpoint_or_requeue);
 	tcase_add_test(tc, metrics_file_counts_a_loan_and_its_reclaim);
+	tcase_add_test(tc, answers_without_slice_holders_by_default);
 	tcase_add_test(tc, state_written_only_when_it_changes);
 	tcase_add_test(tc, the_writer_thread_writes_the_files);
 	tcase_add_test(tc, admin_status_reclaim_and_refusals);

@@ -351,7 +351,7 @@ TickActions LoanBook::tick(Instant now)
 	return out;
 }
 
-Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) const
+Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now, bool with_slices) const
 {
 	Orders o;
 	o.node = node;
@@ -367,7 +367,7 @@ Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) 
 		o.stops.push_back({b, std::min(in, max_stop_delay_seconds)});
 	}
 	// Who holds each slice: the node's metrics and DCGM job mapping.
-	if (const auto n = nodes_.find(node); n != nodes_.end())
+	if (const auto n = nodes_.find(node); with_slices && n != nodes_.end())
 		for (size_t u = 0; u < n->second.slices.size() && o.slices.size() < max_slice_holders &&
 		                   u <= static_cast<size_t>(max_slice_unit);
 		     ++u) {

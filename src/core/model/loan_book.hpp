@@ -202,7 +202,9 @@ public:
 	// The job cannot be requeued: it was stopped another way.
 	void gave_up(uint32_t borrower, Instant now);
 
-	Orders orders_for(const std::string &node, uint64_t seq, Instant now) const;
+	// `with_slices`: also who holds each slice (the node's metrics and DCGM
+	// files); an agent older than that refuses such an answer.
+	Orders orders_for(const std::string &node, uint64_t seq, Instant now, bool with_slices = false) const;
 
 	const std::map<uint32_t, JobTotals> &totals() const noexcept { return totals_; }
 	// The totals of these jobs go: their records are gone (the controller

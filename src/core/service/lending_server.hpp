@@ -136,6 +136,10 @@ struct ServerSettings {
 	// metrics.controller_textfile_dir: flexslurm_controller.prom goes there
 	// every metrics_interval ("" = off); kept until a restart.
 	std::string metrics_dir;
+	// The answers say who holds each slice (node metrics or DCGM files on:
+	// metrics.node_textfile_dir or dcgm_job_mapping_dir). Nodes must run
+	// this version first: an older agent refuses such an answer.
+	bool slice_holders = false;
 };
 
 // "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show
