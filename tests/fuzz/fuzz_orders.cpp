@@ -27,6 +27,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(s.in_seconds >= 0 && s.in_seconds <= std::numeric_limits<int32_t>::max(),
 		           std::string(in));
 	}
+	FUZZ_CHECK(o->slices.size() <= max_slice_holders, std::string(in));
+	std::set<int> units;
+	for (const SliceHolders &h : o->slices)
+		FUZZ_CHECK(h.unit >= 0 && h.unit <= max_slice_unit && units.insert(h.unit).second,
+		           std::string(in));
 	const std::string once = encode_orders(*o);
 	const Result<Orders> again = parse_orders(once);
 	FUZZ_CHECK(again, once + again.error());

@@ -109,7 +109,7 @@ def test_empty_yaml_refused_with_one_line(env):
     c = env.cluster("empty-yaml-ctld", nodes=1, prefix="b", select="select/flex", flexslurm_yaml="",
                     wait_idle=False)
     empty = ("flexslurm.yaml:1: (top level): the file is empty (allowed: the keys version, inventory, slicing, "
-             "placement, lending; `version: 1` alone means the built-in defaults)")
+             "placement, lending, metrics; `version: 1` alone means the built-in defaults)")
     try:
         log = _refused_at_start(c)
         lines = _flexslurm_lines(log)

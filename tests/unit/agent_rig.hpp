@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,7 +66,11 @@ struct AgentRig {
 	ScriptedTelemetry *telemetry = nullptr;
 	std::unique_ptr<NodeAgent> agent;
 
-	explicit AgentRig(std::vector<std::string> controllers = {"ctl1"}, std::string bind_address = "")
+	std::map<std::string, std::string> files; // io.write_public
+	std::vector<std::string> removed;         // io.remove
+
+	explicit AgentRig(std::vector<std::string> controllers = {"ctl1"}, std::string bind_address = "",
+	                  const std::function<void(AgentSettings &)> &tune = nullptr)
 	{
 		record_log();
 		AgentSettings settings;
@@ -74,7 +79,17 @@ struct AgentRig {
 		settings.port = 6830;
 		settings.bind_address = std::move(bind_address);
 		settings.controller_uids = {0, 450};
+		if (tune)
+			tune(settings);
 		AgentIo io;
+		io.write_public = [this](const std::string &path, const std::string &text) {
+			files[path] = text;
+			return Result<bool>(true);
+		};
+		io.remove = [this](const std::string &path) {
+			files.erase(path);
+			removed.push_back(path);
+		};
 		io.seal = [](std::string_view payload) { return Result<std::string>(std::string(payload)); };
 		io.open = [this](std::string_view credential) -> Result<Sealed> {
 			if (answer_forged)
@@ -111,7 +126,7 @@ struct AgentRig {
 	void answer_with(std::vector<StopOrder> stops)
 	{
 		answer = [stops](const std::string &, const Report &r) -> Result<std::string> {
-			return encode_orders(Orders{r.node, r.seq, stops});
+			return encode_orders(Orders{r.node, r.seq, stops, {}});
 		};
 	}
 	size_t kills_of(uint32_t job) const

@@ -256,7 +256,10 @@ struct Rig {
 	long steady = 500;
 	long wall = 1700000000;
 	FakeController ctl;
-	std::map<std::string, int> writes; // file name -> times written
+	std::map<std::string, int> writes;               // file name -> times written
+	std::map<std::string, std::string> public_files; // io.write_public: path -> text
+	std::vector<SliceHolders> last_slices;           // who holds what, in the last answer
+	bool slice_holders = true;                       // ServerSettings::slice_holders
 	std::unique_ptr<LendingServer> server;
 	double lender_busy = 0;
 	bool agent_up = true;
@@ -301,6 +304,10 @@ struct Rig {
 			(void)sync; // tests need no fsync
 			return write_file_atomically(path, text, 0600, false);
 		};
+		io.write_public = [this](const std::string &path, const std::string &text) {
+			public_files[path] = text;
+			return Result<bool>(true);
+		};
 		if (with_listener)
 			io.listen = [this](uint16_t port, Listener::Handler handler) {
 				listened.push_back(port);
@@ -309,7 +316,10 @@ struct Rig {
 					listener_port = (*l)->port();
 				return l;
 			};
-		server = std::make_unique<LendingServer>(short_settings(dir), ctl, std::move(io));
+		ServerSettings settings = short_settings(dir);
+		settings.metrics_dir = "/metrics";
+		settings.slice_holders = slice_holders;
+		server = std::make_unique<LendingServer>(settings, ctl, std::move(io));
 	}
 	void use_listener()
 	{
@@ -342,6 +352,7 @@ struct Rig {
 			return "-";
 		auto orders = parse_orders(answer.substr(7));
 		ck_assert(static_cast<bool>(orders));
+		last_slices = orders->slices;
 		std::string out;
 		for (const StopOrder &s : orders->stops)
 			out += (out.empty() ? "" : " ") + std::to_string(s.job) + "@" +

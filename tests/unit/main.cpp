@@ -57,6 +57,7 @@ int main()
 	srunner_add_suite(runner, throttle_suite());
 	srunner_add_suite(runner, uids_suite());
 	srunner_add_suite(runner, file_io_suite());
+	srunner_add_suite(runner, metrics_suite());
 	srunner_run_all(runner, CK_NORMAL);
 	const int failed = srunner_ntests_failed(runner);
 	srunner_free(runner);

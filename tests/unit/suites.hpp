@@ -47,6 +47,7 @@ Suite *channel_port_suite();
 Suite *munge_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();
+Suite *metrics_suite();
 
 #include <string>
 

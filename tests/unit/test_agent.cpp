@@ -45,7 +45,7 @@ START_TEST(agent_thread_blocks_sigpipe)
 		sigset_t now;
 		pthread_sigmask(SIG_BLOCK, nullptr, &now);
 		blocked = sigismember(&now, SIGPIPE);
-		return encode_orders(Orders{r.node, r.seq, {}});
+		return encode_orders(Orders{r.node, r.seq, {}, {}});
 	};
 	rig.agent->start();
 	for (int i = 0; i < 500 && blocked < 0; ++i)
@@ -179,7 +179,7 @@ START_TEST(agent_ignores_answers_not_meant_for_it)
 	         "ctl1: answer not sealed by the controller (Invalid credential format)"},
 	        {[&] {
 		         rig.answer = [&](const std::string &, const Report &r) -> Result<std::string> {
-			         return encode_orders(Orders{"n2", r.seq, stop_300});
+			         return encode_orders(Orders{"n2", r.seq, stop_300, {}});
 		         };
 	         },
 	         "ctl1: answer is not for this report"},
@@ -191,7 +191,7 @@ START_TEST(agent_ignores_answers_not_meant_for_it)
 	         "ctl1: answer is not for this report: "},
 	        {[&] {
 		         rig.answer = [&](const std::string &, const Report &r) -> Result<std::string> {
-			         return encode_orders(Orders{r.node, r.seq - 1, stop_300});
+			         return encode_orders(Orders{r.node, r.seq - 1, stop_300, {}});
 		         };
 	         },
 	         "ctl1: answer is not for this report"},
@@ -263,7 +263,7 @@ START_TEST(agent_tries_the_controllers_in_order)
 	rig.answer = [&](const std::string &host, const Report &r) -> Result<std::string> {
 		if (host == "ctl1" || !backup_answers)
 			return Result<std::string>::failure("connection refused");
-		return encode_orders(Orders{r.node, r.seq, {{200, 5}}});
+		return encode_orders(Orders{r.node, r.seq, {{200, 5}}, {}});
 	};
 	const auto seqs = [&] {
 		std::string text;
@@ -345,7 +345,7 @@ START_TEST(agent_thread_starts_after_a_random_delay)
 	std::atomic<int> reports{0};
 	rig.answer = [&](const std::string &, const Report &r) -> Result<std::string> {
 		++reports;
-		return encode_orders(Orders{r.node, r.seq, {}});
+		return encode_orders(Orders{r.node, r.seq, {}, {}});
 	};
 	const auto start = std::chrono::steady_clock::now();
 	rig.agent->start();

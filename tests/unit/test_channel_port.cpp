@@ -75,7 +75,7 @@ START_TEST(port_answers_a_thousand_agents_at_once)
 		        const auto accepted = intake.take(request, peer, at(now));
 		        if (!accepted)
 			        return std::string();
-		        return encode_orders(Orders{accepted->node, accepted->seq, {{77, 30}}});
+		        return encode_orders(Orders{accepted->node, accepted->seq, {{77, 30}}, {}});
 	        });
 	ck_assert_msg(listener, "%s", listener.error().c_str());
 	const uint16_t port = (*listener)->port();

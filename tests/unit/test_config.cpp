@@ -52,7 +52,7 @@ START_TEST(empty_file_refused_with_one_line)
 		ck_assert_msg(!empty, "accepted: \"%s\"", text);
 		ck_assert_str(
 		        empty.error(),
-		        "/etc/slurm/flexslurm.yaml:1: (top level): the file is empty (allowed: the keys version, inventory, slicing, placement, lending; `version: 1` alone means the built-in defaults)");
+		        "/etc/slurm/flexslurm.yaml:1: (top level): the file is empty (allowed: the keys version, inventory, slicing, placement, lending, metrics; `version: 1` alone means the built-in defaults)");
 	}
 }
 END_TEST
@@ -120,9 +120,9 @@ static const BadCase bad_cases[] = {
         {"slicing:\n  default:\n    slices: [1\n",
          "bad.yaml:4: (YAML syntax): did not find expected ',' or ']' (allowed: a YAML mapping, see etc/flexslurm.yaml)"},
         {"- a\n- b\n",
-         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing, placement, lending)"},
+         "bad.yaml:1: (top level): must be a mapping (allowed: keys version, inventory, slicing, placement, lending, metrics)"},
         {"version: 1\nslices: 4\n",
-         "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing, placement, lending)"},
+         "bad.yaml:2: slices: unknown key (allowed: version, inventory, slicing, placement, lending, metrics)"},
         {"version: 2\n", "bad.yaml:1: version: 2 is out of range (allowed: 1)"},
         {"slicing:\n  default:\n    slices: four\n",
          "bad.yaml:3: slicing.default.slices: \"four\" is not an integer (allowed: an integer from 1 to 64)"},
@@ -151,7 +151,7 @@ static const BadCase bad_cases[] = {
         // control characters; the message stays one line.
         {"version: 1\n\n  x\n", "bad.yaml:1: version: \"1\\nx\" is not an integer (allowed: 1)"},
         {"\"a\\nb\\e\": 1\n",
-         "bad.yaml:1: a\\nb\\x1b: unknown key (allowed: version, inventory, slicing, placement, lending)"},
+         "bad.yaml:1: a\\nb\\x1b: unknown key (allowed: version, inventory, slicing, placement, lending, metrics)"},
         {"slicing:\n  classes:\n    - vendor: amd\n      colour: red\n",
          "bad.yaml:4: slicing.classes[0].colour: unknown key (allowed: vendor, model, slices, compute_percent, memory_percent, device_memory)"},
         {"slicing:\n  classes:\n    - vendor: nvidia\n      model: H100 SXM\n",
@@ -175,7 +175,35 @@ static const BadCase bad_cases[] = {
          "bad.yaml:1: placement: must be a mapping (allowed: keys default, partitions)"},
         {"slicing:\n  default:\n    vendor: nvidia\n",
          "bad.yaml:3: slicing.default.vendor: unknown key (allowed: slices, compute_percent, memory_percent)"},
+        {"metrics:\n  node_textfile_dir: /var/lib/prometheus/node-exporter\n  port: 9100\n",
+         "bad.yaml:3: metrics.port: unknown key (allowed: node_textfile_dir, controller_textfile_dir, dcgm_job_mapping_dir)"},
+        {"metrics:\n  controller_textfile_dir: prom\n",
+         "bad.yaml:2: metrics.controller_textfile_dir: \"prom\" is not an absolute path (allowed: an absolute path, %n stands for the node name)"},
+        {"metrics:\n  dcgm_job_mapping_dir: [a]\n",
+         "bad.yaml:2: metrics.dcgm_job_mapping_dir: must be a single value (allowed: an absolute path, %n stands for the node name)"},
+        {"metrics: /var/lib/prometheus\n",
+         "bad.yaml:1: metrics: must be a mapping (allowed: keys node_textfile_dir, controller_textfile_dir, dcgm_job_mapping_dir)"},
 };
+
+// metrics: off by default, each key on its own.
+START_TEST(metrics_keys)
+{
+	const Config d = Config::defaults();
+	ck_assert(d.metrics.node_textfile_dir.empty() && d.metrics.controller_textfile_dir.empty() &&
+	          d.metrics.dcgm_job_mapping_dir.empty());
+	auto c = Config::from_string("metrics:\n  node_textfile_dir: /var/lib/prometheus/node-exporter\n"
+	                             "  controller_textfile_dir: /srv/prom/%n\n"
+	                             "  dcgm_job_mapping_dir: /run/dcgm-job-map\n",
+	                             "m.yaml");
+	ck_assert_msg(c, "%s", c ? "" : c.error().c_str());
+	ck_assert_str(c->metrics.node_textfile_dir, "/var/lib/prometheus/node-exporter");
+	ck_assert_str(c->metrics.controller_textfile_dir, "/srv/prom/%n");
+	ck_assert_str(c->metrics.dcgm_job_mapping_dir, "/run/dcgm-job-map");
+	auto one = Config::from_string("metrics:\n  dcgm_job_mapping_dir: /run/dcgm-job-map\n", "m.yaml");
+	ck_assert(one && one->metrics.node_textfile_dir.empty() &&
+	          one->metrics.controller_textfile_dir.empty());
+}
+END_TEST
 
 START_TEST(bad_input_messages)
 {
@@ -222,6 +250,7 @@ Suite *config_suite()
 	tcase_add_loop_test(tc, bad_input_messages, 0,
 	                    static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, file_errors);
+	tcase_add_test(tc, metrics_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

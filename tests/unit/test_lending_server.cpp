@@ -43,6 +43,59 @@ START_TEST(report_loan_reclaim_grace_and_hard_stop)
 }
 END_TEST
 
+// The metrics file (metrics.controller_textfile_dir) follows the job
+// records and counts the loan, the reclaim and its latency; the answers to
+// the agent say who holds each slice.
+START_TEST(metrics_file_counts_a_loan_and_its_reclaim)
+{
+	Rig rig;
+	rig.run(1);
+	const std::string path = "/metrics/flexslurm_controller.prom";
+	const auto line = [&](const std::string &l) {
+		const std::string &text = rig.public_files[path];
+		return text.find("\n" + l + "\n") != std::string::npos;
+	};
+	ck_assert_msg(line("flexslurm_slices_allocated{Hostname=\"n1\",device=\"0\"} 1"), "%s",
+	              rig.public_files[path].c_str());
+	ck_assert(line("flexslurm_slices{Hostname=\"n1\",device=\"1\"} 2"));
+	ck_assert(line("flexslurm_loans_total 0"));
+	rig.lend();
+	rig.run(5); // a report, and the next write (every 5 s)
+	ck_assert_msg(line("flexslurm_slices_lent{Hostname=\"n1\",device=\"0\"} 1"), "%s",
+	              rig.public_files[path].c_str());
+	ck_assert(line("flexslurm_slices_borrowed{Hostname=\"n1\",device=\"0\"} 1"));
+	ck_assert(line("flexslurm_loans_total 1"));
+	ck_assert(rig.last_slices == (std::vector<SliceHolders>{{0, lender, borrower}}));
+	rig.lender_busy = 70;
+	ck_assert_str(until_called(rig, 20), "t+9: signal 200");
+	ck_assert_str(until_called(rig, 30), "t+20: requeue 200");
+	rig.ctl.leave("n1", 0);
+	rig.run(6);
+	ck_assert_uint_eq(rig.server->active_reclaims(), 0);
+	ck_assert_msg(line("flexslurm_reclaims_total{reason=\"lender-busy\"} 1"), "%s",
+	              rig.public_files[path].c_str());
+	ck_assert(line("flexslurm_reclaim_duration_seconds_count 1"));
+	ck_assert(line("flexslurm_reclaim_duration_seconds_bucket{le=\"20\"} 0"));
+	ck_assert(line("flexslurm_reclaim_duration_seconds_bucket{le=\"30\"} 1"));
+	ck_assert(line("flexslurm_slices_borrowed{Hostname=\"n1\",device=\"0\"} 0"));
+	ck_assert(rig.last_slices == (std::vector<SliceHolders>{{0, lender, 0}}));
+}
+END_TEST
+
+// Node metrics and DCGM files off (the default): the answers are what an
+// agent of the version before them reads.
+START_TEST(answers_without_slice_holders_by_default)
+{
+	Rig rig;
+	rig.slice_holders = false;
+	rig.make();
+	rig.lend();
+	rig.run(5);
+	ck_assert(has(rig.status(), "n1 0 0 lent JobId=100 JobId=200"));
+	ck_assert(rig.last_slices.empty());
+}
+END_TEST
+
 START_TEST(a_borrower_without_checkpoint_or_requeue)
 {
 	{
@@ -262,6 +315,8 @@ Suite *lending_server_suite()
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, report_loan_reclaim_grace_and_hard_stop);
 	tcase_add_test(tc, a_borrower_without_checkpoint_or_requeue);
+	tcase_add_test(tc, metrics_file_counts_a_loan_and_its_reclaim);
+	tcase_add_test(tc, answers_without_slice_holders_by_default);
 	tcase_add_test(tc, state_written_only_when_it_changes);
 	tcase_add_test(tc, the_writer_thread_writes_the_files);
 	tcase_add_test(tc, admin_status_reclaim_and_refusals);

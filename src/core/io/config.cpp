@@ -31,11 +31,12 @@ public:
 		if (!root) // an empty file (or only comments) is most likely a mistake: say so
 			return Result<Config>::failure(
 			        source_ +
-			        ":1: (top level): the file is empty (allowed: the keys version, inventory, slicing, placement, lending; `version: 1` alone means the built-in defaults)");
+			        ":1: (top level): the file is empty (allowed: the keys version, inventory, slicing, placement, lending, metrics; `version: 1` alone means the built-in defaults)");
 		if (root->type != YAML_MAPPING_NODE)
 			return fail(root, "(top level)", "must be a mapping",
-			            "keys version, inventory, slicing, placement, lending");
-		if (!each_key(root, "", {"version", "inventory", "slicing", "placement", "lending"},
+			            "keys version, inventory, slicing, placement, lending, metrics");
+		if (!each_key(root, "",
+		              {"version", "inventory", "slicing", "placement", "lending", "metrics"},
 		              [&](const std::string &key, yaml_node_t *k, yaml_node_t *v) {
 			              if (key == "version") {
 				              auto n = integer(k, v, "version", 1, 1, "1");
@@ -47,6 +48,8 @@ public:
 				              return read_placement(v, cfg);
 			              if (key == "lending")
 				              return read_lending(v, cfg.lending, cfg.channel);
+			              if (key == "metrics")
+				              return read_metrics(v, cfg.metrics);
 			              return read_slicing(v, cfg);
 		              }))
 			return Result<Config>::failure(error_);
@@ -76,6 +79,25 @@ private:
 			                 : key == "device_dir"      ? cfg.device_dir
 			                 : key == "nvidia_proc_dir" ? cfg.nvidia_proc_dir
 			                                            : cfg.layout_file) = *p;
+			                return true;
+		                });
+	}
+
+	bool read_metrics(yaml_node_t *v, MetricsConfig &m)
+	{
+		if (v->type != YAML_MAPPING_NODE)
+			return set_error(
+			        v, "metrics", "must be a mapping",
+			        "keys node_textfile_dir, controller_textfile_dir, dcgm_job_mapping_dir");
+		return each_key(v, "metrics",
+		                {"node_textfile_dir", "controller_textfile_dir", "dcgm_job_mapping_dir"},
+		                [&](const std::string &key, yaml_node_t *, yaml_node_t *val) {
+			                auto p = path(val, "metrics." + key);
+			                if (!p)
+				                return false;
+			                (key == "node_textfile_dir"         ? m.node_textfile_dir
+			                 : key == "controller_textfile_dir" ? m.controller_textfile_dir
+			                                                    : m.dcgm_job_mapping_dir) = *p;
 			                return true;
 		                });
 	}

@@ -50,6 +50,14 @@ struct LendingChannel {
 	std::string telemetry_dir = "/run/flexslurm/telemetry/%n"; // the file source; may hold %n
 };
 
+// Prometheus metrics and DCGM's job mapping (metrics: keys), each off while
+// empty. The paths may hold %n (the node name).
+struct MetricsConfig {
+	std::string node_textfile_dir;       // the node agent's flexslurm_node.prom (needs lending)
+	std::string controller_textfile_dir; // slurmctld's flexslurm_controller.prom (needs lending)
+	std::string dcgm_job_mapping_dir;    // the agent's DCGM --hpc-job-mapping-dir files
+};
+
 struct Config {
 	std::string source = "<built-in defaults>";
 	std::string topology_xml;        // empty: the live system; may hold %n
@@ -67,6 +75,7 @@ struct Config {
 	Placement default_placement = Placement::BestFit;
 	LendingPolicy lending;
 	LendingChannel channel;
+	MetricsConfig metrics;
 	std::vector<std::pair<std::string, Placement>> partition_placement;
 
 	Placement placement_for(std::string_view partition) const noexcept;

@@ -37,6 +37,11 @@ std::vector<std::string> LoanBook::take_events()
 	return std::exchange(pending_events_, {});
 }
 
+std::vector<int64_t> LoanBook::take_reclaim_durations()
+{
+	return std::exchange(reclaim_durations_, {});
+}
+
 // The node the index-th record of the last sync named, if it still has
 // that name (the records come in the same order tick after tick), else
 // looked up (and made).
@@ -287,6 +292,7 @@ void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t bor
 		l.adopt_loan(now, borrower); // Slurm started it: it is a loan whatever we thought
 	touched(n->second, s);
 	n->second.borrowed_units.insert(unit);
+	++counters_.loans;
 	event(now, node + " slice " + std::to_string(unit) + " of " + book_text::job_text(l.owner()) +
 	                   " lent to " + book_text::job_text(borrower));
 }
@@ -345,7 +351,7 @@ TickActions LoanBook::tick(Instant now)
 	return out;
 }
 
-Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) const
+Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now, bool with_slices) const
 {
 	Orders o;
 	o.node = node;
@@ -360,6 +366,16 @@ Orders LoanBook::orders_for(const std::string &node, uint64_t seq, Instant now) 
 		const int64_t in = stop_at > now ? (stop_at - now).count() : 0;
 		o.stops.push_back({b, std::min(in, max_stop_delay_seconds)});
 	}
+	// Who holds each slice: the node's metrics and DCGM job mapping.
+	if (const auto n = nodes_.find(node); with_slices && n != nodes_.end())
+		for (size_t u = 0; u < n->second.slices.size() && o.slices.size() < max_slice_holders &&
+		                   u <= static_cast<size_t>(max_slice_unit);
+		     ++u) {
+			const SliceLending &l = n->second.slices[u].lending;
+			if (l.owner() || l.borrower())
+				o.slices.push_back(
+				        {static_cast<int>(u), l.owner_gone() ? 0 : l.owner(), l.borrower()});
+		}
 	return o;
 }
 

@@ -19,6 +19,7 @@
 #include "core/model/lending.hpp"
 #include "core/model/report.hpp"
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -104,6 +105,13 @@ struct TickActions {
 	// the ended job (Slurm requeues a finished batch job too).
 	std::vector<uint32_t> requeue_ended;
 	bool lendable_appeared = false; // run the scheduler: a waiting borrower may fit
+};
+
+// What the book counted since the controller started (metrics): a clear()
+// or restore() keeps them.
+struct BookCounters {
+	uint64_t loans = 0;                 // borrow units started (lent())
+	std::array<uint64_t, 5> reclaims{}; // reclaims started, by ReclaimReason
 };
 
 struct JobTotals {
@@ -197,7 +205,9 @@ public:
 	// The job cannot be requeued: it was stopped another way.
 	void gave_up(uint32_t borrower, Instant now);
 
-	Orders orders_for(const std::string &node, uint64_t seq, Instant now) const;
+	// `with_slices`: also who holds each slice (the node's metrics and DCGM
+	// files); an agent older than that refuses such an answer.
+	Orders orders_for(const std::string &node, uint64_t seq, Instant now, bool with_slices = false) const;
 
 	const std::map<uint32_t, JobTotals> &totals() const noexcept { return totals_; }
 	// The totals of these jobs go: their records are gone (the controller
@@ -205,6 +215,10 @@ public:
 	void forget_totals(const std::vector<uint32_t> &jobs);
 	// Log lines since the last call: loans, reclaims with their latencies.
 	std::vector<std::string> take_events();
+	const BookCounters &counters() const noexcept { return counters_; }
+	// Seconds from each reclaim's start to its device free, for the
+	// reclaims done since the last call.
+	std::vector<int64_t> take_reclaim_durations();
 	// Counts the events (loans, reclaims and their steps) and the
 	// restores: the state is worth saving at once when it moved.
 	uint64_t revision() const noexcept { return revision_; }
@@ -299,7 +313,9 @@ private:
 	Seconds wall_offset_{0};
 	uint64_t revision_ = 0;
 	std::vector<std::string> pending_events_;
-	std::deque<std::string> history_; // bounded
+	BookCounters counters_;
+	std::vector<int64_t> reclaim_durations_; // bounded: taken every tick
+	std::deque<std::string> history_;        // bounded
 };
 
 } // namespace flexslurm

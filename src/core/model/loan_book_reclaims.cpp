@@ -169,6 +169,8 @@ void LoanBook::start_reclaim(const std::string &name, size_t unit, const SliceLe
 	r->second.deadline = now + policy_.grace;
 	r->second.run = run_of(l.borrower());
 	out.signal.push_back({l.borrower(), r->second.reason});
+	if (const auto reason = static_cast<size_t>(r->second.reason); reason < counters_.reclaims.size())
+		++counters_.reclaims[reason];
 	event(now, "reclaim " + job_text(l.borrower()) + " from " + name + " slice " + std::to_string(unit) +
 	                   " of " + job_text(l.owner()) + ": " + std::string(reason_name(r->second.reason)) +
 	                   ", grace " + std::to_string(policy_.grace.count()) + " s");
@@ -207,6 +209,8 @@ void LoanBook::gave_up(uint32_t borrower, Instant now)
 void LoanBook::finish_reclaim(const Reclaim &r, Instant now)
 {
 	const auto since = [&](Instant t) { return std::to_string((t - r.t0).count()); };
+	if (reclaim_durations_.size() < 4096) // taken every tick
+		reclaim_durations_.push_back((now - r.t0).count());
 	event(now, "reclaim " + job_text(r.borrower) + " done (" + std::string(reason_name(r.reason)) +
 	                   "): signal " + (r.signalled ? "0" : "-") + " s, requeue " +
 	                   (r.requeued_at ? since(*r.requeued_at) : std::string("-")) + " s, device free " +

@@ -316,6 +316,31 @@ bool read_job(LineReader &in, Report &r, std::set<uint32_t> &jobs_seen)
 	return true;
 }
 
+// "slice <unit> owner <job|0> borrower <job|0>"
+bool read_slice(LineReader &in, Orders &o, std::set<int> &units_seen)
+{
+	if (!in.shaped({"slice", "owner", "borrower"}))
+		return in.expected("slice <unit> owner <job> borrower <job>\" or \"end");
+	if (o.slices.size() == max_slice_holders)
+		return in.fail("more than " + std::to_string(max_slice_holders) + " slice lines");
+	const auto unit = parse_unsigned(in.value(0));
+	if (!unit || *unit > static_cast<uint64_t>(max_slice_unit))
+		return in.fail("slice " + quoted(in.value(0)) + " is not a slice index (0.." +
+		               std::to_string(max_slice_unit) + ")");
+	if (!units_seen.insert(static_cast<int>(*unit)).second)
+		return in.fail("slice " + std::to_string(*unit) + " appears twice");
+	uint32_t jobs[2] = {0, 0};
+	for (size_t i = 0; i < 2; ++i) {
+		const auto id = parse_unsigned(in.value(i + 1));
+		if (!id || *id > std::numeric_limits<uint32_t>::max())
+			return in.fail("job id " + quoted(in.value(i + 1)) +
+			               " is not a Slurm job id or 0 (0..4294967295)");
+		jobs[i] = static_cast<uint32_t>(*id);
+	}
+	o.slices.push_back(SliceHolders{static_cast<int>(*unit), jobs[0], jobs[1]});
+	return true;
+}
+
 bool read_stop(LineReader &in, Orders &o, std::set<uint32_t> &jobs_seen)
 {
 	if (!in.shaped({"stop", "in"}))
@@ -434,6 +459,8 @@ std::string encode_orders(const Orders &o)
 	append_record(out, "seq", o.seq);
 	for (const StopOrder &st : o.stops)
 		append_record(out, "stop", st.job, "in", st.in_seconds);
+	for (const SliceHolders &h : o.slices)
+		append_record(out, "slice", h.unit, "owner", h.owner, "borrower", h.borrower);
 	out += "end\n";
 	return out;
 }
@@ -441,13 +468,19 @@ std::string encode_orders(const Orders &o)
 Result<Orders> parse_orders(std::string_view text)
 {
 	std::set<uint32_t> jobs_seen;
+	std::set<int> units_seen;
 	return parse_message<Orders>(
 	        text, "orders",
 	        [](LineReader &in, Orders &o) {
 		        return read_version(in, orders_magic) && read_node(in, o.node) &&
 		               read_unsigned(in, "seq", o.seq);
 	        },
-	        [&](LineReader &in, Orders &o) { return read_stop(in, o, jobs_seen); });
+	        [&](LineReader &in, Orders &o) {
+		        // The stops first, then the slices.
+		        if ((in.fields().empty() || in.fields()[0] != "slice") && o.slices.empty())
+			        return read_stop(in, o, jobs_seen);
+		        return read_slice(in, o, units_seen);
+	        });
 }
 
 } // namespace flexslurm

@@ -67,10 +67,23 @@ struct StopOrder {
 	int64_t in_seconds =
 	        0; // SIGKILL that job's processes on the node in N s (0 = now), 0..max_stop_delay_seconds
 };
+// Who holds a slice unit of the node (its gres/vslice index; 0: nobody):
+// the agent's per-slice metrics and DCGM job mapping files.
+constexpr size_t max_slice_holders = 512;
+constexpr int max_slice_unit = 16383; // 256 devices x 64 slices
+struct SliceHolders {
+	int unit = 0;          // 0..max_slice_unit, no unit twice
+	uint32_t owner = 0;    // the job holding the slice (or its device whole)
+	uint32_t borrower = 0; // the job holding its borrow unit
+	bool operator==(const SliceHolders &) const = default;
+};
 struct Orders {
 	std::string node;
 	uint64_t seq = 0;             // echoes the report's
 	std::vector<StopOrder> stops; // at most max_stop_orders
+	// Units with an owner or a borrower, at most max_slice_holders
+	// (after the stops: "slice <unit> owner <job|0> borrower <job|0>").
+	std::vector<SliceHolders> slices;
 };
 std::string encode_orders(const Orders &o);
 Result<Orders> parse_orders(std::string_view text);

@@ -1,5 +1,6 @@
 #include "core/service/agent.hpp"
 
+#include "core/io/file_io.hpp"
 #include "core/util/log.hpp"
 #include "core/util/uids.hpp"
 
@@ -46,6 +47,10 @@ AgentIo AgentIo::production(const MungeEndpoint &munge)
 	}
 	auto engine = std::make_shared<std::mt19937_64>(seed);
 	io.random = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
+	io.write_public = [](const std::string &path, const std::string &text) {
+		return write_file_atomically(path, text, 0644, false);
+	};
+	io.remove = [](const std::string &path) { (void)unlink(path.c_str()); };
 	return io;
 }
 
@@ -55,6 +60,8 @@ NodeAgent::NodeAgent(AgentSettings settings, SliceLayout layout, std::unique_ptr
       io_(std::move(io))
 {
 	epoch_ = static_cast<uint64_t>(io_.wall_clock().time_since_epoch().count());
+	started_at_ = io_.wall_clock();
+	last_active_.assign(layout_.devices().size(), started_at_);
 }
 
 NodeAgent::~NodeAgent()
@@ -154,6 +161,18 @@ void NodeAgent::report_once()
 		log_error("reclaim agent: telemetry (" + std::string(backend_->name()) +
 		          "): " + last_failure_ + "; reporting no devices (nothing here is lent)");
 	}
+	struct AfterReport {
+		NodeAgent &agent;
+		const std::vector<DeviceSample> &samples;
+		~AfterReport()
+		{
+			try {
+				agent.write_metrics(samples);
+			} catch (const std::exception &e) {
+				log_error(std::string("reclaim agent: metrics: ") + e.what());
+			}
+		}
+	} after{*this, samples};
 	std::string failure;
 	for (const std::string &host : settings_.controllers) {
 		Attempt tried = attempt(host, samples, settings_.bind_address);
@@ -203,6 +222,93 @@ void NodeAgent::obey(const Orders &orders)
 		next.emplace(o.job, s);
 	}
 	stops_ = std::move(next);
+	holders_.clear();
+	for (const SliceHolders &h : orders.slices) {
+		if (h.unit < 0 || h.unit >= layout_.total_slices())
+			continue;
+		if (holders_.size() <= static_cast<size_t>(h.unit))
+			holders_.resize(static_cast<size_t>(h.unit) + 1);
+		holders_[static_cast<size_t>(h.unit)] = {h.owner, h.borrower};
+	}
+}
+
+std::vector<SliceJobs> NodeAgent::slice_holders() const
+{
+	std::lock_guard<std::mutex> guard(mutex_);
+	return holders_;
+}
+
+void NodeAgent::write_metrics(const std::vector<DeviceSample> &samples)
+{
+	if (settings_.metrics_dir.empty() && settings_.dcgm_job_mapping_dir.empty())
+		return;
+	if (!io_.write_public)
+		return;
+	const std::vector<SliceJobs> holders = slice_holders();
+	std::string failure;
+	if (!settings_.metrics_dir.empty()) {
+		const Instant now = io_.wall_clock();
+		std::vector<DeviceUse> use;
+		for (const DeviceSample &s : samples) {
+			if (s.device < 0 || static_cast<size_t>(s.device) >= last_active_.size())
+				continue;
+			Instant &active = last_active_[static_cast<size_t>(s.device)];
+			if (s.busy_percent >= settings_.idle_below_percent)
+				active = now;
+			DeviceUse u;
+			u.device = s.device;
+			u.sampled = true;
+			u.busy_percent = s.busy_percent;
+			u.per_job = s.per_job;
+			for (const JobUse &j : s.per_job ? s.jobs : std::vector<JobUse>{}) {
+				auto same = std::find_if(u.job_busy_percent.begin(), u.job_busy_percent.end(),
+				                         [&](const auto &x) { return x.first == j.job; });
+				if (same != u.job_busy_percent.end())
+					same->second += j.busy_percent;
+				else if (j.job && u.job_busy_percent.size() < max_jobs_per_device)
+					u.job_busy_percent.emplace_back(j.job, j.busy_percent);
+			}
+			u.last_activity_age_seconds =
+			        static_cast<double>(std::max<int64_t>(0, (now - active).count()));
+			use.push_back(std::move(u));
+		}
+		const std::string path = settings_.metrics_dir + "/flexslurm_node.prom";
+		if (auto written =
+		            io_.write_public(path, node_metrics_text(settings_.node, layout_, use, holders));
+		    !written)
+			failure = path + ": " + written.error();
+	}
+	if (!settings_.dcgm_job_mapping_dir.empty()) {
+		auto map = dcgm_job_map(layout_, holders);
+		if (!dcgm_ || *dcgm_ != map) {
+			bool all = true;
+			for (const DeviceSlices &d : layout_.devices()) {
+				if (d.vendor != Vendor::Nvidia)
+					continue;
+				const std::string path =
+				        settings_.dcgm_job_mapping_dir + "/" + std::to_string(d.vendor_index);
+				const auto jobs = map.find(d.vendor_index);
+				if (jobs == map.end()) {
+					if (io_.remove)
+						io_.remove(path);
+				} else if (auto written = io_.write_public(path, dcgm_job_file(jobs->second));
+				           !written) {
+					all = false;
+					failure +=
+					        (failure.empty() ? "" : "; ") + path + ": " + written.error();
+				}
+			}
+			if (all)
+				dcgm_ = std::move(map);
+			else
+				dcgm_.reset(); // tried again next time
+		}
+	}
+	if (failure != metrics_failure_) {
+		metrics_failure_ = failure;
+		if (!failure.empty())
+			log_error("reclaim agent: metrics: " + failure);
+	}
 }
 
 void NodeAgent::run_due_stops(std::chrono::steady_clock::time_point now)

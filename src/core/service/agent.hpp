@@ -15,6 +15,7 @@
 #include "core/io/process_control.hpp"
 #include "core/io/telemetry.hpp"
 #include "core/io/munge.hpp"
+#include "core/model/metrics.hpp"
 #include "core/model/report.hpp"
 #include "core/model/slice_layout.hpp"
 
@@ -26,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +47,12 @@ struct AgentSettings {
 	// room for one lost SYN (retried after 1 s). With two controllers a
 	// report takes 6 s at most.
 	Seconds timeout{3};
+	// After each sample (metrics:, "" = off): node_exporter's textfile
+	// directory gets flexslurm_node.prom; DCGM's job mapping directory one
+	// file per GPU index with the jobs on it.
+	std::string metrics_dir;
+	std::string dcgm_job_mapping_dir;
+	double idle_below_percent = 5; // lending.idle_below_percent: below it a sample is idle
 };
 
 struct AgentIo {
@@ -58,6 +66,10 @@ struct AgentIo {
 	std::function<Instant()> wall_clock;
 	std::function<double()> random;       // uniform in [0, 1): the jitter of the report times
 	std::function<uint64_t()> boot_ticks; // boot_ticks_now() if empty
+	// The metrics and DCGM files: written atomically, readable by all;
+	// remove: a DCGM mapping file of a GPU with no job left (gone is fine).
+	std::function<Result<bool>(const std::string &path, const std::string &text)> write_public;
+	std::function<void(const std::string &path)> remove;
 
 	// Munge, TCP and SIGKILL for real.
 	static AgentIo production(const MungeEndpoint &munge);
@@ -90,6 +102,10 @@ public:
 	// For tests: the stops now scheduled, job -> due.
 	std::map<uint32_t, std::chrono::steady_clock::time_point> scheduled_stops() const;
 	Report build_report(const std::vector<DeviceSample> &samples);
+	// Who holds each slice unit, as the last answer said.
+	std::vector<SliceJobs> slice_holders() const;
+	// The metrics and DCGM files from a sample (report_once calls it).
+	void write_metrics(const std::vector<DeviceSample> &samples);
 
 private:
 	void loop();
@@ -108,6 +124,10 @@ private:
 	uint64_t epoch_ = 0;
 	uint64_t seq_ = 0;
 	std::string last_failure_; // logged once until it changes
+	Instant started_at_{};
+	std::vector<Instant> last_active_;                         // by layout device
+	std::optional<std::map<int, std::vector<uint32_t>>> dcgm_; // as last written
+	std::string metrics_failure_;                              // logged once until it changes
 
 	struct Stop {
 		std::chrono::steady_clock::time_point due;
@@ -118,6 +138,7 @@ private:
 	std::condition_variable wake_;
 	bool stopping_ = false;
 	std::map<uint32_t, Stop> stops_;
+	std::vector<SliceJobs> holders_; // by unit, from the last answer
 	std::thread thread_;
 };
 

@@ -37,6 +37,9 @@ ServerIo ServerIo::production(const MungeEndpoint &munge)
 	io.write_file = [](const std::string &path, const std::string &text, bool sync) {
 		return write_file_atomically(path, text, 0600, sync);
 	};
+	io.write_public = [](const std::string &path, const std::string &text) {
+		return write_file_atomically(path, text, 0644, false);
+	};
 	return io;
 }
 

@@ -25,6 +25,7 @@
 #include "core/util/recent_times.hpp"
 #include "core/model/loan_book_text.hpp"
 #include "core/model/admin_request.hpp"
+#include "core/model/metrics.hpp"
 #include "core/model/report.hpp"
 #include "core/model/report_intake.hpp"
 
@@ -118,6 +119,8 @@ struct ServerIo {
 	Opener open;
 	std::function<Result<std::unique_ptr<Listener>>(uint16_t port, Listener::Handler handler)> listen;
 	std::function<Result<bool>(const std::string &path, const std::string &text, bool sync)> write_file;
+	// The metrics file: written atomically, readable by all (node_exporter).
+	std::function<Result<bool>(const std::string &path, const std::string &text)> write_public;
 
 	// Munge, TCP, the system's clocks and files for real.
 	static ServerIo production(const MungeEndpoint &munge);
@@ -131,6 +134,13 @@ struct ServerSettings {
 	uint16_t port = 0;
 	std::string state_dir;         // flexslurm_lending.state and .status go there
 	std::vector<uid_t> admin_uids; // root and SlurmUser: reports and admin requests
+	// metrics.controller_textfile_dir: flexslurm_controller.prom goes there
+	// every metrics_interval ("" = off); kept until a restart.
+	std::string metrics_dir;
+	// The answers say who holds each slice (node metrics or DCGM files on:
+	// metrics.node_textfile_dir or dcgm_job_mapping_dir). Nodes must run
+	// this version first: an older agent refuses such an answer.
+	bool slice_holders = false;
 };
 
 // "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show
@@ -171,6 +181,9 @@ public:
 	// that did not change.
 	static constexpr Seconds totals_save_interval{30};
 	static constexpr Seconds status_refresh_interval{10};
+	// How often the metrics file is rewritten (node_exporter reads it at
+	// each scrape, typically every 15-60 s).
+	static constexpr Seconds metrics_interval{5};
 
 	LendingServer(ServerSettings settings, LendingController &controller, ServerIo io);
 	~LendingServer(); // stops the thread and the listener
@@ -216,6 +229,7 @@ public:
 		double read_ms = 0, book_ms = 0, act_ms = 0, files_ms = 0;
 	};
 	TickTimes last_tick_times() const noexcept { return times_; }
+	std::string metrics_path() const { return settings_.metrics_dir + "/flexslurm_controller.prom"; }
 
 	// For tests and the benchmark.
 	size_t totals_count();
@@ -240,6 +254,8 @@ private:
 	void refresh_addresses(const std::map<std::string, std::string> &hosts, Instant now);
 	void hand_over(BookSnapshot &&snapshot, bool urgent);
 	void writer_loop();
+	void write_metrics(Instant now, const BookCounters &counters, const std::vector<int64_t> &durations,
+	                   size_t in_flight, double tick_seconds);
 	void save(BookSnapshot &&snapshot, bool urgent); // the writer's
 	std::string answer_admin(const Result<AdminRequest> &request, uid_t uid, const std::string &peer);
 	void log_refusal(const std::string &peer, uid_t uid);
@@ -277,6 +293,9 @@ private:
 	// (under its write lock, only ticks that took it).
 	RecentTimes read_times_{600}, act_times_{600};
 	std::string tick_summary() const;
+	ControllerMetrics metrics_;         // counted by the ticks
+	std::optional<Instant> metrics_at_; // the metrics file last written
+	bool metrics_write_failed_ = false;
 	Instant next_listen_{};
 	std::unique_ptr<Listener> listener_;
 

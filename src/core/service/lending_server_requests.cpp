@@ -64,7 +64,7 @@ std::string LendingServer::handle(std::string_view frame, const std::string &pee
 		std::lock_guard<std::mutex> guard(book_mutex_);
 		const Instant now = io_.steady_clock();
 		book_.report(now, *report);
-		orders = book_.orders_for(report->node, report->seq, now);
+		orders = book_.orders_for(report->node, report->seq, now, settings_.slice_holders);
 	}
 	auto sealed = io_.seal(encode_orders(orders));
 	if (!sealed) {

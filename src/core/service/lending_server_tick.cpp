@@ -162,6 +162,9 @@ void LendingServer::tick()
 	// for what changes quietly (idle timers, totals, the status' ages).
 	std::optional<BookSnapshot> snapshot;
 	bool eventful = false;
+	BookCounters counters;
+	std::vector<int64_t> durations;
+	size_t in_flight = 0;
 	{
 		std::lock_guard<std::mutex> guard(book_mutex_);
 		for (const auto &[job, what] : done) {
@@ -173,6 +176,9 @@ void LendingServer::tick()
 				book_.gave_up(job, now);
 		}
 		events = book_.take_events();
+		counters = book_.counters();
+		durations = book_.take_reclaim_durations();
+		in_flight = book_.active_reclaims();
 		eventful = book_.revision() != snapshot_revision_;
 		if (eventful || !snapshot_at_ || now - *snapshot_at_ >= status_refresh_interval) {
 			snapshot = book_.snapshot(now);
@@ -222,12 +228,44 @@ void LendingServer::tick()
 	if (snapshot)
 		hand_over(std::move(*snapshot), eventful);
 	times_.files_ms = ms_since(lap);
+	write_metrics(now, counters, durations, in_flight,
+	              (times_.read_ms + times_.book_ms + times_.act_ms + times_.files_ms) / 1000.0);
 
 	std::lock_guard<std::mutex> guard(refusal_mutex_);
 	refusals_.expire(now, [](const std::string &source, uint64_t held) {
 		log_error("lending: " + std::to_string(held) + " more admin request(s) from " + source +
 		          " refused in the last " + std::to_string(refusal_log_window.count()) + " s");
 	});
+}
+
+// Counts this tick and, every metrics_interval, writes the metrics file
+// (node_exporter's textfile collector) from the job records just read.
+void LendingServer::write_metrics(Instant now, const BookCounters &counters,
+                                  const std::vector<int64_t> &durations, size_t in_flight,
+                                  double tick_seconds)
+{
+	if (settings_.metrics_dir.empty())
+		return;
+	metrics_.tick_seconds.observe(tick_seconds);
+	for (const int64_t d : durations)
+		metrics_.counters.reclaim_seconds.observe(static_cast<double>(d));
+	metrics_.counters.loans = counters.loans;
+	std::copy(counters.reclaims.begin(), counters.reclaims.end(), metrics_.counters.reclaims.begin());
+	metrics_.reclaims_in_flight = in_flight;
+	if (metrics_at_ && now - *metrics_at_ < metrics_interval)
+		return;
+	metrics_at_ = now;
+	for (size_t r = 0; r < drop_reason_count; ++r)
+		metrics_.dropped[r] = intake_.dropped(static_cast<DropReason>(r));
+	metrics_.accepted = intake_.accepted();
+	metrics_.nodes = &view_.nodes;
+	if (!io_.write_public)
+		return;
+	const auto written = io_.write_public(metrics_path(), controller_metrics_text(metrics_));
+	metrics_.nodes = nullptr;
+	if (!written && !metrics_write_failed_)
+		log_error("lending: metrics: " + metrics_path() + ": " + written.error());
+	metrics_write_failed_ = !written;
 }
 
 // Not in control (a backup standing by, or a controller stopping, handing

@@ -121,6 +121,9 @@ void start_agent(const Config &config, const std::string &node)
 	xfree(addr);
 	s.controller_uids = root_and_slurm_user(slurm_conf.slurm_user_id);
 	s.interval = config.channel.report_interval;
+	s.metrics_dir = expand_node_name(config.metrics.node_textfile_dir, node);
+	s.dcgm_job_mapping_dir = expand_node_name(config.metrics.dcgm_job_mapping_dir, node);
+	s.idle_below_percent = config.lending.idle_below_percent;
 	AgentIo io = AgentIo::production(
 	        MungeEndpoint{munge_socket_of(slurm_conf.authinfo ? slurm_conf.authinfo : "")});
 	io.kill_job = [marks](uint32_t job, uint64_t ordered_at) {

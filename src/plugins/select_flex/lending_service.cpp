@@ -41,6 +41,8 @@ ServerSettings lending_server_settings(const Config &cfg)
 	s.port = cfg.channel.port;
 	s.state_dir = state_save_dir();
 	s.admin_uids = root_and_slurm_user(slurm_conf.slurm_user_id);
+	s.metrics_dir = cfg.metrics.controller_textfile_dir;
+	s.slice_holders = !cfg.metrics.node_textfile_dir.empty() || !cfg.metrics.dcgm_job_mapping_dir.empty();
 	return s;
 }
 
