@@ -14,7 +14,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 need_pkgs=(python3 slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev libhwloc-dev hwloc
            libyaml-dev check pkg-config autoconf automake libtool make g++ gcc dpkg-dev
-           clang-format clang-14 libclang-rt-14-dev) # clang: the fuzz drivers (scripts/fuzz.sh)
+           clang-format clang-14 libclang-rt-14-dev # clang: the fuzz drivers (scripts/fuzz.sh)
+           debhelper rpm groff-base) # make deb, make srpm, the man page check (tests/integration/test_packages.py)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
