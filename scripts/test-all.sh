@@ -2,7 +2,9 @@
 # Runs every test of flexslurm on this machine (Debian 12, as root), one leg
 # per supported Slurm release (RELEASES: the release and its leg):
 #   debian   Debian's packages (22.05): build, format check, Check unit
-#            tests, every integration test on a real local cluster;
+#            tests, every integration test on a real local cluster (and
+#            test_packages: make deb, installed into an empty root, a slice
+#            job on it; make srpm);
 #   full     built from ../shared/slurm into build/slurm (reused when
 #            built): the same;
 #   debian cgroup/v2  the Debian build: device isolation, limits and the
@@ -151,8 +153,9 @@ for v in $(releases_of full); do
 		build_flexslurm "$v" "$dir/src" "$dir/prefix/sbin/slurmctld"; then
 		count_unit "build/obj-$v"
 		plugin_dir=$(dirname "$(find "build/stage-$v" -name gres_vslice.so | head -n1)")
+		# test_packages: Debian's .deb, built and installed on the Debian leg only.
 		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" --jobs 2 \
-			--workdir "build/test-clusters-$v" |
+			--workdir "build/test-clusters-$v" --skip test_packages |
 			tee "build/integration-$v.log"
 		count_integration "build/integration-$v.log"
 	else
