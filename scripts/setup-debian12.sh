@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs everything a fresh Debian 12 machine lacks to build and test flexslurm, and prepares
 # a configured Slurm source tree of exactly the installed Slurm release (the plugins need
 # Slurm's internal headers and its config.h, which no binary package ships).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs every test of flexslurm on this machine (Debian 12, as root), one leg
 # per supported Slurm release (RELEASES: the release and its leg):
 #   debian   Debian's packages (22.05): build, format check, Check unit

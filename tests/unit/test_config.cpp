@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm.yaml: valid files, defaults, and the exact message for each
 // kind of bad input (file, line, key, what is allowed).
 #include "suites.hpp"
