@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Generates ./configure from configure.ac (autoconf, automake, libtool).
 set -e
 cd "$(dirname "$0")"

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """select/flex vs stock select/cons_tres: the same mixed workload, one run.
 
 Starts a local cluster (N slurmd on this machine, each with four fake T4s cut

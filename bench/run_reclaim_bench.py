@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Idle reclaim latency on a local cluster (not a test: numbers).
 
 Four lanes run at once, one per node (4 nodes x 1 fake T4, 4 slices each):

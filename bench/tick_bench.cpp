@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The lending server's tick at scale: the core LendingServer with a fake
 // controller whose job records show N nodes x 8 devices x 8 slices, six
 // devices of each node owned by one idle job each, two slices of each node

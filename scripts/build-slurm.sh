@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds a supported Slurm release from an unmodified source tarball into a
 # prefix, for running flexslurm's tests against it:
 #   scripts/build-slurm.sh [--configure-only] /path/slurm-26.05.3.tar.xz [BUILD_ROOT]

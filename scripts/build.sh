@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds flexslurm against the installed Slurm and stages the plugins:
 # installs what is missing (scripts/setup-debian12.sh), configures with the
 # matching Slurm source tree, builds with warnings as errors, and runs

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fails (and shows the diff) if a C/C++ file differs from .clang-format.
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Fails (and shows the diff) if a C/C++ file differs from .clang-format, or a
+# source file lacks its SPDX line (scripts/spdx.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 command -v clang-format >/dev/null || { echo "check-format: clang-format not installed"; exit 1; }
@@ -13,5 +15,7 @@ while IFS= read -r f; do
 		rc=1
 	fi
 done < <(git ls-files '*.cpp' '*.hpp' '*.h' '*.c' 2>/dev/null || find src tests -name '*.[ch]pp' -o -name '*.[ch]')
+# Every source file's SPDX-License-Identifier line (scripts/spdx.sh --add adds missing ones).
+scripts/spdx.sh || rc=1
 [ "$rc" = 0 ] && echo "check-format: clean"
 exit "$rc"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Checks that every undefined symbol of each plugin is one its hosts provide,
 # so that a missing symbol fails the build's `make check`, not srun or slurmd.
 # Slurm plugins resolve their hosts' symbols when loaded (dlopen), which is

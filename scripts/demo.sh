@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The main job: builds flexslurm, starts a local Slurm cluster with the
 # plugins, runs slice jobs and shows which slices of which device each got.
 # Run as root on Debian 12: sudo scripts/demo.sh

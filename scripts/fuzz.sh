@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds the fuzz drivers of tests/fuzz (in build/fuzz, apart from the
 # plugin build) and runs each for a short time. Usage:
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (default 10 s, every target)

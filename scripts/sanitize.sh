@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds the core and the Check unit tests with AddressSanitizer and
 # UndefinedBehaviorSanitizer (in build/obj-asan, apart from the plugin build)
 # and runs them. Needs the configured Slurm source that scripts/build.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs everything a fresh Debian 12 machine lacks to build and test flexslurm, and prepares
 # a configured Slurm source tree of exactly the installed Slurm release (the plugins need
 # Slurm's internal headers and its config.h, which no binary package ships).
@@ -15,7 +16,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 need_pkgs=(python3 slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev libhwloc-dev hwloc
            libyaml-dev check pkg-config autoconf automake libtool make g++ gcc dpkg-dev
            clang-format clang-14 libclang-rt-14-dev # clang: the fuzz drivers (scripts/fuzz.sh)
-           slurmdbd mariadb-server mariadb-client) # accounting tests (tools/localcluster_accounting.py)
+           slurmdbd mariadb-server mariadb-client # accounting tests (tools/localcluster_accounting.py)
+           debhelper rpm groff-base) # make deb, make srpm, the man page check (tests/integration/test_packages.py)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs every test of flexslurm on this machine (Debian 12, as root), one leg
 # per supported Slurm release (RELEASES: the release and its leg):
 #   debian   Debian's packages (22.05): build, format check, Check unit
 #            tests, every integration test on a real local cluster (the
-#            accounting ones with Debian's slurmdbd and MariaDB);
+#            accounting ones with Debian's slurmdbd and MariaDB; and
+#            test_packages: make deb, installed into an empty root, a slice
+#            job on it; make srpm);
 #   full     built from ../shared/slurm into build/slurm (reused when
 #            built): the same, but test_accounting only where that Slurm
 #            has accounting_storage/mysql (configured with libmariadb-dev);
@@ -155,8 +158,8 @@ for v in $(releases_of full); do
 		plugin_dir=$(dirname "$(find "build/stage-$v" -name gres_vslice.so | head -n1)")
 		# slurmdbd stores through accounting_storage/mysql, built only where
 		# Slurm's configure found libmariadb-dev: else no accounting tests.
-		skip=""
-		[ -f "$dir/prefix/lib/slurm/accounting_storage_mysql.so" ] || skip=test_accounting
+		skip=test_packages # Debian's .deb: built and installed on the Debian leg only
+		[ -f "$dir/prefix/lib/slurm/accounting_storage_mysql.so" ] || skip=test_packages,test_accounting
 		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" --jobs 2 \
 			--workdir "build/test-clusters-$v" --skip "$skip" |
 			tee "build/integration-$v.log"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Test harness only (tools/localcluster.py, cgroup="v2"): lets Slurm's
  * cgroup/v2 plugin run on a host that mounts cgroup v1 hierarchies.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """flexslurm demo: a local cluster with gres/vslice and a few slice jobs.
 
 Starts a real cluster (munged, slurmctld, four slurmd) whose nodes carry

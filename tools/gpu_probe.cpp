@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // gpu-probe: flexslurm's own view of a real NVIDIA node, through the same
 // core code the plugins run (no Slurm needed). For the real-hardware run
 // (tests/gpu/run.sh) and for an admin's first GPU node:

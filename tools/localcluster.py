@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A real Slurm cluster on one machine, with the flexslurm plugins.
 
 In a directory of its own it writes a munge key, slurm.conf, gres.conf,

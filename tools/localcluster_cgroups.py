@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The cgroups of a local cluster (tools/localcluster.py): Slurm's cgroup/v2
 set-up in slurmd's mount namespace, and the job steps left behind, found and
 killed through the nodes' cgroups (v1 and v2) when the cluster stops."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The files of a local cluster (tools/localcluster.py): the shapes of its
 nodes, slurm.conf, gres.conf, cgroup.conf, flexslurm.yaml, plugstack.conf,
 topologies and fake device nodes, written by LocalCluster.write_files()."""

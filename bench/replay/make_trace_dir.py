@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Make the replay's trace directory from a checkout of alibaba/clusterdata.
 
 Usage: make_trace_dir.py CLUSTERDATA_CHECKOUT [--out DIR]

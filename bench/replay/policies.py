@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The replay's policies P0-P4: what differs in slurm.conf, gres.conf and
 flexslurm.yaml, each job's --gres request, and the job scripts (README.md)."""
 import math

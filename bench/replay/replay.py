@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Trace replay: the same public job stream through stock Slurm and flexslurm.
 
 For each policy (P0 stock cons_tres + gres/gpu, P1 stock gres/shard, P2

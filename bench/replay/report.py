@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The replay's figures from a run's records: metrics per policy, ratios to
 P0, medians over seeds, results.json, RESULTS.md and the PNG plots."""
 import json

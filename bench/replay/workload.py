@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The replay workload: a job stream cut from the public Alibaba traces.
 
 Arrivals, sizes, durations and QoS come from the openb pod list

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm-lending: an admin's view of idle reclaim, and a way to take a
 // loan back by hand. It asks select/flex in slurmctld over the channel the
 // node agents use, with a Munge credential of the caller (root or

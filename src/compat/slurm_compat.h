@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The one place where Slurm releases differ for flexslurm. Plugin files
  * include this header instead of Slurm's internal headers, and use only the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The slurmd side of slurm_compat.h (gres/vslice, gres/vborrow): slurmd's
  * own configuration, the gres.conf records a GRES plugin adds, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The slurmctld side of slurm_compat.h (select/flex): the controller's
  * symbols, cons_tres's entry points and their table, requeue and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Small RAII holders for what the plugins take from Slurm's C API: a list
  * walked with an iterator, a list or bitmap the plugin allocated. Each

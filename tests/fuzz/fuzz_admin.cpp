@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // parse_admin: an admin's request (flexslurm-lending) on the report port.
 // A request that parses re-encodes to a fixed point; a reclaim names a
 // real job id.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // job_of_cgroup_text: which Slurm job a process belongs to, from the text
 // of /proc/<pid>/cgroup (whose paths a job user partly chooses: its own
 // sub-cgroups). The node agent SIGKILLs by this answer, so a job it names

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Shared by the fuzz drivers (tests/fuzz/fuzz_*.cpp): a quiet log sink and
 // an invariant check that aborts, so that libFuzzer (or the standalone loop
 // of standalone_main.cpp) records the input as a crash.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Config::from_string: flexslurm.yaml, read by every daemon (libyaml, then
 // the reader's checks). A refusal is one line naming the file; an accepted
 // config has its settings within the documented bounds. The same bytes go

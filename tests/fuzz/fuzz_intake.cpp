@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // ReportIntake::take: what the listener does with a frame from the network,
 // through a fake credential opener. The input is a sequence of messages
 // separated by \x01; each starts with a control byte (bit 0: the

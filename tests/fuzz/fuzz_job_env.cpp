@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The job environment decoders: SliceEnv::decode() reads
 // SLURM_VSLICE_DEVICES / SLURM_VSLICE_COUNTS from a job's environment (set
 // by Slurm's GRES plugins, but arriving in slurmstepd as text), which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // decode_job_limits: the per-job limits file the job prolog writes and each
 // step's slurmstepd reads (as root). Accepted files re-encode to a fixed
 // point within the documented bounds, and what is built from them (the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LoanBook::restore: slurmctld's lending state file (StateSaveLocation),
 // input from disk that a crash, a full disk or an editor may have mangled.
 // A state it accepts must survive serialize -> restore unchanged, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The NVIDIA driver's /proc/driver/nvidia/gpus/<bus>/information, read by
 // device_identity (through an injected reader: input = directory entries,
 // \x01, then one file text per entry, \x01-separated), and gres.conf's

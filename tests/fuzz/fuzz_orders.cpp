@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // parse_orders: the controller's reply that a node agent (in slurmd, as
 // root) turns into SIGKILLs. Every accepted delay must be 0..2^31-1 and
 // encode(parse(x)) a fixed point.

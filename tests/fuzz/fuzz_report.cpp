@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // parse_report: the node agent's report, read by the listener in slurmctld
 // from anyone who holds a Munge credential. Checks the documented bounds of
 // what it accepts and that encode(parse(x)) is a fixed point.

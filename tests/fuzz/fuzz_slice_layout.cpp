@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // SliceLayout::deserialize: the layout file slurmd writes and slurmstepd
 // (as root) reads. An accepted layout re-serializes to a fixed point, its
 // slices are contiguous from 0, and every slice index maps to its device.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The telemetry file backend: <dir>/<device> files that an admin's or a
 // vendor tool's exporter writes and slurmd reads every few seconds. The
 // input is written to such a file (in a private directory under /dev/shm,

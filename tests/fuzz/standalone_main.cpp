@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A small stand-in for libFuzzer where it is not available (g++ with
 // -fsanitize=address,undefined): runs every seed, then seeded random
 // mutations of them (bit flips, byte edits, chunk copies and splices,

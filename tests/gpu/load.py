@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """GPU work for tests/gpu: `busy SECONDS` runs bf16 matrix products and prints
 the rate; `check LIMIT_MIB` prints what CUDA shows the process and whether
 allocations below and above LIMIT_MIB succeed."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Packs what tests/gpu/run.sh needs on a GPU machine that has no Slurm:
 # Debian 12's Slurm 22.05.8 and munge (files of the installed packages, at
 # their own paths), flexslurm's staged plugins and CLI, and gpu-probe, into

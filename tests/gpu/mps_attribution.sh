@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Which processes NVML names while an MPS client works: a per-job MPS control
 # daemon (root, as the SPANK job prolog starts it), its server for nobody, and
 # a client in a Slurm-shaped job cgroup. Prints NVML's process lists with each

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """flexslurm on a real NVIDIA GPU: one local slurmd over the machine's
 /dev/nvidia0, the real driver, NVML and nvidia-cuda-mps-control. Not part of
 .ci/run (no GPU there): tests/gpu/run.sh calls it on a GPU machine and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The real-GPU run: on a machine with an NVIDIA GPU, its driver, CUDA and
 # PyTorch but no Slurm (as root). Installs the bundle from
 # tests/gpu/make-bundle.sh (Debian 12's Slurm 22.05.8 and munge, added beside

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Who holds which device, read from `scontrol show job -d` (all jobs)."""
 
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Small assertions and job scripts shared by the integration tests."""
 
 import re

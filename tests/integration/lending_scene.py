@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A lending cluster's pieces shared by the controller restart and failover
 tests: flexslurm.yaml with short windows, telemetry files the tests write,
 a lender and a borrower that checkpoints on USR1 and completes after its

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Integration tests on a real local Slurm cluster (munged, slurmctld, slurmd).
 
 Each tests/integration/test_*.py module may define CLUSTER (keyword

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Stand-in for an interception library (no GPU in CI): when a process loads
  * it, it prints the limits it applies. Like SoftMig (the HAMi-core fork used
  * on Slurm), it takes them from a root-owned per-job file found by

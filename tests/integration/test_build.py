@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The build: configure's Slurm release check, what make install puts where,
 and what the plugin exports."""
 

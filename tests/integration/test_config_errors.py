@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Bad configuration: slurmd refuses with one line naming file, line, key;
 slurmctld without select/flex keeps running, with select/flex it refuses to
 start with one such line (and keeps the last good settings at reconfigure:

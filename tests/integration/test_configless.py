@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Configless sites (SlurmctldParameters=enable_configless, slurmd started
 with --conf-server and no slurm.conf of its own): slurmctld never sends
 flexslurm.yaml, so a configless slurmd refuses to start without it in its

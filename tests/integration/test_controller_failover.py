@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Lending across a controller failover (issue 13 item 3): SlurmctldHost x2,
 the primary killed with SIGKILL, the backup takes control; the loans in
 place are taken back by the backup and lending goes on there. Before, the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The controller's lending across restarts and reconfigures (issue 13 items
 4, 13, 15, 16): slurmctld killed with SIGKILL at each moment of a reclaim,
 `scontrol reconfigure` with loans in flight (on 23.11 and later it

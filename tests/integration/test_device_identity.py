@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Device identity from Slurm's own GPU records on a real cluster: a gres.conf
 whose minor numbers run against the PCI order (the NVIDIA driver's answers
 recorded in a fake /proc/driver/nvidia/gpus), and a node mixing a MIG-style

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Whole-GPU/slice exclusivity under select/flex for every form of gres.conf
 gpu lines Slurm accepts: typed or untyped, with or without Cores=, a range or
 one line per file (the last as AutoDetect=nvml writes its records: per file,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """gres/vslice on a real cluster: counts, job environment, device fencing."""
 
 from helpers import VSLICE_ENV, contains, env_of, eq, open_probe, opened, wait_until

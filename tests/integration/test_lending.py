@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Idle reclaim on a real cluster: slices that a lender holds but does not
 use are lent to borrower jobs (--gres=vborrow:N) and taken back by requeue
 within the grace. Telemetry comes from the file backend: each test writes

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """select/flex on a real cluster: placement, whole-device/slice exclusivity,
 and a slurmctld restart with jobs running."""
 

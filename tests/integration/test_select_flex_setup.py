@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """select/flex setup: 22.05-24.11 clients load every select plugin in PluginDir
 (select_flex.so there, with SelectType=select/cons_tres, must not disturb
 them), and a malformed placement stops slurmctld with one line."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """slurmd as init scripts start it (without -D: it forks into a daemon), and
 slurmd -G / -C beside a running slurmd, with lending configured: the node
 agent reports from the daemon, `scontrol reconfigure` and shutdown finish

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The SPANK plugin: a private device directory per task, the devices-cgroup
 check and the failure policy, on a real cluster."""
 

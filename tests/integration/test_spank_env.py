@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Nothing a user sets decides a device or a limit: jobs that set
 SLURM_VSLICE_* themselves (sbatch's environment, and `export` before srun)
 see and open only their own devices and get their allocation's limits. With

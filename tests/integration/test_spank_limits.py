@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """In-device limits: per job (shared by its steps), from Slurm's allocation,
 in root-owned per-job state made by the SPANK job prolog, against stand-ins
 for nvidia-cuda-mps-control (fake-mps-control) and an interception library

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The SPANK plugin's failure policy and argument checking, each on a
 cluster of its own."""
 

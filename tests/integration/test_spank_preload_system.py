@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """preload=system: the interception library is in /etc/ld.so.preload (here
 bind-mounted for slurmd and its steps only), so a job that unsets LD_PRELOAD
 still loads it, and it takes the job's limits from the root-owned per-job

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A plugin whose undefined symbols its host (fixture_host) and libc provide. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A stand-in for slurmd in the symbol check's self-test: a program that
  * exports a symbol its plugins may use (as slurmd exports its own). */
 int flexslurm_fixture_host_symbol(int x);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make check: the symbol check over the plugins this build made, against the
 # installed Slurm configure found (Makefile.am's AM_TESTS_ENVIRONMENT).
 if [ -z "${SLURM_SBINDIR:-}" ]; then

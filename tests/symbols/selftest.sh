@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # make check: the symbol check itself. A plugin whose symbols its host
 # provides passes; one referencing flexslurm_no_such_symbol fails, naming it.
 set -u

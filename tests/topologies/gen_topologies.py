@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Write the hand-made hwloc v2 XML topologies used by the flexslurm tests.
 
 Usage: gen_topologies.py [OUTPUT_DIR]   (default: the directory of this script)

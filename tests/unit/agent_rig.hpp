@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The node agent with Munge, the network and the killer faked (AgentRig),
 // for test_agent and the book-and-agent test of test_loan_book.
 #pragma once

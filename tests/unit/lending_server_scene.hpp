@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The scene the LendingServer tests share: a fake controller (job records,
 // signals, requeues, DNS), a fake clock (steady and wall apart), fake Munge,
 // and a rig that drives the server second by second.

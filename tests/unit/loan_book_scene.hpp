@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The scene the LoanBook tests share: a fake controller driving the book
 // second by second (sync, then tick, every second; reports whenever an agent
 // sends one), and helpers that describe its actions and orders.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The unit tests' one log sink: every line the core logs, with its level,
 // kept for the test to read (from any thread). Check runs each test in its
 // own process, so what a test records does not outlive it.

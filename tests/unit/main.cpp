@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Check runner for the Slurm-free core. Prints Check's summary line last.
 #include "suites.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The tests' job records of one node: owners and borrowers as maps, easy
 // to edit, turned into the flat NodeBooks the book reads.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A job's slice variables as text, decoded by the one codec (SliceEnv) the
 // SPANK plugin uses: for tests of what the variables resolve to.
 #pragma once

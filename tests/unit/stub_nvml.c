@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A stand-in for libnvidia-ml.so.1: the NVML entry points the telemetry
  * backend resolves, over a fake state that the unit test sets through the
  * stub_nvml_* functions (it dlopen()s this same file, so both share one

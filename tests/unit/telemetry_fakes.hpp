@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Fakes shared by the telemetry tests (test_telemetry, test_nvml,
 // test_job_cgroup, test_process_control): log capture, temporary
 // directories, a fake /proc, and a small layout.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // An admin's requests (flexslurm-lending): round trips, and malformed
 // requests told apart from texts that are not admin requests at all.
 #include "suites.hpp"

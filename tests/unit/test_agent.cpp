@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The node agent of idle reclaim (NodeAgent), with Munge, the network and
 // the killer faked: its reports, the stop orders it obeys, the controllers
 // it tries, and the jitter of its report times.

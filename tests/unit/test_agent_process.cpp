@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which slurmd process runs the node agent (core/agent_process).
 #include "suites.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Who may borrow (core/model/borrow_rules), as job_submit/flex asks at every
 // submission and modification: which GRES a Slurm TRES string asks for, and
 // the verdict on a borrower (refused with a message, or requeue turned on).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim's transport: the TCP framing over 127.0.0.1 with hostile
 // clients (oversized, partial, silent), deadlines, shutdown, and the
 // listener feeding the intake.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The report port under load and abuse: idle and slow clients, a thousand
 // agents at once, deadlines, and the limits per address and in total.
 #include "wire_scene.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm.yaml: valid files, defaults, and the exact message for each
 // kind of bad input (file, line, key, what is allowed).
 #include "suites.hpp"
@@ -5,8 +6,12 @@
 #include "core/io/config.hpp"
 
 #include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 using namespace flexslurm;
 
@@ -237,6 +242,107 @@ START_TEST(file_errors)
 }
 END_TEST
 
+// flexslurm.yaml(5) cannot rot: the keys the parser accepts, found by asking
+// it (an unknown key is refused with the list of allowed ones, level by
+// level), are exactly the keys the man page documents under KEYS (.TP/.B).
+namespace
+{
+
+struct KeyStep {
+	std::string name;
+	bool list; // a list of mappings (slicing.classes): written name[]
+};
+
+const char *const probe_key = "zz_probe";
+
+// YAML with {zz_probe: 1} at `path`, in flow style.
+std::string probe_document(const std::vector<KeyStep> &path)
+{
+	std::string doc = std::string("{") + probe_key + ": 1}";
+	for (auto it = path.rbegin(); it != path.rend(); ++it)
+		doc = "{" + it->name + ": " + (it->list ? "[" + doc + "]" : doc) + "}";
+	return doc + "\n";
+}
+
+std::string dotted(const std::vector<KeyStep> &path)
+{
+	std::string out;
+	for (const KeyStep &s : path)
+		out += (out.empty() ? "" : ".") + s.name + (s.list ? "[]" : "");
+	return out;
+}
+
+// The keys allowed in the mapping at `path`, or none when the parser does
+// not refuse the probe there as an unknown key (a leaf).
+std::vector<std::string> allowed_keys(const std::vector<KeyStep> &path)
+{
+	auto r = Config::from_string(probe_document(path), "probe");
+	if (r)
+		return {};
+	std::string where = dotted(path);
+	for (size_t i = where.find("[]"); i != std::string::npos; i = where.find("[]"))
+		where.replace(i, 2, "[0]");
+	const std::string marker =
+	        (where.empty() ? "" : where + ".") + probe_key + ": unknown key (allowed: ";
+	const std::string &e = r.error();
+	const size_t at = e.find(marker);
+	if (at == std::string::npos)
+		return {};
+	const size_t end = e.find(')', at);
+	std::vector<std::string> keys;
+	std::stringstream list(e.substr(at + marker.size(), end - at - marker.size()));
+	for (std::string k; std::getline(list, k, ',');)
+		keys.push_back(k.substr(k.find_first_not_of(' ')));
+	return keys;
+}
+
+void collect_keys(std::vector<KeyStep> path, std::set<std::string> &out)
+{
+	for (const std::string &k : allowed_keys(path)) {
+		std::vector<KeyStep> child = path;
+		child.push_back({k, false});
+		out.insert(dotted(child));
+		if (!allowed_keys(child).empty()) {
+			collect_keys(child, out);
+			continue;
+		}
+		child.back().list = true; // a list of mappings?
+		if (!allowed_keys(child).empty())
+			collect_keys(child, out);
+	}
+}
+
+} // namespace
+
+START_TEST(man_page_documents_every_key)
+{
+	std::set<std::string> accepted;
+	collect_keys({}, accepted);
+	ck_assert_msg(accepted.count("lending.grace") && accepted.count("slicing.classes[].vendor") &&
+	                      accepted.count("slicing.default.slices"),
+	              "the parser was not probed as expected (%zu keys)", accepted.size());
+
+	const std::string man = std::string(TOPOLOGY_DIR) + "/../../man/flexslurm.yaml.5";
+	std::ifstream in(man);
+	ck_assert_msg(in.good(), "cannot read %s", man.c_str());
+	std::set<std::string> documented;
+	bool in_keys = false, after_tp = false;
+	for (std::string line; std::getline(in, line);) {
+		if (line.rfind(".SH ", 0) == 0)
+			in_keys = line == ".SH KEYS";
+		if (in_keys && after_tp && line.rfind(".B ", 0) == 0)
+			documented.insert(line.substr(3));
+		after_tp = line == ".TP";
+	}
+	for (const std::string &k : accepted)
+		ck_assert_msg(documented.count(k), "%s: key %s is not documented under KEYS", man.c_str(),
+		              k.c_str());
+	for (const std::string &k : documented)
+		ck_assert_msg(accepted.count(k), "%s: documents %s, which flexslurm.yaml does not accept",
+		              man.c_str(), k.c_str());
+}
+END_TEST
+
 Suite *config_suite()
 {
 	Suite *s = suite_create("config");
@@ -251,6 +357,7 @@ Suite *config_suite()
 	                    static_cast<int>(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, file_errors);
 	tcase_add_test(tc, metrics_keys);
+	tcase_add_test(tc, man_page_documents_every_key);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What flexslurm.yaml's values mean once read (core/model/config.hpp):
 // sizes with binary units.
 #include "suites.hpp"

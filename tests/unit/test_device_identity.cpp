@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Device identity from Slurm's own gpu records: file ranges, gpu units
 // (MIG, MultipleFiles), the NVIDIA driver's minor -> PCI answers, exclusions,
 // and how the SPANK plugin maps SLURM_JOB_GPUS through them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The accelerators as data (core/model/devices.hpp): the GRES type a
 // device gets from its model name or PCI id.
 #include "suites.hpp"

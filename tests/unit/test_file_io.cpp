@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The one bounded file reader (core/io/file_io.hpp): read_file's options and
 // its exact error kinds, FileLines, and the texts its callers log.
 #include "suites.hpp"

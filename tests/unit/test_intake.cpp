@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim's trust gate: the intake's checks in their order with a
 // fake Munge, replays across agent restarts, and its log throttling.
 #include "wire_scene.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Discovery from the shipped hwloc XML topologies (machine shapes we cannot
 // have in CI), compared with what the hardware would report.
 #include "suites.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Isolation at launch: which nodes a job keeps, the plugstack arguments,
 // and the private device directory itself (in a child, as root).
 #include "suites.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which device nodes a job keeps: its slices' devices and gpu units, and
 // the directory its private view covers.
 #include "suites.hpp"

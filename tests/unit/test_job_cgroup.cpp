@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which Slurm job a process belongs to, from its cgroup paths, and what
 // slurmd's own cgroup teaches about where Slurm puts them.
 #include "telemetry_fakes.hpp"

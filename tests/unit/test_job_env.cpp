@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What a job sees: visible devices per vendor, numbering, and limits.
 #include "suites.hpp"
 

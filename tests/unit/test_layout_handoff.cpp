@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // gres/vborrow takes gres/vslice's layout from the file vslice saved at
 // this slurmd start: the GresTypes order that guarantees it, and the refusal
 // of a layout left from an earlier start.

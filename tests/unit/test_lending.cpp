@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The lending state machine of one slice, driven by a fake clock: scripted
 // scenarios, then long random sequences checked against the invariants the
 // reclaim design rests on.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The controller side of idle reclaim (LendingServer), driven second by
 // second (lending_server_scene.hpp): reports become loans, loans are
 // reclaimed with a grace and a hard stop, the state and status files, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LendingServer as slurmctld runs it: job totals, clock steps, DNS, loans
 // committed during a read, a backup controller, reconfigure.
 #include "lending_server_scene.hpp"

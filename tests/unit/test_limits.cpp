@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A job's in-device limits: from its slice variables, the root-owned
 // limits file's codec, a step's share, and the backends' settings.
 #include "suites.hpp"

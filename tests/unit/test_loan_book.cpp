@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The controller's ledger of idle reclaim (LoanBook), driven by a fake clock
 // and controller (loan_book_scene.hpp): what may be lent, when a loan is
 // taken back, and the totals. The state file and restarts are in

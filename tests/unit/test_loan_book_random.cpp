@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LoanBook under long random sequences checked against the invariants the
 // reclaim design rests on, and the node agent and the book speaking the same
 // wire format.

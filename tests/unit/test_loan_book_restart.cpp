@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LoanBook across a controller restart: the state file round trip, reclaims
 // interrupted at each step, and what the job records say afterwards.
 #include "loan_book_scene.hpp"

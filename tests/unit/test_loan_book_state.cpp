@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The LoanBook's snapshot and state file (loan_book_state.cpp): a snapshot
 // shares the rows of the nodes that did not change since the last one and
 // rebuilds the others; the state file's fields are read in their order,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The Munge wrapper: failures as values, a round trip, replays and
 // tampering with a reachable munged, and the intake with the real thing.
 #include "wire_scene.hpp"

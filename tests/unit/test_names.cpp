@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The one enum <-> name mechanism (core/util/names.hpp), and the tables the
 // core reads through it: every name parses back to its value.
 #include "suites.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The NVML telemetry backend through a stub library behind the real
 // dlopen() path: devices in PCI order, per-job use from processes.
 #include "telemetry_fakes.hpp"

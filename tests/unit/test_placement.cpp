@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Placement and exclusivity on one node, as select/flex asks before every
 // cons_tres job_test.
 #include "suites.hpp"

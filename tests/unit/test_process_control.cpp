@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The processes of jobs in a fake /proc: slurmstepd told apart, the
 // processes of a job, the hard-stop killer, MPS servers named by their job.
 #include "telemetry_fakes.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim's wire texts: the report and order codecs
 // (round trips, and every kind of malformed input refused with its line).
 #include "wire_scene.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice model over real topologies, and the layout's wire form that
 // slurmd hands to slurmstepd (validated like any input from outside).
 #include "log_capture.hpp"

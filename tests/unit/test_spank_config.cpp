@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The SPANK plugin's plugstack.conf arguments.
 #include "suites.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Telemetry backends for idle reclaim: the admin's file format, and the
 // backend of vendors without one.
 #include "telemetry_fakes.hpp"

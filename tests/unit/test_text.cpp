@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The core's text helpers (core/util/text.hpp): number parsing in both
 // spellings, splitting, trimming, case, list positions and the escaper that
 // every message showing untrusted text goes through.

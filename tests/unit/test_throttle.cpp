@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The one log throttle (core/util/throttle.hpp): per key, a burst a window,
 // then one line a window with the count; quiet keys are forgotten; past the
 // key cap, new keys share one budget. And ProblemLog's once-per-problem.

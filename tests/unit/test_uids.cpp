@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The one "root or SlurmUser" check (core/util/uids.hpp) and the one
 // layout-path default (core/util/node_name.hpp) that both configs start from.
 #include "suites.hpp"

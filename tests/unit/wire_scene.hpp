@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What the wire tests share (test_report, test_intake, test_channel,
 // test_channel_port, test_munge): a fake Munge and intake rules, a log
 // sink that keeps error lines, report builders, and raw sockets for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim, the transport: a small TCP exchange between the node agents
 // (exchange, channel_client.cpp) and the listener thread in slurmctld
 // (Listener, channel_listener.cpp). One request and one reply per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The agents' side of the channel: one request frame, one reply frame, all
 // of it within one deadline.
 #include "core/io/channel.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The listener in slurmctld: the report port's event loop (one thread, one
 // poll over every connection), with its limits on connections, time and
 // frame sizes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/io/channel_socket.hpp"
 
 #include "core/io/channel.hpp"

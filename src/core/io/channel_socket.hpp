@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What both ends of the channel (channel.hpp) share: name resolution, peer
 // addresses as text, the frame header, deadlines and their error texts.
 // Internal to core/io/channel_*.cpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Runs a program directly (no shell) with a given environment and standard
 // input, bounded in time: for the MPS control program, once per step.
 #pragma once

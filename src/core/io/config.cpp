@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/io/config.hpp"
 
 #include "core/io/config_yaml.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm.yaml: the loader (Config::from_file, Config::from_string) and
 // what a missing file means. Every bad value is refused with one message
 // that names the file, the line, the key and what is allowed, because an

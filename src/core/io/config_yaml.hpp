@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The YAML side of the config loader (core/io/config.cpp): owners of
 // libyaml's C structs, and a reader of one parsed document whose every
 // error is one line naming the file, the line, the key and what is allowed.

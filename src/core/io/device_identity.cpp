@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/io/device_identity.hpp"
 
 #include "core/io/file_io.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which device file is which accelerator, taken from Slurm's own GPU records
 // where they exist (gres.conf File=/Type=, or what gres/gpu's AutoDetect put
 // there), with hwloc only for where a device sits (PCI bus, local CPUs,

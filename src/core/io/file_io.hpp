@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Whole small files, read and written the way a daemon must: bounded reads,
 // and writes that readers never see half done (temp file, fsync, rename),
 // for the slice layout and the controller's lending state alike.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Accelerator inventory: which accelerators a node has, where they sit
 // (NUMA node, local CPUs), which device nodes belong to each and which index
 // the vendor runtime gives them. Read from hwloc (the live system, or an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Device isolation at launch: a private view of the device directory that
 // shows only the nodes a job may see (core/model/isolation_plan), and the
 // check that the devices cgroup fences the others. Used by the SPANK plugin

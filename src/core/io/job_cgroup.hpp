@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which Slurm job a process belongs to, from its cgroup paths, and what tells
 // Slurm's job cgroups and slurmstepd apart from what a user makes. The
 // matching is plain text work; SlurmMarks' constructors read the system

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A job's root-owned state directory on a node (JobPaths): created by the
 // job prolog as root without following any symbolic link, read by the
 // job's steps, removed by the job epilog.

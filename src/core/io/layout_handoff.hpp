@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // gres/vborrow's units are gres/vslice's slices, one to one. gres/vborrow
 // does not discover the node again: it reads the layout that gres/vslice
 // saved (inventory.layout_file) a moment before in the same slurmd start.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Munge credentials around the report and order texts (report.hpp): the
 // node agents seal what they send, the listener in slurmctld opens it and
 // learns who sent it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The few NVML types and entry points the NVML telemetry backend uses,
 // declared here so that building needs no CUDA headers: the library is
 // dlopen()ed at run time. Layouts as in nvml.h.

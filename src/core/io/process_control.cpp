@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/io/process_control.hpp"
 
 #include "core/io/file_io.hpp"

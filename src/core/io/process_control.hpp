@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The processes of Slurm jobs on this node, as /proc shows them: which job a
 // process belongs to (its cgroup, or the MPS server a job's prolog started),
 // which processes are slurmstepd, and the node-side hard stop that kills

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // SliceLayout::build: from the hwloc inventory and the YAML rules. Apart
 // from the rest of the layout so that readers of a saved layout (the SPANK
 // plugin) need neither hwloc nor libyaml.

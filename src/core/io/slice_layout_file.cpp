@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice layout on disk: SliceLayout::save and load (the file slurmd
 // leaves for the SPANK plugin), and the device node probe. Apart from the
 // layout's model (core/model/slice_layout.cpp), which makes no system calls.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Node-side telemetry for idle reclaim: how busy each accelerator is and,
 // where the vendor library can tell, which Slurm job uses how much of it.
 // slurmd samples a backend periodically; a device a backend cannot read is

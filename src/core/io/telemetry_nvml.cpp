@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The NVML telemetry backend: whole-device use from NVML, dlopen()ed at run
 // time, and per-job use from the processes it reports (process_control).
 #include "core/io/nvml_abi.hpp"

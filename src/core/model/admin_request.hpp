@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // An admin's request to the lending listener in slurmctld
 // (flexslurm-lending), a text of its own beside the node reports.
 #pragma once

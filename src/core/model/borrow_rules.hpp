@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Who may borrow. A borrower's slices are taken back by requeueing it, which
 // Slurm can do only for a batch job that allows requeue; anything else would
 // be killed at reclaim and lose its work. So such a job is refused when it is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm.yaml's content: how each accelerator is cut into slices,
 // where the inventory comes from, the lending policy and channel. Plain
 // data and the rules that read it; the YAML loader is core/io/config.hpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What a message's credential says of its sender, and the function that
 // opens one (Munge in production, core/io/munge.hpp; fakes in tests).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The node's accelerators as plain data: what discovery finds (hwloc,
 // core/io/inventory.hpp; Slurm's gpu records, core/io/device_identity.hpp)
 // and what the slice layout and the config's rules are applied to. No

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which accelerator device nodes a job's tasks may see: from the devices of
 // its slices and the gres/gpu units Slurm gave it, against the node's
 // slice layout. Applied by core/io/isolation (the SPANK plugin, in slurmstepd).

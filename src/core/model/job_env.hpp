@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The environment a job or step gets from the slices it holds on a node:
 // the vendor's visible-devices variable, NVIDIA's MPS limits, and
 // flexslurm's own SLURM_VSLICE_* variables (SliceEnv: their one encoder and

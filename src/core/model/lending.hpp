@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim, the policy part: when a slice that a job holds but does not
 // use may be lent to a borrower, and when it must be taken back. One
 // SliceLending per slice; the plugins feed it allocation events, telemetry

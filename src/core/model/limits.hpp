@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // In-device limits of a job's slices: the values (from the slice layout and
 // the slice counts Slurm's gres/vslice put in the job's prolog environment,
 // never from variables a user sets), the codec of the root-owned per-job

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The ledger's allocations, telemetry and clock: sync with the job records,
 // reports, loans and the tick. Reclaims in flight are in
 // loan_book_reclaims.cpp, the snapshot and the state file in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The controller's ledger of idle reclaim: one SliceLending per slice of
 // every node, fed from three sides. Slurm's job records say who owns each
 // slice and who holds each borrow unit (sync, every tick and after a

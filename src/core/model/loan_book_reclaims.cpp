@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The ledger's reclaims in flight: started by the tick from the slices
 // that began one, carried out by the controller (signalled, requeued, gave
 // up), and ended only by what the job records say.

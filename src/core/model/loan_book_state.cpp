@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The ledger's snapshot and its two texts: the state file (written by
 // state_text, read back by LoanBook::restore) and the status.
 #include "core/model/loan_book.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What the LoanBook's files share (loan_book.cpp, loan_book_reclaims.cpp,
 // loan_book_state.cpp): how times and jobs are written, and the limits the
 // state file and the reclaims keep. Internal to the book, but for job_text,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Slice placement on one node: which devices a job may draw its slices
 // from, and which units must look taken so that whole-device (gpu) and slice
 // (vslice) jobs never share a device. select/flex turns the answer into

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/model/report.hpp"
 
 #include "core/util/text.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim, the wire part: what a node agent (a thread in slurmd) tells
 // the listener in slurmctld every few seconds, the "hard stop" orders that
 // come back. Which reports to believe is the intake's (report_intake.hpp);

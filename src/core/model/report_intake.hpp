@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim, the trust gate: which of the reports that reach the
 // listener in slurmctld to believe. Each is checked in turn (size,
 // credential, uid, parse, node, address, staleness, replay, flood) and

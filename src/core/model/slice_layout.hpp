@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice model: which GRES unit index is which slice of which device.
 // Slice indices are the bit positions of Slurm's gres/vslice bitmap on the
 // node; devices are laid out in inventory order, each taking a contiguous

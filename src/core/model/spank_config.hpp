@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The SPANK plugin's plugstack.conf arguments:
 //   required /path/spank_flexslurm.so isolation=required limits.nvidia=mps
 // Unknown keys and bad values are refused (the plugin then refuses to load).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Accelerator vendors and the device nodes every job on them needs. Kept
 // apart from the hwloc inventory so that the SPANK plugin, which srun and
 // sbatch load too, can use it without pulling in hwloc.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/service/agent.hpp"
 
 #include "core/io/file_io.hpp"

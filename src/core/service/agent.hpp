@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The node agent of idle reclaim: a thread in slurmd that samples the
 // node's accelerators every report interval, sends one Munge-sealed report
 // to slurmctld, and carries out the "hard stop" orders in the answer: when a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/service/agent_process.hpp"
 
 namespace flexslurm

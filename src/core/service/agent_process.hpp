@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which slurmd process runs the node agent's thread. A thread lives only in
 // the process that created it: slurmd 22.05 loads its GRES plugins (and so
 // the agent) before it daemonizes, `slurmd -G` loads them only to print and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The lending server's life: construction, its threads (the tick's and the
 // writer's), standing by and reconfiguring. The tick is in
 // lending_server_tick.cpp, the node reports, admin requests and select_p_*

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The controller side of idle reclaim: a thread in slurmctld that, every
 // second, reads who holds what from the job records, keeps the LoanBook,
 // carries out its reclaims (checkpoint signal, requeue, kill as a last

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The lending server's files: the state file (restored line by line,
 // saved when it changed), the status file, and the status answer cut to
 // one credential.

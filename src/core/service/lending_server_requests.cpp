@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What comes to the lending server from outside its tick: the node
 // agents' reports and the admin's requests (the listener's threads), and
 // Slurm's select_p_* calls (under the controller's locks).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The lending server's tick, every second: read the job records (under
 // the controller's read locks), decide (under the book's lock), act (under
 // the controller's job write lock), then, with no lock held, names, the

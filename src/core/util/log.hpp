@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Logging for the Slurm-free core. The core never prints by itself: each plugin
 // injects Slurm's own log functions (error/info/debug) so messages land in
 // slurmd/slurmctld logs with Slurm's prefixes and levels; unit tests inject a

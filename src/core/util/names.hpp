@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Enum <-> name tables: each enum that has names in a file, on the wire or
 // in a message keeps one constexpr table of {value, name} pairs, and both
 // directions are read from it (so a name cannot be written one way and

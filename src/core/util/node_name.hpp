@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Slurm's %n convention (SlurmdSpoolDir=/var/spool/slurmd.%n): the node name.
 #pragma once
 

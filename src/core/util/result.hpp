@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A value or the reason there is none. The core reports failures as values
 // (never exceptions across its API) so that the plugins, which must not let
 // an exception reach Slurm, can turn them into one log line and an error code.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Small text readers and writers shared by the core's line formats (slice
 // layout, job limits, state files, reports, gres.conf files): bounded
 // numbers, field splitting, and untrusted text made safe to show.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Log throttling: what anyone can cause (a peer's bad reports, refused admin
 // requests, a flood on the listener) or what stays broken (a telemetry file)
 // must not fill a daemon's log. One throttle per kind of line, keyed by its

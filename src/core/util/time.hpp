@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The time types of the core: whole seconds, and the instants that the
 // policy, the wire and the state files speak of. Kept apart from the policy
 // (lending.hpp) so that transport and codec headers need not include it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Who may command flexslurm (lending admin requests, the controller's sealed
 // orders): root and SlurmUser, checked in one place.
 #pragma once

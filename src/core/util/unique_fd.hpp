@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A file descriptor that closes itself: the one holder for the core's
 // sockets, device and /proc files, pidfds and per-job state directories.
 #pragma once

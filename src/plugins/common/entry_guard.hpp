@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The one C boundary: every extern "C" entry point of every flexslurm plugin
 // runs its body through guarded() (or guarded_void()), so no exception ever
 // reaches Slurm. A caught exception is logged through the core's log sink

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "plugins/gres_common/slice_gres.hpp"
 
 #include <sys/stat.h>

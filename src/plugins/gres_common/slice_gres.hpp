@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What gres/vslice and gres/vborrow share, as Slurm's gres/common serves
 // gres/gpu, gres/shard and gres/mps: a GRES whose units are the slices of
 // the node's slice layout, one unit per slice, each bound to its device

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * gres/vborrow: the units of idle reclaim. A node has as many borrow units
  * per device as slices, unit u shadowing slice u on the same device file;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * gres/vslice: each accelerator a node has is cut into slices, and each slice
  * is one unit of the GRES "vslice", bound to its physical device file so that

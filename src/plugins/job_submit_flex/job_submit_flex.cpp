@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * job_submit/flex: a job that borrows idle slices (--gres=vborrow:N) must be
  * one Slurm can requeue, because requeue is how a lender gets its slice

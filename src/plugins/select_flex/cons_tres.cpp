@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "plugins/select_flex/cons_tres.hpp"
 
 #include <mutex>

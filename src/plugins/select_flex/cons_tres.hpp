@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // select/cons_tres, which select/flex wraps: loaded as a second plugin
 // context (the way select/cray_aries wraps "other") on first use, and every
 // select_p_* call handed to it through pass_on().

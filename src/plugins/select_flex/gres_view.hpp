@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // select/flex's view of Slurm's GRES state: gres/vslice, gres/gpu and
 // gres/vborrow on the nodes (units, topology, what is allocated) and in the
 // jobs (what they ask for, what they were given), read into the core's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Idle reclaim in slurmctld (lending: in flexslurm.yaml): the core's
 // LendingServer on SlurmController, started with the plugin, given new
 // settings at reconfigure, told which jobs took and gave back borrow units.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * select/flex: select/cons_tres, taught that a vslice and a gpu can be the
  * same silicon. Every select_p_* call is handed to cons_tres (cons_tres.*);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #define FLEXSLURM_COMPAT_SELECT
 #include "slurm_compat.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // select/flex's settings: flexslurm.yaml as slurmctld loads it at start and
 // at every reconfigure, and the last good copy kept in StateSaveLocation.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The core LendingServer's hands on slurmctld: who holds which slice and
 // borrow unit (from the job records), what a borrower's record says, and
 // the job calls a reclaim makes (signal, requeue, kill, totals, scheduler).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What select/flex hides from cons_tres, for the length of one call: the
 // GRES units a job must not get (job_test), the gpu units Slurm would pick
 // itself when it allocates a job (select_nodeinfo_set), and the borrow

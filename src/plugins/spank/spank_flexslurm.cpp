@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * SPANK plugin: device isolation at launch. In slurmstepd, before a task
  * drops its privileges, it (1) checks that the step's devices cgroup
