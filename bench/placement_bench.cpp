@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // select/flex's placement rule at scale: the work its job_test adds for one
 // job over every candidate node (masks_for on each node's devices, as
 // unit_masks.cpp calls it), for N nodes x 8 devices x 8 slices with a

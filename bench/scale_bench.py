@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Scheduler cost as the cluster grows: select/cons_tres vs select/flex.
 
 For each size N (emulated nodes x 8 GPUs x 8 slices, multiple-slurmd on this

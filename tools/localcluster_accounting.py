@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Accounting for a local cluster (tools/localcluster.py, accounting=True):
 a private MariaDB server (its own datadir, socket and 127.0.0.1 port under
 the cluster dir) and slurmdbd, both children of the cluster, started before

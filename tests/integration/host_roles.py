@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What test_host_roles and test_select_switch share: the Slurm release the
 cluster runs, and a PluginDir (or a whole client host's configuration)
 without some of flexslurm's files, as a host that lacks them would have."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Accounting with a real slurmdbd (MariaDB from Debian): the slices' TRES in
 sacct, their billing weight, slice-seconds per account in sreport, and the
 lending totals of lender and borrower in their accounting records (sacct -o

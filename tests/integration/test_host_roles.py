@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Which host needs which flexslurm file (issue 16 §1, docs/admin.md "Host
 roles"), and the user guide's job forms (docs/user.md: job arrays, steps,
 heterogeneous jobs) on a select/flex cluster with the SPANK plugin.

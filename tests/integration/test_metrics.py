@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Prometheus metrics on a real cluster (metrics: in flexslurm.yaml): the
 node agent's textfile (flexslurm_node.prom), the controller's
 (flexslurm_controller.prom) and DCGM's job mapping files, read as

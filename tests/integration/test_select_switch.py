@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Switching SelectType between select/cons_tres and select/flex with running
 and pending jobs, and rolling the plugins back (issue 16 §1; docs/admin.md
 "Switching SelectType" and "Upgrade and rollback" describe what these tests

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Idle reclaim on AMD and Ascend nodes with the vendor telemetry backends
 (`telemetry: auto`): the real node agent in slurmd loads the stub AMD SMI and
 DCMI libraries (tests/unit/stub_amdsmi.c, stub_dcmi.c, built here under the

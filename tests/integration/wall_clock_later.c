@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Test harness only (tests/integration/test_accounting.py): preloaded into
  * sreport, moves its wall clock FLEXSLURM_CLOCK_SHIFT seconds ahead.
  *

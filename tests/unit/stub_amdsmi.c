@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A stand-in for libamd_smi.so: the AMD SMI entry points the AMD telemetry
  * backend resolves, over the devices of a control file (stub_vendor_state.h,
  * FLEXSLURM_STUB_AMDSMI). Struct layouts follow amdsmi.h (library year 24). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A stand-in for libdcmi.so: the DCMI entry points the Ascend telemetry
  * backend resolves, over the devices of a control file (stub_vendor_state.h,
  * FLEXSLURM_STUB_DCMI). Struct layouts follow dcmi_interface_api.h. A card

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A stand-in for librocm_smi64.so: the ROCm SMI entry points the AMD
  * telemetry backend resolves, over the devices of a control file
  * (stub_vendor_state.h, FLEXSLURM_STUB_ROCMSMI). Struct layouts follow

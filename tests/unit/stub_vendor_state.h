@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The fake devices of the AMD SMI, ROCm SMI and DCMI stubs (stub_amdsmi.c,
  * stub_rocmsmi.c, stub_dcmi.c), read from the control file named by the
  * environment variable STUB_ENV at every call, so that a test (unit or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Prometheus metrics: the exposition text (names, labels, escaping,
 // histogram buckets), the node agent's and the controller's files, the DCGM
 // job mapping, and the slice holders the controller's answer carries.

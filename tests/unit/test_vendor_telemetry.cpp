@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The AMD (AMD SMI, ROCm SMI) and Ascend (DCMI) telemetry backends through
 // stub libraries behind the real dlopen() path (stub_vendor_state.h: each
 // stub reads the control file its environment variable names), and

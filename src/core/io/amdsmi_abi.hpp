@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The few AMD SMI (libamd_smi.so) and ROCm SMI (librocm_smi64.so) types and
 // entry points the AMD telemetry backend uses, declared here so that building
 // needs no ROCm headers: the libraries are dlopen()ed at run time. Layouts as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The few DCMI (Ascend device-management library, libdcmi.so) types and
 // entry points the Ascend telemetry backend uses, declared here so that
 // building needs no Ascend driver headers: the library is dlopen()ed at run

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The AMD telemetry backend: GPU busy % and VRAM used from AMD SMI, or from
 // ROCm SMI where only that is installed, both dlopen()ed at run time, and
 // per-job use from the processes (KFD's list) they report (vendor_library.hpp).

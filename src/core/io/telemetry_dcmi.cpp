@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The Ascend telemetry backend: AI Core use and HBM (or DDR) use per NPU
 // from DCMI, dlopen()ed at run time, and per-job memory from the processes
 // DCMI reports (vendor_library.hpp).

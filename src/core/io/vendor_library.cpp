@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/io/vendor_library.hpp"
 
 #include "core/io/process_control.hpp"

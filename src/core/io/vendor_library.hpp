@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // What the AMD and Ascend telemetry backends share (telemetry_amd.cpp,
 // telemetry_dcmi.cpp): loading a vendor library at run time, matching the
 // library's devices to the layout's by PCI bus id, and attributing the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Prometheus metrics (flexslurm_*): the text exposition format 0.0.4 (HELP
 // and TYPE lines, label escaping, histogram buckets) and the one place that
 // names every metric, its labels and its unit, for the node agent's file and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The last N durations of something that repeats (the lending tick's
 // parts), and their percentiles: a fixed ring, no allocation after the
 // first N.
