@@ -46,6 +46,7 @@ Suite *channel_port_suite();
 Suite *munge_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();
+Suite *slice_map_suite();
 
 #include <string>
 
