@@ -63,8 +63,9 @@ void each_index(const int32_t *inx, uint32_t count, F f)
 
 Result<SlurmView> read_slurm()
 {
+	// SHOW_DETAIL: GresUsed is only sent with it (scontrol -d show node).
 	node_info_msg_t *nodes_raw = nullptr;
-	if (slurm_load_node(0, &nodes_raw, SHOW_ALL) != SLURM_SUCCESS)
+	if (slurm_load_node(0, &nodes_raw, SHOW_ALL | SHOW_DETAIL) != SLURM_SUCCESS)
 		return Result<SlurmView>::failure(slurm_error("cannot load the nodes"));
 	const std::unique_ptr<node_info_msg_t, NodesFree> nodes(nodes_raw);
 	partition_info_msg_t *parts_raw = nullptr;

@@ -66,7 +66,7 @@ def _idx(text):
 
 def _slurm_node(c, node):
     """{'total': vslice count, 'used': vslice IDX, 'borrowed': vborrow IDX, 'type': its GRES type} from scontrol."""
-    out = c.show_node(node)
+    out = c.run(["scontrol", "-d", "show", "node", node]).stdout
     gres = re.search(r"\bGres=(\S+)", out).group(1)
     used = re.search(r"\bGresUsed=(\S+)", out).group(1)
     m = re.search(r"vslice:(\w+):(\d+)", gres)
@@ -123,7 +123,8 @@ def test_map_matches_slurm_filters_users_and_errors(c):
     owners = {d["index"]: {s["owner"] for s in d["slice_list"]} for d in by[cl2]["devices"]}
     eq(sum(b in o for o in owners.values()), 1, f"job {b} on one device: {owners}")
     eq(by[cl2]["gpus"]["jobs"], [g], "whole-GPU job")
-    eq(by[cl2]["gpus"]["allocated"], 1, "whole GPU allocated")
+    eq(by[cl2]["gpus"]["allocated"], 1, "whole GPU allocated: " + c.run(["scontrol", "-d", "show", "node", cl2]).stdout
+       + c.show_job(g) + json.dumps(by[cl2]))
     eq(m["summary"], {"nodes": 2, "devices": 4, "slices": {"total": 16, "allocated": 5, "free": 11, "lent": 0,
                                                          "borrowed": 0}}, "summary")
 
