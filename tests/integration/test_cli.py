@@ -145,6 +145,7 @@ def test_map_matches_slurm_filters_users_and_errors(c):
     eq(r.returncode, 0, r.stderr)
     contains(r.stdout, "cluster: 2 nodes, 4 devices, 16 slices: 5 allocated, 11 free, 0 lent, 0 borrowed",
              "summary line")
+    contains(r.stdout, f"{cl2}: 1 of 2 GPUs held whole (jobs {g})", "whole-GPU line")
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith(cl1 + " ")]
     eq(len(rows), 2, "a row per device")
     eq(sorted(row[4] for row in rows), ["0", "2"], "ALLOC column")

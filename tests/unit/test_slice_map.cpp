@@ -251,6 +251,13 @@ START_TEST(json_and_text)
 	        t.find("cluster: 2 nodes, 1 devices, 4 slices: 1 allocated, 3 free, 1 lent, 1 borrowed\n") !=
 	        std::string::npos);
 	ck_assert(t.find("lending state: not shown (only root") != std::string::npos);
+	ck_assert(t.find("GPUs held whole") == std::string::npos);
+
+	const std::vector<NodeInput> whole = {node("cl1", "gpu:t4:2,vslice:t4:8", "gpu:t4:1(IDX:1)")};
+	const std::string w = map_text(build_map(whole, {{9, {{"cl1", "gpu:t4:1(IDX:1)"}}}}, nullptr, {}));
+	ck_assert(
+	        w.find("\ncl1: 1 of 2 GPUs held whole (jobs 9); their slices cannot be allocated meanwhile\n") !=
+	        std::string::npos);
 }
 END_TEST
 

@@ -560,6 +560,13 @@ std::string map_text(const SliceMap &map)
 	       " devices, " + std::to_string(c.total) + " slices: " + std::to_string(c.allocated) +
 	       " allocated, " + std::to_string(c.free()) + " free, " + std::to_string(c.lent) + " lent, " +
 	       std::to_string(c.borrowed) + " borrowed\n";
+	// gpu units held whole: their devices' slices cannot be allocated, but
+	// which device a gpu unit is shows only on the node.
+	for (const NodeMap &n : map.nodes)
+		if (n.gpus_allocated)
+			out += n.name + ": " + std::to_string(n.gpus_allocated) + " of " +
+			       std::to_string(n.gpus_total) + " GPUs held whole (jobs " + gpu_job_list(n) +
+			       "); their slices cannot be allocated meanwhile\n";
 	if (map.lending != LendingView::Shown)
 		out += "lending state: not shown (" + map.lending_note + ")\n";
 	return out;
