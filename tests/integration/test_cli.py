@@ -213,6 +213,14 @@ def test_lent_and_borrowed(c):
     us = [x for d in un["devices"] for x in d["slice_list"] if x["index"] == s["index"]][0]
     eq((us["owner"], us["borrower"], us["lending_state"], us["state"]), (lender, borrower, None, "lent"),
        "a user sees the loan through Slurm's allocations")
+    # The subcommand and flexslurm-lending: the same words, each its own exit codes.
     r = _flex(c, "lending", "reclaim")
     eq(r.returncode, 1, "lending usage")
+    old = c.run([_bin(c, "flexslurm-lending"), "reclaim"], check=False)
+    eq(old.returncode, 2, "flexslurm-lending usage")
+    contains(old.stderr, "usage: flexslurm-lending status", "flexslurm-lending usage text")
+    r = _flex(c, "lending", "reclaim", "999999")
+    old = c.run([_bin(c, "flexslurm-lending"), "reclaim", "999999"], check=False)
+    eq((r.returncode, r.stdout), (3, "error: JobId=999999 borrows nothing\n"), "flexslurm lending reclaim")
+    eq((old.returncode, old.stdout), (1, r.stdout), "flexslurm-lending reclaim")
     c.run(["scancel", str(borrower), str(lender)])
