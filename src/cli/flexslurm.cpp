@@ -71,6 +71,16 @@ int lending(const std::vector<std::string> &words)
 	return reply.refused ? exit_lending : exit_ok;
 }
 
+// A multi-line reason ("no controller answered:\n  host: why") on one line.
+std::string one_line(std::string_view text)
+{
+	std::string out;
+	for (std::string_view line : split(trim(text), '\n'))
+		if (!trim(line).empty())
+			out += (out.empty() ? "" : "; ") + std::string(trim(line));
+	return out;
+}
+
 // The controller's lending rows, when this caller may ask for them.
 std::vector<LendingRow> lending_rows(SliceMap &map, bool ask)
 {
@@ -92,7 +102,7 @@ std::vector<LendingRow> lending_rows(SliceMap &map, bool ask)
 	}
 	if (reply.kind != cli::LendingReply::Kind::Answer || reply.refused) {
 		map.lending = LendingView::Unavailable;
-		map.lending_note = std::string(trim(reply.text));
+		map.lending_note = one_line(reply.text);
 		return {};
 	}
 	auto rows = parse_lending_status(reply.text);

@@ -253,6 +253,13 @@ START_TEST(json_and_text)
 	ck_assert(t.find("lending state: not shown (only root") != std::string::npos);
 	ck_assert(t.find("GPUs held whole") == std::string::npos);
 
+	// A type with control bytes (fuzz corpus slice_map/control_type) is escaped in the table.
+	const std::string controls = std::string("vslice:a\x01") + '\0' + "b:4";
+	const std::string c = map_text(build_map({node("n", controls, "")}, {}, nullptr, {}));
+	ck_assert(c.find("a\\x01\\x00b") != std::string::npos);
+	for (char ch : c)
+		ck_assert(static_cast<unsigned char>(ch) >= 0x20 || ch == '\n');
+
 	const std::vector<NodeInput> whole = {node("cl1", "gpu:t4:2,vslice:t4:8", "gpu:t4:1(IDX:1)")};
 	const std::string w = map_text(build_map(whole, {{9, {{"cl1", "gpu:t4:1(IDX:1)"}}}}, nullptr, {}));
 	ck_assert(

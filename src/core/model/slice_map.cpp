@@ -545,6 +545,10 @@ std::string map_text(const SliceMap &map)
 			                std::to_string(d.counts.lent), std::to_string(d.counts.borrowed),
 			                job_list(d, false), job_list(d, true)});
 	}
+	// Names and types come from slurmctld: shown as text, never raw bytes.
+	for (auto &r : rows)
+		for (std::string &cell : r)
+			cell = shown(cell, {.keep_high_bytes = true});
 	std::vector<size_t> width(rows[0].size(), 0);
 	for (const auto &r : rows)
 		for (size_t i = 0; i < r.size(); ++i)
@@ -564,11 +568,12 @@ std::string map_text(const SliceMap &map)
 	// which device a gpu unit is shows only on the node.
 	for (const NodeMap &n : map.nodes)
 		if (n.gpus_allocated)
-			out += n.name + ": " + std::to_string(n.gpus_allocated) + " of " +
+			out += shown(n.name) + ": " + std::to_string(n.gpus_allocated) + " of " +
 			       std::to_string(n.gpus_total) + " GPUs held whole (jobs " + gpu_job_list(n) +
 			       "); their slices cannot be allocated meanwhile\n";
 	if (map.lending != LendingView::Shown)
-		out += "lending state: not shown (" + map.lending_note + ")\n";
+		out += "lending state: not shown (" + shown(map.lending_note, {.keep_high_bytes = true}) +
+		       ")\n";
 	return out;
 }
 
