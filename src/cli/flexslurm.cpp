@@ -34,7 +34,7 @@ constexpr const char *usage_text =
         "       flexslurm lending reclaim JOBID\n";
 
 constexpr const char *help_text =
-        "The slice map: per node and device, slices total, allocated, free, lent and borrowed,\n"
+        "\nThe slice map: per node and device, slices total, allocated, free, lent and borrowed,\n"
         "with the jobs that own and borrow them, then a cluster summary.\n"
         "\n"
         "  -j, --json              one JSON object (schema 1, see flexslurm(1) and docs/cli.md)\n"
