@@ -14,7 +14,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 need_pkgs=(python3 slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev libhwloc-dev hwloc
            libyaml-dev check pkg-config autoconf automake libtool make g++ gcc dpkg-dev
-           clang-format clang-14 libclang-rt-14-dev) # clang: the fuzz drivers (scripts/fuzz.sh)
+           clang-format clang-14 libclang-rt-14-dev # clang: the fuzz drivers (scripts/fuzz.sh)
+           slurmdbd mariadb-server mariadb-client) # accounting tests (tools/localcluster_accounting.py)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -41,8 +42,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # The Debian packages start their daemons; the local cluster tool runs its own on private
-# ports and sockets, so keep the system ones from holding locks or ports.
-for svc in slurmctld slurmd munge; do
+# ports and sockets (MariaDB and slurmdbd too), so keep the system ones from holding locks or ports.
+for svc in slurmctld slurmd slurmdbd mariadb munge; do
 	systemctl disable --now "$svc" >/dev/null 2>&1 || true
 	service "$svc" stop >/dev/null 2>&1 || true
 done

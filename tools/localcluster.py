@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SYSTEM_PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
 
+from localcluster_accounting import Accounting  # noqa: E402
 from localcluster_cgroups import CgroupSteps  # noqa: E402
 from localcluster_files import DEFAULT_YAML, SHAPES, ClusterFiles  # noqa: E402,F401 (DEFAULT_YAML: for importers)
 
@@ -76,7 +77,7 @@ class Daemon:
         return self.returncode
 
 
-class LocalCluster(ClusterFiles, CgroupSteps):
+class LocalCluster(ClusterFiles, CgroupSteps, Accounting):
     """One slurmctld, `nodes` slurmd, one munged, all children of this process."""
 
     def __init__(self, workdir, plugin_dir, nodes=3, shape="nvidia-2gpu", prefix="n",
@@ -85,7 +86,7 @@ class LocalCluster(ClusterFiles, CgroupSteps):
                  partitions=None, spank_args=None, task_plugin="task/cgroup", slurm_prefix=None,
                  lending=False, node_addrs=False, gres_conf=None, configless=False, slurmd_binds=None,
                  proctrack="proctrack/cgroup", daemonize=False, cgroup="v1", node_prefix="",
-                 backup_ctld=False, slurmctld_timeout=None):
+                 backup_ctld=False, slurmctld_timeout=None, accounting=False):
         self.dir = Path(workdir).resolve()
         self.plugin_dir = str(Path(plugin_dir).resolve())
         # node_prefix goes before every node name (and node_shapes' keys): the
@@ -148,6 +149,9 @@ class LocalCluster(ClusterFiles, CgroupSteps):
         self.backup_host = "flexctlb"
         self.backup_addr = "127.0.0.254"
         self.slurmctld_timeout = slurmctld_timeout or (6 if backup_ctld else None)
+        # MariaDB and slurmdbd of its own, AccountingStorageType=accounting_storage/slurmdbd
+        # (tools/localcluster_accounting.py).
+        self.accounting = accounting
         self._made_targets = []
         self.procs = {}  # name -> Popen
         self.env = dict(os.environ, SLURM_CONF=str(self.dir / "etc" / "slurm.conf"))
@@ -183,6 +187,7 @@ class LocalCluster(ClusterFiles, CgroupSteps):
                                f"--log-file={d}/log/munged.log", f"--seed-file={d}/munge/seed"])
         self._wait_for(lambda: self._alive("munged") and (d / "munge" / "munge.socket").exists(), 10,
                        "munged socket")
+        self.start_accounting()
         self.start_slurmctld()
         if self.backup_ctld:
             self.start_backup_slurmctld()
@@ -374,6 +379,7 @@ class LocalCluster(ClusterFiles, CgroupSteps):
                     self.procs.pop(name, None)
         self.stop_daemon("slurmctld")
         self.stop_daemon("slurmctld-backup")
+        self.stop_accounting()
         self.kill_job_steps()
         self.stop_daemon("munged")
         for target in self._made_targets:
@@ -512,7 +518,8 @@ def stop_by_pidfiles(d):
     c.nodes = sorted(p.name[len("slurmd."):-len(".pid")] for p in state.glob("slurmd.*.pid") if p.name.count(".") == 2)
     if (state / "slurmctld.pid").exists():
         subprocess.run(["scancel", "--full", "-u", "root"], env=c.env, capture_output=True, timeout=10)
-    order = [p for p in state.glob("slurmd.*.pid")] + [state / "slurmctld.pid", state / "slurmctld-backup.pid"]
+    order = [p for p in state.glob("slurmd.*.pid")] + [state / "slurmctld.pid", state / "slurmctld-backup.pid",
+                                                       state / "slurmdbd.pid", state / "mariadbd.pid"]
     for pidfile in order:
         _kill_pidfile(pidfile)
     c.kill_job_steps()

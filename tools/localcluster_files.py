@@ -155,8 +155,7 @@ ReturnToService=2
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1,bf_interval=1,bf_resolution=60
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MailProg=/bin/true
+{self.accounting_conf()}MailProg=/bin/true
 MinJobAge=600
 InactiveLimit=0
 KillWait=5
@@ -166,6 +165,7 @@ KillWait=5
              for i, p in enumerate(self.partitions))}
 """
         (d / "etc" / "slurm.conf").write_text(conf)
+        self.write_accounting_files()
         gres_conf = self.gres_conf.format(dir=d) if self.gres_conf is not None else "\n".join(gres_lines) + "\n"
         (d / "etc" / "gres.conf").write_text(gres_conf)
         if self.cgroup == "v2":

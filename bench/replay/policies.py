@@ -88,16 +88,13 @@ def cluster_kwargs(policy, a):
     return kw
 
 
-def gres_request(policy, job, S, whole_as_slices=False):
+def gres_request(policy, job, S):
     """(--gres value, kind) for a trace job under a policy; kind is owner or borrower.
-    whole_as_slices (not the issue's P2-P4, an experiment): whole-GPU owners ask vslice:S*n, so
-    that their idle devices can be lent too (the product lends only vslice owners' slices)."""
+    Under P3/P4 a whole-GPU owner's idle device lends its slices too (lending.whole_devices)."""
     n = job["whole_gpus"]
     k = max(1, math.ceil(job["gpus"] * S - 1e-9))
     if policy in ("P3", "P4") and job["qos"] == "BE":
         return f"vborrow:{k if job['fractional'] else n * S}", "borrower"
-    if whole_as_slices and policy != "P0" and policy != "P1" and not job["fractional"]:
-        return f"vslice:{n * S}", "owner"
     if not job["fractional"] or policy == "P0":
         return f"gpu:{n}", "owner"
     return (f"shard:{k}" if policy == "P1" else f"vslice:{k}"), "owner"

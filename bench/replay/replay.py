@@ -147,7 +147,7 @@ class Replay:
                 return
             if self.now() > self.a.window:
                 return
-            gres, kind = gres_request(self.policy, job, self.S, self.a.whole_as_slices)
+            gres, kind = gres_request(self.policy, job, self.S)
             self.submit_lag.append(max(0.0, self.now() - job["submit"]))
             self.submit(job, gres, kind)
 
@@ -236,7 +236,7 @@ class Replay:
                 rt = rec["done_rt"] + rec["seg_rt"]
                 busy = W.busy_at(rec["job"], rt)
                 total = sum(rec["shares"].values()) or 1.0
-                lends = rec["kind"] == "owner" and rec["gres"].startswith("vslice")
+                lends = rec["kind"] == "owner" and not rec["gres"].startswith("shard")  # slices and whole GPUs lend
                 for d, share in rec["shares"].items():
                     pct = busy * rec["gpus"] * share / total
                     if d in dev_busy:
@@ -351,8 +351,6 @@ def main(argv=None):
     ap.add_argument("--backlog-depth", type=int, default=None, help="P4: backlog jobs kept pending")
     ap.add_argument("--backlog-units", type=int, default=1, help="P4: borrow units per backlog job")
     ap.add_argument("--backlog-dur", type=int, default=None, help="P4: a backlog job's work, s (default dur-cap)")
-    ap.add_argument("--whole-as-slices", action="store_true",
-                    help="experiment, not the issue's policies: whole-GPU owners ask vslice:8n in P2-P4")
     ap.add_argument("--sample", type=float, default=2.0, help="seconds between samples")
     ap.add_argument("--policies", default=",".join(ALL_POLICIES))
     ap.add_argument("--workdir", default=str(REPO / "build" / "replay"))
@@ -392,7 +390,7 @@ def main(argv=None):
                 dur_cap=a.dur_cap, target_load=a.target_load)
     settings = {"seed": a.seed, "nodes": a.nodes, "gpus_per_node": a.gpus_per_node, "window": a.window,
                 "dur_div": a.dur_div, "dur_cap": a.dur_cap, "slices": a.slices, "target_load": a.target_load,
-                "ckpt": a.ckpt, "whole_as_slices": a.whole_as_slices, "backlog_depth": a.backlog_depth, "backlog_units": a.backlog_units,
+                "ckpt": a.ckpt, "backlog_depth": a.backlog_depth, "backlog_units": a.backlog_units,
                 "lending_timers_s": lending_timers(a.dur_div), "sched": SCHED_PARAMS}
     print(f"replay: seed {a.seed}, {a.nodes}x{a.gpus_per_node}, {len(w['jobs'])} jobs over {a.window:.0f} s, "
           f"policies {','.join(policies)}", flush=True)

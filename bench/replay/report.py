@@ -152,7 +152,7 @@ def png_plot(path, series, height=120, width=480):
 # ------------------------------------------------------------------ report
 def settings_key(s):
     return ("{nodes}x{gpus_per_node} window {window}s dur/{dur_div} cap {dur_cap}s slices {slices} load {target_load}"
-            .format(**s) + (" whole-as-slices" if s.get("whole_as_slices") else ""))
+            .format(**s))
 
 
 def median_or_none(values):

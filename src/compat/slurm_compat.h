@@ -70,9 +70,11 @@ extern "C" {
 
 #if defined(FLEXSLURM_COMPAT_SELECT)
 #if FLEXSLURM_SLURM_AT_LEAST(24, 11)
+#include "src/interfaces/accounting_storage.h"
 #include "src/interfaces/select.h"
 #else
 #include "src/common/select.h"
+#include "src/common/slurm_accounting_storage.h"
 #endif
 #include "src/slurmctld/locks.h"
 #include "src/slurmctld/slurmctld.h"

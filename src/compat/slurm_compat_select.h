@@ -25,6 +25,8 @@
 #pragma weak lock_slurmctld
 #pragma weak unlock_slurmctld
 #pragma weak queue_job_scheduler
+#pragma weak acct_db_conn
+#pragma weak acct_storage_g_modify_job
 #if FLEXSLURM_SLURM_AT_LEAST(25, 11)
 #pragma weak job_requeue_internal
 #else
@@ -202,6 +204,43 @@ inline int requeue_job(job_record_t *job)
 #else
 	return job_requeue(0, job->job_id, nullptr, false, 0);
 #endif
+}
+
+/*
+ * Sends the job's SystemComment to the accounting storage (slurmdbd) as an
+ * update of the job's record, queued without waiting for an answer: what
+ * Slurm's burst buffer plugins do for theirs (bb_update_system_comment,
+ * 22.05 to 26.05). Slurm sends no SystemComment with a job's start or end
+ * record. With AccountingStorageType=accounting_storage/none it does nothing.
+ * Caller holds the job write lock.
+ */
+inline void store_system_comment(job_record_t *job)
+{
+	if (!&acct_db_conn || !&acct_storage_g_modify_job || !job->system_comment || !job->details)
+		return;
+	slurm_selected_step_t step{};
+	step.array_task_id = NO_VAL;
+	step.step_id.job_id = job->job_id;
+	step.het_job_offset = NO_VAL;
+	step.step_id.step_id = NO_VAL;
+	step.step_id.step_het_comp = NO_VAL;
+	slurmdb_job_cond_t cond{};
+	cond.step_list = list_create(nullptr);
+	list_append(cond.step_list, &step);
+	cond.flags = JOBCOND_FLAG_NO_WAIT | JOBCOND_FLAG_NO_DEFAULT_USAGE;
+	// Any scheduling flags (0 would match only jobs with none, as sacctmgr
+	// modify job knows and the burst buffer call above does not).
+	cond.db_flags = SLURMDB_JOB_FLAG_NOTSET;
+	cond.cluster_list = list_create(nullptr);
+	list_append(cond.cluster_list, slurm_conf.cluster_name);
+	cond.usage_start = job->details->submit_time;
+	slurmdb_job_rec_t rec{};
+	rec.derived_ec = NO_VAL; // unchanged (Slurm's own call above sets it to 0)
+	rec.system_comment = job->system_comment;
+	auto answer = acct_storage_g_modify_job(acct_db_conn, slurm_conf.slurm_user_id, &cond, &rec);
+	FREE_NULL_LIST(answer);
+	FREE_NULL_LIST(cond.cluster_list);
+	FREE_NULL_LIST(cond.step_list);
 }
 
 /* Holds slurmctld's locks at `levels` while it lives. */

@@ -47,6 +47,7 @@ int main()
 	srunner_add_suite(runner, munge_suite());
 	srunner_add_suite(runner, telemetry_suite());
 	srunner_add_suite(runner, nvml_suite());
+	srunner_add_suite(runner, vendor_telemetry_suite());
 	srunner_add_suite(runner, job_cgroup_suite());
 	srunner_add_suite(runner, process_control_suite());
 	srunner_add_suite(runner, agent_suite());

@@ -36,6 +36,7 @@ Suite *loan_book_suite();
 Suite *loan_book_restart_suite();
 Suite *loan_book_random_suite();
 Suite *nvml_suite();
+Suite *vendor_telemetry_suite();
 Suite *process_control_suite();
 Suite *loan_book_state_suite();
 Suite *report_suite();

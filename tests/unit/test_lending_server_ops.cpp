@@ -33,6 +33,41 @@ START_TEST(totals_cleaned_by_job_liveness_with_a_node_never_registered)
 }
 END_TEST
 
+// The status file's TICK line: the last 600 ticks' read and act times; the
+// act times only of ticks that took the write lock. Also in the log every
+// 600 ticks.
+START_TEST(tick_times_in_the_status_file_and_the_log)
+{
+	RecentTimes r(3);
+	ck_assert(r.quantile(0.5) == 0);
+	for (double v : {5.0, 1.0, 3.0, 9.0}) // 5 falls out of the ring
+		r.add(v);
+	ck_assert(r.size() == 3 && r.count() == 4);
+	ck_assert(r.quantile(0.5) == 3.0 && r.quantile(0.99) == 9.0 && r.quantile(0) == 1.0);
+
+	Rig rig;
+	rig.lend();
+	rig.run(11); // the status is rewritten every 10 s
+	const std::string status = rig.status();
+	const size_t tick = status.find("\nTICK ticks=");
+	ck_assert_msg(tick != std::string::npos, "%s", status.c_str());
+	ck_assert(tick > status.find("RECLAIMS IN FLIGHT\n") && tick < status.find("HISTORY\n"));
+	// Only the ticks that took the write lock: here each (a running borrower's
+	// total is written every second).
+	auto act_ticks = [&] {
+		const std::string s = rig.status();
+		return std::stoi(s.substr(s.find(" act_ticks=") + 11));
+	};
+	const int before = act_ticks();
+	ck_assert_int_gt(before, 0);
+	rig.run(11);
+	ck_assert_int_gt(act_ticks(), before);
+	ck_assert_uint_eq(count_logged("lending: TICK ticks=600 "), 0);
+	rig.run(600);
+	ck_assert_uint_eq(count_logged("lending: TICK ticks=600 "), 1);
+}
+END_TEST
+
 START_TEST(wall_clock_steps_move_no_timer)
 {
 	for (const long step : {3600L, -3600L}) {
@@ -127,6 +162,9 @@ START_TEST(totals_in_a_job_comment)
 	              "site note; flexslurm: lent 5 slice-s, borrowed 40 slice-s");
 	ck_assert_str(totals_comment("flexslurm: lent 1 slice-s; other", {2, 0}),
 	              "other; flexslurm: lent 2 slice-s");
+	ck_assert(has_totals("other; flexslurm: lent 2 slice-s"));
+	ck_assert(!has_totals("site note"));
+	ck_assert(!has_totals(""));
 }
 END_TEST
 
@@ -275,6 +313,7 @@ Suite *lending_server_ops_suite()
 	TCase *tc = tcase_create("lending_server_ops");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, totals_cleaned_by_job_liveness_with_a_node_never_registered);
+	tcase_add_test(tc, tick_times_in_the_status_file_and_the_log);
 	tcase_add_test(tc, wall_clock_steps_move_no_timer);
 	tcase_add_test(tc, a_failed_dns_lookup_is_tried_again);
 	tcase_add_test(tc, a_loan_committed_during_a_read_is_kept);

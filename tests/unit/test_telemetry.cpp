@@ -147,12 +147,12 @@ START_TEST(unsupported_backend_logs_once)
 	ck_assert_uint_eq(info.size(), 1);
 	ck_assert_str(
 	        info[0],
-	        "telemetry: amd devices: no telemetry backend yet (unsupported); their slices count as busy and are never lent");
+	        "telemetry: amd devices: no usable telemetry library; their slices count as busy and are never lent");
 	auto ascend = make_unsupported_backend(Vendor::Ascend);
 	ck_assert(sample_ok(*ascend).empty());
 	ck_assert_str(
 	        logged(LogLevel::Info).back(),
-	        "telemetry: ascend devices: no telemetry backend yet (unsupported); their slices count as busy and are never lent");
+	        "telemetry: ascend devices: no usable telemetry library; their slices count as busy and are never lent");
 }
 
 Suite *telemetry_suite()

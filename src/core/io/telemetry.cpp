@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -225,7 +226,7 @@ public:
 			logged_ = true;
 			log_info(
 			        "telemetry: " + std::string(vendor_name(vendor_)) +
-			        " devices: no telemetry backend yet (unsupported); their slices count as busy and are never lent");
+			        " devices: no usable telemetry library; their slices count as busy and are never lent");
 		}
 		return std::vector<DeviceSample>{};
 	}
@@ -235,7 +236,74 @@ private:
 	bool logged_ = false;
 };
 
+std::string_view strip_prefix(std::string_view text, std::string_view prefix)
+{
+	return text.substr(0, prefix.size()) == prefix ? text.substr(prefix.size()) : text;
+}
+
+// ---- auto: each vendor's backend -----------------------------------------------------------------
+
+class CombinedBackend final : public TelemetryBackend
+{
+public:
+	explicit CombinedBackend(std::vector<std::unique_ptr<TelemetryBackend>> parts)
+	    : parts_(std::move(parts))
+	{
+	}
+	std::string_view name() const noexcept override { return "auto"; }
+	Result<std::vector<DeviceSample>> sample() override
+	{
+		std::vector<DeviceSample> samples;
+		for (const auto &part : parts_) {
+			const std::string subject(part->name());
+			auto s = part->sample();
+			if (!s) {
+				problems_.report(subject,
+				                 s.error() + " (" + subject + "'s devices count as busy)");
+				continue;
+			}
+			problems_.clear(subject);
+			for (DeviceSample &d : *s)
+				samples.push_back(std::move(d));
+		}
+		return samples;
+	}
+
+private:
+	std::vector<std::unique_ptr<TelemetryBackend>> parts_;
+	ProblemLog problems_;
+};
+
 } // namespace
+
+std::unique_ptr<TelemetryBackend> make_auto_backend(const SliceLayout &layout,
+                                                    const VendorLibraries &libraries,
+                                                    const std::string &proc_root, const SlurmMarks &marks)
+{
+	std::vector<Vendor> vendors;
+	for (const DeviceSlices &d : layout.devices())
+		if (std::find(vendors.begin(), vendors.end(), d.vendor) == vendors.end())
+			vendors.push_back(d.vendor);
+	std::vector<std::unique_ptr<TelemetryBackend>> parts;
+	for (Vendor vendor : vendors) {
+		Result<std::unique_ptr<TelemetryBackend>> backend =
+		        vendor == Vendor::Nvidia ? make_nvml_backend(layout, libraries.nvml, proc_root, marks)
+		        : vendor == Vendor::Amd  ? make_amd_backend(layout, libraries.amd, proc_root, marks)
+		                                : make_dcmi_backend(layout, libraries.dcmi, proc_root, marks);
+		if (backend)
+			parts.push_back(std::move(*backend));
+		else
+			log_error("lending.telemetry: " + std::string(vendor_name(vendor)) + ": " +
+			          std::string(strip_prefix(backend.error(), "telemetry: ")) +
+			          "; this node's " + std::string(vendor_name(vendor)) +
+			          " slices count as busy (never lent)");
+	}
+	if (parts.empty())
+		return make_unsupported_backend(vendors.empty() ? Vendor::Nvidia : vendors.front());
+	if (parts.size() == 1)
+		return std::move(parts.front());
+	return std::make_unique<CombinedBackend>(std::move(parts));
+}
 
 std::unique_ptr<TelemetryBackend> make_file_backend(const SliceLayout &layout, std::string dir)
 {

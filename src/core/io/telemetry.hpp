@@ -5,7 +5,8 @@
 // here errs on the side of never lending a slice that is in use.
 //
 // Here: the interface, the file backend and the one for vendors without a
-// backend (telemetry.cpp); NVML in telemetry_nvml.cpp. Which job a process
+// backend, and `auto` (telemetry.cpp); NVML in telemetry_nvml.cpp, AMD in
+// telemetry_amd.cpp, Ascend in telemetry_dcmi.cpp. Which job a process
 // belongs to, and the hard-stop killer: job_cgroup.hpp, process_control.hpp.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "core/util/result.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,8 +73,60 @@ Result<std::unique_ptr<TelemetryBackend>> make_nvml_backend(const SliceLayout &l
                                                             std::string proc_root = "/proc",
                                                             SlurmMarks marks = SlurmMarks::for_node("", ""));
 
-// AMD and Ascend: a backend that logs once, through log_info, "telemetry: <vendor> devices: no telemetry
-// backend yet (unsupported); their slices count as busy and are never lent" and returns an empty sample.
+// Ascend NPUs through DCMI (the driver's device-management library, as npu-smi uses it), dlopen()ed
+// at run time from the first of `libraries` that loads. Per device: AI Core use and HBM use (DDR on
+// devices without HBM); per job: the memory of the processes DCMI reports, attributed through
+// proc_root/<pid>/cgroup (vendor_library.hpp: DCMI tells no per-process compute, so a job alone on
+// a device is given the device's busy %, and two jobs on one leave the sample whole-device).
+// Devices are matched to the layout's by PCI bus id. Error value if no library loads, one lacks an
+// entry point used (too old), dcmi_init fails, or a device's PCI bus id cannot be read.
+// In telemetry_dcmi.cpp, with the ABI it uses in dcmi_abi.hpp.
+Result<std::unique_ptr<TelemetryBackend>> make_dcmi_backend(
+        const SliceLayout &layout,
+        const std::vector<std::string> &libraries = {"libdcmi.so",
+                                                     "/usr/local/Ascend/driver/lib64/driver/libdcmi.so"},
+        std::string proc_root = "/proc", SlurmMarks marks = SlurmMarks::for_node("", ""));
+
+// Where the AMD backend looks for its libraries, in order.
+struct AmdLibraries {
+	std::vector<std::string> amd_smi{"libamd_smi.so", "/opt/rocm/lib/libamd_smi.so"};
+	std::vector<std::string> rocm_smi{"librocm_smi64.so", "/opt/rocm/lib/librocm_smi64.so"};
+};
+
+// AMD GPUs through AMD SMI, or ROCm SMI where AMD SMI is absent or unusable, dlopen()ed at run time.
+// Per device: graphics busy % and VRAM used; per job: the processes KFD reports (AMD SMI: their
+// VRAM and graphics-engine time between two samples, over the time between them; ROCm SMI: their
+// VRAM and CU occupancy), attributed through proc_root/<pid>/cgroup. Devices are matched to the
+// layout's by PCI bus id. The library's version is checked at load (AMD SMI year 23 or later: an
+// older one, or one without amdsmi_get_lib_version, is refused; per-process entries are read only
+// where their layout is the one amdsmi_abi.hpp declares; ROCm SMI 5.0 or later). Error value (both
+// libraries' reasons) if neither can be used. clock_ns: the clock between samples (tests);
+// default CLOCK_MONOTONIC. In telemetry_amd.cpp, with the ABI it uses in amdsmi_abi.hpp.
+Result<std::unique_ptr<TelemetryBackend>> make_amd_backend(const SliceLayout &layout,
+                                                           const AmdLibraries &libraries = {},
+                                                           std::string proc_root = "/proc",
+                                                           SlurmMarks marks = SlurmMarks::for_node("", ""),
+                                                           std::function<uint64_t()> clock_ns = {});
+
+// Where `telemetry: auto` looks for each vendor's library.
+struct VendorLibraries {
+	std::string nvml = "libnvidia-ml.so.1";
+	AmdLibraries amd;
+	std::vector<std::string> dcmi{"libdcmi.so", "/usr/local/Ascend/driver/lib64/driver/libdcmi.so"};
+};
+
+// `telemetry: auto`: for each vendor the layout has, that vendor's backend (NVML, AMD SMI / ROCm
+// SMI, DCMI). One whose library cannot be used is logged (log_error, one line naming the vendor and
+// why) and its devices are absent from every sample: they count as busy and are never lent. A
+// single vendor's backend is returned as it is; several are sampled together (a failing one leaves
+// only its devices out). No usable backend at all: make_unsupported_backend of the first vendor.
+std::unique_ptr<TelemetryBackend> make_auto_backend(const SliceLayout &layout,
+                                                    const VendorLibraries &libraries,
+                                                    const std::string &proc_root, const SlurmMarks &marks);
+
+// A vendor without a usable library: a backend that logs once, through log_info, "telemetry: <vendor>
+// devices: no usable telemetry library; their slices count as busy and are never lent" and returns an
+// empty sample.
 std::unique_ptr<TelemetryBackend> make_unsupported_backend(Vendor vendor);
 
 } // namespace flexslurm

@@ -46,7 +46,7 @@ struct LendingChannel {
 	Seconds report_interval{5};    // each agent samples and reports this often
 	Seconds telemetry_timeout{30}; // no report that long: the node's slices count as busy
 	Seconds hard_stop_after{5};    // after the grace, the agent kills what is left
-	TelemetrySource telemetry = TelemetrySource::Auto; // auto: NVML for NVIDIA, unsupported otherwise
+	TelemetrySource telemetry = TelemetrySource::Auto;         // auto: each vendor's own library
 	std::string telemetry_dir = "/run/flexslurm/telemetry/%n"; // the file source; may hold %n
 };
 

@@ -150,6 +150,9 @@ struct BookSnapshot {
 	std::vector<ReclaimInFlight> reclaims;
 	std::vector<std::pair<uint32_t, JobTotals>> totals;
 	std::vector<std::string> history; // each line starts with its wall time
+	// The lending server's "TICK ..." line (its tick times), shown in the
+	// status before the history; empty: none.
+	std::string tick_summary;
 
 	// Same content, whenever taken (`now` aside; the per-job totals only
 	// if asked): the state need not be written again.

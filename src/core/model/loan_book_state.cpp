@@ -263,6 +263,8 @@ std::string BookSnapshot::status_text() const
 		        .append("s")
 		        .append(r.requeued_at ? ", requeued" : "")
 		        .append("\n");
+	if (!tick_summary.empty())
+		out.append(tick_summary).append("\n");
 	out.append("HISTORY\n");
 	for (const std::string &h : history)
 		out.append(h).append("\n");

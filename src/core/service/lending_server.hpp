@@ -22,6 +22,7 @@
 #include "core/io/channel.hpp"
 #include "core/io/munge.hpp"
 #include "core/model/loan_book.hpp"
+#include "core/util/recent_times.hpp"
 #include "core/model/loan_book_text.hpp"
 #include "core/model/admin_request.hpp"
 #include "core/model/report.hpp"
@@ -135,6 +136,8 @@ struct ServerSettings {
 // "flexslurm: lent 120 slice-s" in a job's SystemComment (scontrol show
 // job, sacct -o SystemComment), keeping whatever else is there.
 std::string totals_comment(std::string_view existing, const JobTotals &totals);
+// Whether a job's SystemComment holds such totals (it lent or borrowed).
+bool has_totals(std::string_view comment);
 
 // An admin's status answer cut to max_status_answer_bytes: every reclaim
 // in flight that fits, the first slices, the newest events, each cut at a
@@ -269,6 +272,11 @@ private:
 	uint64_t snapshot_revision_ = ~uint64_t{0};
 	std::optional<Instant> snapshot_at_;
 	TickTimes times_;
+	// The last ten minutes of ticks: reading the records (under the
+	// controller's read locks, waiting for them included) and acting
+	// (under its write lock, only ticks that took it).
+	RecentTimes read_times_{600}, act_times_{600};
+	std::string tick_summary() const;
 	Instant next_listen_{};
 	std::unique_ptr<Listener> listener_;
 

@@ -115,6 +115,11 @@ std::string totals_comment(std::string_view existing, const JobTotals &t)
 	return text + (text.empty() ? "" : "; ") + ours;
 }
 
+bool has_totals(std::string_view comment)
+{
+	return comment.find("flexslurm:") != std::string_view::npos;
+}
+
 void LendingServer::restore_once()
 {
 	if (restored_)

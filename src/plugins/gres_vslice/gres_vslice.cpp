@@ -79,8 +79,9 @@ std::unique_ptr<TelemetryBackend> telemetry_for(const Config &config, const std:
 		return make_file_backend(layout, expand_node_name(config.channel.telemetry_dir, node));
 	case TelemetrySource::None:
 		return nullptr;
-	case TelemetrySource::Nvml:
 	case TelemetrySource::Auto:
+		return make_auto_backend(layout, VendorLibraries{}, "/proc", marks);
+	case TelemetrySource::Nvml:
 		break;
 	}
 	const bool nvidia = std::any_of(devices.begin(), devices.end(),

@@ -120,9 +120,15 @@ void record_loan(job_record_t *job)
 
 void record_lent_totals(job_record_t *job)
 {
-	if (lending && job)
-		if (const auto totals = lending->ended(job->job_id))
-			write_totals(job, *totals);
+	if (!lending || !job)
+		return;
+	const auto totals = lending->ended(job->job_id);
+	if (totals && write_totals(job, *totals))
+		return;
+	// Slurm has sent the job's end record to slurmdbd already, and sends no
+	// SystemComment with it: a borrower's totals go as an update of that record.
+	if (job->system_comment && has_totals(job->system_comment))
+		compat::store_system_comment(job);
 }
 
 } // namespace flexslurm::select_flex

@@ -30,7 +30,8 @@ std::set<int> lendable_units(const std::string &node);
 // A running job got its units (select_p_select_nodeinfo_set): the borrow
 // units it holds become its loan.
 void record_loan(job_record_t *job);
-// A job ended (select_p_job_fini): what it lent goes into its record.
+// A job ended (select_p_job_fini): what it lent goes into its record, and
+// its lending totals (lent or borrowed) to the accounting storage.
 void record_lent_totals(job_record_t *job);
 
 } // namespace flexslurm::select_flex

@@ -234,13 +234,18 @@ std::vector<std::string> SlurmController::resolve(const std::string &host)
 	return numeric_addresses(host);
 }
 
-void write_totals(job_record_t *job, const JobTotals &t)
+bool write_totals(job_record_t *job, const JobTotals &t)
 {
 	const std::string text = totals_comment(job->system_comment ? job->system_comment : "", t);
-	if (!job->system_comment || text != job->system_comment) {
-		xfree(job->system_comment);
-		job->system_comment = xstrdup(text.c_str());
-	}
+	if (job->system_comment && text == job->system_comment)
+		return false;
+	xfree(job->system_comment);
+	job->system_comment = xstrdup(text.c_str());
+	// A job that has ended: Slurm has sent its end record already.
+	if (IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job))
+		return false;
+	compat::store_system_comment(job);
+	return true;
 }
 
 } // namespace flexslurm::select_flex

@@ -37,8 +37,9 @@ public:
 	std::vector<std::string> resolve(const std::string &host) override;
 };
 
-// The job's SystemComment gets its lending totals. Caller holds the job
-// write lock.
-void write_totals(job_record_t *job, const JobTotals &totals);
+// The job's SystemComment gets its lending totals; a job that has ended
+// also gets them into its accounting record (slurmdbd). True if sent there.
+// Caller holds the job write lock.
+bool write_totals(job_record_t *job, const JobTotals &totals);
 
 } // namespace flexslurm::select_flex
