@@ -25,6 +25,7 @@ int main()
 	srunner_add_suite(runner, device_identity_suite());
 	srunner_add_suite(runner, inventory_suite());
 	srunner_add_suite(runner, slice_layout_suite());
+	srunner_add_suite(runner, slice_map_suite());
 	srunner_add_suite(runner, layout_handoff_suite());
 	srunner_add_suite(runner, job_env_suite());
 	srunner_add_suite(runner, placement_suite());

@@ -49,6 +49,7 @@ Suite *munge_suite();
 Suite *telemetry_suite();
 Suite *slice_layout_suite();
 Suite *metrics_suite();
+Suite *slice_map_suite();
 
 #include <string>
 
