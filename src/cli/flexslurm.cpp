@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm: the slice map for admins and users. Per node, per device,
 // slices total / allocated / free / lent / borrowed and the owner and
 // borrower jobs, then a cluster summary; --json for programs (schema 1,

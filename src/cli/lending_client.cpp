@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "cli/lending_client.hpp"
 
 #include "core/io/channel.hpp"

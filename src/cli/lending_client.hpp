@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The lending controller's admin channel as a client sees it, shared by
 // flexslurm-lending and `flexslurm lending` / the slice map: the request
 // words, where the controller is (slurm.conf: SlurmctldHost in order,

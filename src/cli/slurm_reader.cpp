@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "cli/slurm_reader.hpp"
 
 #include <slurm/slurm.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice map's inputs from Slurm, through libslurm's public API only
 // (slurm.h: slurm_load_node, slurm_load_partitions, slurm_load_jobs), so
 // SLURM_CONF, include and configless setups work as for sinfo and scontrol.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice map's readers (flexslurm): a node's Gres and GresUsed, a job's
 // per-node GRES detail (slurmctld's answers) and the lending controller's
 // status text. Input: gres \x01 gres_used \x01 job detail \x01 status.

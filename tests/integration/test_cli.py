@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """The slice map (`flexslurm`) against Slurm's own view on a real cluster:
 slice jobs and a whole-GPU job running, the JSON compared with `scontrol show
 node` (Gres, GresUsed) and `scontrol show job -d` (GRES IDX), the filters, the

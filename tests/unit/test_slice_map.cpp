@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice map of the flexslurm command (core/model/slice_map.hpp): Slurm's
 // GRES strings as sinfo and scontrol show them, the lending controller's
 // status rows (read back from the writer itself), the device split, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The slice map (the `flexslurm` command): per node, per device, which
 // slices are allocated, lent and borrowed, and by which jobs. Built from
 // what any Slurm client reads (a node's Gres and GresUsed strings, each
