@@ -32,21 +32,30 @@ CLUSTER = dict(nodes=1, prefix="mx", shape="mixed-nvidia-ascend", cpus=8, select
                prepare=lambda c: _control_nodes(c))
 
 ENOENT = "No such file or directory"
+EPERM = "Operation not permitted"
 VENDOR_VARS = ("CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "ASCEND_VISIBLE_DEVICES",
                "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
 
 
 def _control_nodes(c):
-    """The vendors' control nodes, which every job keeps (plain files: nothing opens them here)."""
+    """The vendors' control nodes, which every job keeps (plain files: nothing opens them here), and second
+    device nodes for the T4 and the 910B outside the device dir (the route the private /dev cannot hide:
+    only the devices cgroup refuses it)."""
+    import os
+    import stat
     for node in c.nodes:
         for ctl in ("nvidiactl", "davinci_manager"):
             (c.dir / "dev" / node / ctl).write_text("")
+        alias = c.dir / "alias" / node
+        alias.mkdir(parents=True)
+        for dev in ("nvidia0", "davinci0"):
+            os.mknod(alias / dev, 0o666 | stat.S_IFCHR, os.stat(c.dir / "dev" / node / dev).st_rdev)
 
 
 def _script(c, flag):
-    d = c.dir / "dev" / "mx1"
+    d, a = c.dir / "dev" / "mx1", c.dir / "alias" / "mx1"
     return (f"#!/bin/bash\nenv | grep -E '^(SLURM_VSLICE|CUDA_|ASCEND_|ROCR_|HIP_)' | sort\n"
-            f"echo LS $(ls {d} | sort | tr '\\n' ' ')\n" + open_probe([d / "nvidia0", d / "davinci0"]) +
+            f"echo LS $(ls {d} | sort | tr '\\n' ' ')\n" + open_probe([d / "nvidia0", d / "davinci0", a / "nvidia0", a / "davinci0"]) +
             f"\nwhile [ ! -e {flag} ]; do sleep 0.2; done\n")
 
 
@@ -81,7 +90,9 @@ def _expect_t4(c, gres, env, out, what):
     eq((env.get("SLURM_VSLICE_DEVICES"), env.get("SLURM_VSLICE_VENDORS")), ("0", "nvidia"), f"{what}: slice variables")
     eq(env.get("SLURM_VSLICE_COMPUTE_PERCENT"), "25", f"{what}: one of the T4's 4 slices")
     eq(_accelerators(out), ["nvidia0"], f"{what}: private /dev:\n{out}")
-    eq(opened(out), {str(d / "nvidia0"): "ok", str(d / "davinci0"): ENOENT}, f"{what}: opens")
+    a = c.dir / "alias" / "mx1"
+    eq(opened(out), {str(d / "nvidia0"): "ok", str(d / "davinci0"): ENOENT,
+                     str(a / "nvidia0"): "ok", str(a / "davinci0"): EPERM}, f"{what}: opens")
 
 
 def _expect_ascend(c, gres, env, out, what):
@@ -91,7 +102,9 @@ def _expect_ascend(c, gres, env, out, what):
     eq((env.get("SLURM_VSLICE_DEVICES"), env.get("SLURM_VSLICE_VENDORS")), ("0", "ascend"), f"{what}: slice variables")
     eq(env.get("SLURM_VSLICE_COMPUTE_PERCENT"), "50", f"{what}: one of the 910B's 2 slices")
     eq(_accelerators(out), ["davinci0"], f"{what}: private /dev:\n{out}")
-    eq(opened(out), {str(d / "nvidia0"): ENOENT, str(d / "davinci0"): "ok"}, f"{what}: opens")
+    a = c.dir / "alias" / "mx1"
+    eq(opened(out), {str(d / "nvidia0"): ENOENT, str(d / "davinci0"): "ok",
+                     str(a / "nvidia0"): EPERM, str(a / "davinci0"): "ok"}, f"{what}: opens")
 
 
 def test_layout_has_both_vendors_with_their_classes(c):
@@ -123,7 +136,9 @@ def test_both_types_in_one_job(c):
     eq(_vendor_vars(env), {"CUDA_VISIBLE_DEVICES": "0", "ASCEND_RT_VISIBLE_DEVICES": "0"}, f"both variables:\n{out}")
     eq((env.get("SLURM_VSLICE_DEVICES"), env.get("SLURM_VSLICE_VENDORS")), ("0,0", "nvidia,ascend"), "slice variables")
     eq(_accelerators(out), ["davinci0", "nvidia0"], f"private /dev:\n{out}")
-    eq(opened(out), {str(d / "nvidia0"): "ok", str(d / "davinci0"): "ok"}, "opens")
+    a = c.dir / "alias" / "mx1"
+    eq(opened(out), {str(d / "nvidia0"): "ok", str(d / "davinci0"): "ok",
+                     str(a / "nvidia0"): "ok", str(a / "davinci0"): "ok"}, "opens")
 
 
 def test_untyped_request_gets_one_device_of_either_vendor(c):
