@@ -2,12 +2,14 @@
 classes (T4: 4 slices, Ascend: 2), select/flex and isolation=required: a typed request gets its vendor's
 device only, with that vendor's visible-devices variable, the GRES IDX of that device, and a private /dev
 where only that device opens; a request of both types gets both; an untyped request gets one device of
-either vendor, and everything about it agrees with the device it got."""
+either vendor, and everything about it agrees with the device it got. Lending is per device (file
+telemetry): the idle 910B's slice is lent while the busy T4's is not, until the T4 turns idle."""
 
+import os
 import re
 import time
 
-from helpers import contains, env_of, eq, open_probe, opened
+from helpers import contains, env_of, eq, open_probe, opened, wait_until
 
 YAML = """\
 version: 1
@@ -18,17 +20,33 @@ inventory:
 slicing:
   default:
     slices: 4
+    memory_percent: 20
   classes:
     - vendor: ascend
       slices: 2
+      memory_percent: 20
       device_memory: 64GiB
+lending:
+  enabled: true
+  port: {lending_port}
+  idle_window: 2s
+  busy_samples: 1
+  min_loan: 5s
+  cooldown: 1s
+  grace: 4s
+  report_interval: 1s
+  telemetry_timeout: 4s
+  hard_stop_after: 2s
+  telemetry: file
+  telemetry_dir: {dir}/telemetry/%n
 """
 
 # Slice indices in inventory (PCI) order: the T4 (0000:3b) first, then the 910B (0000:81).
 T4_IDX, ASCEND_IDX = "IDX:0-3", "IDX:4-5"
 CLUSTER = dict(nodes=1, prefix="mx", shape="mixed-nvidia-ascend", cpus=8, select="select/flex",
                flexslurm_yaml=YAML, spank_args=["isolation=required"],
-               gres_per_node={"mx1": "gpu:t4:1,gpu:ascend910b:1,vslice:t4:4,vslice:ascend910b:2"},
+               lending=True, gres_per_node={"mx1": "gpu:t4:1,gpu:ascend910b:1,vslice:t4:4,vslice:ascend910b:2,"
+                                                   "vborrow:t4:4,vborrow:ascend910b:2"},
                prepare=lambda c: _control_nodes(c))
 
 ENOENT = "No such file or directory"
@@ -44,12 +62,22 @@ def _control_nodes(c):
     import os
     import stat
     for node in c.nodes:
+        (c.dir / "telemetry" / node).mkdir(parents=True)
+        for dev in ("nvidia0", "davinci0"):
+            _telemetry(c, dev, "busy 0\n", node)
         for ctl in ("nvidiactl", "davinci_manager"):
             (c.dir / "dev" / node / ctl).write_text("")
         alias = c.dir / "alias" / node
         alias.mkdir(parents=True)
         for dev in ("nvidia0", "davinci0"):
             os.mknod(alias / dev, 0o666 | stat.S_IFCHR, os.stat(c.dir / "dev" / node / dev).st_rdev)
+
+
+def _telemetry(c, dev, text, node="mx1"):
+    path = c.dir / "telemetry" / node / dev
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _script(c, flag):
@@ -154,3 +182,32 @@ def test_more_slices_than_the_type_has_is_refused(c):
     r = c.run(["sbatch", "--gres=vslice:ascend910b:3", "--wrap", "true"], check=False)
     if r.returncode == 0:
         raise AssertionError(f"3 slices of a 2-slice 910B were accepted: {r.stdout}")
+
+
+def test_lending_is_per_device(c):
+    """An idle 910B slice is lent to a vborrow:ascend910b borrower while the busy T4's is not lent to a
+    vborrow:t4 one (file telemetry: nvidia0 busy, davinci0 idle)."""
+    hold = "#!/bin/bash\nsleep 100000\n"
+    t4 = c.sbatch("--gres=vslice:t4:1", script=hold)
+    npu = c.sbatch("--gres=vslice:ascend910b:1", script=hold)
+    jobs = [t4, npu]
+    try:
+        wait_until(lambda: c.job_state(t4) == "RUNNING" and c.job_state(npu) == "RUNNING", 60, "lenders running")
+        _telemetry(c, "nvidia0", f"busy 80\njob {t4} busy 80\n")
+        _telemetry(c, "davinci0", "busy 0\n")
+        b_t4 = c.sbatch("--gres=vborrow:t4:1", script=hold)
+        b_npu = c.sbatch("--gres=vborrow:ascend910b:1", script=hold)
+        jobs += [b_t4, b_npu]
+        wait_until(lambda: c.job_state(b_npu) == "RUNNING", 60, "the 910B borrower placed on the idle 910B slice")
+        detail = c.show_job(b_npu)
+        contains(detail, "vborrow:ascend910b:1(IDX:", f"the borrower's unit:\n{detail}")
+        time.sleep(4)  # a few report intervals more: the busy T4's slice is still not lent
+        eq(c.job_state(b_t4), "PENDING", "the T4 borrower while the T4 is busy")
+        _telemetry(c, "nvidia0", "busy 0\n")
+        wait_until(lambda: c.job_state(b_t4) == "RUNNING", 60, "the T4 borrower once the T4 is idle")
+        contains(c.show_job(b_t4), "vborrow:t4:1(IDX:", "the T4 borrower's unit")
+    finally:
+        c.run(["scancel", *map(str, jobs)], check=False)
+        for j in jobs:
+            c.wait_job(j, timeout=60)
+        _telemetry(c, "nvidia0", "busy 0\n")
