@@ -211,3 +211,29 @@ def test_lending_is_per_device(c):
         for j in jobs:
             c.wait_job(j, timeout=60)
         _telemetry(c, "nvidia0", "busy 0\n")
+
+
+def test_whole_910b_beside_a_t4_slice(c):
+    """A whole 910B (gres/gpu) runs beside a T4 slice job; while the 910B is held whole, no 910B slice is
+    offered (select/flex maps each gpu unit to its own vendor's device)."""
+    d = c.dir / "dev" / "mx1"
+    flag = c.dir / "out" / f"flag-{time.monotonic_ns()}"
+    whole = c.sbatch("--gres=gpu:ascend910b:1", script=_script(c, flag))
+    jobs = [whole]
+    try:
+        c.wait_job(whole, states=("RUNNING",), timeout=90)
+        contains(c.show_job(whole), "gpu:ascend910b:1(IDX:1)", "the 910B's gpu unit")
+        gres, env, out = _run(c, "--gres=vslice:t4:1")
+        _expect_t4(c, gres, env, out, "vslice:t4:1 beside a whole 910B")
+        npu = c.sbatch("--gres=vslice:ascend910b:1", script="#!/bin/bash\ntrue\n")
+        jobs.append(npu)
+        time.sleep(4)
+        eq(c.job_state(npu), "PENDING", "a 910B slice while the 910B is held whole")
+    finally:
+        flag.touch()
+        for j in jobs:
+            c.wait_job(j, timeout=90)
+    out = c.job_output(whole)
+    eq(_accelerators(out), ["davinci0"], f"the whole 910B job's /dev:\n{out}")
+    eq(opened(out)[str(d / "davinci0")], "ok", "the whole 910B job opens it")
+    eq(opened(out)[str(d / "nvidia0")], ENOENT, "the whole 910B job does not see the T4")
