@@ -179,12 +179,12 @@ def test_untyped_request_gets_one_device_of_either_vendor(c):
 
 
 def test_more_slices_than_the_type_has_is_refused(c):
-    r = c.run(["sbatch", "--gres=vslice:ascend910b:3", "--wrap", "true"], check=False)
+    r = c.run(["sbatch", "--gres=vslice:ascend910b:3", "-o", "/dev/null", "--wrap", "true"], check=False)
     if r.returncode == 0:
         raise AssertionError(f"3 slices of a 2-slice 910B were accepted: {r.stdout}")
     contains(r.stderr, "Requested node configuration is not available", "the refusal")
     # the same count of the T4's type fits
-    ok = c.run(["sbatch", "--gres=vslice:t4:3", "--wrap", "true"])
+    ok = c.run(["sbatch", "--gres=vslice:t4:3", "-o", "/dev/null", "--wrap", "true"])
     eq(c.wait_job(ok.stdout.split()[-1], timeout=90), "COMPLETED", "3 slices of the 4-slice T4")
 
 
