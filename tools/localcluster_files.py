@@ -29,6 +29,9 @@ SHAPES = {
     "nvidia-8gpu": ("cluster-nvidia-8gpu.xml", "nvidia", "t4", [f"nvidia{i}" for i in range(8)]),
     "amd-2gpu": ("cluster-amd-2gpu.xml", "amd", "mi210", ["dri/renderD128", "dri/renderD129"]),
     "ascend-2npu": ("cluster-ascend-2npu.xml", "ascend", "ascend910b", ["davinci0", "davinci1"]),
+    # A mixed node: a GRES type per device (one gres.conf gpu line per type).
+    "mixed-nvidia-ascend": ("cluster-mixed-nvidia-ascend.xml", "mixed", ["t4", "ascend910b"],
+                            ["nvidia0", "davinci0"]),
 }
 
 DEFAULT_YAML = """\
@@ -103,19 +106,25 @@ class ClusterFiles:
                 path = self.dir / "dev" / node / dev
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-            ndev = len(devnodes)
-            default_gres = f"gpu:{gtype}:{ndev},vslice:{gtype}:{ndev * self.slices}"
+            # (GRES type, its device nodes) in device order: one type, or one per device (mixed node).
+            types = gtype if isinstance(gtype, list) else [gtype] * len(devnodes)
+            groups = {}
+            for t, dev in zip(types, devnodes):
+                groups.setdefault(t, []).append(dev)
+            default_gres = ",".join(f"gpu:{t}:{len(devs)}" for t, devs in groups.items())
+            default_gres += "".join(f",vslice:{t}:{len(devs) * self.slices}" for t, devs in groups.items())
             if self.lending:
-                default_gres += f",vborrow:{gtype}:{ndev * self.slices}"
+                default_gres += "".join(f",vborrow:{t}:{len(devs) * self.slices}" for t, devs in groups.items())
             gres = self.gres_per_node.get(node, default_gres)
             addr = f"127.0.0.{k + 2}" if self.node_addrs else "127.0.0.1"
             node_lines.append(f"NodeName={node} NodeHostname=localhost NodeAddr={addr} Port={port} "
                               f"CPUs={self.cpus} RealMemory=1000 Gres={gres} State=UNKNOWN")
-            stem = re.sub(r"\d+$", "", devnodes[0])
-            numbers = [re.search(r"(\d+)$", n).group(1) for n in devnodes]
-            files = str(self.dir / "dev" / node / stem) + (
-                numbers[0] if ndev == 1 else f"[{numbers[0]}-{numbers[-1]}]")
-            gres_lines.append(f"NodeName={node} Name=gpu Type={gtype} File={files}")
+            for t, devs in groups.items():
+                stem = re.sub(r"\d+$", "", devs[0])
+                numbers = [re.search(r"(\d+)$", n).group(1) for n in devs]
+                files = str(self.dir / "dev" / node / stem) + (
+                    numbers[0] if len(devs) == 1 else f"[{numbers[0]}-{numbers[-1]}]")
+                gres_lines.append(f"NodeName={node} Name=gpu Type={t} File={files}")
         d = self.dir
         ha = ""
         if self.backup_ctld:

@@ -502,6 +502,12 @@ def cluster_ascend_2npu():
     return cluster_node("cluster-ascend-2npu", "ascend-node", KUNPENG_ROOT_PORT, npus)
 
 
+def cluster_mixed_nvidia_ascend():
+    """A mixed node: one Tesla T4 (NVML/CUDA OS devices) and one Ascend 910B (PCI device only)."""
+    devices = [tesla_t4("0000:3b:00.0", 0, seed=30), ascend_npu("0000:81:00.0", names=False)]
+    return cluster_node("cluster-mixed-nvidia-ascend", "mixed-node", INTEL_ROOT_PORT, devices)
+
+
 TOPOLOGIES = {
     "nvidia-8gpu-2numa.xml": nvidia_8gpu_2numa,
     "amd-4gpu.xml": amd_4gpu,
@@ -514,6 +520,7 @@ TOPOLOGIES = {
                                                       "cluster-nvidia-8gpu", "nvidia8-node"),
     "cluster-amd-2gpu.xml": cluster_amd_2gpu,
     "cluster-ascend-2npu.xml": cluster_ascend_2npu,
+    "cluster-mixed-nvidia-ascend.xml": cluster_mixed_nvidia_ascend,
 }
 
 

@@ -32,6 +32,7 @@ int main()
 	srunner_add_suite(runner, isolation_suite());
 	srunner_add_suite(runner, isolation_plan_suite());
 	srunner_add_suite(runner, limits_suite());
+	srunner_add_suite(runner, cu_mask_suite());
 	srunner_add_suite(runner, spank_config_suite());
 	srunner_add_suite(runner, lending_suite());
 	srunner_add_suite(runner, loan_book_suite());

@@ -28,6 +28,7 @@ Suite *placement_suite();
 Suite *isolation_suite();
 Suite *isolation_plan_suite();
 Suite *limits_suite();
+Suite *cu_mask_suite();
 Suite *spank_config_suite();
 Suite *job_cgroup_suite();
 Suite *lending_suite();

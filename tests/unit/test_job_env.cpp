@@ -109,12 +109,47 @@ START_TEST(mps_limits_omitted_when_memory_unknown)
 }
 END_TEST
 
+// A mixed node (tests/topologies: a T4 and an Ascend 910B) with a slicing
+// class per vendor: each device its class's slices, each job its vendor's
+// variable only, and SLURM_VSLICE_VENDORS beside the per-vendor indices.
+START_TEST(mixed_node_per_vendor_classes_and_variables)
+{
+	SliceLayout l = layout_of("cluster-mixed-nvidia-ascend.xml",
+	                          "slicing: {default: {slices: 4}, classes: [{vendor: ascend, slices: 2, "
+	                          "device_memory: 64GiB}]}");
+	ck_assert_uint_eq(l.devices().size(), 2);
+	ck_assert(l.devices()[0].vendor == Vendor::Nvidia);
+	ck_assert_int_eq(l.devices()[0].slices, 4);
+	ck_assert_str(l.devices()[0].model.c_str(), "t4");
+	ck_assert(l.devices()[1].vendor == Vendor::Ascend);
+	ck_assert_int_eq(l.devices()[1].slices, 2);
+	ck_assert_int_eq(l.devices()[1].first_slice, 4);
+	ck_assert_int_eq(l.devices()[1].vendor_index, 0);
+	ck_assert_str(render(slice_environment(l, {4}, DeviceNumbering::Local)).c_str(),
+	              "ASCEND_RT_VISIBLE_DEVICES=0\n"
+	              "SLURM_VSLICES_ON_NODE=1\n"
+	              "SLURM_VSLICE_DEVICES=0\n"
+	              "SLURM_VSLICE_VENDORS=ascend\n"
+	              "SLURM_VSLICE_COUNTS=1\n"
+	              "SLURM_VSLICE_COMPUTE_PERCENT=50\n"
+	              "SLURM_VSLICE_MEMORY_LIMIT_MIB=32768\n");
+	const std::string t4 = render(slice_environment(l, {1}, DeviceNumbering::Local));
+	ck_assert_msg(t4.find("CUDA_VISIBLE_DEVICES=0\n") != std::string::npos, "%s", t4.c_str());
+	ck_assert_msg(t4.find("SLURM_VSLICE_VENDORS=nvidia\n") != std::string::npos, "%s", t4.c_str());
+	ck_assert_msg(t4.find("ASCEND") == std::string::npos, "%s", t4.c_str());
+	const std::string both = render(slice_environment(l, {5, 0}, DeviceNumbering::Local));
+	ck_assert_msg(both.find("SLURM_VSLICE_DEVICES=0,0\nSLURM_VSLICE_VENDORS=nvidia,ascend\n") !=
+	                      std::string::npos,
+	              "%s", both.c_str());
+}
+END_TEST
+
 START_TEST(nothing_held_sets_nothing)
 {
 	SliceLayout l = layout_of("cluster-nvidia-2gpu.xml");
 	ck_assert(slice_environment(l, {}, DeviceNumbering::Local).empty());
 	ck_assert(slice_environment(l, {99}, DeviceNumbering::Local).empty()); // unknown index ignored
-	ck_assert_uint_eq(owned_variable_names().size(), 6);
+	ck_assert_uint_eq(owned_variable_names().size(), 7);
 }
 END_TEST
 
@@ -223,6 +258,7 @@ Suite *job_env_suite()
 	tcase_add_test(tc, two_slices_of_one_h100);
 	tcase_add_test(tc, slices_on_two_devices_physical_numbering);
 	tcase_add_test(tc, amd_and_ascend_variables);
+	tcase_add_test(tc, mixed_node_per_vendor_classes_and_variables);
 	tcase_add_test(tc, mps_limits_omitted_when_memory_unknown);
 	tcase_add_test(tc, nothing_held_sets_nothing);
 	tcase_add_test(tc, slice_env_round_trip);

@@ -190,6 +190,84 @@ START_TEST(step_devices_never_exceed_the_jobs_allocation)
 }
 END_TEST
 
+// A mixed node: vendor indices restart per vendor, so a job holding only
+// amd0 has SLURM_VSLICE_DEVICES=0, which alone would name nvidia0 (its
+// limits, its private /dev). SLURM_VSLICE_VENDORS says whose device 0.
+START_TEST(mixed_node_devices_are_named_by_vendor)
+{
+	SliceLayout l = mixed_layout();
+	// gres/vslice's variables for slices 8-9 (amd0) and 4 (nvidia1)
+	auto vars = slice_environment(l, {8, 9}, DeviceNumbering::Physical);
+	auto get = [&](const char *name) -> std::optional<std::string> {
+		for (const EnvVar &v : vars)
+			if (v.name == name)
+				return v.value;
+		return std::nullopt;
+	};
+	ck_assert_str(get("SLURM_VSLICE_DEVICES").value_or("-"), "0");
+	ck_assert_str(get("SLURM_VSLICE_VENDORS").value_or("-"), "amd");
+	ck_assert_str(get("ROCR_VISIBLE_DEVICES").value_or("-"), "0");
+	ck_assert(!get("CUDA_VISIBLE_DEVICES"));
+	auto env = SliceEnv::decode(get);
+	ck_assert_msg(static_cast<bool>(env), "%s", env.error().c_str());
+	SpankConfig cfg;
+	JobLimits job = job_limits(l, *env, 3, 1000, cfg);
+	ck_assert_uint_eq(job.devices.size(), 1);
+	ck_assert(job.devices[0].vendor == Vendor::Amd);
+	ck_assert_int_eq(job.devices[0].compute_percent, 50);
+	auto step = step_devices(l, &job, *env);
+	ck_assert_uint_eq(step.size(), 1);
+	ck_assert_str(step[0]->device_path, "/d/dri/renderD128");
+	// without the vendors (an older gres/vslice): the first vendor's device 0
+	ck_assert_str(l.devices_named({0})[0]->device_path, "/d/nvidia0");
+	// both vendors, in job order
+	vars = slice_environment(l, {4, 8}, DeviceNumbering::Local);
+	ck_assert_str(get("SLURM_VSLICE_DEVICES").value_or("-"), "1,0");
+	ck_assert_str(get("SLURM_VSLICE_VENDORS").value_or("-"), "nvidia,amd");
+	ck_assert_str(get("CUDA_VISIBLE_DEVICES").value_or("-"), "0");
+	ck_assert_str(get("ROCR_VISIBLE_DEVICES").value_or("-"), "0");
+	env = SliceEnv::decode(get);
+	ck_assert_msg(static_cast<bool>(env), "%s", env.error().c_str());
+	auto named = l.devices_named(env->devices, env->vendors);
+	ck_assert_str(named[0]->device_path, "/d/nvidia1");
+	ck_assert_str(named[1]->device_path, "/d/dri/renderD128");
+	// The prolog's environment: Slurm calls gres/vslice once per type, on one
+	// environment. The second call (amd0's slices 8-9) joins the first's (nvidia1: 1 slice).
+	vars = slice_environment(l, {5}, DeviceNumbering::Physical);
+	auto first = SliceEnv::decode(get);
+	ck_assert(static_cast<bool>(first));
+	auto joined = with_earlier_slices(l, *first, {8, 9});
+	ck_assert(joined == (std::vector<int>{4, 8, 9}));
+	vars = slice_environment(l, joined, DeviceNumbering::Physical);
+	ck_assert_str(get("SLURM_VSLICE_DEVICES").value_or("-"), "1,0");
+	ck_assert_str(get("SLURM_VSLICE_VENDORS").value_or("-"), "nvidia,amd");
+	ck_assert_str(get("SLURM_VSLICE_COUNTS").value_or("-"), "1,2");
+	// a device the call holds itself keeps its own slices; nothing earlier: unchanged
+	ck_assert(with_earlier_slices(l, *first, {5, 6}) == (std::vector<int>{5, 6}));
+	ck_assert(with_earlier_slices(l, SliceEnv{}, {9, 8}) == (std::vector<int>{8, 9}));
+	// a malformed list is refused, naming the variable
+	auto bad = SliceEnv::decode([](const char *name) -> std::optional<std::string> {
+		if (std::string_view(name) == "SLURM_VSLICE_DEVICES")
+			return "0,1";
+		if (std::string_view(name) == "SLURM_VSLICE_VENDORS")
+			return "amd,intel";
+		return std::nullopt;
+	});
+	ck_assert(!bad);
+	ck_assert_msg(bad.error().starts_with("SLURM_VSLICE_VENDORS: entry 2"), "%s", bad.error().c_str());
+	bad = SliceEnv::decode([](const char *name) -> std::optional<std::string> {
+		if (std::string_view(name) == "SLURM_VSLICE_DEVICES")
+			return "0,1";
+		if (std::string_view(name) == "SLURM_VSLICE_VENDORS")
+			return "amd";
+		return std::nullopt;
+	});
+	ck_assert(!bad);
+	ck_assert_msg(bad.error().find("1 entries for the 2 devices") != std::string::npos, "%s",
+	              bad.error().c_str());
+}
+END_TEST
+
 Suite *limits_suite()
 {
 	Suite *s = suite_create("limits");
@@ -198,6 +276,7 @@ Suite *limits_suite()
 	tcase_add_test(tc, job_limits_from_the_prolog_environment);
 	tcase_add_test(tc, job_limits_file_round_trip_and_bounds);
 	tcase_add_test(tc, step_devices_never_exceed_the_jobs_allocation);
+	tcase_add_test(tc, mixed_node_devices_are_named_by_vendor);
 	suite_add_tcase(s, tc);
 	return s;
 }

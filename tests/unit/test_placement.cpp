@@ -268,6 +268,35 @@ START_TEST(policy_names)
 }
 END_TEST
 
+// A mixed node (a T4 of 4 slices, then a 910B of 2): a request of both types
+// is placed per type; one type alone never gets the other's slices.
+START_TEST(several_types_are_placed_per_type)
+{
+	auto d = node(2, 4);
+	d[1].type = "ascend910b";
+	d[1].slices = 2;
+	const NodeRequest t4{1, "t4", false}, npu{1, "ascend910b", false};
+	UnitMasks m = masks_for(d, std::vector<NodeRequest>{t4, npu}, Placement::BestFit);
+	ck_assert(m.slices.empty()); // each type's device stays offered
+	ck_assert(m.gpus.empty());
+	m = masks_for(d, std::vector<NodeRequest>{npu}, Placement::BestFit);
+	ck_assert(m.slices == std::vector<int>({0, 1, 2, 3}));
+	// the 910B full: nothing of it is offered, the T4 still is
+	use(d, 1, 2);
+	m = masks_for(d, std::vector<NodeRequest>{t4, npu}, Placement::BestFit);
+	ck_assert(m.slices.empty()); // no free 910B slice is left to hide: cons_tres finds none
+	m = masks_for(d, std::vector<NodeRequest>{t4, NodeRequest{2, "ascend910b", false}},
+	              Placement::BestFit);
+	ck_assert(m.slices.empty());
+	// whole devices too: the chosen T4 is not given whole
+	auto e = node(2, 4);
+	e[1].type = "ascend910b";
+	m = masks_for(e, std::vector<NodeRequest>{{1, "t4", true}, {1, "ascend910b", true}},
+	              Placement::BestFit);
+	ck_assert(m.gpus == std::vector<int>({0, 1}));
+}
+END_TEST
+
 Suite *placement_suite()
 {
 	Suite *s = suite_create("placement");
@@ -287,6 +316,7 @@ Suite *placement_suite()
 	tcase_add_test(tc, larger_than_any_device_is_split_without_opting_in);
 	tcase_add_test(tc, split_from_the_job_control_environment);
 	tcase_add_test(tc, policy_names);
+	tcase_add_test(tc, several_types_are_placed_per_type);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -32,6 +32,10 @@ START_TEST(plugstack_arguments)
 	              "limits: \"fast\" is not allowed (allowed: none, preload, mps)");
 	ck_assert_str(parse_plugstack_args({"limits.amd=mps"}).error(),
 	              "limits.amd: mps is NVIDIA's (allowed: none, preload)");
+	ck_assert_str(parse_plugstack_args({"limits.ascend=mps"}).error(),
+	              "limits.ascend: mps is NVIDIA's (allowed: none, preload)");
+	ck_assert_str(parse_plugstack_args({"limits.amd=cu_mask"}).error(),
+	              "limits.amd: \"cu_mask\" is not allowed (allowed: none, preload, mps)");
 	ck_assert_str(parse_plugstack_args({"limits.intel=none"}).error(),
 	              "limits.intel: unknown vendor \"intel\" (allowed: nvidia, amd, ascend)");
 	ck_assert_str(

@@ -76,7 +76,7 @@ const char *visible_devices_variable(Vendor v)
 
 std::vector<std::string> owned_variable_names()
 {
-	return {slices_variable,  devices_variable_name, counts_variable,
+	return {slices_variable,  devices_variable_name, vendors_variable_name, counts_variable,
 	        compute_variable, memory_variable,       borrowed_variable_name};
 }
 
@@ -87,6 +87,12 @@ std::vector<EnvVar> SliceEnv::encode() const
 		return env;
 	env.push_back({slices_variable, std::to_string(slices)});
 	env.push_back({devices_variable_name, join(devices)});
+	if (!vendors.empty()) {
+		std::vector<std::string> names;
+		for (Vendor v : vendors)
+			names.emplace_back(vendor_name(v));
+		env.push_back({vendors_variable_name, join(names)});
+	}
 	env.push_back({counts_variable, join(counts)});
 	env.push_back({compute_variable, join(compute_percent)});
 	env.push_back({memory_variable, join(memory_mib)});
@@ -108,6 +114,22 @@ Result<SliceEnv> SliceEnv::decode(const EnvLookup &lookup)
 			why = std::string(name) + ": " + std::to_string(n) + " entries for the " +
 			      std::to_string(env.devices.size()) + " devices of " + devices_variable_name;
 	};
+	const std::string vendors = get(vendors_variable_name);
+	if (why.empty() && !vendors.empty()) {
+		const auto items = split(vendors, ',');
+		for (size_t i = 0; i < items.size() && why.empty() && i < max_env_devices; ++i) {
+			if (auto v = parse_vendor(items[i]))
+				env.vendors.push_back(*v);
+			else
+				why = std::string(vendors_variable_name) + ": entry " +
+				      std::to_string(i + 1) + " " + shown_value(items[i]) +
+				      " is not nvidia, amd or ascend";
+		}
+		if (why.empty() && items.size() != env.devices.size())
+			why = std::string(vendors_variable_name) + ": " + std::to_string(items.size()) +
+			      " entries for the " + std::to_string(env.devices.size()) + " devices of " +
+			      devices_variable_name;
+	}
 	const std::string counts = get(counts_variable);
 	if (why.empty() && !counts.empty()) {
 		why = decode_list(counts_variable, counts, 1, max_slices_per_device, env.counts);
@@ -175,9 +197,15 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 
 	SliceEnv slice_env;
 	slice_env.borrowed = borrowed;
+	// Vendors only on a mixed node, where the vendor indices alone are ambiguous.
+	const auto &all = layout.devices();
+	const bool mixed = std::any_of(all.begin(), all.end(),
+	                               [&](const DeviceSlices &d) { return d.vendor != all.front().vendor; });
 	for (const HeldSlices &h : devices) {
 		slice_env.slices += h.count;
 		slice_env.devices.push_back(h.device->vendor_index);
+		if (mixed)
+			slice_env.vendors.push_back(h.device->vendor);
 		slice_env.counts.push_back(h.count);
 		slice_env.compute_percent.push_back(h.device->share_percent(h.count));
 		slice_env.memory_mib.push_back(h.device->share_mib(h.count));
@@ -214,6 +242,26 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 	for (EnvVar &v : slice_env.encode())
 		env.push_back(std::move(v));
 	return env;
+}
+
+std::vector<int> with_earlier_slices(const SliceLayout &layout, const SliceEnv &earlier,
+                                     std::vector<int> held)
+{
+	const auto named = layout.devices_named(earlier.devices, earlier.vendors);
+	for (size_t i = 0; i < named.size() && i < earlier.counts.size(); ++i) {
+		const DeviceSlices *d = named[i];
+		if (!d || earlier.counts[i] > d->slices)
+			continue;
+		const bool has_some = std::any_of(held.begin(), held.end(), [&](int s) {
+			return s >= d->first_slice && s < d->first_slice + d->slices;
+		});
+		if (has_some)
+			continue;
+		for (int s = d->first_slice; s < d->first_slice + earlier.counts[i]; ++s)
+			held.push_back(s);
+	}
+	std::sort(held.begin(), held.end());
+	return held;
 }
 
 } // namespace flexslurm

@@ -27,6 +27,9 @@ struct EnvVar {
 // Set (to 1) beside the slice variables for units of gres/vborrow.
 inline constexpr const char *borrowed_variable_name = "SLURM_VSLICE_BORROWED";
 inline constexpr const char *devices_variable_name = "SLURM_VSLICE_DEVICES";
+// The vendor of each device of SLURM_VSLICE_DEVICES: on a mixed node the
+// vendor indices restart per vendor, so "0" alone may be nvidia0 or ascend0.
+inline constexpr const char *vendors_variable_name = "SLURM_VSLICE_VENDORS";
 
 // The variable --vslice-split (SPANK plugin) puts into the job-control
 // environment, which slurmctld keeps in the job record (spank_job_env);
@@ -41,6 +44,7 @@ using EnvLookup = std::function<std::optional<std::string>(const char *name)>;
 struct SliceEnv {
 	int slices = 0;                   // SLURM_VSLICES_ON_NODE: the sum of counts
 	std::vector<int> devices;         // SLURM_VSLICE_DEVICES: the devices' vendor indices
+	std::vector<Vendor> vendors;      // SLURM_VSLICE_VENDORS: their vendors (set on mixed nodes only)
 	std::vector<int> counts;          // SLURM_VSLICE_COUNTS: slices held on each
 	std::vector<int> compute_percent; // SLURM_VSLICE_COMPUTE_PERCENT
 	std::vector<uint64_t> memory_mib; // SLURM_VSLICE_MEMORY_LIMIT_MIB (0: unknown)
@@ -77,6 +81,16 @@ enum class DeviceNumbering {
 // and SliceEnv's (with SLURM_VSLICE_BORROWED if `borrowed`).
 std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vector<int> &held,
                                       DeviceNumbering numbering, bool borrowed = false);
+
+// Slurm calls a GRES plugin's prolog/epilog-environment hook once per GRES
+// type a job holds (vslice:t4 and vslice:ascend910b on a mixed node), on the
+// same environment, each call with its type's units only. `held` joined with
+// the slices an earlier call wrote there (`earlier`, decoded; as many of each
+// earlier device's slices as it counted), so the last call's variables name
+// the job's whole allocation on the node. Devices `held` already has slices
+// of keep only those.
+std::vector<int> with_earlier_slices(const SliceLayout &layout, const SliceEnv &earlier,
+                                     std::vector<int> held);
 
 // Every variable slice_environment() may set that only flexslurm owns,
 // cleared from a step that holds no slices.

@@ -29,7 +29,7 @@ std::vector<DeviceLimit> device_limits(const SliceLayout &layout, const SliceEnv
 {
 	std::vector<DeviceLimit> out;
 	VendorOrdinals ordinals;
-	const auto named = layout.devices_named(env.devices);
+	const auto named = layout.devices_named(env.devices, env.vendors);
 	for (size_t i = 0; i < named.size() && i < env.counts.size(); ++i) {
 		const DeviceSlices *d = named[i];
 		const int count = env.counts[i];
@@ -143,7 +143,7 @@ std::vector<const DeviceSlices *> step_devices(const SliceLayout &layout, const 
 	std::vector<const DeviceSlices *> out;
 	if (!job)
 		return out;
-	for (const DeviceSlices *d : layout.devices_named(claimed.devices))
+	for (const DeviceSlices *d : layout.devices_named(claimed.devices, claimed.vendors))
 		if (d && std::any_of(job->devices.begin(), job->devices.end(),
 		                     [&](const DeviceLimit &l) { return l.is(*d); }))
 			out.push_back(d);

@@ -5,6 +5,8 @@
 #include "core/util/names.hpp"
 
 #include <algorithm>
+#include <iterator>
+#include <set>
 #include <numeric>
 
 namespace flexslurm
@@ -173,6 +175,33 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 				masks.slices.push_back(s);
 	}
 	return masks;
+}
+
+UnitMasks masks_for(const std::vector<DeviceView> &devices, const std::vector<NodeRequest> &requests,
+                    Placement policy)
+{
+	if (requests.size() == 1)
+		return masks_for(devices, requests.front(), policy);
+	UnitMasks out;
+	std::set<int> slices_hidden_by_all, gpus;
+	bool first = true;
+	for (const NodeRequest &r : requests) {
+		const UnitMasks m = masks_for(devices, r, policy);
+		const std::set<int> hidden(m.slices.begin(), m.slices.end());
+		if (first) {
+			slices_hidden_by_all = hidden;
+		} else {
+			std::set<int> both;
+			std::set_intersection(slices_hidden_by_all.begin(), slices_hidden_by_all.end(),
+			                      hidden.begin(), hidden.end(), std::inserter(both, both.end()));
+			slices_hidden_by_all = std::move(both);
+		}
+		first = false;
+		gpus.insert(m.gpus.begin(), m.gpus.end());
+	}
+	out.slices.assign(slices_hidden_by_all.begin(), slices_hidden_by_all.end());
+	out.gpus.assign(gpus.begin(), gpus.end());
+	return out;
 }
 
 } // namespace flexslurm

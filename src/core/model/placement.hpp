@@ -86,4 +86,10 @@ bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::st
 // the chosen ones.
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy);
 
+// A request of several GRES types on one node (--gres=vslice:t4:1,vslice:ascend910b:1 on a mixed
+// node): each type is placed as a request of its own, a slice stays offered when some type's
+// placement offers it, a gpu unit is hidden when any hides it. One request: masks_for() above.
+UnitMasks masks_for(const std::vector<DeviceView> &devices, const std::vector<NodeRequest> &requests,
+                    Placement policy);
+
 } // namespace flexslurm

@@ -58,8 +58,10 @@ std::vector<const DeviceSlices *> SliceLayout::devices_in_pci_order() const
 	return order;
 }
 
-std::vector<const DeviceSlices *> SliceLayout::devices_named(const std::vector<int> &vendor_indices) const
+std::vector<const DeviceSlices *> SliceLayout::devices_named(const std::vector<int> &vendor_indices,
+                                                             const std::vector<Vendor> &vendors) const
 {
+	const bool typed = vendors.size() == vendor_indices.size();
 	// Scan forward, so that equal vendor indices of different vendors
 	// resolve to the right one.
 	const auto order = devices_in_pci_order();
@@ -67,7 +69,8 @@ std::vector<const DeviceSlices *> SliceLayout::devices_named(const std::vector<i
 	size_t from = 0;
 	for (size_t n = 0; n < vendor_indices.size(); ++n) {
 		for (size_t i = from; i < order.size(); ++i) {
-			if (order[i]->vendor_index == vendor_indices[n]) {
+			if (order[i]->vendor_index == vendor_indices[n] &&
+			    (!typed || order[i]->vendor == vendors[n])) {
 				named[n] = order[i];
 				from = i + 1;
 				break;

@@ -89,8 +89,11 @@ public:
 	// in which a job's devices are listed and numbered (CUDA_DEVICE_ORDER=PCI_BUS_ID).
 	std::vector<const DeviceSlices *> devices_in_pci_order() const;
 	// The devices a list of vendor indices in that order names (SLURM_VSLICE_DEVICES), one per
-	// index: nullptr where it names no later device.
-	std::vector<const DeviceSlices *> devices_named(const std::vector<int> &vendor_indices) const;
+	// index: nullptr where it names no later device. With `vendors` (SLURM_VSLICE_VENDORS, as
+	// long as the indices), each index names that vendor's device only: without them, "0" on a
+	// mixed node is the first vendor's device 0, whichever vendor the job holds.
+	std::vector<const DeviceSlices *> devices_named(const std::vector<int> &vendor_indices,
+	                                                const std::vector<Vendor> &vendors = {}) const;
 	// Every accelerator device node of the node, sliced or not.
 	std::vector<std::string> accelerator_paths() const;
 

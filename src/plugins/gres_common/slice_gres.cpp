@@ -116,12 +116,21 @@ void SliceGres::publish(compat::list_ptr gres_conf_list, node_config_load_t *nod
 	}
 }
 
-void SliceGres::set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags,
-                        DeviceNumbering numbering) const
+void SliceGres::set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags, DeviceNumbering numbering,
+                        bool merge_earlier) const
 {
 	if (!layout_)
 		return;
-	const auto held = held_slices(bits);
+	auto held = held_slices(bits);
+	if (merge_earlier && !borrow_ && !held.empty()) {
+		// Prolog/epilog: called once per vslice type (mixed node), on one environment.
+		const auto earlier = SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
+			const char *v = getenvp(*env, name);
+			return v ? std::optional<std::string>(v) : std::nullopt;
+		});
+		if (earlier && !earlier->borrowed)
+			held = with_earlier_slices(*layout_, *earlier, std::move(held));
+	}
 	if (held.empty()) {
 		// gres/vborrow comes after gres/vslice in GresTypes and must not
 		// clear what vslice set for a job that holds slices.
@@ -240,7 +249,8 @@ void prep_set_env(const SliceGres &gres, char ***env, const compat::prep_info_t 
 	if (!prep || node_inx < 0 || static_cast<uint32_t>(node_inx) >= prep->node_cnt ||
 	    !prep->gres_bit_alloc)
 		return;
-	gres.set_env(env, prep->gres_bit_alloc[node_inx], GRES_INTERNAL_FLAG_NONE, DeviceNumbering::Physical);
+	gres.set_env(env, prep->gres_bit_alloc[node_inx], GRES_INTERNAL_FLAG_NONE, DeviceNumbering::Physical,
+	             /*merge_earlier=*/true);
 }
 
 } // namespace flexslurm::plugin

@@ -46,9 +46,10 @@ public:
 	// node, with its usual reason, when fewer were found than configured.
 	void publish(compat::list_ptr gres_conf_list, node_config_load_t *node_conf) const;
 
-	// job/step/task and prolog/epilog environments.
-	void set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags,
-	             DeviceNumbering numbering) const;
+	// job/step/task and prolog/epilog environments. `merge_earlier` (prolog/epilog,
+	// called once per vslice type): join the slices an earlier call wrote to `env`.
+	void set_env(char ***env, bitstr_t *bits, gres_internal_flags_t flags, DeviceNumbering numbering,
+	             bool merge_earlier = false) const;
 	// slurmd hands the layout to slurmstepd, which does not discover.
 	void send_stepd(buf_t *buffer) const;
 	void recv_stepd(buf_t *buffer);

@@ -137,23 +137,33 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 		} else if (state->plugin_id == vborrow_id()) {
 			ask.borrows = true;
 		} else if (state->plugin_id == vslice_id()) {
-			ask.slices = true;
-			ask.per_node.type = js->type_name ? js->type_name : "";
+			NodeRequest r;
+			r.type = js->type_name ? js->type_name : "";
 			if (js->gres_per_node)
-				ask.per_node.slices = static_cast<int>(js->gres_per_node);
+				r.slices = static_cast<int>(js->gres_per_node);
 			else if (js->gres_per_job && max_nodes == 1)
-				ask.per_node.slices = static_cast<int>(js->gres_per_job);
+				r.slices = static_cast<int>(js->gres_per_job);
 			else
-				ask.per_node.slices = -1; // spread over nodes by cons_tres
+				r.slices = -1; // spread over nodes by cons_tres
+			// Any type's count unknown per node: the job's is.
+			const bool unknown = ask.slices && ask.per_node.slices < 0;
+			ask.slices = true;
+			ask.per_node.type = r.type;
+			ask.per_node.slices = unknown ? -1 : r.slices;
+			ask.per_type.push_back(std::move(r));
 		}
 	}
 	ask.per_node.gpus = ask.gpus;
+	for (NodeRequest &r : ask.per_type)
+		r.gpus = ask.gpus;
 	if (ask.slices) {
 		std::vector<std::string_view> env;
 		for (uint32_t i = 0; job->spank_job_env && i < job->spank_job_env_size; ++i)
 			if (job->spank_job_env[i])
 				env.emplace_back(job->spank_job_env[i]);
 		ask.per_node.split = split_from_env(env);
+		for (NodeRequest &r : ask.per_type)
+			r.split = ask.per_node.split;
 	}
 	return ask;
 }

@@ -76,6 +76,9 @@ struct JobAsk {
 	bool gpus = false;
 	bool borrows = false;
 	NodeRequest per_node;
+	// One per vslice GRES type asked (several on a mixed node: vslice:t4:1,vslice:ascend910b:1),
+	// with per_node's gpus and split; per_node is the last of them.
+	std::vector<NodeRequest> per_type;
 };
 JobAsk job_ask(job_record_t *job, uint32_t max_nodes);
 

@@ -69,7 +69,9 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
 			continue;
 		node_record_t *node = node_record_table_ptr[i];
-		const UnitMasks masks = masks_for(devices_of(node), ask.per_node, policy);
+		const UnitMasks masks = ask.per_type.size() > 1 && ask.per_node.slices >= 0
+		                                ? masks_for(devices_of(node), ask.per_type, policy)
+		                                : masks_for(devices_of(node), ask.per_node, policy);
 		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
 			gres_node_state_t *ns = compat::node_gres(node, gres);
 			if (units.empty() || !ns || !ns->gres_bit_alloc)

@@ -153,7 +153,7 @@ struct Task {
 	// set). nullopt, and `no_allocation`, if there is none.
 	std::optional<JobLimits> allocation;
 	std::string no_allocation;
-	// The step's SLURM_VSLICE_DEVICES, the only slice variable read from a
+	// The step's SLURM_VSLICE_DEVICES (and SLURM_VSLICE_VENDORS), the only slice variables read from a
 	// step: a user can set it (another GRES plugin may keep a user's value),
 	// so it only narrows the allocation. `claim_error`: it is malformed.
 	std::string claim_text, claim_error;
@@ -171,9 +171,13 @@ const Task &this_task(spank_t sp)
 	task_pid = getpid();
 	task.layout = step_layout(task.layout_error);
 	task.claim_text = job_env(sp, devices_variable_name);
-	auto claim = SliceEnv::decode([&](const char *name) {
-		return std::string_view(name) == devices_variable_name ? std::optional(task.claim_text)
-		                                                       : std::nullopt;
+	const std::string claim_vendors = job_env(sp, vendors_variable_name);
+	auto claim = SliceEnv::decode([&](const char *name) -> std::optional<std::string> {
+		if (std::string_view(name) == devices_variable_name)
+			return task.claim_text;
+		if (std::string_view(name) == vendors_variable_name)
+			return claim_vendors;
+		return std::nullopt;
 	});
 	if (!claim)
 		task.claim_error = claim.error();
@@ -189,7 +193,7 @@ const Task &this_task(spank_t sp)
 		task.allocation = *limits;
 	if (!task.layout || !claim)
 		return task;
-	for (const DeviceSlices *d : task.layout->devices_named(claim->devices))
+	for (const DeviceSlices *d : task.layout->devices_named(claim->devices, claim->vendors))
 		task.claimed += d ? 1 : 0;
 	task.devices = step_devices(*task.layout, task.allocation ? &*task.allocation : nullptr, *claim);
 	return task;
