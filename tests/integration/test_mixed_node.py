@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """A mixed node (mx1: one Tesla T4 and one Ascend 910B, shape mixed-nvidia-ascend) with per-vendor slicing
 classes (T4: 4 slices, Ascend: 2), select/flex and isolation=required: a typed request gets its vendor's
 device only, with that vendor's visible-devices variable, the GRES IDX of that device, and a private /dev

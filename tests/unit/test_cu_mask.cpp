@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // AMD compute-unit masks (HSA_CU_MASK): each slice's CUs, a job's list and
 // the variable's text.
 #include "suites.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/model/cu_mask.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // AMD compute-unit masking (HSA_CU_MASK): which compute units each slice of
 // an AMD device owns, and the variable's text for a job's devices. Each slice
 // owns a contiguous run of CUs, disjoint from every other slice's of the same
