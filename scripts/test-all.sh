@@ -12,6 +12,10 @@
 #            has accounting_storage/mysql (configured with libmariadb-dev);
 #   debian cgroup/v2  the Debian build: device isolation, limits and the
 #            lending hard stop again under Slurm's cgroup/v2;
+#   subset   built from ../shared/slurm like full: compile, unit tests and
+#            the integration modules in SUBSET_TESTS (those whose code paths
+#            differ by release: GRES, select, SPANK, lending, client
+#            commands), which keeps .ci/run under an hour;
 #   compile  configure + compile + unit tests;
 #   replay smoke  bench/replay/replay.py --smoke (one count).
 # The full suites run two test modules at once (run.py --jobs 2: their
@@ -30,7 +34,10 @@ shared=$(realpath -m "$top/../shared/slurm")
 # The cgroup/v2 leg's tests (run.py -k): whole modules end with a dot.
 CGROUP_V2_TESTS="test_spank.,test_spank_limits.,test_lending.test_agent_hard_stops,test_lending.test_requeued_borrower"
 
-# The releases of leg $1 (debian, full, compile), from RELEASES.
+# The subset leg's modules (run.py -k).
+SUBSET_TESTS="test_gres_vslice.,test_gres_forms.,test_select_flex.,test_spank.,test_spank_env.,test_lending.,test_controller_restart.,test_host_roles.,test_cli.,test_vendor_lending.,test_mixed_node."
+
+# The releases of leg $1 (debian, full, subset, compile), from RELEASES.
 releases_of() { awk -v leg="$1" '$1 !~ /^#/ && $2 == leg { print $1 }' RELEASES; }
 debian=$(releases_of debian)
 
@@ -149,7 +156,9 @@ fi
 end_leg "replay smoke" $((SECONDS - t0))
 
 # --- the "full" releases, built from source: the full suite ------------------------
-for v in $(releases_of full); do
+for v in $(releases_of full) $(releases_of subset); do
+	only=()
+	if [ "$(awk -v r="$v" '$1 == r { print $2 }' RELEASES)" = subset ]; then only=(-k "$SUBSET_TESTS"); fi
 	t0=$SECONDS
 	echo "== leg $v (built from $shared)"
 	if dir=$(scripts/build-slurm.sh "$shared/slurm-$v.tar.xz" | tail -n1) &&
@@ -161,7 +170,7 @@ for v in $(releases_of full); do
 		skip=test_packages # Debian's .deb: built and installed on the Debian leg only
 		[ -f "$dir/prefix/lib/slurm/accounting_storage_mysql.so" ] || skip=test_packages,test_accounting
 		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" --jobs 2 \
-			--workdir "build/test-clusters-$v" --skip "$skip" |
+			--workdir "build/test-clusters-$v" --skip "$skip" "${only[@]}" |
 			tee "build/integration-$v.log"
 		count_integration "build/integration-$v.log"
 	else
