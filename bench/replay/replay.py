@@ -25,6 +25,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import sys
 import threading
 import time
@@ -331,6 +332,15 @@ class Replay:
                 "reclaims_started": started, "loans": loans}
 
 
+def private_plugin_copy(plugin_dir, workdir):
+    """The plugins copied into the run's own directory: rebuilding build/stage during a run
+    (it lasts over an hour) must not change what sbatch and slurmstepd load meanwhile."""
+    dst = Path(workdir) / "plugins"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(plugin_dir, dst)
+    return str(dst)
+
+
 def find_plugin_dir():
     found = sorted((REPO / "build" / "stage").rglob("gres_vslice.so"))
     return str(found[0].parent) if found else None
@@ -381,6 +391,7 @@ def main(argv=None):
     if not a.plugin_dir:
         print("replay: no staged plugins (run scripts/build.sh or give --plugin-dir)")
         return 1
+    a.plugin_dir = private_plugin_copy(a.plugin_dir, a.workdir)
     a.backlog_depth = a.backlog_depth or max(2, a.nodes * a.gpus_per_node // 2)
     a.backlog_dur = a.backlog_dur or int(a.dur_cap)
     policies = [p.strip() for p in a.policies.split(",") if p.strip()]
