@@ -276,6 +276,8 @@ class Replay:
             "t": round(self.now(), 2), "pending": pending, "backlog_pending": backlog, "running": running,
             "allocated": round(sum(min(1.0, v) for v in alloc.values()) / self.capacity, 4),
             "partly_used": round(sum(1 for v in alloc.values() if 0 < v < 1 - 1e-9) / self.capacity, 4),
+            # devices whose holders add up to more than the device (stock shards beside a whole GPU)
+            "double_booked": round(sum(1 for v in alloc.values() if v > 1 + 1e-9) / self.capacity, 4),
             "busy": round(sum(min(100.0, v) for v in dev_busy.values()) / 100.0 / self.capacity, 4)})
 
     def driver(self):

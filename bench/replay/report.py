@@ -67,6 +67,8 @@ def metrics(rp, extra, window):
         "busy_util_trace_only": round(sum(r["work"] for r in trace) / cap_s, 5),
         "allocated_fraction": round(statistics.mean(s["allocated"] for s in samples), 4) if samples else None,
         "partly_used_fraction": round(statistics.mean(s["partly_used"] for s in samples), 4) if samples else None,
+        "double_booked_fraction": (round(statistics.mean(s["double_booked"] for s in samples), 4)
+                                   if samples and "double_booked" in samples[0] else None),
         "mean_queue": round(statistics.mean(s["pending"] for s in samples), 2) if samples else None,
         "wait_all": wstats(trace), "wait_owners": wstats(owners), "wait_borrowers": wstats(borrowers),
         "finished": sum(1 for r in trace if r["end"] is not None and r["state"] == "COMPLETED"),
@@ -215,7 +217,9 @@ def write_report(out_dir, key, runs, results, label):
             wo, wb, ra = m["wait_owners"], m["wait_borrowers"], m["ratios"]
             L.append(
                 f"| {p} | {fmt(m['busy_util'], 4)} ({fmt(ra.get('busy_util'), 2)}x) | {fmt(m['allocated_fraction'])} | "
-                f"{fmt(m['partly_used_fraction'])} | {m['finished']} ({fmt(ra.get('finished'), 2)}x) | "
+                f"{fmt(m['partly_used_fraction'])}"
+                f"{'' if m.get('double_booked_fraction') is None else ' (double-booked ' + fmt(m['double_booked_fraction']) + ')'} | "
+                f"{m['finished']} ({fmt(ra.get('finished'), 2)}x) | "
                 f"{fmt(wo['p50'], 0)}/{fmt(wo['p95'], 0)}/{fmt(wo['p99'], 0)} (n {wo['n']}) | "
                 f"{fmt(wb['p50'], 0)}/{fmt(wb['p95'], 0)}/{fmt(wb['p99'], 0)} (n {wb['n']}) | "
                 f"{fmt(m['borrowed_slice_s'], 0)} | {fmt(m['lost_slice_s'], 0)} | {m['loans']} | "
