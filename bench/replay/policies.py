@@ -40,6 +40,7 @@ def flex_yaml(slices, lending, dur_div):
     return y + f"""\
 lending:
   enabled: true
+  whole_devices: true
   port: {{lending_port}}
   idle_below_percent: {IDLE_BELOW}
   idle_window: {t['idle_window']}s

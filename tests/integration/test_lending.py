@@ -28,6 +28,7 @@ BOUND = GRACE + 10  # the issue's bound: gone from the device within G + 10 s
 YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + f"""\
 lending:
   enabled: true
+  whole_devices: true
   port: {{lending_port}}
   idle_window: 2s
   busy_samples: 1
@@ -181,8 +182,8 @@ def test_only_idle_allocated_slices_are_lent(c):
 
 
 def test_a_gpu_held_whole_is_lent_and_taken_back(c):
-    """--gres=gpu:1 holds the T4 whole: its idle slices are lent (lending.whole_devices
-    defaults to true), and taken back when the job turns busy."""
+    """--gres=gpu:1 holds the T4 whole: its idle slices are lent (lending.whole_devices:
+    true, this cluster's), and taken back when the job turns busy."""
     _clean(c)
     lender = c.sbatch("--gres=gpu:1", "-w", c.nodes[0], script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "whole-GPU lender running")

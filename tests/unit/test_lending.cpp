@@ -89,18 +89,18 @@ START_TEST(what_is_never_lent)
 	samples(optout, 0, 900, 0.0);
 	ck_assert(optout.state() == SliceState::Idle);
 	ck_assert(!optout.lend(at(900), 7));
-	SliceLending whole(p); // a GPU held whole lends by default ...
-	whole.owner_assigned(at(0), 1, "gpu", std::nullopt, true);
-	samples(whole, 0, 600, 0.0);
-	ck_assert(whole.lend(at(600), 7));
-	LendingPolicy slices_only = policy(); // ... not with whole_devices: false
-	slices_only.whole_devices = false;
-	SliceLending kept(slices_only);
+	SliceLending kept(p); // a GPU held whole lends only with whole_devices: true ...
 	kept.owner_assigned(at(0), 1, "gpu", std::nullopt, true);
 	samples(kept, 0, 600, 0.0);
 	ck_assert(kept.state() == SliceState::Idle);
 	ck_assert(!kept.lend(at(600), 7));
-	SliceLending sliced(slices_only);
+	LendingPolicy with_whole = policy();
+	with_whole.whole_devices = true;
+	SliceLending whole(with_whole);
+	whole.owner_assigned(at(0), 1, "gpu", std::nullopt, true);
+	samples(whole, 0, 600, 0.0);
+	ck_assert(whole.lend(at(600), 7));
+	SliceLending sliced(p); // ... slices always
 	sliced.owner_assigned(at(0), 1, "gpu", std::nullopt);
 	samples(sliced, 0, 600, 0.0);
 	ck_assert(sliced.lend(at(600), 7));
@@ -286,11 +286,12 @@ START_TEST(lending_yaml)
 	ck_assert(p.idle_window == 900s && p.min_loan == 90s && p.max_loan == 7200s);
 	ck_assert(p.cooldown == 600s && p.grace == 45s);
 	ck_assert(!p.partition_lends("debug") && p.partition_lends("gpu"));
-	ck_assert(p.whole_devices && p.owner_lends("gpu", true) && !p.owner_lends("debug", false));
-	auto w = Config::from_string("lending:\n  whole_devices: false\n", "w.yaml");
+	ck_assert(!p.whole_devices && !p.owner_lends("gpu", true) && p.owner_lends("gpu", false));
+	ck_assert(!p.owner_lends("debug", false));
+	auto w = Config::from_string("lending:\n  whole_devices: true\n", "w.yaml");
 	ck_assert_msg(static_cast<bool>(w), "%s", w.error().c_str());
-	ck_assert(!w->lending.whole_devices);
-	ck_assert(!w->lending.owner_lends("gpu", true) && w->lending.owner_lends("gpu", false));
+	ck_assert(w->lending.whole_devices);
+	ck_assert(w->lending.owner_lends("gpu", true) && w->lending.owner_lends("gpu", false));
 	ck_assert(Config::defaults().lending.grace == 60s);
 	ck_assert(!Config::defaults().channel.enabled);
 	auto ch = Config::from_string("lending:\n  enabled: true\n  port: 7000\n  report_interval: 2s\n"

@@ -10,7 +10,7 @@ using namespace loan_book_scene;
 // --- LoanBook: what may be lent ----------------------------------------------------
 
 // A GPU held whole (gres/gpu) owns all its slices; they lend one by one,
-// unless the policy keeps whole devices out (lending.whole_devices: false).
+// when the policy lets whole devices lend (lending.whole_devices: true).
 START_TEST(a_device_held_whole_lends_its_slices)
 {
 	for (bool whole_devices : {true, false}) {

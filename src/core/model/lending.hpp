@@ -29,7 +29,9 @@ struct LendingPolicy {
 	Seconds cooldown{300};                          // no new loan of a slice this soon after a reclaim
 	Seconds grace{60};                              // a borrower has this long to leave
 	std::vector<std::string> never_lend_partitions; // lenders there never lend
-	bool whole_devices = true; // a device a job holds whole (gres/gpu) is lent like slices
+	// A device a job holds whole (gres/gpu) is lent like slices. Off by default:
+	// such an owner has no memory limit, so it may need what a borrower holds.
+	bool whole_devices = false;
 
 	bool partition_lends(std::string_view partition) const;
 	// Whether a job in `partition` lends what it holds; `whole`: it holds
