@@ -109,7 +109,7 @@ private:
 		get_activity_ = library_symbol<AmdsmiGetActivity>(lib, "amdsmi_get_gpu_activity");
 		get_memory_ = library_symbol<AmdsmiGetMemoryUsage>(lib, "amdsmi_get_gpu_memory_usage");
 		get_processes_ = library_symbol<AmdsmiGetProcessList>(lib, "amdsmi_get_gpu_process_list");
-		const std::pair<bool, const char *> required[] = {
+		return first_missing({
 		        {init_ != nullptr, "amdsmi_init"},
 		        {shut_down_ != nullptr, "amdsmi_shut_down"},
 		        {get_version_ != nullptr, "amdsmi_get_lib_version"},
@@ -118,11 +118,7 @@ private:
 		        {get_bdf_ != nullptr, "amdsmi_get_gpu_device_bdf"},
 		        {get_activity_ != nullptr, "amdsmi_get_gpu_activity"},
 		        {get_memory_ != nullptr, "amdsmi_get_gpu_memory_usage"},
-		};
-		for (const auto &[present, symbol_name] : required)
-			if (!present)
-				return symbol_name;
-		return {};
+		});
 	}
 
 	std::string describe_rc(int rc) const
@@ -327,7 +323,7 @@ private:
 		process_gpus_ = library_symbol<RsmiProcessGpus>(lib, "rsmi_compute_process_gpus_get");
 		process_on_device_ =
 		        library_symbol<RsmiProcessOnDevice>(lib, "rsmi_compute_process_info_by_device_get");
-		const std::pair<bool, const char *> required[] = {
+		return first_missing({
 		        {init_ != nullptr, "rsmi_init"},
 		        {shut_down_ != nullptr, "rsmi_shut_down"},
 		        {get_version_ != nullptr, "rsmi_version_get"},
@@ -335,11 +331,7 @@ private:
 		        {pci_id_ != nullptr, "rsmi_dev_pci_id_get"},
 		        {busy_ != nullptr, "rsmi_dev_busy_percent_get"},
 		        {memory_ != nullptr, "rsmi_dev_memory_usage_get"},
-		};
-		for (const auto &[present, symbol_name] : required)
-			if (!present)
-				return symbol_name;
-		return {};
+		});
 	}
 
 	std::string describe_rc(int rc) const

@@ -89,7 +89,7 @@ private:
 		get_memory_ = library_symbol<DcmiGetMemoryInfo>(lib, "dcmi_get_device_memory_info_v3");
 		get_processes_ = library_symbol<DcmiGetResourceInfo>(lib, "dcmi_get_device_resource_info");
 		get_version_ = library_symbol<DcmiGetVersion>(lib, "dcmi_get_dcmi_version");
-		const std::pair<bool, const char *> required[] = {
+		return first_missing({
 		        {init_ != nullptr, "dcmi_init"},
 		        {get_cards_ != nullptr, "dcmi_get_card_list"},
 		        {get_device_num_ != nullptr, "dcmi_get_device_num_in_card"},
@@ -97,11 +97,7 @@ private:
 		        {get_utilization_ != nullptr, "dcmi_get_device_utilization_rate"},
 		        {get_hbm_ != nullptr || get_memory_ != nullptr,
 		         "dcmi_get_device_hbm_info and dcmi_get_device_memory_info_v3"},
-		};
-		for (const auto &[present, symbol_name] : required)
-			if (!present)
-				return symbol_name;
-		return {};
+		});
 	}
 
 	std::string match(const SliceLayout &layout)

@@ -2,6 +2,7 @@
 // The NVML telemetry backend: whole-device use from NVML, dlopen()ed at run
 // time, and per-job use from the processes it reports (process_control).
 #include "core/io/nvml_abi.hpp"
+#include "core/io/vendor_library.hpp"
 #include "core/io/process_control.hpp"
 #include "core/io/telemetry.hpp"
 #include "core/util/throttle.hpp"
@@ -135,7 +136,7 @@ private:
 			if (list.query)
 				process_lists_.push_back(list);
 		}
-		const std::pair<bool, const char *> required[] = {
+		return first_missing({
 		        {init_ != nullptr, "nvmlInit_v2"},
 		        {shutdown_ != nullptr, "nvmlShutdown"},
 		        {get_count_ != nullptr, "nvmlDeviceGetCount_v2"},
@@ -143,11 +144,7 @@ private:
 		        {get_pci_ != nullptr, "nvmlDeviceGetPciInfo_v3 (or _v2)"},
 		        {get_utilization_ != nullptr, "nvmlDeviceGetUtilizationRates"},
 		        {get_memory_ != nullptr, "nvmlDeviceGetMemoryInfo"},
-		};
-		for (const auto &[present, symbol_name] : required)
-			if (!present)
-				return symbol_name;
-		return {};
+		});
 	}
 
 	std::string describe(nvmlReturn_t rc) const

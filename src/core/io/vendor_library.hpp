@@ -13,9 +13,11 @@
 #include <dlfcn.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flexslurm
@@ -40,6 +42,16 @@ F library_symbol(void *library, const char *name) noexcept
 {
 	// POSIX guarantees that a dlsym() result converts to a function pointer.
 	return reinterpret_cast<F>(dlsym(library, name));
+}
+
+// The name of the first entry point in `required` ({found, name}) that the library lacks; empty
+// when it has them all.
+inline std::string first_missing(std::initializer_list<std::pair<bool, const char *>> required)
+{
+	for (const auto &[present, symbol_name] : required)
+		if (!present)
+			return symbol_name;
+	return {};
 }
 
 // "dddd:bb:dd.f", lowercase, as the inventory (hwloc) writes a device's PCI bus id.
