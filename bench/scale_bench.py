@@ -4,8 +4,8 @@
 
 For each size N (emulated nodes x 8 GPUs x 8 slices, multiple-slurmd on this
 machine) and each select plugin, in turn: start the cluster, submit the same
-seeded stream of job arrays (whole GPUs and slices, three times what the
-cluster holds, so the queue stays deep), let it run `--warmup` s, reset
+seeded stream of job arrays (whole GPUs and slices, `--depth` times the
+cluster's GPUs in work, so the queue stays deep), let it run `--warmup` s, reset
 sdiag, measure `--measure` s, then read sdiag's main and backfill cycles.
 select/flex runs with lending on (file telemetry, every device idle), so its
 cost includes the lending tick; the tick's time under slurmctld's locks is
@@ -45,21 +45,25 @@ lending:
 """
 
 
-def arrays(nodes, seed):
-    """(sbatch args, tasks) per array: three times the cluster's GPUs in work."""
+def arrays(nodes, seed, depth):
+    """(sbatch args, tasks) per array: `depth` times the cluster's GPUs in work (with jobs of 60-240 s,
+    about twice what the cluster runs in the warm-up and measured window together, so the queue stays deep throughout)."""
     rng = random.Random(seed)
     out, gpu_work = [], 0.0
-    while gpu_work < 3 * nodes * GPUS:
+    while gpu_work < depth * nodes * GPUS:
+        # Mostly several GPUs' worth per job: the GPUs bind (not CPUs), and the
+        # running jobs (one slurmstepd each) stay about 4 per node, which
+        # 512 nodes' worth of this 24 GiB machine holds.
         r = rng.random()
-        if r < 0.4:
-            gres, gpus = "gpu:1", 1.0
-        elif r < 0.5:
+        if r < 0.3:
             gres, gpus = "gpu:2", 2.0
+        elif r < 0.5:
+            gres, gpus = "gpu:4", 4.0
         else:
-            k = rng.choice([1, 2, 2, 4, 8])
+            k = rng.choice([4, 8, 16, 24])
             gres, gpus = f"vslice:{k}", k / SLICES
         tasks = rng.choice([16, 32, 64])
-        secs = rng.choice([20, 40, 80])  # churn: the main scheduler runs at each end
+        secs = rng.choice([60, 120, 240])  # churn: the main scheduler runs at each end
         out.append(([f"--gres={gres}", "-c", "1", f"--array=0-{tasks - 1}", "--time=10",
                      "--output=/dev/null", "--wrap", f"sleep {secs}"], tasks))
         gpu_work += gpus * tasks
@@ -75,7 +79,8 @@ def sdiag_numbers(text):
     return {"main_mean_us": num(main, "Mean cycle"), "main_max_us": num(main, "Max cycle"),
             "main_cycles": num(main, "Total cycles"), "main_depth": num(main, "Mean depth cycle"),
             "bf_mean_us": num(bf, "Mean cycle"), "bf_max_us": num(bf, "Max cycle"),
-            "bf_cycles": num(bf, "Total cycles")}
+            "bf_cycles": num(bf, "Total cycles"), "bf_depth": num(bf, "Depth Mean"),
+            "bf_depth_try": num(bf, r"Depth Mean \(try depth\)")}
 
 
 def tick_line(status_path):
@@ -88,6 +93,11 @@ def tick_line(status_path):
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(1))} if m else {}
 
 
+def per_try(r):
+    """Backfill's mean cycle per job it tried to place (sdiag's "Depth Mean (try depth)"), us."""
+    return f"{r['bf_mean_us'] / r['bf_depth_try']:.0f}" if r.get("bf_mean_us") and r.get("bf_depth_try") else "-"
+
+
 def run_one(a, select, nodes):
     def prepare(c):
         for n in c.nodes:
@@ -98,17 +108,19 @@ def run_one(a, select, nodes):
     c = LocalCluster(a.workdir / f"{nodes}-{select.replace('/', '_')}", a.plugin_dir, nodes=nodes, prefix="sc",
                      shape=f"nvidia-{GPUS}gpu", cpus=2 * GPUS * SLICES, slices=SLICES, select=select,
                      lending=flex, prepare=prepare, flexslurm_yaml=YAML if flex else SLICED,
-                     extra_conf="SchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
+                     extra_conf="MaxJobCount=50000\nSchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
     with c:
         t0 = time.monotonic()
-        for args, _tasks in arrays(nodes, a.seed):
+        for args, _tasks in arrays(nodes, a.seed, a.depth):
             c.run(["sbatch", *args], timeout=60)
         submit_s = time.monotonic() - t0
         time.sleep(a.warmup)
         c.run(["sdiag", "-r"])
         running0 = len(c.run(["squeue", "-h", "-t", "R", "-o", "%i"], timeout=60).stdout.split())
         time.sleep(a.measure)
-        sd = sdiag_numbers(c.run(["sdiag"], timeout=60).stdout)
+        sdiag = c.run(["sdiag"], timeout=60).stdout
+        (a.workdir / f"{nodes}-{select.replace('/', '_')}.sdiag").write_text(sdiag)
+        sd = sdiag_numbers(sdiag)
         running = len(c.run(["squeue", "-h", "-t", "R", "-o", "%i"], timeout=60).stdout.split())
         pending = len(c.run(["squeue", "-h", "-t", "PD", "-r", "-o", "%i"], timeout=60).stdout.split())
         rss = 0
@@ -129,6 +141,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=60)
     ap.add_argument("--measure", type=int, default=180)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--depth", type=int, default=4, help="queued GPU work, in cluster GPUs (default 4)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "build" / "scale")
     ap.add_argument("--out", type=Path, help="JSON of every run")
     a = ap.parse_args()
@@ -141,8 +154,9 @@ def main():
     if a.out:
         a.out.write_text(json.dumps(rows, indent=1) + "\n")
     print("| nodes | select | main mean/max (us) | bf mean/max (us) | main cycles | flex/cons main mean | "
-          "flex/cons bf mean | tick read p50/p99 (ms) | tick write-lock p50/p99 (ms) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "flex/cons bf mean | bf mean per job tried (us) | tick read p50/p99 (ms) | tick write-lock p50/p99 (ms) | "
+          "tick lock wait p99 (ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         base = next((b for b in rows if b["nodes"] == r["nodes"] and b["select"] == "select/cons_tres"), None)
 
@@ -152,8 +166,8 @@ def main():
         t = r["tick"]
         print(f"| {r['nodes']} | {r['select']} | {r['main_mean_us']}/{r['main_max_us']} | "
               f"{r['bf_mean_us']}/{r['bf_max_us']} | {r['main_cycles']} | {ratio('main_mean_us')} | "
-              f"{ratio('bf_mean_us')} | {t.get('read_p50_ms', '-')}/{t.get('read_p99_ms', '-')} | "
-              f"{t.get('act_p50_ms', '-')}/{t.get('act_p99_ms', '-')} |")
+              f"{ratio('bf_mean_us')} | {per_try(r)} | {t.get('read_p50_ms', '-')}/{t.get('read_p99_ms', '-')} | "
+              f"{t.get('act_p50_ms', '-')}/{t.get('act_p99_ms', '-')} | {t.get('wait_p99_ms', '-')} |")
     return 0
 
 

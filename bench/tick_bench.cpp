@@ -103,7 +103,11 @@ public:
 			v.borrowers[id] = BorrowerRecord{}; // running, its grace not over
 		return true;
 	}
-	void locked(const std::function<void()> &body) override { body(); }
+	double locked(const std::function<void()> &body) override
+	{
+		body();
+		return -1;
+	}
 	std::optional<JobFacts> job(uint32_t) override { return JobFacts{true, true, 0}; }
 	std::string signal_checkpoint(uint32_t) override { return ""; }
 	std::string requeue(uint32_t) override { return ""; }

@@ -195,7 +195,8 @@ class LocalCluster(ClusterFiles, CgroupSteps, Accounting):
         for node in self.nodes:
             self.start_slurmd(node)
         if self.wait_idle:
-            self.wait_nodes_idle()
+            # Hundreds of slurmd (bench/scale_bench.py) register over more than 30 s on 2 cores.
+            self.wait_nodes_idle(timeout=max(30, len(self.nodes) // 4))
         self._check_cgroup2()
         return self
 

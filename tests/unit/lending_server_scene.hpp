@@ -78,6 +78,8 @@ struct FakeJob {
 class FakeController final : public LendingController
 {
 public:
+	// What read() and locked() say they held the locks for, ms (< 0: not measured).
+	double held_ms = -1;
 	bool primary = true;
 	std::map<std::string, NodeRecords> records;
 	std::map<uint32_t, FakeJob> jobs; // a job without a record is not here
@@ -143,6 +145,7 @@ public:
 	{
 		ck_assert(v.alive.empty() && v.borrowers.empty());
 		ck_assert(!in_lock);
+		v.locked_ms = held_ms;
 		asked.push_back(check_alive);
 		reclaimed_asked.push_back(reclaimed);
 		for (uint32_t id : reclaimed)
@@ -164,11 +167,12 @@ public:
 			std::exchange(after_read, nullptr)();
 		return true;
 	}
-	void locked(const std::function<void()> &body) override
+	double locked(const std::function<void()> &body) override
 	{
 		in_lock = true;
 		body();
 		in_lock = false;
+		return held_ms;
 	}
 	std::optional<JobFacts> job(uint32_t id) override
 	{

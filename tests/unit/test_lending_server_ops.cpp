@@ -66,6 +66,17 @@ START_TEST(tick_times_in_the_status_file_and_the_log)
 	ck_assert_uint_eq(count_logged("lending: TICK ticks=600 "), 0);
 	rig.run(600);
 	ck_assert_uint_eq(count_logged("lending: TICK ticks=600 "), 1);
+
+	// The times are those the controller held its locks for, when it says
+	// (the wait for them is apart): the 600 ticks of the ring all say 250 ms.
+	rig.ctl.held_ms = 250;
+	rig.run(610);
+	const std::string held = rig.status();
+	ck_assert_msg(held.find(" read_p50_ms=250.00 read_p99_ms=250.00 ") != std::string::npos, "%s",
+	              held.c_str());
+	ck_assert_msg(held.find(" act_p50_ms=250.00 act_p99_ms=250.00 wait_p99_ms=0.00\n") !=
+	                      std::string::npos,
+	              "%s", held.c_str());
 }
 END_TEST
 

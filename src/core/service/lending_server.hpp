@@ -68,6 +68,9 @@ struct ControllerView {
 	// flight): stage, run (restart count), end time in wall clock time.
 	// One missing: its record is gone.
 	std::map<uint32_t, BorrowerRecord> borrowers;
+	// How long read() held the controller's locks, ms (the wait for them
+	// not counted); < 0: not measured (the whole read counts).
+	double locked_ms = -1;
 };
 
 // select/flex in production, a fake in tests.
@@ -94,7 +97,8 @@ public:
 	// Runs `body` under the controller's job write lock; the job calls
 	// below are made only from inside it. A requeue re-enters the plugin
 	// (select_p_job_fini), which takes the book's lock: never held here.
-	virtual void locked(const std::function<void()> &body) = 0;
+	// Returns how long the lock was held, ms (< 0: not measured).
+	virtual double locked(const std::function<void()> &body) = 0;
 	virtual std::optional<JobFacts> job(uint32_t id) = 0; // nullopt: no record
 	// "" when done, else why not.
 	virtual std::string signal_checkpoint(uint32_t id) = 0;
@@ -225,9 +229,11 @@ public:
 	// decisions and snapshot (under its lock), acting (under the
 	// controller's write lock), and the rest with no lock held (names,
 	// the listener, handing the snapshot to the writer, or writing the
-	// files when there is no writer).
+	// files when there is no writer). read_ms and act_ms count the wait
+	// for the controller's locks; *_held_ms only the time holding them.
 	struct TickTimes {
 		double read_ms = 0, book_ms = 0, act_ms = 0, files_ms = 0;
+		double read_held_ms = 0, act_held_ms = 0;
 	};
 	TickTimes last_tick_times() const noexcept { return times_; }
 	std::string metrics_path() const { return settings_.metrics_dir + "/flexslurm_controller.prom"; }
@@ -292,7 +298,7 @@ private:
 	// The last ten minutes of ticks: reading the records (under the
 	// controller's read locks, waiting for them included) and acting
 	// (under its write lock, only ticks that took it).
-	RecentTimes read_times_{600}, act_times_{600};
+	RecentTimes read_times_{600}, act_times_{600}, wait_times_{600};
 	std::string tick_summary() const;
 	ControllerMetrics metrics_;         // counted by the ticks
 	std::optional<Instant> metrics_at_; // the metrics file last written

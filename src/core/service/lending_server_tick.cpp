@@ -42,7 +42,9 @@ std::string LendingServer::tick_summary() const
 	       " read_p50_ms=" + ms(read_times_.quantile(0.5)) +
 	       " read_p99_ms=" + ms(read_times_.quantile(0.99)) +
 	       " act_ticks=" + std::to_string(act_times_.size()) +
-	       " act_p50_ms=" + ms(act_times_.quantile(0.5)) + " act_p99_ms=" + ms(act_times_.quantile(0.99));
+	       " act_p50_ms=" + ms(act_times_.quantile(0.5)) +
+	       " act_p99_ms=" + ms(act_times_.quantile(0.99)) +
+	       " wait_p99_ms=" + ms(wait_times_.quantile(0.99));
 }
 
 void LendingServer::anchor_clocks(Instant steady, Instant wall)
@@ -84,6 +86,8 @@ void LendingServer::tick()
 	// say so (LoanBook::sync): those records are read too.
 	std::vector<uint32_t> reclaimed;
 	std::unique_lock<std::mutex> book_lock(book_mutex_, std::defer_lock);
+	double read_held_ms = 0;
+	bool read_held_known = true;
 	for (int attempt = 0;; ++attempt) {
 		const uint64_t commits = commits_.load();
 		book_lock.lock();
@@ -91,14 +95,18 @@ void LendingServer::tick()
 		book_lock.unlock();
 		view_.alive.clear();
 		view_.borrowers.clear();
+		view_.locked_ms = -1;
 		if (!controller_.read(view_, totals_jobs_, reclaimed))
 			return; // the controller is still reading its state
+		read_held_known = read_held_known && view_.locked_ms >= 0;
+		read_held_ms += view_.locked_ms;
 		book_lock.lock();
 		if (commits_.load() == commits || attempt == 2)
 			break;
 		book_lock.unlock();
 	}
 	times_.read_ms = ms_since(lap);
+	times_.read_held_ms = read_held_known ? read_held_ms : times_.read_ms;
 	// Job end times are on the wall clock: sync moves the owners' onto the
 	// book's clock as it uses them, the borrowers' are moved here.
 	for (auto &[id, record] : view_.borrowers)
@@ -143,16 +151,20 @@ void LendingServer::tick()
 	std::vector<std::pair<uint32_t, Done>> done;
 	const bool act = !actions.signal.empty() || !actions.requeue.empty() ||
 	                 !actions.requeue_ended.empty() || !to_record.empty();
+	double act_held_ms = -1;
 	if (act)
-		controller_.locked([&] {
+		act_held_ms = controller_.locked([&] {
 			execute(actions, io_.wall_clock(), done);
 			for (const auto &[id, totals] : to_record)
 				controller_.record_totals(id, totals);
 		});
 	times_.act_ms = ms_since(lap);
-	read_times_.add(times_.read_ms);
+	times_.act_held_ms = act_held_ms >= 0 ? act_held_ms : times_.act_ms;
+	read_times_.add(times_.read_held_ms);
+	wait_times_.add(std::max(0.0, times_.read_ms - times_.read_held_ms) +
+	                (act ? std::max(0.0, times_.act_ms - times_.act_held_ms) : 0.0));
 	if (act)
-		act_times_.add(times_.act_ms);
+		act_times_.add(times_.act_held_ms);
 	if (read_times_.count() % 600 == 0)
 		log_info("lending: " + tick_summary());
 	for (const auto &[id, totals] : to_record)

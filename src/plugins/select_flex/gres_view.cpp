@@ -136,6 +136,12 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 			ask.gpus = true;
 		} else if (state->plugin_id == vborrow_id()) {
 			ask.borrows = true;
+			if (js && js->gres_per_node)
+				ask.borrow_per_node =
+				        static_cast<int>(std::min<uint64_t>(js->gres_per_node, INT32_MAX));
+			else if (js && js->gres_per_job && max_nodes == 1)
+				ask.borrow_per_node =
+				        static_cast<int>(std::min<uint64_t>(js->gres_per_job, INT32_MAX));
 		} else if (state->plugin_id == vslice_id()) {
 			NodeRequest r;
 			r.type = js->type_name ? js->type_name : "";

@@ -75,6 +75,7 @@ struct JobAsk {
 	bool slices = false;
 	bool gpus = false;
 	bool borrows = false;
+	int borrow_per_node = 1; // vborrow units a borrower needs on each node it gets (at least 1)
 	NodeRequest per_node;
 	// One per vslice GRES type asked (several on a mixed node: vslice:t4:1,vslice:ascend910b:1),
 	// with per_node's gpus and split; per_node is the last of them.

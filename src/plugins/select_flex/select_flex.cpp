@@ -107,7 +107,8 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 	        [&] {
 		        if (!delegate())
 			        return SLURM_ERROR;
-		        const JobTestMasks masks = masks_for_job_test(job_ptr, bitmap, max_nodes, mode);
+		        const JobTestMasks masks =
+		                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
 		        if (masks.refusal != SLURM_SUCCESS)
 			        return masks.refusal;
 		        // `masks` restores every node's GRES state on return,

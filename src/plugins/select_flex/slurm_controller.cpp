@@ -7,6 +7,7 @@
 #include "core/model/loan_book.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <optional>
 #include <string>
@@ -17,6 +18,11 @@ namespace flexslurm::select_flex
 
 namespace
 {
+
+double ms_since(std::chrono::steady_clock::time_point since)
+{
+	return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
 
 // Who holds which slice and which borrow unit, from the job records, into
 // the records the last read left (filled in place: their memory is
@@ -149,6 +155,7 @@ bool SlurmController::read(ControllerView &view, const std::vector<uint32_t> &ch
                            const std::vector<uint32_t> &reclaimed)
 {
 	compat::JobReadLock locks;
+	const auto held_since = std::chrono::steady_clock::now();
 	if (!job_list || !node_record_table_ptr)
 		return false; // the controller is still reading its state
 	read_books(view.nodes);
@@ -176,13 +183,16 @@ bool SlurmController::read(ControllerView &view, const std::vector<uint32_t> &ch
 	for (uint32_t id : reclaimed)
 		if (auto r = borrower_record(id))
 			view.borrowers.emplace(id, *r);
+	view.locked_ms = ms_since(held_since);
 	return true;
 }
 
-void SlurmController::locked(const std::function<void()> &body)
+double SlurmController::locked(const std::function<void()> &body)
 {
 	compat::JobWriteLock locks;
+	const auto held_since = std::chrono::steady_clock::now();
 	body();
+	return ms_since(held_since);
 }
 
 std::optional<JobFacts> SlurmController::job(uint32_t id)

@@ -26,7 +26,7 @@ public:
 	bool in_control() override;
 	bool read(ControllerView &view, const std::vector<uint32_t> &check_alive,
 	          const std::vector<uint32_t> &reclaimed) override;
-	void locked(const std::function<void()> &body) override;
+	double locked(const std::function<void()> &body) override;
 	std::optional<JobFacts> job(uint32_t id) override;
 	std::string signal_checkpoint(uint32_t id) override;
 	std::string requeue(uint32_t id) override;

@@ -86,18 +86,34 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 	return hidden;
 }
 
-// A borrower sees only borrow units whose slices are lendable now.
-std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes)
+// A borrower sees only borrow units whose slices are lendable now. A node
+// with fewer free lendable units than the borrower needs there leaves
+// `nodes`: what is lendable is known now only, so cons_tres's will-run
+// search over running jobs' ends (backfill) cannot find it a later start,
+// and a deep borrower queue made every backfill cycle pay that search.
+std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes, int need, uint32_t *left)
 {
 	std::vector<HiddenUnits> hidden;
+	*left = 0;
 	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
-		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
+		if (!bit_test(nodes, i))
 			continue;
-		node_record_t *node = node_record_table_ptr[i];
-		gres_node_state_t *ns = compat::node_gres(node, vborrow_id());
-		if (!ns || !ns->gres_bit_alloc)
+		node_record_t *node = i < node_record_count ? node_record_table_ptr[i] : nullptr;
+		gres_node_state_t *ns = node ? compat::node_gres(node, vborrow_id()) : nullptr;
+		if (!ns || !ns->gres_bit_alloc) {
+			bit_clear(nodes, i);
 			continue;
+		}
 		const std::set<int> ok = lendable_units(node->name);
+		int free_lendable = 0;
+		for (int u : ok)
+			if (u >= 0 && u < bit_size(ns->gres_bit_alloc) && !bit_test(ns->gres_bit_alloc, u))
+				++free_lendable;
+		if (free_lendable < need) {
+			bit_clear(nodes, i);
+			continue;
+		}
+		++*left;
 		hidden.emplace_back(ns);
 		for (int u = 0; u < bit_size(ns->gres_bit_alloc); ++u)
 			if (!ok.count(u))
@@ -108,7 +124,8 @@ std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes)
 
 } // namespace
 
-JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes, uint16_t mode)
+JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
+                                uint16_t mode)
 {
 	JobTestMasks out;
 	const JobAsk ask = job_ask(job, max_nodes);
@@ -130,8 +147,15 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t max
 			out.refusal = ESLURM_INVALID_GRES;
 			return out;
 		}
-		if (mode != SELECT_MODE_TEST_ONLY)
-			out.hidden = hide_unlendable(nodes);
+		if (mode != SELECT_MODE_TEST_ONLY) {
+			uint32_t left = 0;
+			out.hidden = hide_unlendable(nodes, ask.borrow_per_node, &left);
+			if (left == 0 || left < min_nodes) {
+				out.hidden.clear();
+				out.refusal = SLURM_ERROR; // not now: pending, Reason=Resources
+				return out;
+			}
+		}
 	}
 	if (ask.slices || ask.gpus)
 		out.hidden = hide_units(job, nodes, ask);

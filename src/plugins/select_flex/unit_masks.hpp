@@ -46,7 +46,8 @@ struct JobTestMasks {
 	int refusal = SLURM_SUCCESS;
 	std::vector<HiddenUnits> hidden;
 };
-JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes, uint16_t mode);
+JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
+                                uint16_t mode);
 
 // For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
 // must not pick itself (devices whose slices are in use or given to it).
