@@ -121,7 +121,7 @@ std::vector<LendingRow> lending_rows(SliceMap &map, bool ask)
 std::vector<NodeDeviceIds> device_identities(SliceMap &map)
 {
 	if (map.lending != LendingView::Shown) {
-		map.identities_note = "from the lending controller: " + map.lending_note;
+		map.identities_note = "not asked (they come with the lending state): " + map.lending_note;
 		return {};
 	}
 	AdminRequest request;
