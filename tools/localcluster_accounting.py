@@ -4,8 +4,9 @@ a private MariaDB server (its own datadir, socket and 127.0.0.1 port under
 the cluster dir) and slurmdbd, both children of the cluster, started before
 slurmctld and stopped by PID after it. slurm.conf then stores accounting
 through slurmdbd with the slices' TRES (gres/vslice, gres/vborrow, gres/gpu);
-the cluster, an account ("flexacct") and root's association in it are
-registered with sacctmgr before slurmctld starts."""
+the cluster, two accounts ("flexacct"; "flexsr", for one job of the rollup
+test alone) and root's associations in them are registered with sacctmgr
+before slurmctld starts."""
 
 import os
 import secrets
@@ -14,6 +15,7 @@ import shutil
 from localcluster_files import free_ports
 
 ACCOUNT = "flexacct"  # jobs of the tests: sbatch -A flexacct
+ROLLUP_ACCOUNT = "flexsr"  # test_accounting's rollup test: one job, nothing else
 
 
 class Accounting:
@@ -93,8 +95,9 @@ StorageLoc=slurm_acct_db
             ["sacctmgr", "-n", "-P", "list", "cluster", "format=cluster"], check=False, timeout=10).returncode == 0,
             60, "slurmdbd to answer")
         self.run(["sacctmgr", "-i", "add", "cluster", "flexslurm"])
-        self.run(["sacctmgr", "-i", "add", "account", ACCOUNT])
-        self.run(["sacctmgr", "-i", "add", "user", "root", f"Account={ACCOUNT}"])
+        self.run(["sacctmgr", "-i", "add", "account", f"{ACCOUNT},{ROLLUP_ACCOUNT}"])
+        self.run(["sacctmgr", "-i", "add", "user", "root", f"Account={ACCOUNT},{ROLLUP_ACCOUNT}",
+                  f"DefaultAccount={ACCOUNT}"])
 
     def stop_accounting(self):
         """After slurmctld (which sends its last records on the way out)."""

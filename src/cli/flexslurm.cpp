@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // flexslurm: the slice map for admins and users. Per node, per device,
 // slices total / allocated / free / lent / borrowed and the owner and
-// borrower jobs, then a cluster summary; --json for programs (schema 1,
+// borrower jobs, then a cluster summary; --json for programs (schema 2,
 // docs/cli.md). `flexslurm lending status|reclaim JOBID` is
 // flexslurm-lending. Slurm through src/cli/slurm_reader.*, the rules in
 // src/core/model/slice_map.*; man/flexslurm.1 lists options and exit codes.
@@ -38,7 +38,7 @@ constexpr const char *help_text =
         "\nThe slice map: per node and device, slices total, allocated, free, lent and borrowed,\n"
         "with the jobs that own and borrow them, then a cluster summary.\n"
         "\n"
-        "  -j, --json              one JSON object (schema 1, see flexslurm(1) and docs/cli.md)\n"
+        "  -j, --json              one JSON object (schema 2, see flexslurm(1) and docs/cli.md)\n"
         "  -n, --node NAME[,...]   only these nodes (repeatable)\n"
         "  -p, --partition NAME    only the nodes of this partition\n"
         "  -J, --job JOBID         only the devices where this job holds or borrows slices\n"
@@ -116,6 +116,31 @@ std::vector<LendingRow> lending_rows(SliceMap &map, bool ask)
 	return *rows;
 }
 
+// The devices' UUIDs and PCI bus ids the node agents reported to the
+// lending controller (asked only where its lending state is shown).
+std::vector<NodeDeviceIds> device_identities(SliceMap &map)
+{
+	if (map.lending != LendingView::Shown) {
+		map.identities_note = "not asked (they come with the lending state): " + map.lending_note;
+		return {};
+	}
+	AdminRequest request;
+	request.kind = AdminRequest::Kind::Devices;
+	const cli::LendingReply reply = cli::ask_lending(request);
+	if (reply.kind != cli::LendingReply::Kind::Answer || reply.refused) {
+		map.identities_note = "the lending controller did not list them: " + one_line(reply.text);
+		return {};
+	}
+	auto table = parse_device_table(reply.text);
+	if (!table) {
+		map.identities_note = table.error();
+		return {};
+	}
+	if (table->truncated)
+		map.identities_note = "the lending controller's answer was cut: not every device is listed";
+	return std::move(table->nodes);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -191,10 +216,12 @@ int main(int argc, char **argv)
 	slurm_fini();
 	SliceMap probe;
 	const std::vector<LendingRow> rows = lending_rows(probe, ask);
+	const std::vector<NodeDeviceIds> ids = device_identities(probe);
 	SliceMap map = build_map(view->nodes, view->jobs,
-	                         probe.lending == LendingView::Shown ? &rows : nullptr, filters);
+	                         probe.lending == LendingView::Shown ? &rows : nullptr, filters, &ids);
 	map.lending = probe.lending;
 	map.lending_note = probe.lending_note;
+	map.identities_note = probe.identities_note;
 	std::fputs((json ? map_json(map) : map_text(map)).c_str(), stdout);
 	const bool filtered = !filters.nodes.empty() || !filters.partition.empty() || filters.job;
 	return filtered && map.nodes.empty() ? exit_no_match : exit_ok;

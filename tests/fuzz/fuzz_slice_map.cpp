@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The slice map's readers (flexslurm): a node's Gres and GresUsed, a job's
 // per-node GRES detail (slurmctld's answers) and the lending controller's
-// status text. Input: gres \x01 gres_used \x01 job detail \x01 status.
+// status text or its device table. Input: gres \x01 gres_used \x01 job
+// detail \x01 status (or device table).
 // Counts stay consistent, slices lie on their device, the JSON carries no
 // raw control character.
 #include "fuzz_common.hpp"
@@ -27,9 +28,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 1; i < list->size(); ++i)
 			FUZZ_CHECK((*list)[i - 1] < (*list)[i], std::string(in));
 	auto rows = parse_lending_status(parts[3]);
+	// The same text as the controller's device table (its own header).
+	auto table = parse_device_table(parts[3]);
+	if (table)
+		for (const NodeDeviceIds &n : table->nodes)
+			for (const DeviceIdentity &d : n.devices)
+				FUZZ_CHECK((d.uuid.empty() || valid_device_uuid(d.uuid)) &&
+				                   (d.pci_bus_id.empty() || valid_pci_bus_id(d.pci_bus_id)),
+				           std::string(in));
 	const std::vector<JobInput> jobs = {{7, {{"n1", std::string(parts[2])}}}};
 	const NodeInput node{"n1", "MIXED", {"p"}, std::string(parts[0]), std::string(parts[1])};
-	const SliceMap map = build_map({node}, jobs, rows ? &*rows : nullptr, {});
+	const SliceMap map =
+	        build_map({node}, jobs, rows ? &*rows : nullptr, {}, table ? &table->nodes : nullptr);
 	for (const NodeMap &n : map.nodes) {
 		FUZZ_CHECK(n.counts.total <= static_cast<int>(max_node_slices), std::string(in));
 		for (const DeviceInfo &d : n.devices) {

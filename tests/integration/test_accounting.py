@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Accounting with a real slurmdbd (MariaDB from Debian): the slices' TRES in
-sacct, their billing weight, slice-seconds per account in sreport, and the
+sacct, their billing weight, slice-seconds per account in sreport (from the
+job records, and from slurmdbd's rollup, run now with `sacctmgr rollup`), the
 lending totals of lender and borrower in their accounting records (sacct -o
 SystemComment). The cluster (tools/localcluster.py accounting=True) runs
 MariaDB and slurmdbd of its own; docs/admin.md "Accounting" has the lines."""
@@ -13,7 +14,7 @@ from pathlib import Path
 from helpers import contains, eq, wait_until
 from lending_scene import holders
 from localcluster import DEFAULT_YAML
-from localcluster_accounting import ACCOUNT
+from localcluster_accounting import ACCOUNT, ROLLUP_ACCOUNT
 
 SLICES = 4  # per GPU: a slice bills 1/4 of a GPU
 # docs/admin.md: GRES/vslice weighs GRES/gpu's divided by the slices per GPU.
@@ -115,6 +116,36 @@ def test_sreport_slice_seconds_per_account(c):
     eq([x[:2] for x in rows], [["flexslurm", ACCOUNT]], f"one row for {ACCOUNT}:\n{r}")
     reported = sum(int(x) for x in rows[0][2:] if x.isdigit())
     eq(reported, expected, f"slice-seconds of {ACCOUNT} in sreport ({rows[0]}) and in sacct")
+
+
+def _stamp(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+
+
+def test_sreport_rolled_up_slice_seconds_and_billing_per_account(c):
+    """sreport cluster AccountUtilizationByUser reads slurmdbd's hourly rollup, which slurmdbd runs at
+    each hour's end for the hour before. `sacctmgr rollup START END` (Slurm's own command, not in its man
+    page: DBD_ROLL_USAGE) runs the same rollup now, for whole hours up to END's, without moving slurmdbd's
+    last-rollup mark: the usage tables then hold this hour as the hourly run would."""
+    _clean(c)
+    job = c.sbatch("-A", ROLLUP_ACCOUNT, "--gres=vslice:3", "-w", c.nodes[0], script="#!/bin/bash\nsleep 4\n")
+    _done(c, job)
+    s = _sacct(c, job, ["Account", "AllocTRES", "ElapsedRaw"])
+    eq(s["Account"], ROLLUP_ACCOUNT, "account")
+    t, elapsed = _tres(s["AllocTRES"]), int(s["ElapsedRaw"])
+    eq((t.get("gres/vslice"), t.get("billing")), ("3", "3"), f"three slices bill 3 (docs/admin.md): {t}")
+    eq(elapsed >= 4, True, f"ElapsedRaw {elapsed}")
+    hour = int(time.time()) // 3600 * 3600
+    start, end = hour - 3600, hour + 3600  # the job's hour (and the one before, should it have begun there)
+    c.run(["sacctmgr", "-i", "rollup", _stamp(start), _stamp(end)])
+    r = _sreport_later(c, "-n", "-P", "-t", "Seconds", "cluster", "AccountUtilizationByUser",
+                       "-T", "gres/vslice,billing", f"Accounts={ROLLUP_ACCOUNT}",
+                       f"start={_stamp(start)}", f"end={_stamp(end)}")
+    # Cluster|Account|Login|Proper Name|TRES Name|Used: the account's own rows have no Login.
+    used = {row[4]: int(row[5]) for row in (line.split("|") for line in r.splitlines())
+            if len(row) == 6 and row[1] == ROLLUP_ACCOUNT and row[2] == "" and row[5].isdigit()}
+    eq(used, {"gres/vslice": 3 * elapsed, "billing": 3 * elapsed},
+       f"slice-seconds and billing-seconds of {ROLLUP_ACCOUNT} (job {job}: 3 slices, {elapsed} s):\n{r}")
 
 
 BORROWER = """#!/bin/bash

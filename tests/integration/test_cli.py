@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The slice map (`flexslurm`) against Slurm's own view on a real cluster:
-slice jobs and a whole-GPU job running, the JSON compared with `scontrol show
-node` (Gres, GresUsed) and `scontrol show job -d` (GRES IDX), the filters, the
+slice jobs and a whole-GPU job running (shown on its device), the JSON compared
+with `scontrol show node` (Gres, GresUsed) and `scontrol show job -d` (GRES
+IDX), the devices' UUIDs and PCI bus ids (root: the node agents' via the
+controller; the nodes' topology has them), the filters, the
 text table, a user's view (nobody), the exit codes of a bad option and of an
 unreachable controller; then a lender and a borrower, whose slice the map shows
 lent and borrowed (root: the lending controller's state too)."""
@@ -16,6 +18,9 @@ import lending_scene as scene
 from helpers import contains, eq, wait_until
 
 CLONE = "clone"  # a second partition holding the second node only (made by the first test)
+# tests/topologies/cluster-nvidia-2gpu.xml (every node's hwloc topology): its T4s' PCI bus ids and NVIDIAUUIDs.
+IDENTITIES = [("GPU-5eed0c00-1000-400c-8000-f1e55000c000", "0000:3b:00.0"),
+              ("GPU-5eed0c01-1001-400c-8001-f1e55000c001", "0000:af:00.0")]
 
 
 def _prepare(c):
@@ -52,7 +57,7 @@ def _map(c, *args, user=None):
     r = _flex(c, "--json", *args, user=user)
     eq(r.returncode, 0, f"flexslurm --json {' '.join(args)}: {r.stderr}")
     m = json.loads(r.stdout)
-    eq(m["schema"], 1, "schema")
+    eq(m["schema"], 2, "schema")
     return m
 
 
@@ -124,6 +129,12 @@ def test_map_matches_slurm_filters_users_and_errors(c):
     owners = {d["index"]: {s["owner"] for s in d["slice_list"]} for d in by[cl2]["devices"]}
     eq(sum(b in o for o in owners.values()), 1, f"job {b} on one device: {owners}")
     eq(by[cl2]["gpus"]["jobs"], [g], "whole-GPU job")
+    # The GPU held whole, on its device: Slurm's gpu IDX is the device index.
+    gpu_idx = re.search(r"gpu:\w+:1\(IDX:(\d+)\)", c.show_job(g)).group(1)
+    eq([(d["index"], d["whole_job"]) for d in by[cl2]["devices"] if d["held_whole"]], [(int(gpu_idx), g)],
+       "the device held whole and its job")
+    eq([d["held_whole"] for d in by[cl1]["devices"]], [False, False], "no GPU of cl1 held whole")
+    eq(m["identities"]["note"] is not None, True, "--no-lending: why no identities")
     eq(by[cl2]["gpus"]["allocated"], 1, "whole GPU allocated: " + c.run(["scontrol", "-d", "show", "node", cl2]).stdout
        + c.show_job(g) + json.dumps(by[cl2]))
     eq(m["summary"], {"nodes": 2, "devices": 4, "slices": {"total": 16, "allocated": 5, "free": 11, "lent": 0,
@@ -147,6 +158,8 @@ def test_map_matches_slurm_filters_users_and_errors(c):
     contains(r.stdout, "cluster: 2 nodes, 4 devices, 16 slices: 5 allocated, 11 free, 0 lent, 0 borrowed",
              "summary line")
     contains(r.stdout, f"{cl2}: 1 of 2 GPUs held whole (jobs {g})", "whole-GPU line")
+    eq([line.split()[8] for line in r.stdout.splitlines() if line.startswith(f"{cl2} ") and
+        line.split()[1] == gpu_idx], [f"whole:{g}"], "OWNERS of the device held whole")
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith(cl1 + " ")]
     eq(len(rows), 2, "a row per device")
     eq(sorted(row[4] for row in rows), ["0", "2"], "ALLOC column")
@@ -201,6 +214,10 @@ def test_lent_and_borrowed(c):
     eq({s["index"]}, _slurm_job_idx(c, borrower, "vborrow")[cl1], "borrowed slice = the borrower's vborrow IDX")
     eq({s["index"]}, _slurm_job_idx(c, lender)[cl1], "lent slice = the lender's vslice IDX")
     eq((m["summary"]["slices"]["lent"], m["summary"]["slices"]["borrowed"]), (1, 1), "summary lent/borrowed")
+    # Each device's UUID and PCI bus id, from the node agents' reports (the nodes' layouts) through the controller.
+    eq(m["identities"]["note"], None, "the controller's device table read whole")
+    for node in m["nodes"]:
+        eq([(d["uuid"], d["pci_bus_id"]) for d in node["devices"]], IDENTITIES, f"{node['name']}: identities")
     contains(_flex(c).stdout, "1 lent, 1 borrowed", "table summary")
 
     os.chmod(c.dir / "munge", 0o711)
@@ -214,6 +231,7 @@ def test_lent_and_borrowed(c):
     us = [x for d in un["devices"] for x in d["slice_list"] if x["index"] == s["index"]][0]
     eq((us["owner"], us["borrower"], us["lending_state"], us["state"]), (lender, borrower, None, "lent"),
        "a user sees the loan through Slurm's allocations")
+    eq({(d["uuid"], d["pci_bus_id"]) for d in un["devices"]}, {(None, None)}, "a user sees no identities")
     # The subcommand and flexslurm-lending: the same words, each its own exit codes.
     r = _flex(c, "lending", "reclaim")
     eq(r.returncode, 1, "lending usage")

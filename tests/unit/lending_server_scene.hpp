@@ -269,6 +269,7 @@ struct Rig {
 	double lender_busy = 0;
 	bool agent_up = true;
 	uint64_t seq = 0;
+	std::vector<DeviceIdentity> identities;             // n1's agent sends these (report version 2)
 	std::size_t seal_limit = max_message_bytes * 3 / 4; // a Munge credential's payload
 	// With use_listener(): the ports the server asked for, and the port
 	// of the real listener it got (on 127.0.0.1, any free port).
@@ -352,6 +353,7 @@ struct Rig {
 		d1.device = 1;
 		d1.lendable_memory_mib = 1024;
 		r.devices = {d0, d1};
+		r.identities = identities;
 		const std::string answer = server->handle("cred 0\n" + encode_report(r), "10.0.0.1");
 		if (answer.empty())
 			return "-";

@@ -16,12 +16,18 @@ START_TEST(admin_requests)
 	ck_assert(back && *back && (*back)->kind == AdminRequest::Kind::Reclaim && (*back)->job == 4242);
 	auto status = parse_admin(encode_admin(AdminRequest{}));
 	ck_assert(status && *status && (*status)->kind == AdminRequest::Kind::Status);
+	AdminRequest devices;
+	devices.kind = AdminRequest::Kind::Devices;
+	ck_assert_str(encode_admin(devices), "flexslurm-admin 1\ndevices\nend\n");
+	auto devices_back = parse_admin(encode_admin(devices));
+	ck_assert(devices_back && *devices_back && (*devices_back)->kind == AdminRequest::Kind::Devices);
 	// A node report is not an admin request at all.
 	ck_assert(!parse_admin("flexslurm-report 1\nnode n1\n"));
 	for (const char *bad :
 	     {"flexslurm-admin 1\nreclaim 0\nend\n", "flexslurm-admin 1\nreclaim 4294967296\nend\n",
 	      "flexslurm-admin 1\nreclaim 12x\nend\n", "flexslurm-admin 1\nreclaim 12\n",
-	      "flexslurm-admin 1\nstatus\nend\nmore\n", "flexslurm-admin 1\ncancel 5\nend\n"}) {
+	      "flexslurm-admin 1\nstatus\nend\nmore\n", "flexslurm-admin 1\ncancel 5\nend\n",
+	      "flexslurm-admin 1\ndevices cl1\nend\n", "flexslurm-admin 1\ndevices\nend\nmore\n"}) {
 		auto r = parse_admin(bad);
 		ck_assert_msg(r && !*r, "accepted: %s", bad);
 	}

@@ -62,7 +62,7 @@ START_TEST(intake_checks_in_order)
 	        {munge.seal("hello", 1000), p9, DropReason::WrongUid,
 	         "reclaim: dropped report from 10.0.0.9 (?): wrong-uid: credential of uid 1000, which may not report"},
 	        {munge.seal("hello\n", 64030), p9, DropReason::Malformed,
-	         "reclaim: dropped report from 10.0.0.9 (?): malformed: line 1: not a flexslurm-report message (expected \"flexslurm-report 1\")"},
+	         "reclaim: dropped report from 10.0.0.9 (?): malformed: line 1: not a flexslurm-report message (expected \"flexslurm-report 2\")"},
 	        // Unknown beats a wrong address and staleness.
 	        {munge.seal(report("n9", 1, 9, 0)), p9, DropReason::UnknownNode,
 	         "reclaim: dropped report from 10.0.0.9 (n9): unknown-node: not a node of this cluster"},

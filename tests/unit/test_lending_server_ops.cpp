@@ -166,6 +166,26 @@ START_TEST(a_backup_controller_does_nothing)
 }
 END_TEST
 
+// The devices' identities: from n1's last report to an admin's "devices"
+// answer; a report without them forgets them; others are refused.
+START_TEST(device_identities_from_the_reports)
+{
+	Rig rig;
+	const AdminRequest devices{AdminRequest::Kind::Devices, 0};
+	ck_assert_str(rig.admin(devices, 0), "DEVICES\nend\n");
+	rig.identities = {{0, "GPU-5eed0c00-1000-400c-8000-f1e55000c000", "0000:3b:00.0"},
+	                  {1, "", "0000:af:00.0"}};
+	rig.run(5);
+	ck_assert_str(
+	        rig.admin(devices, 0),
+	        "DEVICES\nn1 0 GPU-5eed0c00-1000-400c-8000-f1e55000c000 0000:3b:00.0\nn1 1 - 0000:af:00.0\nend\n");
+	ck_assert_str(rig.admin(devices, 1000), "error: only root and SlurmUser may use flexslurm-lending\n");
+	rig.identities.clear();
+	rig.run(5);
+	ck_assert_str(rig.admin(devices, 0), "DEVICES\nend\n");
+}
+END_TEST
+
 START_TEST(totals_in_a_job_comment)
 {
 	ck_assert_str(totals_comment("", {120, 0}), "flexslurm: lent 120 slice-s");
@@ -334,6 +354,7 @@ Suite *lending_server_ops_suite()
 	tcase_add_test(tc, standby_then_in_control_reads_the_state_again);
 	tcase_add_test(tc, a_requeue_lost_with_a_restart_is_made_again);
 	tcase_add_test(tc, reconfigure_changes_the_grace_and_the_port);
+	tcase_add_test(tc, device_identities_from_the_reports);
 	suite_add_tcase(s, tc);
 	return s;
 }

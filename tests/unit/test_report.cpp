@@ -137,10 +137,12 @@ START_TEST(malformed_reports_are_refused)
 	const std::string dev = "device 0 busy 1 used 1 lendable 1 per_job 1\n";
 	const std::vector<std::pair<std::string, std::string>> bad = {
 	        {"", "line 1: missing \"end\" (truncated?)"},
-	        {replaced(good, "report 1", "report 2"),
-	         "line 1: version \"2\" is not supported (this side speaks 1)"},
+	        {replaced(good, "report 1", "report 3"),
+	         "line 1: version \"3\" is not supported (this side speaks 1 to 2)"},
+	        {replaced(good, "report 1", "report 01"),
+	         "line 1: version \"01\" is not supported (this side speaks 1 to 2)"},
 	        {replaced(good, "flexslurm-report", "flexslurm-orders"),
-	         "line 1: not a flexslurm-report message (expected \"flexslurm-report 1\")"},
+	         "line 1: not a flexslurm-report message (expected \"flexslurm-report 2\")"},
 	        {replaced(good, "node gpu-node_01.a\n", ""),
 	         "line 2: expected \"node <name>\", got a line starting with \"epoch\""},
 	        {replaced(good, "node gpu-node_01.a", "node"),
@@ -313,6 +315,130 @@ START_TEST(damaged_reports_never_crash)
 }
 END_TEST
 
+START_TEST(identities_cross_as_version_2)
+{
+	// No identity: a version 1 report, as before (older controllers read it).
+	ck_assert(encode_report(sample_report()).rfind("flexslurm-report 1\n", 0) == 0);
+	Report r = sample_report();
+	r.identities = {{0, "GPU-5eed0c00-1000-400c-8000-f1e55000c000", "0000:3b:00.0"},
+	                {255, "", "0000:af:1f.7"},
+	                {3, "GPU-00000000-0000-0000-0000-000000000000", ""}};
+	const std::string text = encode_report(r);
+	ck_assert(text.rfind("flexslurm-report 2\n", 0) == 0);
+	ck_assert(text.find("\nident 255 uuid - pci 0000:af:1f.7\n") != std::string::npos);
+	auto back = parse_report(text);
+	ck_assert_msg(back, "%s", back.error().c_str());
+	ck_assert(back->identities == r.identities);
+	ck_assert_uint_eq(back->devices.size(), 2);
+
+	const std::string v2 = "flexslurm-report 2\nnode n1\nepoch 1\nseq 1\nsent_at 100\n";
+	const std::vector<std::pair<std::string, std::string>> bad = {
+	        // Version 1 knows no ident lines.
+	        {report_with("ident 0 uuid - pci -\n"),
+	         "line 6: unknown record \"ident\" (expected device, job or end)"},
+	        {v2 + "ident 0 uuid - pci -\nident 0 uuid - pci -\nend\n",
+	         "line 7: ident of device 0 appears twice"},
+	        {v2 + "ident 256 uuid - pci -\nend\n", "line 6: ident device \"256\" is not 0..255"},
+	        {v2 + "ident 01 uuid - pci -\nend\n", "line 6: ident device \"01\" is not 0..255"},
+	        {v2 + "ident 0 uuid GPU-5EED0C00-1000-400C-8000-F1E55000C000 pci -\nend\n",
+	         "line 6: uuid \"GPU-5EED0C00-1000-400C-8000-F1E55000C000\" is not GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx or -"},
+	        {v2 + "ident 0 uuid GPU-5eed0c00-1000-400c-8000-f1e55000c0000 pci -\nend\n",
+	         "line 6: uuid \"GPU-5eed0c00-1000-400c-8000-f1e55000c0000\" is not GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx or -"},
+	        {v2 + "ident 0 uuid 5eed0c00-1000-400c-8000-f1e55000c000 pci -\nend\n",
+	         "line 6: uuid \"5eed0c00-1000-400c-8000-f1e55000c000\" is not GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx or -"},
+	        {v2 + "ident 0 uuid MIG-5eed0c00-1000-400c-8000-f1e55000c000 pci -\nend\n",
+	         "line 6: uuid \"MIG-5eed0c00-1000-400c-8000-f1e55000c000\" is not GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx or -"},
+	        {v2 + "ident 0 uuid - pci 00000000:3b:00.0\nend\n",
+	         "line 6: pci \"00000000:3b:00.0\" is not a PCI bus id (dddd:bb:dd.f) or -"},
+	        {v2 + "ident 0 uuid - pci 0000:3b:20.0\nend\n",
+	         "line 6: pci \"0000:3b:20.0\" is not a PCI bus id (dddd:bb:dd.f) or -"},
+	        {v2 + "ident 0 uuid - pci 0000:3b:00.8\nend\n",
+	         "line 6: pci \"0000:3b:00.8\" is not a PCI bus id (dddd:bb:dd.f) or -"},
+	        {v2 + "ident 0 uuid - pci 0000:3B:00.0\nend\n",
+	         "line 6: pci \"0000:3B:00.0\" is not a PCI bus id (dddd:bb:dd.f) or -"},
+	        {v2 + "ident 0 uuid -\nend\n",
+	         "line 6: expected \"ident <device> uuid <uuid|-> pci <bus id|->\", got a line starting with \"ident\""},
+	        {v2 + "ident 0 pci - uuid -\nend\n",
+	         "line 6: expected \"ident <device> uuid <uuid|-> pci <bus id|->\", got a line starting with \"ident\""},
+	        {v2 + "gpu 0\nend\n", "line 6: unknown record \"gpu\" (expected device, job, ident or end)"},
+	};
+	for (const auto &[t, why] : bad) {
+		auto p = parse_report(t);
+		ck_assert_msg(!p, "accepted: %s", t.c_str());
+		ck_assert_str(p.error(), why);
+	}
+	// What an agent may send: invalid values become unknown, never sent.
+	const DeviceIdentity s =
+	        sendable_identity(2, "GPU-5eed0c00-1000-400c-8000-f1e55000c000 x", "0000:3b:00.0");
+	ck_assert(s.uuid.empty() && s.pci_bus_id == "0000:3b:00.0" && s.device == 2);
+	ck_assert(sendable_identity(0, "", "3b:00.0").pci_bus_id.empty());
+}
+END_TEST
+
+START_TEST(device_table_round_trip_and_refusals)
+{
+	const std::vector<NodeDeviceIds> nodes = {
+	        {"cl1", {{0, "GPU-5eed0c00-1000-400c-8000-f1e55000c000", "0000:3b:00.0"}, {1, "", ""}}},
+	        {"cl2", {{3, "", "0000:af:00.0"}}}};
+	const std::string text = encode_device_table(nodes, 44 * 1024);
+	ck_assert_str(text,
+	              "DEVICES\ncl1 0 GPU-5eed0c00-1000-400c-8000-f1e55000c000 0000:3b:00.0\ncl1 1 - -\n"
+	              "cl2 3 - 0000:af:00.0\nend\n");
+	auto back = parse_device_table(text);
+	ck_assert_msg(back, "%s", back.error().c_str());
+	ck_assert(!back->truncated);
+	ck_assert_uint_eq(back->nodes.size(), 2);
+	ck_assert(back->nodes[0].devices == nodes[0].devices && back->nodes[1].devices == nodes[1].devices);
+	ck_assert(parse_device_table("DEVICES\nend\n") &&
+	          parse_device_table("DEVICES\nend\n")->nodes.empty());
+
+	// Cut to the bound, with a last line that says so.
+	std::vector<NodeDeviceIds> many(1, NodeDeviceIds{"n", {}});
+	for (int i = 0; i < 256; ++i)
+		many[0].devices.push_back({i, "GPU-5eed0c00-1000-400c-8000-f1e55000c000", "0000:3b:00.0"});
+	const std::string cut = encode_device_table(many, 4096);
+	ck_assert_uint_le(cut.size(), 4096);
+	auto cut_back = parse_device_table(cut);
+	ck_assert_msg(cut_back, "%s", cut_back.error().c_str());
+	ck_assert(cut_back->truncated);
+	ck_assert(cut.find("truncated " + std::to_string(cut_back->nodes[0].devices.size()) + " of 256\n") !=
+	          std::string::npos);
+
+	const std::vector<std::pair<std::string, std::string>> bad = {
+	        {"", "device table: no newline at the end (truncated?)"},
+	        {"error: only root and SlurmUser may use flexslurm-lending\n",
+	         "device table: does not start with DEVICES"},
+	        {"DEVICES\ncl1 0 - -\n", "device table: no \"end\" line (truncated?)"},
+	        {"DEVICES\nend\ncl1 0 - -\n", "device table line 3: text after the last line"},
+	        {"DEVICES\ncl1 0 -\nend\n",
+	         "device table line 2: \"cl1 0 -\" is not \"<node> <device> <uuid|-> <pci|->\""},
+	        {"DEVICES\ncl/1 0 - -\nend\n",
+	         "device table line 2: node name \"cl/1\" is not 1..64 characters of [A-Za-z0-9._-]"},
+	        {"DEVICES\ncl1 256 - -\nend\n", "device table line 2: device \"256\" is not 0..255"},
+	        {"DEVICES\ncl1 -1 - -\nend\n", "device table line 2: device \"-1\" is not 0..255"},
+	        {"DEVICES\ncl1 0 GPU-x - -\nend\n",
+	         "device table line 2: \"cl1 0 GPU-x - -\" is not \"<node> <device> <uuid|-> <pci|->\""},
+	        {"DEVICES\ncl1 0 GPU-5eed0c00-1000-400c-8000-f1e55000c00\x01 -\nend\n",
+	         "device table line 2: UUID \"GPU-5eed0c00-1000-400c-8000-f1e55000c00\\x01\" is not GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"},
+	        {"DEVICES\ncl1 0 - 0000:3b:00\nend\n",
+	         "device table line 2: PCI bus id \"0000:3b:00\" is not dddd:bb:dd.f"},
+	        {"DEVICES\ncl1 1 - -\ncl1 0 - -\nend\n",
+	         "device table line 3: device 0 of cl1 is not after device 1"},
+	        {"DEVICES\ncl1 0 - -\ncl2 0 - -\ncl1 1 - -\nend\n",
+	         "device table line 4: node cl1 appears twice"},
+	        {"DEVICES\ntruncated 5 of 2\n", "device table line 2: not \"truncated <shown> of <all>\""},
+	        {"DEVICES\r\nend\n", "device table: does not start with DEVICES"},
+	        {"DEVICES\n" + std::string(max_message_bytes, 'x') + "\n",
+	         "device table of 65545 bytes is over the 65536-byte limit"},
+	};
+	for (const auto &[t, why] : bad) {
+		auto p = parse_device_table(t);
+		ck_assert_msg(!p, "accepted: %s", t.c_str());
+		ck_assert_str(p.error(), why);
+	}
+}
+END_TEST
+
 Suite *report_suite()
 {
 	Suite *s = suite_create("report");
@@ -320,6 +446,8 @@ Suite *report_suite()
 	tcase_add_test(format, report_round_trip);
 	tcase_add_test(format, malformed_reports_are_refused);
 	tcase_add_test(format, orders_round_trip_and_refusals);
+	tcase_add_test(format, identities_cross_as_version_2);
+	tcase_add_test(format, device_table_round_trip_and_refusals);
 	tcase_add_loop_test(format, damaged_reports_never_crash, 0, 3);
 	suite_add_tcase(s, format);
 	return s;

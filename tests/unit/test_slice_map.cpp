@@ -227,14 +227,15 @@ START_TEST(json_and_text)
 	map.lending = LendingView::NotPermitted;
 	map.lending_note = "only root and SlurmUser see the lending controller's state";
 	const std::string j = map_json(map);
-	ck_assert(j.rfind("{\"schema\": 1,", 0) == 0);
+	ck_assert(j.rfind("{\"schema\": 2,", 0) == 0);
+	ck_assert(j.find(" \"identities\": {\"note\": null},\n") != std::string::npos);
 	ck_assert(j.find("\"view\": \"not-permitted\"") != std::string::npos);
 	ck_assert(
 	        j.find("\"summary\": {\"nodes\": 2, \"devices\": 1, \"slices\": {\"total\": 4, \"allocated\": 1, "
 	               "\"free\": 3, \"lent\": 1, \"borrowed\": 1}}") != std::string::npos);
 	ck_assert(
-	        j.find("{\"index\": 0, \"model\": \"t4\", \"uuid\": null, \"pci_bus_id\": null, \"first_slice\": 0") !=
-	        std::string::npos);
+	        j.find("{\"index\": 0, \"model\": \"t4\", \"uuid\": null, \"pci_bus_id\": null, \"held_whole\": false, "
+	               "\"whole_job\": null, \"first_slice\": 0") != std::string::npos);
 	ck_assert(
 	        j.find("{\"index\": 2, \"state\": \"lent\", \"owner\": 7, \"borrower\": null, \"lending_state\": null, "
 	               "\"lent_seconds\": null}") != std::string::npos);
@@ -269,6 +270,50 @@ START_TEST(json_and_text)
 }
 END_TEST
 
+START_TEST(identities_and_whole_gpus_per_device)
+{
+	const std::vector<NodeInput> nodes = {
+	        node("cl1", "gpu:t4:2(S:0),vslice:t4:8(S:0)", "gpu:t4:1(IDX:1),vslice:t4:1(IDX:0)"),
+	        node("cl2", "gpu:t4:3,vslice:t4:8", "gpu:t4:1(IDX:2)")};
+	const std::vector<JobInput> jobs = {{30, {{"cl1", "gpu:t4:1(IDX:1)"}}},
+	                                    {31, {{"cl1", "vslice:t4:1(IDX:0)"}}}};
+	const std::vector<NodeDeviceIds> ids = {
+	        {"cl1",
+	         {{1, "GPU-5eed0c01-1001-400c-8001-f1e55000c001", "0000:af:00.0"}, {7, "", "0000:01:00.0"}}},
+	        {"cl9", {{0, "GPU-00000000-0000-0000-0000-000000000000", ""}}}};
+	SliceMap map = build_map(nodes, jobs, nullptr, {}, &ids);
+	const NodeMap &n = map.nodes[0];
+	ck_assert(n.devices[0].uuid.empty() && n.devices[0].pci_bus_id.empty());
+	ck_assert_str(n.devices[1].uuid, "GPU-5eed0c01-1001-400c-8001-f1e55000c001");
+	ck_assert_str(n.devices[1].pci_bus_id, "0000:af:00.0");
+	// gpu unit 1 held whole by job 30: device 1; device 0 holds job 31's slice.
+	ck_assert(!n.devices[0].held_whole && n.devices[1].held_whole && n.devices[1].whole_job == 30u);
+	// Three gpu units, one device group (8 slices do not split over 3): not marked.
+	ck_assert(map.nodes[1].devices.size() == 1 && !map.nodes[1].devices[0].held_whole);
+	const std::string j = map_json(map);
+	ck_assert(
+	        j.find("{\"index\": 1, \"model\": \"t4\", \"uuid\": \"GPU-5eed0c01-1001-400c-8001-f1e55000c001\", "
+	               "\"pci_bus_id\": \"0000:af:00.0\", \"held_whole\": true, \"whole_job\": 30, ") !=
+	        std::string::npos);
+	const std::string t = map_text(map);
+	std::string owners;
+	for (std::string_view line : split(t, '\n')) {
+		const auto cells = words(line);
+		if (cells.size() == 10 && cells[0] == "cl1" && cells[1] == "1")
+			owners = std::string(cells[8]);
+	}
+	ck_assert_msg(owners == "whole:30", "%s", t.c_str());
+	// A user who cannot see job 30: held, by whom not shown.
+	SliceMap hidden = build_map(nodes, {}, nullptr, {});
+	ck_assert(hidden.nodes[0].devices[1].held_whole && !hidden.nodes[0].devices[1].whole_job);
+	ck_assert(map_text(hidden).find("whole:?") != std::string::npos);
+	// --job keeps the device a job holds whole.
+	SliceMap only = build_map(nodes, jobs, nullptr, only_job(30), &ids);
+	ck_assert(only.nodes.size() == 1 && only.nodes[0].devices.size() == 1 &&
+	          only.nodes[0].devices[0].index == 1);
+}
+END_TEST
+
 Suite *slice_map_suite()
 {
 	Suite *s = suite_create("slice_map");
@@ -279,6 +324,7 @@ Suite *slice_map_suite()
 	tcase_add_test(tc, owners_borrowers_and_lending_state);
 	tcase_add_test(tc, filters_and_summary);
 	tcase_add_test(tc, json_and_text);
+	tcase_add_test(tc, identities_and_whole_gpus_per_device);
 	suite_add_tcase(s, tc);
 	return s;
 }

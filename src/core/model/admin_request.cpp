@@ -16,6 +16,8 @@ std::string encode_admin(const AdminRequest &r)
 	std::string out(admin_magic);
 	if (r.kind == AdminRequest::Kind::Status)
 		out += "status\n";
+	else if (r.kind == AdminRequest::Kind::Devices)
+		out += "devices\n";
 	else
 		out += "reclaim " + std::to_string(r.job) + "\n";
 	return out + "end\n";
@@ -29,6 +31,10 @@ std::optional<Result<AdminRequest>> parse_admin(std::string_view text)
 	AdminRequest r;
 	if (text == "status\nend\n")
 		return Result<AdminRequest>(r);
+	if (text == "devices\nend\n") {
+		r.kind = AdminRequest::Kind::Devices;
+		return Result<AdminRequest>(r);
+	}
 	constexpr std::string_view reclaim = "reclaim ";
 	const size_t eol = text.find('\n');
 	if (text.substr(0, reclaim.size()) == reclaim && eol != std::string_view::npos &&
@@ -47,7 +53,7 @@ std::optional<Result<AdminRequest>> parse_admin(std::string_view text)
 		}
 	}
 	return Result<AdminRequest>::failure(
-	        "malformed admin request (expected \"status\" or \"reclaim <job id>\")");
+	        "malformed admin request (expected \"status\", \"devices\" or \"reclaim <job id>\")");
 }
 
 } // namespace flexslurm

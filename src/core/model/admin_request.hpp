@@ -15,9 +15,11 @@ namespace flexslurm
 
 // An admin's request on the same channel (flexslurm-lending): the
 // controller's lending status, or take a borrower's loans back now (with
-// the usual grace). Only root and SlurmUser credentials are obeyed.
+// the usual grace), or the devices' identities the node agents reported
+// (device_ids.hpp's table; the flexslurm slice map's UUID and PCI bus id).
+// Only root and SlurmUser credentials are obeyed.
 struct AdminRequest {
-	enum class Kind { Status, Reclaim };
+	enum class Kind { Status, Reclaim, Devices };
 	Kind kind = Kind::Status;
 	uint32_t job = 0; // Reclaim: the borrower
 };

@@ -181,18 +181,22 @@ private:
 	std::string error_;
 };
 
-// The first line: "<magic> <version>".
-bool read_version(LineReader &in, std::string_view magic)
+// The first line: "<magic> <version>", a version from `oldest` to `newest`.
+bool read_version(LineReader &in, std::string_view magic, int oldest, int newest, int &version)
 {
 	if (!in.next())
 		return false;
 	const auto &f = in.fields();
 	if (f.size() != 2 || f[0] != magic)
 		return in.fail("not a " + std::string(magic) + " message (expected \"" + std::string(magic) +
-		               " " + std::to_string(report_version) + "\")");
-	if (f[1] != std::to_string(report_version))
-		return in.fail("version " + quoted(f[1]) + " is not supported (this side speaks " +
-		               std::to_string(report_version) + ")");
+		               " " + std::to_string(newest) + "\")");
+	if (!parse_number(f[1], version, oldest, newest, Digits::Canonical)) {
+		const std::string speaks = oldest == newest
+		                                   ? std::to_string(newest)
+		                                   : std::to_string(oldest) + " to " + std::to_string(newest);
+		return in.fail("version " + quoted(f[1]) + " is not supported (this side speaks " + speaks +
+		               ")");
+	}
 	return true;
 }
 
@@ -317,6 +321,29 @@ bool read_job(LineReader &in, Report &r, std::set<uint32_t> &jobs_seen)
 	return true;
 }
 
+// "ident <device> uuid <uuid|-> pci <bus id|->" (version 2)
+bool read_identity(LineReader &in, Report &r, std::bitset<max_report_devices> &seen)
+{
+	if (!in.shaped({"ident", "uuid", "pci"}))
+		return in.expected("ident <device> uuid <uuid|-> pci <bus id|->");
+	const auto index = parse_unsigned(in.value(0));
+	if (!index || *index >= max_report_devices)
+		return in.fail("ident device " + quoted(in.value(0)) + " is not 0.." +
+		               std::to_string(max_report_devices - 1));
+	if (seen.test(*index))
+		return in.fail("ident of device " + std::to_string(*index) + " appears twice");
+	seen.set(*index);
+	const std::string_view uuid = in.value(1), pci = in.value(2);
+	if (uuid != "-" && !valid_device_uuid(uuid))
+		return in.fail("uuid " + quoted(uuid, 48) +
+		               " is not GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx or -");
+	if (pci != "-" && !valid_pci_bus_id(pci))
+		return in.fail("pci " + quoted(pci) + " is not a PCI bus id (dddd:bb:dd.f) or -");
+	r.identities.push_back({static_cast<int>(*index), uuid == "-" ? "" : std::string(uuid),
+	                        pci == "-" ? "" : std::string(pci)});
+	return true;
+}
+
 // "slice <unit> owner <job|0> borrower <job|0>"
 bool read_slice(LineReader &in, Orders &o, std::set<int> &units_seen)
 {
@@ -389,11 +416,11 @@ Result<Message> parse_message(std::string_view text, std::string_view what, Head
 }
 
 // "<magic> <version>\nnode <node>\n", the start of both messages.
-void append_header(std::string &out, std::string_view magic, const std::string &node)
+void append_header(std::string &out, std::string_view magic, int version, const std::string &node)
 {
 	out += magic;
 	out += ' ';
-	append_number(out, report_version);
+	append_number(out, version);
 	out += "\nnode ";
 	out += node;
 	out += '\n';
@@ -415,7 +442,8 @@ std::string encode_report(const Report &r)
 {
 	std::string out;
 	out.reserve(128 + r.devices.size() * 80);
-	append_header(out, report_magic, r.node);
+	append_header(out, report_magic, r.identities.empty() ? report_version : report_version_identities,
+	              r.node);
 	append_record(out, "epoch", r.epoch);
 	append_record(out, "seq", r.seq);
 	append_record(out, "sent_at", r.sent_at);
@@ -425,20 +453,26 @@ std::string encode_report(const Report &r)
 		for (const JobReport &j : d.jobs)
 			append_record(out, "job", j.job, "busy", j.busy_percent, "memory", j.memory_mib);
 	}
+	for (const DeviceIdentity &d : r.identities) {
+		out += "ident " + std::to_string(d.device) + " uuid " + (d.uuid.empty() ? "-" : d.uuid) +
+		       " pci " + (d.pci_bus_id.empty() ? "-" : d.pci_bus_id) + "\n";
+	}
 	out += "end\n";
 	return out;
 }
 
 Result<Report> parse_report(std::string_view text)
 {
-	std::bitset<max_report_devices> devices_seen;
+	std::bitset<max_report_devices> devices_seen, identities_seen;
 	std::set<uint32_t> jobs_seen; // on the current device
+	int version = 0;
 	return parse_message<Report>(
 	        text, "report",
-	        [](LineReader &in, Report &r) {
-		        return read_version(in, report_magic) && read_node(in, r.node) &&
-		               read_unsigned(in, "epoch", r.epoch) && read_unsigned(in, "seq", r.seq) &&
-		               read_signed(in, "sent_at", r.sent_at);
+	        [&](LineReader &in, Report &r) {
+		        return read_version(in, report_magic, report_version, report_version_identities,
+		                            version) &&
+		               read_node(in, r.node) && read_unsigned(in, "epoch", r.epoch) &&
+		               read_unsigned(in, "seq", r.seq) && read_signed(in, "sent_at", r.sent_at);
 	        },
 	        [&](LineReader &in, Report &r) {
 		        const std::string_view record = in.fields()[0];
@@ -448,7 +482,10 @@ Result<Report> parse_report(std::string_view text)
 		        }
 		        if (record == "job")
 			        return read_job(in, r, jobs_seen);
-		        return in.fail("unknown record " + quoted(record) + " (expected device, job or end)");
+		        if (record == "ident" && version >= report_version_identities)
+			        return read_identity(in, r, identities_seen);
+		        return in.fail("unknown record " + quoted(record) + " (expected device, job" +
+		                       (version >= report_version_identities ? ", ident" : "") + " or end)");
 	        });
 }
 
@@ -456,7 +493,7 @@ std::string encode_orders(const Orders &o)
 {
 	std::string out;
 	out.reserve(64 + o.stops.size() * 32);
-	append_header(out, orders_magic, o.node);
+	append_header(out, orders_magic, orders_version, o.node);
 	append_record(out, "seq", o.seq);
 	for (const StopOrder &st : o.stops)
 		append_record(out, "stop", st.job, "in", st.in_seconds);
@@ -473,8 +510,9 @@ Result<Orders> parse_orders(std::string_view text)
 	return parse_message<Orders>(
 	        text, "orders",
 	        [](LineReader &in, Orders &o) {
-		        return read_version(in, orders_magic) && read_node(in, o.node) &&
-		               read_unsigned(in, "seq", o.seq);
+		        int version = 0;
+		        return read_version(in, orders_magic, orders_version, orders_version, version) &&
+		               read_node(in, o.node) && read_unsigned(in, "seq", o.seq);
 	        },
 	        [&](LineReader &in, Orders &o) {
 		        // The stops first, then the slices.

@@ -12,6 +12,7 @@
 // max_message_bytes (base64), which leaves room for well over 1000 job lines.
 #pragma once
 
+#include "core/model/device_ids.hpp"
 #include "core/util/result.hpp"
 
 #include <cstddef>
@@ -25,7 +26,13 @@ namespace flexslurm
 {
 
 constexpr size_t max_message_bytes = 64 * 1024;
+// Reports: version 1, or 2 when they carry "ident" lines (the devices'
+// identity, device_ids.hpp); a controller reads both, an older one only 1,
+// so controllers are upgraded before node agents (as Slurm's slurmctld
+// before slurmd). Orders: version 1.
 constexpr int report_version = 1;
+constexpr int report_version_identities = 2;
+constexpr int orders_version = 1;
 constexpr size_t max_report_devices = 256;
 constexpr size_t max_jobs_per_device = 1024;
 constexpr size_t max_stop_orders = 4096;
@@ -52,6 +59,10 @@ struct Report {
 	uint64_t seq = 0;    // strictly increasing within an epoch
 	int64_t sent_at = 0; // unix seconds
 	std::vector<DeviceReport> devices; // at most 256, no device twice
+	// Version 2: "ident <device> uuid <uuid|-> pci <bus id|->" lines, at most
+	// 256, no device twice, each value valid (device_ids.hpp) or "-". Any
+	// device of the node's layout, sampled or not.
+	std::vector<DeviceIdentity> identities;
 };
 
 // Writes what it is given; parse_report() is where the rules are enforced.

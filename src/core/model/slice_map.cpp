@@ -200,7 +200,7 @@ SliceCounts &SliceCounts::operator+=(const SliceCounts &o) noexcept
 }
 
 NodeMap build_node(const NodeInput &node, const std::vector<JobInput> &jobs,
-                   const std::vector<LendingRow> *lending)
+                   const std::vector<LendingRow> *lending, const NodeDeviceIds *ids)
 {
 	NodeMap m;
 	m.name = node.name;
@@ -260,6 +260,23 @@ NodeMap build_node(const NodeInput &node, const std::vector<JobInput> &jobs,
 		}
 		next_slice += count;
 	}
+	// gpu unit k is device k only when each device has its index and every
+	// gpu unit is one of them.
+	const bool gpus_are_devices = !m.devices.empty() && m.devices.size() == m.gpus_total &&
+	                              std::all_of(m.devices.begin(), m.devices.end(),
+	                                          [](const DeviceInfo &d) { return d.index.has_value(); });
+	const auto device_at = [&](int index) -> DeviceInfo * {
+		if (!gpus_are_devices || index < 0 || static_cast<size_t>(index) >= m.devices.size())
+			return nullptr;
+		return &m.devices[static_cast<size_t>(index)];
+	};
+	if (ids && ids->node == node.name)
+		for (const DeviceIdentity &id : ids->devices)
+			for (DeviceInfo &d : m.devices)
+				if (d.index == id.device) {
+					d.uuid = id.uuid;
+					d.pci_bus_id = id.pci_bus_id;
+				}
 	const auto slice_at = [&](int index) -> SliceInfo * {
 		for (DeviceInfo &d : m.devices)
 			if (index >= d.first_slice && index < d.first_slice + d.counts.total)
@@ -269,8 +286,12 @@ NodeMap build_node(const NodeInput &node, const std::vector<JobInput> &jobs,
 
 	// In use, as the node shows it (every caller may see this).
 	for (const GresEntry &e : *used) {
-		if (e.name == gpu_gres)
+		if (e.name == gpu_gres) {
 			m.gpus_allocated += e.count;
+			for (int i : e.indices)
+				if (DeviceInfo *d = device_at(i))
+					d->held_whole = true;
+		}
 		for (int i : e.indices)
 			if (SliceInfo *s = slice_at(i)) {
 				if (e.name == slice_gres)
@@ -292,6 +313,12 @@ NodeMap build_node(const NodeInput &node, const std::vector<JobInput> &jobs,
 				    std::find(m.gpu_jobs.begin(), m.gpu_jobs.end(), job.id) ==
 				            m.gpu_jobs.end())
 					m.gpu_jobs.push_back(job.id);
+				if (e.name == gpu_gres)
+					for (int i : e.indices)
+						if (DeviceInfo *d = device_at(i)) {
+							d->held_whole = true;
+							d->whole_job = job.id;
+						}
 				for (int i : e.indices)
 					if (SliceInfo *s = slice_at(i)) {
 						if (e.name == slice_gres) {
@@ -336,14 +363,16 @@ namespace
 
 bool device_has_job(const DeviceInfo &d, uint32_t job)
 {
-	return std::any_of(d.slices.begin(), d.slices.end(),
-	                   [&](const SliceInfo &s) { return s.owner == job || s.borrower == job; });
+	return d.whole_job == job || std::any_of(d.slices.begin(), d.slices.end(), [&](const SliceInfo &s) {
+		       return s.owner == job || s.borrower == job;
+	       });
 }
 
 } // namespace
 
 SliceMap build_map(const std::vector<NodeInput> &nodes, const std::vector<JobInput> &jobs,
-                   const std::vector<LendingRow> *lending, const Filters &filters)
+                   const std::vector<LendingRow> *lending, const Filters &filters,
+                   const std::vector<NodeDeviceIds> *ids)
 {
 	SliceMap map;
 	map.filters = filters;
@@ -354,7 +383,12 @@ SliceMap build_map(const std::vector<NodeInput> &nodes, const std::vector<JobInp
 		if (!filters.partition.empty() && std::find(n.partitions.begin(), n.partitions.end(),
 		                                            filters.partition) == n.partitions.end())
 			continue;
-		NodeMap m = build_node(n, jobs, lending);
+		const NodeDeviceIds *node_ids = nullptr;
+		if (ids)
+			for (const NodeDeviceIds &x : *ids)
+				if (x.node == n.name)
+					node_ids = &x;
+		NodeMap m = build_node(n, jobs, lending, node_ids);
 		if (filters.job) {
 			const uint32_t job = *filters.job;
 			const bool whole =
@@ -447,6 +481,7 @@ std::string map_json(const SliceMap &map)
 	std::string out = "{\"schema\": " + std::to_string(slice_map_schema) + ",\n";
 	out += " \"lending\": {\"view\": " + json_string(lending_view_name(map.lending)) +
 	       ", \"note\": " + json_text_or_null(map.lending_note) + "},\n";
+	out += " \"identities\": {\"note\": " + json_text_or_null(map.identities_note) + "},\n";
 	out += " \"filters\": {\"nodes\": " + json_strings(map.filters.nodes) +
 	       ", \"partition\": " + json_text_or_null(map.filters.partition) +
 	       ", \"job\": " + json_optional(map.filters.job) + "},\n";
@@ -469,7 +504,10 @@ std::string map_json(const SliceMap &map)
 			out += d ? ",\n    " : "\n    ";
 			out += "{\"index\": " + json_optional(dev.index) +
 			       ", \"model\": " + json_text_or_null(dev.model) +
-			       ", \"uuid\": null, \"pci_bus_id\": null" +
+			       ", \"uuid\": " + json_text_or_null(dev.uuid) +
+			       ", \"pci_bus_id\": " + json_text_or_null(dev.pci_bus_id) +
+			       ", \"held_whole\": " + (dev.held_whole ? "true" : "false") +
+			       ", \"whole_job\": " + json_optional(dev.whole_job) +
 			       ", \"first_slice\": " + std::to_string(dev.first_slice) +
 			       ", \"slices\": " + json_counts(dev.counts) + ",\n     \"slice_list\": [";
 			for (size_t s = 0; s < dev.slices.size(); ++s) {
@@ -495,6 +533,8 @@ namespace
 
 std::string job_list(const DeviceInfo &d, bool borrowers)
 {
+	if (!borrowers && d.held_whole) // its slices cannot be held meanwhile
+		return "whole:" + (d.whole_job ? std::to_string(*d.whole_job) : std::string("?"));
 	std::set<uint32_t> ids;
 	bool hidden = false;
 	for (const SliceInfo &s : d.slices) {

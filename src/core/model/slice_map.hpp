@@ -8,6 +8,7 @@
 // The JSON form is versioned (slice_map_schema); docs/cli.md documents it.
 #pragma once
 
+#include "core/model/device_ids.hpp"
 #include "core/util/result.hpp"
 
 #include <cstdint>
@@ -19,7 +20,9 @@
 namespace flexslurm
 {
 
-inline constexpr int slice_map_schema = 1;
+// 2: devices carry uuid, pci_bus_id (from the node agents, through the
+// lending controller) and held_whole, whole_job (a gpu unit held whole).
+inline constexpr int slice_map_schema = 2;
 
 // One entry of a Slurm GRES list: "vslice:t4:8(S:0-1)", "gpu:2",
 // "vslice:t4:3(IDX:0-2)", "vborrow:t4:0(IDX:N/A)", "gpu:1(CNT:1)".
@@ -95,8 +98,12 @@ struct SliceInfo {
 };
 
 struct DeviceInfo {
-	std::optional<int> index; // place in the node's layout; nullopt: the split is not known
-	std::string model;        // the GRES type
+	std::optional<int> index;          // place in the node's layout; nullopt: the split is not known
+	std::string model;                 // the GRES type
+	std::string uuid;                  // empty: not known (device_ids.hpp's forms only)
+	std::string pci_bus_id;            // empty: not known
+	bool held_whole = false;           // its gpu unit is allocated (GresUsed)
+	std::optional<uint32_t> whole_job; // the job holding it whole, when the caller sees it
 	int first_slice = 0;
 	SliceCounts counts;
 	std::vector<SliceInfo> slices;
@@ -126,6 +133,9 @@ struct SliceMap {
 	int devices = 0;
 	LendingView lending = LendingView::NotPermitted;
 	std::string lending_note; // why not shown, in words
+	// Why the devices' UUIDs and PCI bus ids are not shown (or not all of
+	// them); empty: the controller's table was read whole.
+	std::string identities_note;
 	Filters filters;
 };
 
@@ -134,15 +144,19 @@ struct SliceMap {
 // count when the node has a single slice type). The slices are split evenly
 // over them in the layout's order; when the gpu records do not divide the
 // slice count, the type's slices form one group with no device index.
+// When every device has an index and there is one per gpu unit, gpu unit k
+// (Slurm's gpu IDX) is device k: a gpu unit held whole marks its device.
+// `ids`: the node agent's identities of the node's devices (by index).
 NodeMap build_node(const NodeInput &node, const std::vector<JobInput> &jobs,
-                   const std::vector<LendingRow> *lending);
+                   const std::vector<LendingRow> *lending, const NodeDeviceIds *ids = nullptr);
 
 // The whole map: nodes kept by the filters (a job filter keeps the nodes and
 // devices where the job holds or borrows a slice or holds a gpu).
 SliceMap build_map(const std::vector<NodeInput> &nodes, const std::vector<JobInput> &jobs,
-                   const std::vector<LendingRow> *lending, const Filters &filters);
+                   const std::vector<LendingRow> *lending, const Filters &filters,
+                   const std::vector<NodeDeviceIds> *ids = nullptr);
 
-// Schema 1 JSON (docs/cli.md), one object, newline-terminated.
+// Schema 2 JSON (docs/cli.md), one object, newline-terminated.
 std::string map_json(const SliceMap &map);
 // The table and the cluster summary line.
 std::string map_text(const SliceMap &map);

@@ -122,6 +122,15 @@ Report NodeAgent::build_report(const std::vector<DeviceSample> &samples)
 		}
 		r.devices.push_back(std::move(dr));
 	}
+	// Which device each is, as the layout knows it (Slurm's records, the
+	// driver, hwloc): only valid values are sent, none at all when nothing is
+	// known (a version 1 report, which older controllers read too).
+	for (size_t i = 0; i < devices.size() && i < max_report_devices; ++i) {
+		DeviceIdentity id =
+		        sendable_identity(static_cast<int>(i), devices[i].uuid, devices[i].pci_bus_id);
+		if (!id.uuid.empty() || !id.pci_bus_id.empty())
+			r.identities.push_back(std::move(id));
+	}
 	return r;
 }
 

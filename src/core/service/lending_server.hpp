@@ -312,6 +312,10 @@ private:
 
 	// The listener's threads.
 	ReportIntake intake_;
+	// The devices' identities of each node's last accepted report (only
+	// nodes the intake knows: at most the cluster's node count).
+	std::mutex identities_mutex_;
+	std::map<std::string, std::vector<DeviceIdentity>, std::less<>> identities_;
 	std::mutex refusal_mutex_;
 	LogThrottle refusals_{refusal_log_window, 1, max_refusal_sources}; // guarded by refusal_mutex_
 

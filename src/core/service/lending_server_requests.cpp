@@ -60,6 +60,13 @@ std::string LendingServer::handle(std::string_view frame, const std::string &pee
 	opened_here = nullptr;
 	if (!report)
 		return "";
+	{
+		std::lock_guard<std::mutex> guard(identities_mutex_);
+		if (report->identities.empty())
+			identities_.erase(report->node);
+		else
+			identities_[report->node] = report->identities;
+	}
 	Orders orders;
 	{
 		std::lock_guard<std::mutex> guard(book_mutex_);
@@ -107,6 +114,14 @@ std::string LendingServer::answer_admin(const Result<AdminRequest> &request, uid
 		text = snapshot.status_text();
 		if (text.size() > max_status_answer_bytes)
 			text = fit_status_answer(text, status_path());
+	} else if (request->kind == AdminRequest::Kind::Devices) {
+		std::vector<NodeDeviceIds> nodes;
+		{
+			std::lock_guard<std::mutex> guard(identities_mutex_);
+			for (const auto &[node, devices] : identities_)
+				nodes.push_back({node, devices});
+		}
+		text = encode_device_table(nodes, max_status_answer_bytes);
 	} else {
 		bool found = false;
 		{

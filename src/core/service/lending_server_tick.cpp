@@ -391,6 +391,11 @@ void LendingServer::refresh_addresses(const std::map<std::string, std::string> &
 		addrs[node] = found->second.addresses;
 	}
 	hosts_ = std::move(kept);
+	{
+		// Nodes no longer in the cluster: their identities go too.
+		std::lock_guard<std::mutex> guard(identities_mutex_);
+		std::erase_if(identities_, [&](const auto &entry) { return !addrs.count(entry.first); });
+	}
 	std::lock_guard<std::mutex> guard(addr_mutex_);
 	node_addrs_ = std::move(addrs);
 }
