@@ -131,7 +131,9 @@ if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so
 	count_fuzz build/fuzz.log
 	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --jobs 2 | tee build/integration-22.05.log
 	count_integration build/integration-22.05.log
-	tests/packages/clean-root.sh 2>&1 | tee build/clean-root.out
+	# The .deb test_packages just built from this tree (newer than this leg's make check), else its own make deb.
+	deb=$(find build/obj/deb -maxdepth 1 -name 'flexslurm_*_amd64.deb' -newer build/check.log 2>/dev/null | head -n1)
+	tests/packages/clean-root.sh ${deb:+--deb "$deb"} 2>&1 | tee build/clean-root.out
 	count_clean_root build/clean-root.out
 else
 	echo "build failed (build/make.log)"

@@ -283,12 +283,14 @@ step="the cluster"
 t0=$SECONDS
 cp tests/topologies/cluster-nvidia-2gpu.xml "$root/etc/slurm/topology-$node.xml" # the fake node's hardware
 cp tests/packages/clean-root-cluster.sh "$root/root/"
-umount_root # the cluster's namespace mounts its own /proc
+# The cluster's namespace mounts its own /proc, and the root on itself: "/" is a mount point there,
+# as on a real host (the SPANK plugin's isolation makes "/" a slave mount).
+umount_root
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 say "cluster: node $node"
 unshare --net --uts --pid --mount --fork --kill-child -- /bin/sh -c \
-	'ip link set lo up && hostname "$2" && mount -t proc proc "$1/proc" &&
+	'ip link set lo up && hostname "$2" && mount --rbind "$1" "$1" && mount -t proc proc "$1/proc" &&
 	exec chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 		/bin/bash /root/clean-root-cluster.sh "$2" "$3"' \
 	sh "$root" "$node" "$plugin_dir" >"$dir/cluster.log" 2>&1 &
