@@ -13,13 +13,14 @@
 # can open only its slice's device (fake accelerators: character devices on
 # real majors, as tools/localcluster.py makes them).
 #
-#   tests/packages/clean-root.sh [--deb FILE] [--refresh] [--keep] [--prepare]
+#   tests/packages/clean-root.sh [--deb FILE] [--refresh] [--keep] [--prepare|--install-only]
 #
 # --deb FILE  install FILE instead of building one with `make -C build/obj deb`
 # --refresh   download the root again instead of reusing the cache
 # --keep      leave the root (build/clean-root/root) for a look; the next run
 #             removes it
 # --prepare   only make (or refresh) the cached root: no .deb, no cluster
+# --install-only  install the .deb with apt, but start no cluster
 #
 # The root with Slurm and MUNGE installed is kept in
 # build/clean-root/bookworm-slurm.tar.zst and reused (rebuilt when older than
@@ -38,14 +39,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
 
-deb="" refresh=0 keep=0 prepare=0
+deb="" refresh=0 keep=0 prepare=0 install_only=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--deb) deb=$(realpath "$2") && shift ;;
 	--refresh) refresh=1 ;;
 	--keep) keep=1 ;;
 	--prepare) prepare=1 ;;
-	*) echo "usage: $0 [--deb FILE] [--refresh] [--keep] [--prepare]" >&2 && exit 2 ;;
+	--install-only) install_only=1 ;;
+	*) echo "usage: $0 [--deb FILE] [--refresh] [--keep] [--prepare|--install-only]" >&2 && exit 2 ;;
 	esac
 	shift
 done
@@ -64,6 +66,7 @@ if [ -z "${FLEXSLURM_CLEAN_ROOT_NS:-}" ]; then
 	[ "$refresh" = 1 ] || args=()
 	[ "$keep" = 0 ] || args+=(--keep)
 	[ "$prepare" = 0 ] || args+=(--prepare)
+	[ "$install_only" = 0 ] || args+=(--install-only)
 	[ -z "$deb" ] || args+=(--deb "$deb")
 	exec unshare --mount --propagation private -- "$0" "${args[@]}"
 fi
@@ -277,6 +280,11 @@ echo "installed: $versions" >>"$log"
 for p in flexslurm slurmctld slurmd munge; do
 	grep -q "ii *$p=" <<<"$versions" || fail "$p is not installed in the root: $versions"
 done
+
+if [ "$install_only" = 1 ]; then
+	finish PASS "$(basename "$deb") installed with apt on a clean Debian 12 (no cluster: --install-only)"
+	exit 0
+fi
 
 # --- the cluster, with the installed files only -------------------------------------
 step="the cluster"
