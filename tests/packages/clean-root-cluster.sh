@@ -74,7 +74,7 @@ wait_for() { # seconds what command...: fails at once when a daemon died
 
 # --- files -----------------------------------------------------------------------
 grep -q "^cgroup /sys/fs/cgroup/devices " /proc/mounts || fail "no cgroup v1 devices hierarchy at /sys/fs/cgroup/devices"
-echo "127.0.0.1 localhost $node" >/etc/hosts
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$node" >/etc/hosts
 install -d -m 0755 "$devdir"
 # Real character devices every process may open (full, random): open() succeeds where the job's
 # cgroup allows them and fails where it does not.

@@ -291,6 +291,8 @@ step="the cluster"
 t0=$SECONDS
 cp tests/topologies/cluster-nvidia-2gpu.xml "$root/etc/slurm/topology-$node.xml" # the fake node's hardware
 cp tests/packages/clean-root-cluster.sh "$root/root/"
+# Its network: loopback, plus 127.0.1.1 as the host's address (as Debian's /etc/hosts has it):
+# with no IPv4 address but 127.0.0.1, getaddrinfo(AI_ADDRCONFIG) finds nothing for slurmctld to bind.
 # The cluster's namespace mounts its own /proc, and the root on itself: "/" is a mount point there,
 # as on a real host (the SPANK plugin's isolation makes "/" a slave mount).
 umount_root
@@ -298,7 +300,7 @@ mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
 mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 say "cluster: node $node"
 unshare --net --uts --pid --mount --fork --kill-child -- /bin/sh -c \
-	'ip link set lo up && hostname "$2" && mount --rbind "$1" "$1" && mount -t proc proc "$1/proc" &&
+	'ip link set lo up && ip addr add 127.0.1.1/32 dev lo && hostname "$2" && mount --rbind "$1" "$1" && mount -t proc proc "$1/proc" &&
 	exec chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 		/bin/bash /root/clean-root-cluster.sh "$2" "$3"' \
 	sh "$root" "$node" "$plugin_dir" >"$dir/cluster.log" 2>&1 &
@@ -309,8 +311,8 @@ cat "$dir/cluster.log" >>"$log"
 echo "cluster ran $((SECONDS - t0)) s" >>"$log"
 result=$(grep -E '^(PASS|FAIL):' "$dir/cluster.log" | tail -n1)
 if [ "$cluster_rc" = 0 ] && [ "${result#PASS: }" != "$result" ]; then
-	finish PASS "$(basename "$deb") installed with apt on a clean Debian 12 ($(tr ' ' '\n' <<<"$versions" |
-		sed -n 's/^ii *\(slurmctld\|munge\)=/\1 /p' | paste -sd, | sed 's/,/, /')); ${result#PASS: }"
+	finish PASS "$(basename "$deb") installed with apt on a clean Debian 12 ($(sed 's/ii *//g' <<<"$versions" | tr ' ' '\n' |
+		sed -n 's/^\(slurmctld\|munge\)=/\1 /p' | paste -sd, | sed 's/,/, /')); ${result#PASS: }"
 else
 	fail "${result#FAIL: }${result:+; }cluster exit $cluster_rc ($dir/cluster.log, $dir/logs)"
 fi
