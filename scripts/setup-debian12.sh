@@ -17,7 +17,8 @@ need_pkgs=(python3 slurm-wlm slurmctld slurmd libslurm-dev munge libmunge-dev li
            libyaml-dev check pkg-config autoconf automake libtool make g++ gcc dpkg-dev
            clang-format clang-14 libclang-rt-14-dev # clang: the fuzz drivers (scripts/fuzz.sh)
            slurmdbd mariadb-server mariadb-client # accounting tests (tools/localcluster_accounting.py)
-           debhelper rpm groff-base) # make deb, make srpm, the man page check (tests/integration/test_packages.py)
+           debhelper rpm groff-base # make deb, make srpm, the man page check (tests/integration/test_packages.py)
+           mmdebstrap zstd curl) # the .deb on a fresh Debian 12 root (tests/packages/clean-root.sh)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

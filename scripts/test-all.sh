@@ -6,7 +6,10 @@
 #            tests, every integration test on a real local cluster (the
 #            accounting ones with Debian's slurmdbd and MariaDB; and
 #            test_packages: make deb, installed into an empty root, a slice
-#            job on it; make srpm);
+#            job on it; make srpm), and tests/packages/clean-root.sh: the
+#            .deb installed with apt on a fresh Debian 12 root with Debian's
+#            Slurm, a slice job there (one count; skipped, not counted, when
+#            Debian's mirror cannot be reached);
 #   full     built from ../shared/slurm into build/slurm (reused when
 #            built): the same, but test_accounting only where that Slurm
 #            has accounting_storage/mysql (configured with libmariadb-dev);
@@ -76,6 +79,15 @@ count_fuzz() { # log file
 	fi
 }
 
+# tests/packages/clean-root.sh's last line: PASS, FAIL or SKIP (mirror unreachable: not counted)
+count_clean_root() { # log file
+	case "$(tail -n1 "$1")" in
+	"clean-root: PASS"*) count 1 0 ;;
+	"clean-root: SKIP"*) ;;
+	*) count 0 1 ;;
+	esac
+}
+
 count_integration() { # log file
 	local line
 	line=$(tail -n1 "$1")
@@ -119,6 +131,10 @@ if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so
 	count_fuzz build/fuzz.log
 	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --jobs 2 | tee build/integration-22.05.log
 	count_integration build/integration-22.05.log
+	# The .deb test_packages just built from this tree (newer than this leg's make check), else its own make deb.
+	deb=$(find build/obj/deb -maxdepth 1 -name 'flexslurm_*_amd64.deb' -newer build/check.log 2>/dev/null | head -n1)
+	tests/packages/clean-root.sh ${deb:+--deb "$deb"} 2>&1 | tee build/clean-root.out
+	count_clean_root build/clean-root.out
 else
 	echo "build failed (build/make.log)"
 	count 0 1
