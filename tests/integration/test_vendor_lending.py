@@ -24,7 +24,7 @@ UNIT = HERE.parent / "unit"
 # Each class reserves 20 % of its device's memory per slice: the rest is lent (as in test_lending).
 YAML = (lending_yaml().replace("  telemetry: file\n  telemetry_dir: {dir}/telemetry/%n\n", "  telemetry: auto\n")
         .replace("      device_memory: 64GiB\n", "      device_memory: 64GiB\n      memory_percent: 20\n")
-        .replace("lending:\n", "    - {vendor: ascend, model: vir04, slices: 1, device_memory: 16GiB}\nlending:\n"))
+        .replace("lending:\n", "    - vendor: ascend\n      model: vir04\n      slices: 1\n      device_memory: 16GiB\nlending:\n"))
 
 # The fake KFD topology of va1 (sysfs: nodes/<n>/properties): a CPU node, amd0 (renderD128) with
 # 104 CUs matched by its render minor, amd1 (PCI 43:00.0) with 110 CUs matched by its PCI bus id.
