@@ -109,7 +109,7 @@ class LocalCluster(ClusterFiles, CgroupSteps, Accounting):
         self._made_system_slice = False  # system.slice made for Slurm (none on a v1 host): removed at stop
         self.slices = slices or 4
         self.flexslurm_yaml = flexslurm_yaml
-        self.gres_per_node = gres_per_node or {}
+        self.gres_per_node = {node_prefix + n: g for n, g in (gres_per_node or {}).items()}
         self.extra_conf = extra_conf
         self.wait_idle = wait_idle
         self.prepare = prepare  # called with the cluster after its files are written

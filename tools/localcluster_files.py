@@ -32,6 +32,10 @@ SHAPES = {
     # A mixed node: a GRES type per device (one gres.conf gpu line per type).
     "mixed-nvidia-ascend": ("cluster-mixed-nvidia-ascend.xml", "mixed", ["t4", "ascend910b"],
                             ["nvidia0", "davinci0"]),
+    # Two vNPUs cut from NPU 0 (npu-smi numbers chip 0's from 100) and NPU 1 whole; davinci0 itself
+    # has no file (a missing node cannot be opened either). Give the vNPUs one slice each (gres_per_node).
+    "ascend-vnpu": ("cluster-ascend-2npu.xml", "ascend", ["vir04", "vir04", "ascend910b"],
+                    ["vdavinci100", "vdavinci101", "davinci1"]),
 }
 
 DEFAULT_YAML = """\

@@ -4,14 +4,17 @@
 DCMI libraries (tests/unit/stub_amdsmi.c, stub_dcmi.c, built here under the
 production names libamd_smi.so and libdcmi.so and found through slurmd's
 LD_LIBRARY_PATH), whose control files this module writes, not the file
-backend. va1: two MI210 (amd-2gpu); va2: two Ascend 910B (ascend-2npu)."""
+backend. va1: two MI210 (amd-2gpu); va2: two Ascend 910B (ascend-2npu); va3:
+two vNPUs of NPU 0 and NPU 1 whole (ascend-vnpu). The SPANK plugin runs with
+limits.amd=cu_mask (compute-unit counts from a fake KFD sysfs tree written
+here) and limits.ascend=vnpu: the in-device limits of the vendors' own."""
 
 import os
 import subprocess
 import time
 from pathlib import Path
 
-from helpers import contains, eq, wait_until
+from helpers import contains, env_of, eq, open_probe, opened, wait_until
 from lending_scene import BOUND, lending_yaml
 from lending_scene import holders as _holders
 
@@ -20,7 +23,15 @@ UNIT = HERE.parent / "unit"
 
 # Each class reserves 20 % of its device's memory per slice: the rest is lent (as in test_lending).
 YAML = (lending_yaml().replace("  telemetry: file\n  telemetry_dir: {dir}/telemetry/%n\n", "  telemetry: auto\n")
-        .replace("      device_memory: 64GiB\n", "      device_memory: 64GiB\n      memory_percent: 20\n"))
+        .replace("      device_memory: 64GiB\n", "      device_memory: 64GiB\n      memory_percent: 20\n")
+        .replace("lending:\n", "    - vendor: ascend\n      model: vir04\n      slices: 1\n      device_memory: 16GiB\nlending:\n"))
+
+# The fake KFD topology of va1 (sysfs: nodes/<n>/properties): a CPU node, amd0 (renderD128) with
+# 104 CUs matched by its render minor, amd1 (PCI 43:00.0) with 110 CUs matched by its PCI bus id.
+CUS = {0: 104, 1: 110}
+KFD = {"0": "cpu_cores_count 8\nsimd_count 0\nsimd_per_cu 0\n",
+       "1": "simd_count 416\nsimd_per_cu 4\ndomain 0\nlocation_id 768\ndrm_render_minor 128\n",
+       "2": "simd_count 440\nsimd_per_cu 4\ndomain 0\nlocation_id 17152\n"}
 
 # The topologies' PCI bus ids (tests/topologies/cluster-amd-2gpu.xml, cluster-ascend-2npu.xml).
 BUSES = {"amd": ["0000:03:00.0", "0000:43:00.0"], "ascend": ["0000:01:00.0", "0000:81:00.0"]}
@@ -55,10 +66,17 @@ def _prepare(c):
         _report(c, vendor)
         c.env[CONTROL[vendor]] = str(_control(c, vendor))
     c.env["LD_LIBRARY_PATH"] = ":".join(p for p in (str(lib), c.env.get("LD_LIBRARY_PATH", "")) if p)
+    for name, text in KFD.items():
+        (c.dir / "kfd" / c.nodes[0] / name).mkdir(parents=True)
+        (c.dir / "kfd" / c.nodes[0] / name / "properties").write_text(text)
 
 
-CLUSTER = dict(nodes=2, prefix="va", node_shapes={"va1": "amd-2gpu", "va2": "ascend-2npu"}, cpus=8,
-               select="select/flex", flexslurm_yaml=YAML, lending=True, node_addrs=True, prepare=_prepare)
+CLUSTER = dict(nodes=3, prefix="va", node_shapes={"va1": "amd-2gpu", "va2": "ascend-2npu", "va3": "ascend-vnpu"},
+               cpus=8, select="select/flex", flexslurm_yaml=YAML, lending=True, node_addrs=True, prepare=_prepare,
+               gres_per_node={"va3": "gpu:vir04:2,gpu:ascend910b:1,vslice:vir04:2,vslice:ascend910b:4,"
+                                     "vborrow:vir04:2,vborrow:ascend910b:4"},
+               spank_args=["isolation=required", "limits.amd=cu_mask", "limits.ascend=vnpu",
+                           "kfd_topology={dir}/kfd/%n"])
 
 LENDER = "#!/bin/bash\necho $$ >{out}/lender.$SLURM_JOB_ID\nsleep 100000\n"
 
@@ -127,3 +145,62 @@ def test_ascend_slice_is_lent_and_reclaimed_through_dcmi(c):
     node = _lend_and_reclaim(c, "ascend")
     log = (c.dir / "log" / f"slurmd.{node}.log").read_text(errors="replace")
     contains(log, "telemetry: Ascend NPUs through libdcmi.so (DCMI version 24.1.0)", "the agent used DCMI")
+
+
+def _cu_ranges(cus, positions, slices=4):
+    """HSA_CU_MASK's list for slices `positions` of a device with `cus` CUs: slice k owns CUs
+    k*cus/slices .. (k+1)*cus/slices - 1, adjacent runs merged."""
+    owned = sorted(cu for k in positions for cu in range(k * cus // slices, (k + 1) * cus // slices))
+    runs = []
+    for cu in owned:
+        if runs and cu == runs[-1][1] + 1:
+            runs[-1][1] = cu
+        else:
+            runs.append([cu, cu])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+
+
+def test_amd_jobs_get_disjoint_cu_masks_from_kfd(c):
+    node = c.nodes[0]
+    script = ("#!/bin/bash\nenv | grep -E '^(HSA_CU_MASK|ROCR_VISIBLE_DEVICES|SLURM_VSLICE_(DEVICES|POSITIONS))=' "
+              "| sort\nsleep 4\n")
+    jobs = [c.sbatch("-w", node, f"--gres=vslice:{n}", script=script) for n in (1, 2)]
+    masks = {}
+    for job in jobs:
+        eq(c.wait_job(job), "COMPLETED", f"cu_mask job {job}")
+        env = env_of(c.job_output(job))
+        device = int(env.get("SLURM_VSLICE_DEVICES", "-1"))
+        positions = [int(p) for p in env.get("SLURM_VSLICE_POSITIONS", "").split("+") if p]
+        eq(len(positions), 1 if job == jobs[0] else 2, f"job {job}'s slice positions ({env})")
+        eq(env.get("ROCR_VISIBLE_DEVICES"), "0", f"job {job} sees one GPU")
+        eq(env.get("HSA_CU_MASK"), "0:" + _cu_ranges(CUS[device], positions), f"job {job}'s HSA_CU_MASK")
+        masks[job] = (device, set(positions))
+    (d1, p1), (d2, p2) = masks.values()
+    eq(d1 != d2 or not (p1 & p2), True, f"two jobs on one node hold different slices ({masks})")
+
+
+def test_ascend_vnpu_job_sees_its_vnpu_only(c):
+    node = c.nodes[2]
+    dev = c.dir / "dev" / node
+    paths = [dev / "vdavinci100", dev / "vdavinci101", dev / "davinci1"]
+    job = c.sbatch("-w", node, "--gres=vslice:vir04:1", script="#!/bin/bash\n"
+                   "env | grep -E '^(ASCEND_|SLURM_VSLICE_DEVICES=)' | sort\n" + open_probe(paths) + "\n")
+    eq(c.wait_job(job), "COMPLETED", "vNPU job")
+    out = c.job_output(job)
+    env = env_of(out)
+    vnpu = env.get("SLURM_VSLICE_DEVICES")
+    eq(vnpu in ("100", "101"), True, f"the job holds a vNPU ({out})")
+    eq(env.get("ASCEND_VISIBLE_DEVICES"), vnpu, "ASCEND_VISIBLE_DEVICES names the vNPU by its id")
+    eq(env.get("ASCEND_RUNTIME_OPTIONS"), "VIRTUAL", "ASCEND_RUNTIME_OPTIONS")
+    eq(env.get("ASCEND_RT_VISIBLE_DEVICES"), "0", "ASCEND_RT_VISIBLE_DEVICES: the job's one NPU")
+    other = "101" if vnpu == "100" else "100"
+    got = opened(out)
+    eq(got.get(str(dev / f"vdavinci{vnpu}")), "ok", f"the job opens its vNPU ({out})")
+    eq(got.get(str(dev / f"vdavinci{other}")) not in (None, "ok"), True, f"the other vNPU stays shut ({out})")
+    eq(got.get(str(dev / "davinci1")) not in (None, "ok"), True, f"the whole NPU stays shut ({out})")
+    # A slice of a whole NPU under limits.ascend=vnpu: scheduled and fenced, not limited, said once.
+    whole = c.sbatch("-w", node, "--gres=vslice:ascend910b:1", script="#!/bin/bash\ntrue\n")
+    eq(c.wait_job(whole), "COMPLETED", "whole-NPU slice job")
+    log = c.dir / "log" / f"slurmd.{node}.log"
+    wait_until(lambda: "is a whole NPU, not a vNPU: its slices are scheduled and fenced, not limited"
+               in log.read_text(errors="replace"), 20, "the prolog says the whole NPU is not limited")

@@ -310,6 +310,64 @@ START_TEST(exclusion_by_type_and_class_rules_by_autodetect_type)
 }
 END_TEST
 
+// Ascend vNPUs: gres.conf lists their own device files (/dev/vdavinci<vNPU id>, cut by the
+// admin with npu-smi); each is a device of its own, placed where its physical NPU sits, and
+// that NPU is never sliced beside them (its node stays hidden from every job).
+START_TEST(ascend_vnpus_are_devices_of_their_own)
+{
+	auto inv = Inventory::from_xml_file(std::string(TOPOLOGY_DIR) + "/ascend-8npu.xml");
+	ck_assert_msg(static_cast<bool>(inv), "%s", inv.error().c_str());
+	ck_assert(vnpu_of_node("/dev/vdavinci116").has_value());
+	ck_assert_int_eq(vnpu_of_node("/dev/vdavinci116")->parent, 1); // npu-smi: 100 + 16 x chip
+	ck_assert(!vnpu_of_node("/dev/davinci1") && !vnpu_of_node("/dev/vdavinci99") &&
+	          !vnpu_of_node("/dev/vdavinci1x"));
+	const auto found = identify_devices(
+	        *inv, "/dev",
+	        units_of({gpu("/dev/vdavinci[100-101]", "vir04"), gpu("/dev/davinci1", "ascend910b")}), {},
+	        {});
+	ck_assert_str(join(found.unsliced), "/dev/davinci0");
+	ck_assert_uint_eq(found.sliced.size(), 9); // two vNPUs, davinci1 (record), davinci2-7 (hwloc)
+	ck_assert_str(found.sliced[0].device_nodes[0], "/dev/vdavinci100");
+	ck_assert_int_eq(found.sliced[0].vendor_index, 100);
+	ck_assert_str(found.sliced[0].model, "vir04");
+	ck_assert_str(found.sliced[1].pci_bus_id, inv->accelerators[0].pci_bus_id);
+	ck_assert(found.report[0].find("vNPU 100 of NPU 0") != std::string::npos);
+	for (const Accelerator &a : found.sliced)
+		ck_assert(a.device_nodes[0] != "/dev/davinci0");
+
+	// One slice per vNPU (the template binds AI Core and memory), four per whole NPU.
+	auto c = Config::from_string(
+	        "version: 1\nslicing:\n  default: {slices: 4}\n  classes:\n    - {vendor: ascend, model: vir04, slices: 1}\n",
+	        "t.yaml");
+	ck_assert_msg(static_cast<bool>(c), "%s", c.error().c_str());
+	SliceLayout l = SliceLayout::build(found, *c, probe);
+	const DeviceSlices *v100 = l.devices_named({100}, {Vendor::Ascend})[0];
+	ck_assert(v100 != nullptr);
+	ck_assert_int_eq(v100->slices, 1);
+	auto env = slice_environment(l, {v100->first_slice}, DeviceNumbering::Physical);
+	ck_assert_str(env_value(env, "ASCEND_VISIBLE_DEVICES"), "100");
+	ck_assert_str(env_value(env, "ASCEND_RUNTIME_OPTIONS"), "VIRTUAL");
+	ck_assert_str(env_value(env, "ASCEND_RT_VISIBLE_DEVICES"), "100");
+	ck_assert_str(env_value(slice_environment(l, {v100->first_slice}, DeviceNumbering::Local),
+	                        "ASCEND_RT_VISIBLE_DEVICES"),
+	              "0");
+	// a vNPU and a whole NPU's slice: both visible, the vNPU alone by its id, no VIRTUAL
+	const DeviceSlices *npu1 = l.devices_named({1}, {Vendor::Ascend})[0];
+	env = slice_environment(l, {v100->first_slice, npu1->first_slice}, DeviceNumbering::Physical);
+	ck_assert_str(env_value(env, "ASCEND_RT_VISIBLE_DEVICES"), "1,100");
+	ck_assert_str(env_value(env, "ASCEND_VISIBLE_DEVICES"), "100");
+	ck_assert_str(env_value(env, "ASCEND_RUNTIME_OPTIONS"), "<unset>");
+	// whole NPUs only: no vNPU variables
+	env = slice_environment(l, {npu1->first_slice}, DeviceNumbering::Physical);
+	ck_assert_str(env_value(env, "ASCEND_VISIBLE_DEVICES"), "<unset>");
+	// the job sees its vNPU's node only: the parent NPU and the other vNPU stay hidden
+	IsolationPlan plan = plan_isolation(l, held_device_paths(l, devices_of(l, "100"), ""));
+	ck_assert_str(join(plan.visible), "/dev/vdavinci100");
+	ck_assert(join(plan.hidden).find("/dev/davinci0") != std::string::npos);
+	ck_assert(join(plan.hidden).find("/dev/vdavinci101") != std::string::npos);
+}
+END_TEST
+
 Suite *device_identity_suite()
 {
 	Suite *s = suite_create("device_identity");
@@ -321,6 +379,7 @@ Suite *device_identity_suite()
 	tcase_add_test(tc, untyped_records_without_driver_keep_hwloc_type_and_number_order);
 	tcase_add_test(tc, mig_and_excluded_devices_are_never_sliced_but_stay_accelerators);
 	tcase_add_test(tc, exclusion_by_type_and_class_rules_by_autodetect_type);
+	tcase_add_test(tc, ascend_vnpus_are_devices_of_their_own);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -49,6 +49,7 @@ START_TEST(two_slices_of_one_h100)
 	              "SLURM_VSLICES_ON_NODE=2\n"
 	              "SLURM_VSLICE_DEVICES=5\n"
 	              "SLURM_VSLICE_COUNTS=2\n"
+	              "SLURM_VSLICE_POSITIONS=0+1\n"
 	              "SLURM_VSLICE_COMPUTE_PERCENT=24\n"
 	              "SLURM_VSLICE_MEMORY_LIMIT_MIB=19660\n");
 }
@@ -66,6 +67,7 @@ START_TEST(slices_on_two_devices_physical_numbering)
 	                                   "SLURM_VSLICES_ON_NODE=4\n"
 	                                   "SLURM_VSLICE_DEVICES=2,7\n"
 	                                   "SLURM_VSLICE_COUNTS=1,3\n"
+	                                   "SLURM_VSLICE_POSITIONS=0,1+2+3\n"
 	                                   "SLURM_VSLICE_COMPUTE_PERCENT=25,75\n"
 	                                   "SLURM_VSLICE_MEMORY_LIMIT_MIB=20480,61440\n");
 	auto local = slice_environment(l, {29, 30, 8, 31}, DeviceNumbering::Local);
@@ -82,6 +84,7 @@ START_TEST(amd_and_ascend_variables)
 	                                   "SLURM_VSLICES_ON_NODE=1\n"
 	                                   "SLURM_VSLICE_DEVICES=3\n"
 	                                   "SLURM_VSLICE_COUNTS=1\n"
+	                                   "SLURM_VSLICE_POSITIONS=0\n"
 	                                   "SLURM_VSLICE_COMPUTE_PERCENT=25\n"
 	                                   "SLURM_VSLICE_MEMORY_LIMIT_MIB=16384\n");
 	SliceLayout npu = layout_of("ascend-8npu.xml");
@@ -131,6 +134,7 @@ START_TEST(mixed_node_per_vendor_classes_and_variables)
 	              "SLURM_VSLICE_DEVICES=0\n"
 	              "SLURM_VSLICE_VENDORS=ascend\n"
 	              "SLURM_VSLICE_COUNTS=1\n"
+	              "SLURM_VSLICE_POSITIONS=0\n"
 	              "SLURM_VSLICE_COMPUTE_PERCENT=50\n"
 	              "SLURM_VSLICE_MEMORY_LIMIT_MIB=32768\n");
 	const std::string t4 = render(slice_environment(l, {1}, DeviceNumbering::Local));
@@ -149,7 +153,7 @@ START_TEST(nothing_held_sets_nothing)
 	SliceLayout l = layout_of("cluster-nvidia-2gpu.xml");
 	ck_assert(slice_environment(l, {}, DeviceNumbering::Local).empty());
 	ck_assert(slice_environment(l, {99}, DeviceNumbering::Local).empty()); // unknown index ignored
-	ck_assert_uint_eq(owned_variable_names().size(), 7);
+	ck_assert_uint_eq(owned_variable_names().size(), 8);
 }
 END_TEST
 
@@ -187,6 +191,7 @@ START_TEST(slice_env_round_trip)
 		ck_assert_msg(static_cast<bool>(env), "%s", env.error().c_str());
 		ck_assert(env->devices == (std::vector<int>{2, 7}));
 		ck_assert(env->counts == (std::vector<int>{1, 3}));
+		ck_assert(env->positions == (std::vector<std::vector<int>>{{0}, {1, 2, 3}}));
 		ck_assert(env->compute_percent == (std::vector<int>{25, 75}));
 		ck_assert(env->memory_mib == (std::vector<uint64_t>{20480, 61440}));
 		ck_assert_int_eq(env->slices, 4);
@@ -248,6 +253,26 @@ START_TEST(slice_env_refuses_malformed_variables)
 	ck_assert_str(err({{"SLURM_VSLICES_ON_NODE", "x"}}),
 	              "SLURM_VSLICES_ON_NODE: \"x\" is not a number from 1 to 1048576");
 	ck_assert_str(err({{"SLURM_VSLICE_BORROWED", "yes"}}), "SLURM_VSLICE_BORROWED: \"yes\" is not 1");
+	// which slices of each device: '+'-joined positions, one entry per device
+	const Vars two = {{"SLURM_VSLICE_DEVICES", "0,1"}, {"SLURM_VSLICE_COUNTS", "2,1"}};
+	auto with = [&](const std::string &positions) {
+		Vars v = two;
+		v["SLURM_VSLICE_POSITIONS"] = positions;
+		return v;
+	};
+	ck_assert(decode(with("0+3,2"))->positions == (std::vector<std::vector<int>>{{0, 3}, {2}}));
+	ck_assert_str(err(with("0+1")),
+	              "SLURM_VSLICE_POSITIONS: 1 entries for the 2 devices of SLURM_VSLICE_DEVICES");
+	ck_assert_str(err(with("0+1,64")),
+	              "SLURM_VSLICE_POSITIONS device 2: entry 1 \"64\" is not a number from 0 to 63");
+	ck_assert_str(err(with("0+x,1")),
+	              "SLURM_VSLICE_POSITIONS device 1: entry 2 \"x\" is not a number from 0 to 63");
+	ck_assert_str(err(with("1+0,1")),
+	              "SLURM_VSLICE_POSITIONS: entry 1 \"1+0\" is not in ascending order");
+	ck_assert_str(err(with("1+1,1")),
+	              "SLURM_VSLICE_POSITIONS: entry 1 \"1+1\" is not in ascending order");
+	ck_assert_str(err(with("1,1")),
+	              "SLURM_VSLICE_POSITIONS: entry 1 \"1\" names 1 slices for a count of 2");
 }
 END_TEST
 

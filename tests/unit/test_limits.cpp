@@ -83,8 +83,8 @@ START_TEST(job_limits_from_the_prolog_environment)
 	ck_assert_uint_eq(job.job, 7);
 	ck_assert_uint_eq(job.uid, 1000);
 	ck_assert(job.devices ==
-	          (std::vector<DeviceLimit>{{Vendor::Nvidia, 0, 0, 50, 7680, LimitBackend::Mps},
-	                                    {Vendor::Amd, 0, 0, 25, 0, LimitBackend::None}}));
+	          (std::vector<DeviceLimit>{{Vendor::Nvidia, 0, 0, 50, 7680, LimitBackend::Mps, {}},
+	                                    {Vendor::Amd, 0, 0, 25, 0, LimitBackend::None, {}}}));
 	env.borrowed = true; // a borrower: only memory no slice reserved
 	job = job_limits(*l, env, 7, 1000, cfg);
 	ck_assert_uint_eq(job.devices[0].memory_mib, 2048);
@@ -106,8 +106,8 @@ START_TEST(job_limits_file_round_trip_and_bounds)
 	JobLimits job;
 	job.job = 42;
 	job.uid = 1000;
-	job.devices = {{Vendor::Nvidia, 1, 0, 50, 7680, LimitBackend::Mps},
-	               {Vendor::Amd, 0, 0, 25, 0, LimitBackend::Preload}};
+	job.devices = {{Vendor::Nvidia, 1, 0, 50, 7680, LimitBackend::Mps, {}},
+	               {Vendor::Amd, 0, 0, 25, 0, LimitBackend::Preload, {}}};
 	const std::string text = encode_job_limits(job);
 	ck_assert_str(text,
 	              "flexslurm-limits 1\njob 42 uid 1000\nnvidia 1 0 50 7680 mps\namd 0 0 25 - preload\n");
@@ -139,8 +139,8 @@ START_TEST(job_limits_file_round_trip_and_bounds)
 	                                  "nvidia\t1\tt4\t/d/nvidia1\t195:1\t4\t4\t25\t4026531840\t\n");
 	JobLimits two;
 	two.job = 5;
-	two.devices = {{Vendor::Nvidia, 0, 0, 25, 3840, LimitBackend::Preload},
-	               {Vendor::Nvidia, 1, 1, 75, 11520, LimitBackend::Preload}};
+	two.devices = {{Vendor::Nvidia, 0, 0, 25, 3840, LimitBackend::Preload, {}},
+	               {Vendor::Nvidia, 1, 1, 75, 11520, LimitBackend::Preload, {}}};
 	auto step = limits_for_step(two, LimitBackend::Preload, l->devices_named({1}));
 	ck_assert_uint_eq(step.size(), 1);
 	ck_assert_int_eq(step[0].ordinal, 0);
@@ -162,8 +162,8 @@ START_TEST(step_devices_never_exceed_the_jobs_allocation)
 	SliceLayout l = mixed_layout();
 	JobLimits job;
 	job.job = 9;
-	job.devices = {{Vendor::Nvidia, 1, 0, 25, 0, LimitBackend::None},
-	               {Vendor::Amd, 0, 1, 25, 0, LimitBackend::None}};
+	job.devices = {{Vendor::Nvidia, 1, 0, 25, 0, LimitBackend::None, {}},
+	               {Vendor::Amd, 0, 1, 25, 0, LimitBackend::None, {}}};
 	auto names = [](const std::vector<const DeviceSlices *> &v) {
 		std::string out;
 		for (const DeviceSlices *d : v)
@@ -237,11 +237,18 @@ START_TEST(mixed_node_devices_are_named_by_vendor)
 	auto first = SliceEnv::decode(get);
 	ck_assert(static_cast<bool>(first));
 	auto joined = with_earlier_slices(l, *first, {8, 9});
-	ck_assert(joined == (std::vector<int>{4, 8, 9}));
+	// the earlier slice where it is (SLURM_VSLICE_POSITIONS: nvidia1's second), not the first
+	ck_assert(joined == (std::vector<int>{5, 8, 9}));
+	ck_assert_str(get("SLURM_VSLICE_POSITIONS").value_or("-"), "1");
+	// without positions (an older gres/vslice): as many of its first slices as counted
+	SliceEnv counts_only = *first;
+	counts_only.positions.clear();
+	ck_assert(with_earlier_slices(l, counts_only, {8, 9}) == (std::vector<int>{4, 8, 9}));
 	vars = slice_environment(l, joined, DeviceNumbering::Physical);
 	ck_assert_str(get("SLURM_VSLICE_DEVICES").value_or("-"), "1,0");
 	ck_assert_str(get("SLURM_VSLICE_VENDORS").value_or("-"), "nvidia,amd");
 	ck_assert_str(get("SLURM_VSLICE_COUNTS").value_or("-"), "1,2");
+	ck_assert_str(get("SLURM_VSLICE_POSITIONS").value_or("-"), "1,0+1");
 	// a device the call holds itself keeps its own slices; nothing earlier: unchanged
 	ck_assert(with_earlier_slices(l, *first, {5, 6}) == (std::vector<int>{5, 6}));
 	ck_assert(with_earlier_slices(l, SliceEnv{}, {9, 8}) == (std::vector<int>{8, 9}));

@@ -28,7 +28,8 @@ std::string basename_of(const std::string &path)
 }
 
 // The accelerator a device node belongs to, from its name: nvidiaN,
-// dri/renderD(128+N), dri/cardN, davinciN (N: the vendor's PCI-order index).
+// dri/renderD(128+N), dri/cardN, davinciN (N: the vendor's PCI-order index),
+// vdavinciN (an Ascend vNPU: N is its vNPU id).
 struct NodeName {
 	Vendor vendor;
 	int index;
@@ -42,7 +43,8 @@ std::optional<NodeName> classify_node(const std::string &path)
 		int offset;
 	};
 	for (const Stem &s : {Stem{"nvidia", Vendor::Nvidia, 0}, Stem{"renderD", Vendor::Amd, 128},
-	                      Stem{"card", Vendor::Amd, 0}, Stem{"davinci", Vendor::Ascend, 0}}) {
+	                      Stem{"card", Vendor::Amd, 0}, Stem{"davinci", Vendor::Ascend, 0},
+	                      Stem{"vdavinci", Vendor::Ascend, 0}}) {
 		const std::string_view p = s.prefix;
 		long n = 0;
 		if (base.size() > p.size() && base.compare(0, p.size(), p) == 0 &&
@@ -329,7 +331,7 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 		if (!name) {
 			out.report.push_back(
 			        u.path + ": gpu unit " + std::to_string(u.unit) +
-			        " is not an accelerator node flexslurm knows (nvidiaN, dri/renderDN, dri/cardN, davinciN); not sliced");
+			        " is not an accelerator node flexslurm knows (nvidiaN, dri/renderDN, dri/cardN, davinciN, vdavinciN); not sliced");
 			continue;
 		}
 		const NvidiaGpuInfo *drv = nullptr;
@@ -339,7 +341,16 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 					drv = &g;
 		std::optional<size_t> match;
 		std::string source = "gres.conf gpu unit " + std::to_string(u.unit);
-		if (drv) {
+		const auto vnpu = vnpu_of_node(u.path);
+		if (vnpu) {
+			// A vNPU: where it sits is its physical NPU's; that NPU is never
+			// sliced or held whole beside its vNPUs (its node stays hidden).
+			match = hw_index([&](const Accelerator &a) {
+				return a.vendor == Vendor::Ascend && a.vendor_index == vnpu->parent;
+			});
+			source += ", vNPU " + std::to_string(vnpu->id) + " of NPU " +
+			          std::to_string(vnpu->parent) + (match ? "" : " (not found by hwloc)");
+		} else if (drv) {
 			match = hw_index(
 			        [&](const Accelerator &a) { return a.pci_bus_id == drv->pci_bus_id; });
 			source += ", PCI bus from the NVIDIA driver";
@@ -350,7 +361,18 @@ IdentifiedDevices identify_devices(const Inventory &hw, const std::string &devic
 			source += match ? ", PCI bus assumed in device-number order" : ", not found by hwloc";
 		}
 		Accelerator a;
-		if (match) {
+		if (match && vnpu) {
+			a = hw.accelerators[*match];
+			// Its own gres.conf record, if any, names the same file: then
+			// it is a gpu unit that is never sliced (as a MIG parent).
+			const std::string parent = dir + a.device_nodes.at(0);
+			if (std::find(out.unsliced.begin(), out.unsliced.end(), parent) == out.unsliced.end())
+				out.unsliced.push_back(parent);
+			used[*match] = true;
+			a.vendor_index = vnpu->id;
+			a.uuid.clear();
+			a.memory_bytes = 0; // the vNPU template's share: slicing.classes[].device_memory
+		} else if (match) {
 			a = hw.accelerators[*match];
 			used[*match] = true;
 		} else {

@@ -10,7 +10,9 @@
 // others disabled; unlisted GPUs keep all their CUs.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flexslurm
@@ -45,5 +47,22 @@ std::string cu_list(const CuShare &share);
 // whose list is empty is left out (all its CUs stay enabled), and so an
 // empty result means: do not set the variable.
 std::string hsa_cu_mask(const std::vector<CuShare> &shares);
+
+// Whether `list` is a CU list as cu_list() writes it: ascending IDs and
+// ranges, comma-separated, at most 256 characters.
+bool valid_cu_list(std::string_view list);
+
+// One GPU of KFD's topology (/sys/class/kfd/kfd/topology/nodes/<n>/properties,
+// "name value" lines): its render node minor (dri/renderD<minor>), PCI bus
+// id (from domain and location_id) and compute units (simd_count /
+// simd_per_cu, as ROCr counts them). nullopt for a CPU node (simd_count 0)
+// or text without those fields.
+struct KfdGpu {
+	int render_minor = -1;  // -1: not given
+	std::string pci_bus_id; // "0000:c1:00.0"; empty: not given
+	int compute_units = 0;
+	bool operator==(const KfdGpu &) const = default;
+};
+std::optional<KfdGpu> parse_kfd_properties(std::string_view text);
 
 } // namespace flexslurm

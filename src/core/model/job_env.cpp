@@ -15,6 +15,7 @@ namespace
 
 constexpr const char *slices_variable = "SLURM_VSLICES_ON_NODE";
 constexpr const char *counts_variable = "SLURM_VSLICE_COUNTS";
+constexpr const char *positions_variable = "SLURM_VSLICE_POSITIONS";
 constexpr const char *compute_variable = "SLURM_VSLICE_COMPUTE_PERCENT";
 constexpr const char *memory_variable = "SLURM_VSLICE_MEMORY_LIMIT_MIB";
 constexpr size_t max_env_devices = 1024;
@@ -43,9 +44,10 @@ std::string shown_value(std::string_view value)
 
 // A comma list of numbers in [lo, hi]: empty, or why not.
 template <class T>
-std::string decode_list(const char *name, std::string_view value, T lo, T hi, std::vector<T> &out)
+std::string decode_list(const char *name, std::string_view value, T lo, T hi, std::vector<T> &out,
+                        char separator = ',')
 {
-	const auto items = split(value, ',');
+	const auto items = split(value, separator);
 	if (items.size() > max_env_devices)
 		return std::string(name) + ": more than " + std::to_string(max_env_devices) + " entries";
 	for (size_t i = 0; i < items.size(); ++i) {
@@ -55,6 +57,35 @@ std::string decode_list(const char *name, std::string_view value, T lo, T hi, st
 			       shown_value(items[i]) + " is not a number from " + std::to_string(lo) +
 			       " to " + std::to_string(hi);
 		out.push_back(v);
+	}
+	return "";
+}
+
+// SLURM_VSLICE_POSITIONS: per device of SLURM_VSLICE_DEVICES, its slices' positions joined
+// by '+', ascending, as many as its count. Empty, or why not.
+std::string decode_positions(std::string_view value, SliceEnv &env)
+{
+	const auto items = split(value, ',');
+	const std::string name = positions_variable;
+	if (items.size() != env.devices.size())
+		return name + ": " + std::to_string(items.size()) + " entries for the " +
+		       std::to_string(env.devices.size()) + " devices of " + devices_variable_name;
+	for (size_t i = 0; i < items.size(); ++i) {
+		std::vector<int> held;
+		const std::string device = name + " device " + std::to_string(i + 1);
+		const std::string why =
+		        decode_list(device.c_str(), items[i], 0, max_slices_per_device - 1, held, '+');
+		if (!why.empty())
+			return why;
+		for (size_t k = 1; k < held.size(); ++k)
+			if (held[k] <= held[k - 1])
+				return name + ": entry " + std::to_string(i + 1) + " " +
+				       shown_value(items[i]) + " is not in ascending order";
+		if (i < env.counts.size() && held.size() != static_cast<size_t>(env.counts[i]))
+			return name + ": entry " + std::to_string(i + 1) + " " + shown_value(items[i]) +
+			       " names " + std::to_string(held.size()) + " slices for a count of " +
+			       std::to_string(env.counts[i]);
+		env.positions.push_back(std::move(held));
 	}
 	return "";
 }
@@ -76,8 +107,8 @@ const char *visible_devices_variable(Vendor v)
 
 std::vector<std::string> owned_variable_names()
 {
-	return {slices_variable,  devices_variable_name, vendors_variable_name, counts_variable,
-	        compute_variable, memory_variable,       borrowed_variable_name};
+	return {slices_variable,    devices_variable_name, vendors_variable_name, counts_variable,
+	        positions_variable, compute_variable,      memory_variable,       borrowed_variable_name};
 }
 
 std::vector<EnvVar> SliceEnv::encode() const
@@ -94,6 +125,16 @@ std::vector<EnvVar> SliceEnv::encode() const
 		env.push_back({vendors_variable_name, join(names)});
 	}
 	env.push_back({counts_variable, join(counts)});
+	if (!positions.empty()) {
+		std::vector<std::string> lists;
+		for (const auto &p : positions) {
+			std::string l;
+			for (int s : p)
+				l += (l.empty() ? "" : "+") + std::to_string(s);
+			lists.push_back(l);
+		}
+		env.push_back({positions_variable, join(lists)});
+	}
 	env.push_back({compute_variable, join(compute_percent)});
 	env.push_back({memory_variable, join(memory_mib)});
 	if (borrowed)
@@ -135,6 +176,9 @@ Result<SliceEnv> SliceEnv::decode(const EnvLookup &lookup)
 		why = decode_list(counts_variable, counts, 1, max_slices_per_device, env.counts);
 		same_length(counts_variable, env.counts.size());
 	}
+	const std::string positions = get(positions_variable);
+	if (why.empty() && !positions.empty())
+		why = decode_positions(positions, env);
 	const std::string compute = get(compute_variable);
 	if (why.empty() && !compute.empty()) {
 		why = decode_list(compute_variable, compute, 1, 100, env.compute_percent);
@@ -168,7 +212,7 @@ Result<SliceEnv> SliceEnv::decode(const EnvLookup &lookup)
 
 std::vector<HeldSlices> held_slices(const SliceLayout &layout, const std::vector<int> &held)
 {
-	std::map<const DeviceSlices *, int> count;
+	std::map<const DeviceSlices *, std::vector<int>> count;
 	for (int index : held) {
 		const DeviceSlices *d = layout.device_of_slice(index);
 		if (!d) {
@@ -176,14 +220,18 @@ std::vector<HeldSlices> held_slices(const SliceLayout &layout, const std::vector
 			          " is not on this node's layout; ignored");
 			continue;
 		}
-		++count[d];
+		auto &positions = count[d];
+		if (std::find(positions.begin(), positions.end(), index - d->first_slice) == positions.end())
+			positions.push_back(index - d->first_slice);
 	}
 	// By vendor, then PCI order: the order CUDA (CUDA_DEVICE_ORDER=PCI_BUS_ID),
 	// ROCr and Ascend RT number the devices a job can open.
 	std::vector<HeldSlices> out;
 	for (const DeviceSlices *d : layout.devices_in_pci_order())
-		if (auto it = count.find(d); it != count.end())
-			out.push_back({d, it->second});
+		if (auto it = count.find(d); it != count.end()) {
+			std::sort(it->second.begin(), it->second.end());
+			out.push_back({d, static_cast<int>(it->second.size()), it->second});
+		}
 	return out;
 }
 
@@ -207,6 +255,7 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 		if (mixed)
 			slice_env.vendors.push_back(h.device->vendor);
 		slice_env.counts.push_back(h.count);
+		slice_env.positions.push_back(h.positions);
 		slice_env.compute_percent.push_back(h.device->share_percent(h.count));
 		slice_env.memory_mib.push_back(h.device->share_mib(h.count));
 	}
@@ -230,6 +279,19 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 		if (visible.empty())
 			continue;
 		env.push_back({visible_devices_variable(v), join(visible)});
+		if (v == Vendor::Ascend) {
+			// vNPUs by their ids, as Ascend's container runtime and device plugin
+			// name them (ASCEND_VISIBLE_DEVICES with ASCEND_RUNTIME_OPTIONS=VIRTUAL).
+			std::vector<int> vnpus;
+			size_t ascend = 0;
+			for (const HeldSlices &h : devices)
+				if (h.device->vendor == v && ++ascend && is_vnpu_node(h.device->device_path))
+					vnpus.push_back(h.device->vendor_index);
+			if (!vnpus.empty())
+				env.push_back({"ASCEND_VISIBLE_DEVICES", join(vnpus)});
+			if (!vnpus.empty() && vnpus.size() == ascend)
+				env.push_back({"ASCEND_RUNTIME_OPTIONS", "VIRTUAL"});
+		}
 		if (v == Vendor::Nvidia) {
 			// Our numbering is PCI order; CUDA's default is fastest first.
 			env.push_back({"CUDA_DEVICE_ORDER", "PCI_BUS_ID"});
@@ -257,6 +319,12 @@ std::vector<int> with_earlier_slices(const SliceLayout &layout, const SliceEnv &
 		});
 		if (has_some)
 			continue;
+		if (i < earlier.positions.size()) {
+			for (int p : earlier.positions[i])
+				if (p < d->slices)
+					held.push_back(d->first_slice + p);
+			continue;
+		}
 		for (int s = d->first_slice; s < d->first_slice + earlier.counts[i]; ++s)
 			held.push_back(s);
 	}

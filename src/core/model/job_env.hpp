@@ -42,10 +42,13 @@ using EnvLookup = std::function<std::optional<std::string>(const char *name)>;
 // flexslurm's slice variables for a job or step on one node: one entry per
 // device it holds slices of, in job order (by vendor, then PCI order).
 struct SliceEnv {
-	int slices = 0;                   // SLURM_VSLICES_ON_NODE: the sum of counts
-	std::vector<int> devices;         // SLURM_VSLICE_DEVICES: the devices' vendor indices
-	std::vector<Vendor> vendors;      // SLURM_VSLICE_VENDORS: their vendors (set on mixed nodes only)
-	std::vector<int> counts;          // SLURM_VSLICE_COUNTS: slices held on each
+	int slices = 0;              // SLURM_VSLICES_ON_NODE: the sum of counts
+	std::vector<int> devices;    // SLURM_VSLICE_DEVICES: the devices' vendor indices
+	std::vector<Vendor> vendors; // SLURM_VSLICE_VENDORS: their vendors (set on mixed nodes only)
+	std::vector<int> counts;     // SLURM_VSLICE_COUNTS: slices held on each
+	// SLURM_VSLICE_POSITIONS: which slices of each device (0-based on the device, ascending),
+	// "0+1,3"; as many as its count. Empty: not given (a gres/vslice older than the SPANK plugin).
+	std::vector<std::vector<int>> positions;
 	std::vector<int> compute_percent; // SLURM_VSLICE_COMPUTE_PERCENT
 	std::vector<uint64_t> memory_mib; // SLURM_VSLICE_MEMORY_LIMIT_MIB (0: unknown)
 	bool borrowed = false;            // SLURM_VSLICE_BORROWED=1: units of gres/vborrow
@@ -63,6 +66,7 @@ struct SliceEnv {
 struct HeldSlices {
 	const DeviceSlices *device = nullptr;
 	int count = 0;
+	std::vector<int> positions; // on the device, ascending: `count` of them
 };
 
 // The devices of the slices `held` (GRES indices on this node), in job
@@ -85,8 +89,9 @@ std::vector<EnvVar> slice_environment(const SliceLayout &layout, const std::vect
 // Slurm calls a GRES plugin's prolog/epilog-environment hook once per GRES
 // type a job holds (vslice:t4 and vslice:ascend910b on a mixed node), on the
 // same environment, each call with its type's units only. `held` joined with
-// the slices an earlier call wrote there (`earlier`, decoded; as many of each
-// earlier device's slices as it counted), so the last call's variables name
+// the slices an earlier call wrote there (`earlier`, decoded: each earlier
+// device's slices at its SLURM_VSLICE_POSITIONS, or without them its first
+// `count` slices), so the last call's variables name
 // the job's whole allocation on the node. Devices `held` already has slices
 // of keep only those.
 std::vector<int> with_earlier_slices(const SliceLayout &layout, const SliceEnv &earlier,

@@ -66,7 +66,10 @@ std::string encode_job_limits(const JobLimits &limits)
 		out += std::string(vendor_name(l.vendor)) + " " + std::to_string(l.host_index) + " " +
 		       std::to_string(l.ordinal) + " " + std::to_string(l.compute_percent) + " " +
 		       (l.memory_mib ? std::to_string(l.memory_mib) : "-") + " " +
-		       limit_backend_name(l.backend) + "\n";
+		       limit_backend_name(l.backend) +
+		       (l.backend == LimitBackend::CuMask ? " " + (l.cu_list.empty() ? "-" : l.cu_list)
+		                                          : "") +
+		       "\n";
 	return out;
 }
 
@@ -100,7 +103,7 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 		if (out.devices.size() >= 64)
 			return bad("more than 64 devices");
 		DeviceLimit l;
-		auto vendor = f.size() == 6 ? parse_vendor(std::string(f[0])) : std::nullopt;
+		auto vendor = f.size() == 6 || f.size() == 7 ? parse_vendor(std::string(f[0])) : std::nullopt;
 		if (!vendor || !parse_number(f[1], l.host_index, 0, max_vendor_index) ||
 		    !parse_number(f[2], l.ordinal, 0, 4095) ||
 		    !parse_number(f[3], l.compute_percent, 1, 100) ||
@@ -110,13 +113,88 @@ Result<JobLimits> decode_job_limits(std::string_view text)
 			        "expected \"<vendor> <index> <ordinal> <percent 1-100> <MiB or -> <backend>\"");
 		l.vendor = *vendor;
 		const auto backend = parse_limit_backend(f[5]);
-		if (!backend || (*backend == LimitBackend::Mps && l.vendor != Vendor::Nvidia))
+		if (!backend || !backend_allowed(*backend, l.vendor))
 			return bad(where + "unknown backend \"" + std::string(f[5]) + "\"");
 		l.backend = *backend;
+		if ((f.size() == 7) != (l.backend == LimitBackend::CuMask))
+			return bad(where + "a CU list goes with cu_mask, and only with it");
+		if (f.size() == 7 && f[6] != "-") {
+			if (!valid_cu_list(f[6]))
+				return bad(where + "\"" + std::string(f[6].substr(0, 32)) +
+				           "\" is not a CU list");
+			l.cu_list = std::string(f[6]);
+		}
 		out.devices.push_back(l);
 	}
 	if (line_no < 2)
 		return bad("truncated");
+	return out;
+}
+
+int compute_units_of(const DeviceSlices &device, const std::vector<KfdGpu> &gpus)
+{
+	const std::string_view path = device.device_path;
+	const auto slash = path.rfind('/');
+	const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+	int minor = -1;
+	if (base.starts_with("renderD") && !parse_number(base.substr(7), minor, 0, (1 << 20) - 1))
+		minor = -1;
+	for (const KfdGpu &g : gpus)
+		if (minor >= 0 && g.render_minor == minor)
+			return g.compute_units;
+	for (const KfdGpu &g : gpus)
+		if (!device.pci_bus_id.empty() && g.pci_bus_id == device.pci_bus_id)
+			return g.compute_units;
+	return 0;
+}
+
+std::vector<std::string> assign_cu_masks(JobLimits &limits, const SliceLayout &layout, const SliceEnv &env,
+                                         const std::vector<KfdGpu> &gpus, std::string_view gpus_problem)
+{
+	std::vector<std::string> problems;
+	const SliceLayout &view = env.borrowed ? layout.borrow_view() : layout;
+	const auto named = view.devices_named(env.devices, env.vendors);
+	for (size_t i = 0; i < named.size(); ++i) {
+		const DeviceSlices *d = named[i];
+		if (!d)
+			continue;
+		for (DeviceLimit &l : limits.devices) {
+			if (!l.is(*d) || l.backend != LimitBackend::CuMask)
+				continue;
+			const std::string device =
+			        "amd device " + std::to_string(d->vendor_index) + " (" + d->device_path + ")";
+			const int cus = compute_units_of(*d, gpus);
+			if (cus == 0) {
+				problems.push_back(
+				        device + ": its compute units are unknown (" +
+				        (gpus_problem.empty() ? "not in KFD's topology"
+				                              : std::string(gpus_problem)) +
+				        "): HSA_CU_MASK is not set, its slices are scheduled and fenced, not limited");
+			} else if (i >= env.positions.size()) {
+				problems.push_back(
+				        device +
+				        ": no SLURM_VSLICE_POSITIONS (gres/vslice older than the SPANK plugin?): HSA_CU_MASK is not set, its slices are scheduled and fenced, not limited");
+			} else {
+				l.cu_list = cu_list({l.ordinal, cus, d->slices, env.positions[i]});
+				if (l.cu_list.empty())
+					problems.push_back(device + ": " + std::to_string(cus) +
+					                   " compute units cannot be cut into " +
+					                   std::to_string(d->slices) +
+					                   " slices: HSA_CU_MASK is not set");
+			}
+		}
+	}
+	return problems;
+}
+
+std::string hsa_cu_mask_of(const std::vector<DeviceLimit> &limits)
+{
+	std::string out;
+	for (const DeviceLimit &l : limits) {
+		if (l.backend != LimitBackend::CuMask || l.cu_list.empty())
+			continue;
+		out += (out.empty() ? "" : ";") + std::to_string(l.ordinal) + ":" + l.cu_list;
+	}
 	return out;
 }
 

@@ -6,6 +6,7 @@
 // reads it), and what each backend needs to apply them.
 #pragma once
 
+#include "core/model/cu_mask.hpp"
 #include "core/model/job_env.hpp"
 #include "core/model/slice_layout.hpp"
 #include "core/model/spank_config.hpp"
@@ -27,6 +28,9 @@ struct DeviceLimit {
 	int compute_percent = 0;
 	uint64_t memory_mib = 0; // 0: unknown (no memory limit; logged as an error)
 	LimitBackend backend = LimitBackend::None;
+	// cu_mask: the CUs of the job's slices of the device ("0-25"); empty:
+	// unknown (HSA_CU_MASK is not set for it).
+	std::string cu_list;
 	bool operator==(const DeviceLimit &) const = default;
 	bool is(const DeviceSlices &d) const noexcept
 	{
@@ -49,7 +53,8 @@ struct JobLimits {
 };
 
 // "flexslurm-limits 1" then "job <id> uid <uid>" then one line per device:
-// "<vendor> <host index> <ordinal> <percent> <MiB or -> <none|preload|mps>".
+// "<vendor> <host index> <ordinal> <percent> <MiB or -> <backend>", and for
+// cu_mask a seventh field, the CU list or "-".
 // decode() checks every field and bound (at most 64 devices, 16 KiB).
 constexpr size_t job_limits_max_bytes = 16384;
 std::string encode_job_limits(const JobLimits &limits);
@@ -62,6 +67,22 @@ Result<JobLimits> decode_job_limits(std::string_view text);
 // reserved); each device gets its vendor's backend in `config`.
 JobLimits job_limits(const SliceLayout &layout, const SliceEnv &env, uint32_t job, uint32_t uid,
                      const SpankConfig &config);
+
+// A device's compute units among KFD's GPUs: matched by its render node
+// minor (device path dri/renderD<minor>), else by PCI bus id. 0: not found.
+int compute_units_of(const DeviceSlices &device, const std::vector<KfdGpu> &gpus);
+
+// Fills the cu_list of `limits`' cu_mask devices: the CUs of the slices the
+// job holds on each (`env`'s SLURM_VSLICE_POSITIONS) out of the device's CU
+// count (`gpus`: KFD's topology on this node). A device whose count or
+// positions are unknown keeps an empty list; one line per such device
+// (naming it and why) is returned.
+std::vector<std::string> assign_cu_masks(JobLimits &limits, const SliceLayout &layout, const SliceEnv &env,
+                                         const std::vector<KfdGpu> &gpus, std::string_view gpus_problem);
+
+// HSA_CU_MASK's value for a step's cu_mask devices (limits_for_step():
+// numbered as the step sees them); empty: do not set it.
+std::string hsa_cu_mask_of(const std::vector<DeviceLimit> &limits);
 
 // The job's limits of `backend` on the devices a step holds
 // (`step_devices`: as step_devices() gives them, by vendor then PCI order),

@@ -10,15 +10,44 @@ namespace
 {
 
 const char *const allowed_args =
-        "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps, preload=PATH|system, mps_control=PATH, job_dir=PATH";
+        "isolation=required|optional, layout=PATH, limits[.VENDOR]=none|preload|mps|cu_mask|vnpu, preload=PATH|system, mps_control=PATH, job_dir=PATH, kfd_topology=PATH";
 
 constexpr NameTable<LimitBackend> limit_backend_names[] = {
-        {LimitBackend::None, "none"},
-        {LimitBackend::Preload, "preload"},
-        {LimitBackend::Mps, "mps"},
+        {LimitBackend::None, "none"},      {LimitBackend::Preload, "preload"}, {LimitBackend::Mps, "mps"},
+        {LimitBackend::CuMask, "cu_mask"}, {LimitBackend::Vnpu, "vnpu"},
 };
 
+// The choices a vendor allows, for its error message.
+const char *allowed_for(Vendor v) noexcept
+{
+	switch (v) {
+	case Vendor::Nvidia:
+		return "none, preload, mps";
+	case Vendor::Amd:
+		return "none, preload, cu_mask";
+	case Vendor::Ascend:
+		return "none, preload, vnpu";
+	}
+	return "none";
+}
+
 } // namespace
+
+bool backend_allowed(LimitBackend backend, Vendor vendor) noexcept
+{
+	switch (backend) {
+	case LimitBackend::None:
+	case LimitBackend::Preload:
+		return true;
+	case LimitBackend::Mps:
+		return vendor == Vendor::Nvidia;
+	case LimitBackend::CuMask:
+		return vendor == Vendor::Amd;
+	case LimitBackend::Vnpu:
+		return vendor == Vendor::Ascend;
+	}
+	return false;
+}
 
 const char *limit_backend_name(LimitBackend backend) noexcept
 {
@@ -45,6 +74,7 @@ std::vector<std::string> plugstack_args(const SpankConfig &config)
 		args.push_back("preload=" + config.preload);
 	args.push_back("mps_control=" + config.mps_control);
 	args.push_back("job_dir=" + config.job_dir);
+	args.push_back("kfd_topology=" + config.kfd_topology);
 	return args;
 }
 
@@ -74,11 +104,13 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 		} else if (key == "preload" && value == "system") {
 			cfg.preload.clear();
 			cfg.preload_system = true;
-		} else if (key == "layout" || key == "preload" || key == "mps_control" || key == "job_dir") {
-			std::string &out = key == "layout"    ? cfg.layout_file
-			                   : key == "preload" ? cfg.preload
-			                   : key == "job_dir" ? cfg.job_dir
-			                                      : cfg.mps_control;
+		} else if (key == "layout" || key == "preload" || key == "mps_control" || key == "job_dir" ||
+		           key == "kfd_topology") {
+			std::string &out = key == "layout"         ? cfg.layout_file
+			                   : key == "preload"      ? cfg.preload
+			                   : key == "job_dir"      ? cfg.job_dir
+			                   : key == "kfd_topology" ? cfg.kfd_topology
+			                                           : cfg.mps_control;
 			if (key == "preload")
 				cfg.preload_system = false;
 			if (!absolute(key, value, out))
@@ -89,12 +121,13 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			const auto parsed_backend = parse_limit_backend(value);
 			if (!parsed_backend)
 				return bad(key + ": \"" + value +
-				           "\" is not allowed (allowed: none, preload, mps)");
+				           "\" is not allowed (allowed: none, preload, mps, cu_mask, vnpu)");
 			const LimitBackend backend = *parsed_backend;
 			if (key == "limits") {
-				// mps exists for NVIDIA only: the others keep "none".
+				// A vendor's own choice (mps, cu_mask, vnpu) is that vendor's only: the
+				// others keep theirs.
 				for (Vendor v : {Vendor::Nvidia, Vendor::Amd, Vendor::Ascend})
-					if (backend != LimitBackend::Mps || v == Vendor::Nvidia)
+					if (backend_allowed(backend, v))
 						cfg.limits[static_cast<int>(v)] = backend;
 				continue;
 			}
@@ -102,8 +135,12 @@ Result<SpankConfig> parse_plugstack_args(const std::vector<std::string> &args)
 			if (!vendor)
 				return bad(key + ": unknown vendor \"" + key.substr(7) +
 				           "\" (allowed: nvidia, amd, ascend)");
-			if (backend == LimitBackend::Mps && *vendor != Vendor::Nvidia)
-				return bad(key + ": mps is NVIDIA's (allowed: none, preload)");
+			if (!backend_allowed(backend, *vendor))
+				return bad(key + ": " + value + " is " +
+				           (backend == LimitBackend::Mps      ? "NVIDIA's"
+				            : backend == LimitBackend::CuMask ? "AMD's"
+				                                              : "Ascend's") +
+				           " (allowed: " + allowed_for(*vendor) + ")");
 			cfg.limits[static_cast<int>(*vendor)] = backend;
 		} else if (key == "mps_dir") {
 			return bad(

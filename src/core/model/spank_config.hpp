@@ -26,7 +26,12 @@ enum class LimitBackend {
 	None,    // variables only
 	Preload, // an interception library (e.g. HAMi-core) via LD_PRELOAD
 	Mps,     // an NVIDIA MPS control daemon per job
+	CuMask,  // AMD: HSA_CU_MASK, each slice its own compute units (ROCr)
+	Vnpu,    // Ascend: the devices are vNPUs (hardware partitions of AI Core and memory)
 };
+
+// The backends a vendor may take: mps is NVIDIA's, cu_mask AMD's, vnpu Ascend's.
+bool backend_allowed(LimitBackend backend, Vendor vendor) noexcept;
 
 struct SpankConfig {
 	FailurePolicy isolation = FailurePolicy::Required;
@@ -40,12 +45,14 @@ struct SpankConfig {
 	// Per-job state (limits file, preload config and cache, MPS pipe and
 	// log directories): <job_dir>/<job id>/, root's.
 	std::string job_dir = "/run/flexslurm/jobs";
+	// AMD compute-unit counts for cu_mask: KFD's topology (<dir>/<node>/properties).
+	std::string kfd_topology = "/sys/class/kfd/kfd/topology/nodes";
 
 	LimitBackend limits_for(Vendor v) const noexcept { return limits[static_cast<int>(v)]; }
 	bool operator==(const SpankConfig &) const = default;
 };
 
-// "none", "preload", "mps": in plugstack.conf and in the per-job limits file.
+// "none", "preload", "mps", "cu_mask", "vnpu": in plugstack.conf and in the per-job limits file.
 const char *limit_backend_name(LimitBackend backend) noexcept;
 std::optional<LimitBackend> parse_limit_backend(std::string_view name) noexcept;
 

@@ -24,6 +24,7 @@ extern "C" {
 #include "core/io/command.hpp"
 #include "core/io/isolation.hpp"
 #include "core/io/job_state.hpp"
+#include "core/io/kfd_topology.hpp"
 #include "core/model/job_env.hpp"
 #include "core/model/limits.hpp"
 #include "core/model/slice_layout.hpp"
@@ -273,6 +274,32 @@ std::string exit_text(const Result<int> &r)
 	return r ? "exit " + std::to_string(*r) : r.error();
 }
 
+// The prolog's part of cu_mask and vnpu: each cu_mask device's CU list, from
+// KFD's topology (kfd_topology=, root's) and the slices the job holds; one
+// log line for each device the chosen backend cannot limit.
+void limit_in_device(const SliceLayout &layout, const SliceEnv &slices, JobLimits &limits)
+{
+	bool cu_mask = false;
+	for (const DeviceLimit &l : limits.devices) {
+		cu_mask = cu_mask || l.backend == LimitBackend::CuMask;
+		if (l.backend != LimitBackend::Vnpu)
+			continue;
+		for (const DeviceSlices &d : layout.devices())
+			if (l.is(d) && !is_vnpu_node(d.device_path))
+				slurm_info(
+				        "flexslurm: job %u: ascend device %d (%s) is a whole NPU, not a vNPU: its slices are scheduled and fenced, not limited",
+				        limits.job, d.vendor_index, d.device_path.c_str());
+	}
+	if (!cu_mask)
+		return;
+	const char *node = std::getenv("SLURMD_NODENAME"); // set by slurmd
+	auto gpus = read_kfd_gpus(expand_node_name(config->kfd_topology, node ? node : ""));
+	const std::vector<KfdGpu> none;
+	for (const std::string &problem :
+	     assign_cu_masks(limits, layout, slices, gpus ? *gpus : none, gpus ? "" : gpus.error()))
+		slurm_error("flexslurm: job %u: limits.amd=cu_mask: %s", limits.job, problem.c_str());
+}
+
 // Job prolog, as root, for every job on this node: the job's limits from
 // the node's layout and the SLURM_VSLICE_* that Slurm's gres/vslice put in
 // the prolog environment (the job's whole allocation here, host numbering;
@@ -303,9 +330,11 @@ int job_prolog(spank_t sp)
 	}
 	JobStateFiles files;
 	files.limits = job_limits(*layout, *slices, job, uid, *config);
+	limit_in_device(*layout, *slices, files.limits);
 	std::vector<DeviceLimit> mps, preload;
 	for (const DeviceLimit &l : files.limits.devices) {
-		if (l.backend != LimitBackend::None && l.memory_mib == 0)
+		if ((l.backend == LimitBackend::Mps || l.backend == LimitBackend::Preload) &&
+		    l.memory_mib == 0)
 			slurm_error(
 			        "flexslurm: job %u: %s device %d has no known memory size, its slices get no memory limit: set slicing.classes[].device_memory in flexslurm.yaml",
 			        job, std::string(vendor_name(l.vendor)).c_str(), l.host_index);
@@ -401,6 +430,12 @@ int task_limits(spank_t sp)
 	if (!limits_for_step(*task.allocation, LimitBackend::Mps, task.devices).empty())
 		for (const std::string &kv : mps_env(paths))
 			set(kv.substr(0, kv.find('=')), kv.substr(kv.find('=') + 1));
+	// HSA_CU_MASK: ROCr reads it when the process starts the runtime; the job's
+	// slices' CUs, numbered as the step sees its AMD devices.
+	const std::string cu_mask =
+	        hsa_cu_mask_of(limits_for_step(*task.allocation, LimitBackend::CuMask, task.devices));
+	if (!cu_mask.empty())
+		set("HSA_CU_MASK", cu_mask);
 	const auto preload = limits_for_step(*task.allocation, LimitBackend::Preload, task.devices);
 	for (const EnvVar &v :
 	     preload_environment(preload, config->preload, job_env(sp, "LD_PRELOAD"), paths.preload_cache))

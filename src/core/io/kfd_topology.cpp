@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "core/io/kfd_topology.hpp"
+
+#include "core/io/file_io.hpp"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace flexslurm
+{
+
+Result<std::vector<KfdGpu>> read_kfd_gpus(const std::string &dir, const KfdDirReader &list,
+                                          const KfdFileReader &read)
+{
+	std::string why;
+	auto names = list(dir, why);
+	if (!names)
+		return Result<std::vector<KfdGpu>>::failure("cannot list " + dir + ": " + why);
+	std::sort(names->begin(), names->end());
+	std::vector<KfdGpu> out;
+	for (const std::string &entry : *names) {
+		if (entry.empty() || entry[0] == '.' || entry.find('/') != std::string::npos)
+			continue;
+		if (auto text = read(dir + "/" + entry + "/properties"))
+			if (auto gpu = parse_kfd_properties(*text))
+				out.push_back(std::move(*gpu));
+		if (out.size() >= 256)
+			break;
+	}
+	return out;
+}
+
+Result<std::vector<KfdGpu>> read_kfd_gpus(const std::string &dir)
+{
+	auto list = [](const std::string &d, std::string &why) -> std::optional<std::vector<std::string>> {
+		std::unique_ptr<DIR, int (*)(DIR *)> h(opendir(d.c_str()), &closedir);
+		if (!h) {
+			why = std::strerror(errno);
+			return std::nullopt;
+		}
+		std::vector<std::string> names;
+		while (dirent *e = readdir(h.get()))
+			if (names.size() < 1024)
+				names.emplace_back(e->d_name);
+		return names;
+	};
+	auto read = [](const std::string &path) -> std::optional<std::string> {
+		// sysfs reports size 4096; the properties text is well under it.
+		FileRead file = read_file(path, {16384, false, false});
+		if (!file || file.text.empty())
+			return std::nullopt;
+		return std::move(file.text);
+	};
+	return read_kfd_gpus(dir, list, read);
+}
+
+} // namespace flexslurm
