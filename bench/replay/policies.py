@@ -41,6 +41,7 @@ def flex_yaml(slices, lending, dur_div):
 lending:
   enabled: true
   whole_devices: true
+  free_slices: true
   port: {{lending_port}}
   idle_below_percent: {IDLE_BELOW}
   idle_window: {t['idle_window']}s

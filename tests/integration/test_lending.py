@@ -436,6 +436,88 @@ def _report(node, epoch, seq):
             f"device 0 busy 0 used 0 lendable 3276 per_job 0\nend\n")
 
 
+def _write_yaml(c, text):
+    (c.dir / "etc" / "flexslurm.yaml").write_text(text.format(dir=c.dir, lending_port=c.lending_port))
+
+
+def _reconfigure(c):
+    c.run(["scontrol", "reconfigure"])
+    # 22.05 re-reads in place; 23.11 and later re-execute slurmctld (and slurmd).
+    wait_until(lambda: "UP" in c.run(["scontrol", "ping"], check=False).stdout, 30, "slurmctld after reconfigure")
+    c.wait_nodes_idle(timeout=60)
+
+
+def _job_idx(c, job, name):
+    """The unit indices of GRES `name` a job holds, from scontrol show job -d."""
+    m = re.search(rf"GRES=\S*?{name}(?::\w+)?:\d+\(IDX:([^)]*)\)", c.show_job(job))
+    units = set()
+    for part in filter(None, (m.group(1) if m else "").split(",")):
+        lo, _, hi = part.partition("-")
+        units |= set(range(int(lo), int(hi or lo) + 1))
+    return units
+
+
+def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
+    """lending.free_slices: true (turned on here by reconfigure; the rest of this module runs
+    without it): a borrower starts on l2, where no job holds anything. A slice job that fits
+    beside it gets the slices no borrower holds; one that needs the borrowed slice starts at
+    once all the same, and the borrower is requeued within the bound."""
+    _clean(c)
+    node = c.nodes[1]
+    dev = c.dir / "dev" / node / "nvidia0"
+    status = c.dir / "state" / "flexslurm_lending.status"
+    _write_yaml(c, YAML + "  free_slices: true\n")
+    try:
+        _reconfigure(c)
+        for n in c.nodes:
+            _idle(c, n)
+        borrower = _borrower(c, "-w", node, node=node)
+        wait_until(lambda: c.job_state(borrower) == "RUNNING", 40, "borrower running with no owner on the node")
+        eq(_field(c.show_job(borrower), "NodeList"), node, "borrower on the free node")
+        units = _job_idx(c, borrower, "vborrow")
+        eq(len(units), 1, f"borrower holds one borrow unit ({units})")
+        u = min(units)  # the slice it shadows
+        out = c.dir / "out" / f"borrower.{borrower}"
+        wait_until(lambda: out.exists() and "started" in out.read_text() and _holders(dev), 20,
+                   "borrower holds the device")
+        wait_until(lambda: f"{node} {u} 0 lent free JobId={borrower} " in status.read_text(), 15,
+                   "the status file shows the loan of a free slice")
+        contains(_log(c), f"{node} slice {u} (free) lent to JobId={borrower}", "the loan logged")
+        # A one-slice job fits beside the borrower: it gets an unborrowed slice.
+        beside = c.sbatch("--gres=vslice:1", "-w", node, script=LENDER)
+        wait_until(lambda: c.job_state(beside) == "RUNNING", 20, "one-slice owner running")
+        eq(_job_idx(c, beside, "vslice") & {u}, set(), "the one-slice owner got a slice no borrower holds")
+        time.sleep(3)  # the borrower is also old enough now to be sent its checkpoint signal
+        eq(c.job_state(borrower), "RUNNING", "the borrower stays while owners fit beside it")
+        # Three slices: only three are free, so one of them is the borrower's.
+        t0 = time.monotonic()
+        owner = c.sbatch("--gres=vslice:3", "-w", node, script=LENDER)
+        wait_until(lambda: c.job_state(owner) == "RUNNING", 10, "the owner starts at once, borrower or not")
+        started = time.monotonic() - t0
+        eq(u in _job_idx(c, owner, "vslice"), True, f"the owner holds the borrowed slice {u}")
+        wait_until(lambda: c.job_state(borrower) != "RUNNING" and not _holders(dev), BOUND + 5,
+                   "borrower off the device")
+        took = time.monotonic() - t0
+        eq(took <= BOUND, True, f"reclaim took {took:.1f}s (bound {BOUND}s; owner started after {started:.1f}s)")
+        wait_until(lambda: c.job_state(borrower) == "PENDING", 20, "borrower requeued")
+        detail = c.show_job(borrower)
+        eq(_field(detail, "Restarts"), "1", "restart count")
+        contains(out.read_text(), "checkpoint", "checkpoint signal delivered")
+        contains(_log(c), f"reclaim JobId={borrower} from {node} slice {u} of JobId={owner}: owner-arrived",
+                 "the reclaim's reason")
+        eq([c.job_state(owner), c.job_state(beside)], ["RUNNING"] * 2, "owners untouched")
+        wait_until(lambda: re.search(rf"^{node} {u} 0 (owned-busy|idle) JobId={owner} - -$", status.read_text(), re.M),
+                   15,
+                   "the slice is the owner's in the status file")
+        squeue = c.run(["squeue", "-h", "-j", str(borrower), "-o", "%T %r"]).stdout
+        contains(squeue, "PENDING", "squeue shows the borrower pending")
+        _cancel(c, borrower, owner, beside)
+    finally:
+        c.run(["scancel", "--user=root"], check=False)
+        _write_yaml(c, YAML)
+        _reconfigure(c)
+
+
 def test_forged_reports_are_dropped_and_scheduling_goes_on(c):
     _clean(c)
     before = _log(c)

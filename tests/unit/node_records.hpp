@@ -16,6 +16,7 @@ struct NodeRecords {
 	std::string node;
 	bool known = true;
 	std::vector<int> device_of_slice;
+	std::vector<std::string> partitions;
 	std::map<int, SliceOwner> owners;       // slice -> owner
 	std::map<int, BorrowHolding> borrowers; // borrow unit -> borrower
 
@@ -25,6 +26,7 @@ struct NodeRecords {
 		nb.node = node;
 		nb.known = known;
 		nb.device_of_slice = device_of_slice;
+		nb.partitions = partitions;
 		for (const auto &[u, o] : owners)
 			nb.owner(static_cast<size_t>(u)) = o;
 		for (const auto &[u, h] : borrowers)

@@ -121,6 +121,92 @@ START_TEST(what_is_never_lent)
 }
 END_TEST
 
+// lending.free_slices: a free slice is lent at once; an owner placed on it
+// takes the loan over, counts as busy, and the loan goes back within the
+// grace (owner-arrived); a reclaim already under way keeps its deadline.
+START_TEST(free_slices_are_lent_and_taken_over_by_an_owner)
+{
+	LendingPolicy p = policy();
+	SliceLending off(p);
+	ck_assert(!off.lendable(at(0)) && !off.lend(at(0), 7)); // off by default
+	p.free_slices = true;
+	SliceLending s(p);
+	ck_assert(s.lendable(at(0)));
+	ck_assert(s.lend(at(0), 200));
+	ck_assert(s.state() == SliceState::Lent && s.owner() == 0 && s.borrower() == 200);
+	s.owner_released(at(1)); // the records show no owner: nothing to release
+	ck_assert(s.state() == SliceState::Lent);
+	s.borrower_gone(at(5)); // ended by itself: the slice is free again, not "idle"
+	ck_assert(s.state() == SliceState::Free && s.owner() == 0);
+	ck_assert(s.lend(at(6), 201));
+	s.owner_assigned(at(10), 100, "gpu", std::nullopt);
+	ck_assert(s.state() == SliceState::Reclaiming);
+	ck_assert(*s.reclaim_reason() == ReclaimReason::OwnerArrived);
+	ck_assert(*s.reclaim_deadline() == at(70));
+	ck_assert_uint_eq(s.owner(), 100);
+	ck_assert_uint_eq(s.borrower(), 201);
+	ck_assert(!s.owner_gone());
+	s.owner_assigned(at(11), 100, "gpu", std::nullopt); // the same owner again: no change
+	ck_assert(*s.reclaim_deadline() == at(70));
+	ck_assert(s.tick(at(71))); // overdue: hard stop, as for any loan
+	s.borrower_gone(at(72));
+	ck_assert(s.state() == SliceState::OwnedBusy && s.owner() == 100 && s.borrower() == 0);
+	samples(s, 80, 680, 0.0); // the owner's own idle window, as any owner's
+	ck_assert(s.state() == SliceState::Idle && s.lendable(at(680)));
+
+	// An owner in a partition that never lends takes it back too, and keeps it.
+	SliceLending never(p);
+	ck_assert(never.lend(at(0), 202));
+	never.owner_assigned(at(3), 101, "interactive", std::nullopt);
+	ck_assert(never.state() == SliceState::Reclaiming);
+	never.borrower_gone(at(4));
+	samples(never, 5, 1000, 0.0);
+	ck_assert(never.state() == SliceState::Idle && !never.lendable(at(1000)));
+
+	// A free loan at max_loan: the owner placed during the grace keeps its
+	// deadline; without an owner the slice is free again after the cooldown.
+	SliceLending max(p);
+	ck_assert(max.lend(at(0), 203));
+	ck_assert(!max.tick(at(3600)));
+	ck_assert(*max.reclaim_reason() == ReclaimReason::MaxLoan);
+	max.owner_assigned(at(3610), 102, "gpu", std::nullopt);
+	ck_assert(*max.reclaim_reason() == ReclaimReason::MaxLoan && *max.reclaim_deadline() == at(3660));
+	ck_assert_uint_eq(max.owner(), 102);
+	SliceLending alone(p);
+	ck_assert(alone.lend(at(0), 204));
+	alone.telemetry_lost(at(10));
+	ck_assert(*alone.reclaim_reason() == ReclaimReason::TelemetryLost);
+	alone.borrower_gone(at(20));
+	ck_assert(alone.state() == SliceState::Free && alone.owner() == 0);
+	ck_assert(!alone.lendable(at(319)) && alone.lendable(at(320))); // cooldown 300 s
+
+	// A lender ends while lent and a new owner gets the slice in the grace:
+	// the loan is the new owner's; the reclaim goes on.
+	SliceLending handed(p);
+	handed.owner_assigned(at(0), 100, "gpu", std::nullopt);
+	samples(handed, 0, 600, 0.0);
+	ck_assert(handed.lend(at(600), 205));
+	handed.owner_released(at(610));
+	ck_assert(handed.owner_gone() && *handed.reclaim_reason() == ReclaimReason::LenderEnded);
+	handed.owner_assigned(at(611), 103, "gpu", std::nullopt);
+	ck_assert(!handed.owner_gone() && handed.owner() == 103);
+	ck_assert(*handed.reclaim_reason() == ReclaimReason::LenderEnded &&
+	          *handed.reclaim_deadline() == at(670));
+	handed.borrower_gone(at(620));
+	ck_assert(handed.state() == SliceState::OwnedBusy && handed.owner() == 103);
+
+	// With free slices not lent (turned off since, or a loan the records
+	// show on a free slice), such a loan is taken back at once.
+	SliceLending adopted(policy());
+	adopted.adopt_loan(at(0), 206);
+	adopted.owner_released(at(1));
+	ck_assert(adopted.state() == SliceState::Reclaiming);
+	ck_assert(*adopted.reclaim_reason() == ReclaimReason::LenderEnded);
+	adopted.borrower_gone(at(2));
+	ck_assert(adopted.state() == SliceState::Free);
+}
+END_TEST
+
 START_TEST(other_reclaim_triggers)
 {
 	const LendingPolicy p = policy();
@@ -292,6 +378,10 @@ START_TEST(lending_yaml)
 	ck_assert_msg(static_cast<bool>(w), "%s", w.error().c_str());
 	ck_assert(w->lending.whole_devices);
 	ck_assert(w->lending.owner_lends("gpu", true) && w->lending.owner_lends("gpu", false));
+	ck_assert(!p.free_slices && !Config::defaults().lending.free_slices);
+	auto f = Config::from_string("lending:\n  free_slices: true\n", "f.yaml");
+	ck_assert_msg(static_cast<bool>(f), "%s", f.error().c_str());
+	ck_assert(f->lending.free_slices && !f->lending.whole_devices);
 	ck_assert(Config::defaults().lending.grace == 60s);
 	ck_assert(!Config::defaults().channel.enabled);
 	auto ch = Config::from_string("lending:\n  enabled: true\n  port: 7000\n  report_interval: 2s\n"
@@ -314,11 +404,13 @@ START_TEST(lending_yaml)
 	        {"lending:\n  never_lend_partitions: debug\n",
 	         "bad.yaml:2: lending.never_lend_partitions: must be a list (allowed: a list of partition names)"},
 	        {"lending:\n  reclaim: now\n",
-	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, whole_devices, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
+	         "bad.yaml:2: lending.reclaim: unknown key (allowed: enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, whole_devices, free_slices, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir)"},
 	        {"lending:\n  enabled: yes\n",
 	         "bad.yaml:2: lending.enabled: \"yes\" is not a boolean (allowed: true or false)"},
 	        {"lending:\n  whole_devices: 1\n",
 	         "bad.yaml:2: lending.whole_devices: \"1\" is not a boolean (allowed: true or false)"},
+	        {"lending:\n  free_slices: yes\n",
+	         "bad.yaml:2: lending.free_slices: \"yes\" is not a boolean (allowed: true or false)"},
 	        {"lending:\n  telemetry: dcgm\n",
 	         "bad.yaml:2: lending.telemetry: unknown source \"dcgm\" (allowed: auto, nvml, file or none)"},
 	        {"lending:\n  telemetry_dir: run/t\n",
@@ -356,6 +448,7 @@ Suite *lending_suite()
 	TCase *tc = tcase_create("lending");
 	tcase_add_test(tc, idle_for_the_window_then_lent_then_reclaimed_when_busy);
 	tcase_add_test(tc, what_is_never_lent);
+	tcase_add_test(tc, free_slices_are_lent_and_taken_over_by_an_owner);
 	tcase_add_test(tc, other_reclaim_triggers);
 	tcase_add_test(tc, a_busy_streak_stops_at_busy_samples);
 	tcase_add_loop_test(tc, random_sequences_keep_the_invariants, 0, 5);

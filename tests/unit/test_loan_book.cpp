@@ -129,6 +129,75 @@ START_TEST(per_job_telemetry_tells_the_borrower_from_the_lender)
 }
 END_TEST
 
+// lending.free_slices: free slices of a device with memory to lend, on a
+// node that reports, are lendable; a slice Slurm has just given an owner
+// is not; an owner placed on a lent free slice takes the loan over and the
+// borrower is requeued at the grace, as from a busy lender.
+START_TEST(free_slices_lent_then_taken_back_by_a_new_owner)
+{
+	LendingPolicy p = short_policy();
+	p.free_slices = true;
+	Controller c(p);
+	c.add_node("n1", {0, 0, 1, 1});
+	c.telemetry["n1"] = [](long) {
+		return std::vector<DeviceReport>{device_use(0, 0),
+		                                 device_use(1, 0, 0)}; // device 1: no memory to lend
+	};
+	ck_assert_str(c.lendable("n1", 0), ""); // no report yet
+	ck_assert_str(c.run(0, 0), "0: lendable\n");
+	ck_assert_str(c.lendable("n1", 0), "0,1");
+	ck_assert_str(units_text(c.book.lendable_units("n1", at(0), [](int u) { return u == 0; })), "1");
+	c.book.take_events();
+	c.lend(1, "n1", 0, 200);
+	ck_assert(contains(c.book.take_events(), "n1 slice 0 (free) lent to JobId=200"));
+	ck_assert_str(c.run(1, 9), "");
+	ck_assert_str(c.lendable("n1", 9), "1");
+	ck_assert(c.book.status(at(9)).find("n1 0 0 lent free JobId=200 8s\n") != std::string::npos);
+
+	// A job is placed on slice 0: the loan is its, it counts as busy.
+	c.own("n1", 0, 100);
+	ck_assert_str(c.run(10, 10), "10: signal 200:owner-arrived\n");
+	ck_assert(contains(c.book.take_events(),
+	                   "reclaim JobId=200 from n1 slice 0 of JobId=100: owner-arrived, grace 20 s"));
+	ck_assert(c.book.status(at(15)).find("n1 0 0 reclaiming JobId=100 JobId=200 14s\n") !=
+	          std::string::npos);
+	ck_assert_str(c.orders("n1", 15), "n1#1 200@20"); // hard stop at t0 + G + 5 s
+	ck_assert_str(c.run(11, 29), "");
+	ck_assert_str(c.run(30, 30), "30: requeue 200\n");
+	c.book.requeued(200, at(30));
+	c.leave("n1", 0);
+	ck_assert_str(c.run(31, 31), "");
+	ck_assert(contains(c.book.take_events(), "reclaim JobId=200 done (owner-arrived)"));
+	ck_assert(c.book.status(at(31)).find("n1 0 0 owned-busy JobId=100 - -\n") != std::string::npos);
+	ck_assert_uint_eq(c.book.counters().loans, 1);
+	ck_assert_uint_eq(c.book.counters().reclaims[static_cast<size_t>(ReclaimReason::OwnerArrived)], 1);
+	ck_assert(c.book.totals().count(0) == 0); // a free slice's loan is nobody's lending
+	ck_assert_str(c.lendable("n1", 31), "1");
+
+	// The node falls silent: its free slices are not lent either.
+	c.telemetry.erase("n1");
+	ck_assert_str(c.run(32, 50), "");
+	ck_assert_str(c.lendable("n1", 50), "");
+
+	// A node in a partition that never lends lends no free slice (a job of
+	// that partition placed there would share its slice for the grace).
+	Controller parts(p);
+	for (const char *n : {"n1", "n2"}) {
+		parts.add_node(n, {0, 0});
+		parts.telemetry[n] = [](long) { return std::vector<DeviceReport>{device_use(0, 0)}; };
+	}
+	parts.records.at("n1").partitions = {"gpu", "batch"};
+	parts.records.at("n2").partitions = {"gpu", "interactive"};
+	ck_assert_str(parts.run(0, 0), "0: lendable\n");
+	ck_assert_str(parts.lendable("n1", 0), "0,1");
+	ck_assert_str(parts.lendable("n2", 0), "");
+
+	// An idle owner's slice stays lendable whatever Slurm shows allocated.
+	IdleLender lender;
+	ck_assert_str(units_text(lender.c.book.lendable_units("n1", at(10), [](int) { return true; })), "0");
+}
+END_TEST
+
 // --- LoanBook: a loan and its reclaim ----------------------------------------------
 
 START_TEST(reclaim_when_the_lender_is_busy_again)
@@ -391,6 +460,7 @@ Suite *loan_book_suite()
 	TCase *tc = tcase_create("loan_book");
 	tcase_add_test(tc, lendable_only_when_idle_long_enough_with_memory_and_fresh_reports);
 	tcase_add_test(tc, a_device_held_whole_lends_its_slices);
+	tcase_add_test(tc, free_slices_lent_then_taken_back_by_a_new_owner);
 	tcase_add_test(tc, per_job_telemetry_tells_the_borrower_from_the_lender);
 	tcase_add_test(tc, reclaim_when_the_lender_is_busy_again);
 	tcase_add_test(tc, other_reasons_to_take_a_loan_back);

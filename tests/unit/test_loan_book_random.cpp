@@ -34,7 +34,9 @@ std::map<Unit, uint32_t> borrowers_in_status(const std::string &status)
 class RandomCluster
 {
 public:
-	explicit RandomCluster(unsigned seed) : rng_(seed), c_(std::make_unique<Controller>(policy_))
+	// `free_slices`: lending.free_slices on (owners then also start on lent free slices).
+	explicit RandomCluster(unsigned seed, bool free_slices = false)
+	    : policy_(policy_with(free_slices)), rng_(seed), c_(std::make_unique<Controller>(policy_))
 	{
 		c_->add_node("n0", {0, 0, 0, 0, 1, 1, 1, 1});
 		c_->add_node("n1", {0, 0, 1, 1, 2, 2, 3, 3});
@@ -75,6 +77,12 @@ public:
 	size_t requeued() const { return requeued_.size(); }
 
 private:
+	static LendingPolicy policy_with(bool free_slices)
+	{
+		LendingPolicy p = short_policy();
+		p.free_slices = free_slices;
+		return p;
+	}
 	bool chance(int percent) { return pick(100) < percent; }
 	int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
 
@@ -282,11 +290,16 @@ private:
 		// on a node heard from recently, on a device with memory to lend.
 		for (const std::string &n : nodes_) {
 			for (int u : book.lendable_units(n, at(now_))) {
-				ck_assert_msg(synced_.count(n) && synced_.at(n).owners.count(u),
-				              "%s %d offered unowned at %ld", n.c_str(), u, now_);
-				const SliceOwner &o = synced_.at(n).owners.at(u);
-				ck_assert(o.partition != "interactive");
-				ck_assert(!o.end || *o.end - at(now_) >= policy_.min_loan);
+				ck_assert_msg(synced_.count(n), "%s offered before any sync at %ld",
+				              n.c_str(), now_);
+				if (synced_.at(n).owners.count(u)) {
+					const SliceOwner &o = synced_.at(n).owners.at(u);
+					ck_assert(o.partition != "interactive");
+					ck_assert(!o.end || *o.end - at(now_) >= policy_.min_loan);
+				} else {
+					ck_assert_msg(policy_.free_slices, "%s %d offered unowned at %ld",
+					              n.c_str(), u, now_);
+				}
 				ck_assert_msg(!told.count({n, u}), "%s %d offered while borrowed at %ld",
 				              n.c_str(), u, now_);
 				ck_assert_msg(heard_.count(n) &&
@@ -350,7 +363,7 @@ private:
 		ck_assert_str(copy.serialize(at(now_)), text);
 	}
 
-	const LendingPolicy policy_ = short_policy();
+	const LendingPolicy policy_;
 	const std::vector<std::string> nodes_ = {"n0", "n1", "n2"};
 	std::mt19937 rng_;
 	std::unique_ptr<Controller> c_;
@@ -382,6 +395,18 @@ START_TEST(random_sequences_keep_the_invariants)
 	for (int step = 0; step < 20000; ++step)
 		cluster.step();
 	// The sequence did reach the interesting places.
+	ck_assert_uint_gt(cluster.signalled(), 20);
+	ck_assert_uint_gt(cluster.requeued(), 5);
+}
+END_TEST
+
+// The same with lending.free_slices: free slices are offered too, and
+// owners placed on lent slices take them back; every invariant holds.
+START_TEST(random_sequences_with_free_slices_keep_the_invariants)
+{
+	RandomCluster cluster(20261130u, true);
+	for (int step = 0; step < 20000; ++step)
+		cluster.step();
 	ck_assert_uint_gt(cluster.signalled(), 20);
 	ck_assert_uint_gt(cluster.requeued(), 5);
 }
@@ -457,6 +482,7 @@ Suite *loan_book_random_suite()
 	TCase *random = tcase_create("random");
 	tcase_set_timeout(random, 30); // 20,000 steps with a state-file round trip each: ~2.5 s at -O2
 	tcase_add_test(random, random_sequences_keep_the_invariants);
+	tcase_add_test(random, random_sequences_with_free_slices_keep_the_invariants);
 	suite_add_tcase(s, random);
 	return s;
 }

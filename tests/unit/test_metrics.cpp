@@ -241,6 +241,7 @@ START_TEST(controller_file)
 	has("flexslurm_loans_total 3");
 	has("flexslurm_reclaims_total{reason=\"lender-busy\"} 2");
 	has("flexslurm_reclaims_total{reason=\"admin\"} 0");
+	has("flexslurm_reclaims_total{reason=\"owner-arrived\"} 0");
 	has("flexslurm_reclaims_in_flight 1");
 	has("# TYPE flexslurm_reclaim_duration_seconds histogram");
 	has("flexslurm_reclaim_duration_seconds_bucket{le=\"2\"} 0");
@@ -256,7 +257,7 @@ START_TEST(controller_file)
 	has("flexslurm_lending_tick_duration_seconds_bucket{le=\"0.0025\"} 1");
 	has("flexslurm_lending_tick_duration_seconds_count 1");
 	// Every drop reason and reclaim reason has its series.
-	ck_assert_uint_eq(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), 79);
+	ck_assert_uint_eq(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), 80);
 }
 END_TEST
 

@@ -270,6 +270,25 @@ END_TEST
 
 // A mixed node (a T4 of 4 slices, then a 910B of 2): a request of both types
 // is placed per type; one type alone never gets the other's slices.
+// lending.free_slices: a slice job on a device prefers the free slices no
+// borrower holds while they are enough for all of it, and takes borrowed
+// ones (never waits) when they are not.
+START_TEST(owners_prefer_unborrowed_free_slices)
+{
+	std::vector<DeviceView> d = node(2, 4);
+	use(d, 1, 4);                  // device 1 full: device 0 is the one
+	d[0].borrowed_slices = {0, 1}; // two free slices of device 0 lent
+	const NodeRequest two{2, "", false, Split::WhenLarger};
+	ck_assert(masks_for(d, two, Placement::BestFit) == (UnitMasks{{0, 1}, {}}));
+	const NodeRequest three{3, "", false, Split::WhenLarger};
+	ck_assert(masks_for(d, three, Placement::BestFit) == (UnitMasks{}));
+	const NodeRequest unknown{-1, "", false, Split::WhenLarger};
+	ck_assert(masks_for(d, unknown, Placement::BestFit) == (UnitMasks{}));
+	d[0].borrowed_slices = {};
+	ck_assert(masks_for(d, two, Placement::BestFit) == (UnitMasks{}));
+}
+END_TEST
+
 START_TEST(several_types_are_placed_per_type)
 {
 	auto d = node(2, 4);
@@ -317,6 +336,7 @@ Suite *placement_suite()
 	tcase_add_test(tc, split_from_the_job_control_environment);
 	tcase_add_test(tc, policy_names);
 	tcase_add_test(tc, several_types_are_placed_per_type);
+	tcase_add_test(tc, owners_prefer_unborrowed_free_slices);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -241,24 +241,26 @@ private:
 		if (v->type != YAML_MAPPING_NODE)
 			return set_error(
 			        v, "lending", "must be a mapping",
-			        "keys enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, whole_devices, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir");
+			        "keys enabled, idle_below_percent, idle_window, busy_above_percent, busy_samples, min_loan, max_loan, cooldown, grace, never_lend_partitions, whole_devices, free_slices, port, report_interval, telemetry_timeout, hard_stop_after, telemetry, telemetry_dir");
 		yaml_node_t *busy_at = nullptr, *max_at = nullptr;
 		const bool ok = each_key(
 		        v, "lending",
 		        {"enabled", "idle_below_percent", "idle_window", "busy_above_percent", "busy_samples",
 		         "min_loan", "max_loan", "cooldown", "grace", "never_lend_partitions",
-		         "whole_devices", "port", "report_interval", "telemetry_timeout", "hard_stop_after",
-		         "telemetry", "telemetry_dir"},
+		         "whole_devices", "free_slices", "port", "report_interval", "telemetry_timeout",
+		         "hard_stop_after", "telemetry", "telemetry_dir"},
 		        [&](const std::string &key, yaml_node_t *k, yaml_node_t *val) {
 			        const std::string full = "lending." + key;
-			        if (key == "enabled" || key == "whole_devices") {
+			        if (key == "enabled" || key == "whole_devices" || key == "free_slices") {
 				        auto b = string_value(val, full, "true or false");
 				        if (!b)
 					        return false;
 				        if (*b != "true" && *b != "false")
 					        return set_error(val, full, "\"" + *b + "\" is not a boolean",
 					                         "true or false");
-				        (key == "enabled" ? c.enabled : p.whole_devices) = *b == "true";
+				        (key == "enabled"         ? c.enabled
+				         : key == "whole_devices" ? p.whole_devices
+				                                  : p.free_slices) = *b == "true";
 				        return true;
 			        }
 			        if (key == "port") {

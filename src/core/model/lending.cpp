@@ -14,6 +14,12 @@ bool LendingPolicy::partition_lends(std::string_view partition) const
 	       never_lend_partitions.end();
 }
 
+bool LendingPolicy::free_slices_lent(const std::vector<std::string> &node_partitions) const
+{
+	return free_slices && std::all_of(node_partitions.begin(), node_partitions.end(),
+	                                  [this](const std::string &p) { return partition_lends(p); });
+}
+
 bool LendingPolicy::owner_lends(std::string_view partition, bool whole) const
 {
 	return (whole_devices || !whole) && partition_lends(partition);
@@ -34,6 +40,7 @@ constexpr NameTable<ReclaimReason> reason_names[] = {
         {ReclaimReason::MaxLoan, "max-loan"},
         {ReclaimReason::TelemetryLost, "telemetry-lost"},
         {ReclaimReason::Admin, "admin"},
+        {ReclaimReason::OwnerArrived, "owner-arrived"},
 };
 
 } // namespace
@@ -61,21 +68,31 @@ std::optional<ReclaimReason> reason_from_name(std::string_view name) noexcept
 void SliceLending::owner_assigned(Instant now, uint32_t job, std::string_view partition,
                                   std::optional<Instant> job_end, bool whole)
 {
-	if (state_ == SliceState::Lent || state_ == SliceState::Reclaiming)
+	const bool lent = state_ == SliceState::Lent || state_ == SliceState::Reclaiming;
+	if (lent && owner_ != 0 && !owner_gone_)
 		return; // a unit is never allocated twice: the old owner must be released first
-	set(state_, SliceState::OwnedBusy);
+	if (!lent)
+		set(state_, SliceState::OwnedBusy);
 	set(owner_, job);
 	set(owner_lends_, policy_->owner_lends(partition, whole));
 	set(owner_end_, job_end);
 	set(idle_since_, std::nullopt);
 	set(busy_streak_, 0);
-	(void)now;
+	set(owner_gone_, false);
+	// A borrower is on the slice the new owner got (lent while free, or
+	// its lender ended): the owner counts as busy, so the loan goes back.
+	if (state_ == SliceState::Lent)
+		start_reclaim(now, ReclaimReason::OwnerArrived);
 }
 
 void SliceLending::owner_released(Instant now)
 {
 	switch (state_) {
 	case SliceState::Lent:
+		// A free slice's loan has no owner to release; with free slices
+		// not lent (any more), it is taken back.
+		if (owner_ == 0 && policy_->free_slices)
+			break;
 		set(owner_gone_, true);
 		start_reclaim(now, ReclaimReason::LenderEnded);
 		break;
@@ -147,9 +164,13 @@ void SliceLending::admin_reclaim(Instant now)
 
 bool SliceLending::lendable(Instant now) const
 {
-	if (state_ != SliceState::Idle || !owner_lends_)
-		return false;
 	if (cooldown_until_ && now < *cooldown_until_)
+		return false;
+	// A free slice: lent at once when the policy lends free slices (an
+	// owner placed there later takes it back: owner_assigned).
+	if (state_ == SliceState::Free)
+		return policy_->free_slices;
+	if (state_ != SliceState::Idle || !owner_lends_)
 		return false;
 	if (owner_end_ && *owner_end_ - now < policy_->min_loan)
 		return false;
@@ -180,11 +201,12 @@ void SliceLending::start_reclaim(Instant now, ReclaimReason why)
 void SliceLending::borrower_gone(Instant now)
 {
 	if (state_ == SliceState::Lent) {
-		// The borrower finished on its own: the lender is still idle.
-		set(state_, SliceState::Idle);
+		// The borrower finished on its own: the lender is still idle (a
+		// free slice is free again).
+		set(state_, owner_ ? SliceState::Idle : SliceState::Free);
 	} else if (state_ == SliceState::Reclaiming) {
 		set(cooldown_until_, now + policy_->cooldown);
-		if (owner_gone_) {
+		if (owner_gone_ || owner_ == 0) { // its owner ended, or it was lent free
 			set(state_, SliceState::Free);
 			set(owner_, uint32_t{0});
 		} else {

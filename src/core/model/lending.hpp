@@ -9,6 +9,7 @@
 
 #include "core/util/time.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,8 +33,17 @@ struct LendingPolicy {
 	// A device a job holds whole (gres/gpu) is lent like slices. Off by default:
 	// such an owner has no memory limit, so it may need what a borrower holds.
 	bool whole_devices = false;
+	// A free slice (no job holds it) may be lent too; an owner placed on it
+	// takes it back like any lender (ReclaimReason::OwnerArrived). Off by
+	// default: an owner then shares its slice with the borrower for up to
+	// the grace.
+	bool free_slices = false;
 
 	bool partition_lends(std::string_view partition) const;
+	// Whether the free slices of a node in these partitions are lent: with
+	// free_slices, unless one of them never lends (a job placed there
+	// later would share its slice with the borrower for the grace).
+	bool free_slices_lent(const std::vector<std::string> &node_partitions) const;
 	// Whether a job in `partition` lends what it holds; `whole`: it holds
 	// the device whole (gres/gpu), not as slices.
 	bool owner_lends(std::string_view partition, bool whole) const;
@@ -43,11 +53,14 @@ enum class SliceState {
 	Free,       // no owner
 	OwnedBusy,  // owned, in use (or not yet seen idle long enough)
 	Idle,       // owned, idle for the window: may be lent
-	Lent,       // owned and lent to a borrower
+	Lent,       // lent to a borrower (owned, or free with policy.free_slices)
 	Reclaiming, // the borrower has been told to leave
 };
 
-enum class ReclaimReason { LenderBusy, LenderEnded, MaxLoan, TelemetryLost, Admin };
+// OwnerArrived: an owner was placed on a slice lent while free (or while
+// its lender was leaving); the loan is from that owner now, busy.
+enum class ReclaimReason { LenderBusy, LenderEnded, MaxLoan, TelemetryLost, Admin, OwnerArrived };
+inline constexpr size_t reclaim_reason_count = 6; // ReclaimReason's values
 
 std::string_view state_name(SliceState s) noexcept;
 std::string_view reason_name(ReclaimReason r) noexcept;
@@ -60,7 +73,10 @@ class SliceLending
 public:
 	explicit SliceLending(const LendingPolicy &policy) : policy_(&policy) {}
 
-	// Allocation events.
+	// Allocation events. An owner assigned to a slice that is lent with no
+	// owner (a free slice, or one whose lender ended) takes the loan over:
+	// it counts as busy, and the loan is taken back (OwnerArrived) unless
+	// its reclaim is already under way.
 	void owner_assigned(Instant now, uint32_t job, std::string_view partition,
 	                    std::optional<Instant> job_end, bool whole = false);
 	void owner_released(Instant now);

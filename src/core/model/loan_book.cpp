@@ -114,6 +114,8 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 	// telemetry timeout before its loans count as lost.
 	if (!n.last_report)
 		n.last_report = now;
+	if (n.partitions != nb.partitions)
+		n.partitions = nb.partitions;
 	const size_t units = nb.device_of_slice.size();
 	if (n.slices.size() != units)
 		n.changed = true;
@@ -265,18 +267,27 @@ bool LoanBook::lendable(const Node &n, size_t unit, Instant now) const
 {
 	const Slice &s = n.slices[unit];
 	return s.lending.lendable(now) && n.lendable_memory_devices.count(s.device) &&
-	       !n.borrowed_units.count(static_cast<int>(unit));
+	       !n.borrowed_units.count(static_cast<int>(unit)) &&
+	       (s.lending.state() != SliceState::Free || policy_.free_slices_lent(n.partitions));
 }
 
-std::vector<int> LoanBook::lendable_units(const std::string &node, Instant now) const
+std::vector<int> LoanBook::lendable_units(const std::string &node, Instant now,
+                                          const std::function<bool(int)> &allocated_now) const
 {
 	const auto n = nodes_.find(node);
 	std::vector<int> out;
 	if (n == nodes_.end() || !fresh(n->second, now))
 		return out;
-	for (size_t u = 0; u < n->second.slices.size(); ++u)
-		if (lendable(n->second, u, now))
-			out.push_back(static_cast<int>(u));
+	for (size_t u = 0; u < n->second.slices.size(); ++u) {
+		if (!lendable(n->second, u, now))
+			continue;
+		// A slice free at the last sync that Slurm has given an owner
+		// since (the same scheduling pass) is that owner's: not lent.
+		if (n->second.slices[u].lending.state() == SliceState::Free && allocated_now &&
+		    allocated_now(static_cast<int>(u)))
+			continue;
+		out.push_back(static_cast<int>(u));
+	}
 	return out;
 }
 
@@ -294,8 +305,8 @@ void LoanBook::lent(Instant now, const std::string &node, int unit, uint32_t bor
 	touched(n->second, s);
 	n->second.borrowed_units.insert(unit);
 	++counters_.loans;
-	event(now, node + " slice " + std::to_string(unit) + " of " + book_text::job_text(l.owner()) +
-	                   " lent to " + book_text::job_text(borrower));
+	event(now, node + " slice " + std::to_string(unit) + book_text::of_lender(l.owner()) + " lent to " +
+	                   book_text::job_text(borrower));
 }
 
 bool LoanBook::admin_reclaim(Instant now, uint32_t borrower)

@@ -80,6 +80,8 @@ struct NodeBooks {
 	// controller before the node registers): keep what the book has.
 	bool known = true;
 	std::vector<int> device_of_slice; // per slice unit: its device (layout order)
+	// The partitions the node is in (LendingPolicy::free_slices_lent).
+	std::vector<std::string> partitions;
 	// Per slice unit, its owner (job 0: none); units past the end have none.
 	std::vector<SliceOwner> owners;
 	// Per borrow unit (= the slice it shadows), its borrower (job 0: none).
@@ -111,8 +113,8 @@ struct TickActions {
 // What the book counted since the controller started (metrics): a clear()
 // or restore() keeps them.
 struct BookCounters {
-	uint64_t loans = 0;                 // borrow units started (lent())
-	std::array<uint64_t, 5> reclaims{}; // reclaims started, by ReclaimReason
+	uint64_t loans = 0;                                    // borrow units started (lent())
+	std::array<uint64_t, reclaim_reason_count> reclaims{}; // reclaims started, by ReclaimReason
 };
 
 struct JobTotals {
@@ -193,8 +195,13 @@ public:
 	          Seconds end_offset = Seconds(0));
 	void report(Instant now, const Report &r);
 
-	// Borrow units of a node a borrower may be given now.
-	std::vector<int> lendable_units(const std::string &node, Instant now) const;
+	// Borrow units of a node a borrower may be given now: slices idle
+	// owners lend, and, with policy.free_slices, free slices of devices the
+	// node's last report showed with memory to lend. `allocated_now`
+	// (optional): whether Slurm's books show slice u allocated now, a job
+	// placed since the last sync (a free slice it says yes to is not lent).
+	std::vector<int> lendable_units(const std::string &node, Instant now,
+	                                const std::function<bool(int)> &allocated_now = {}) const;
 	// A borrower was started on these units (select_p_job_begin).
 	void lent(Instant now, const std::string &node, int unit, uint32_t borrower);
 	// The admin takes a loan back: false if that job borrows nothing.
@@ -265,6 +272,7 @@ private:
 		std::optional<Instant> last_report;
 		std::set<int> lendable_memory_devices; // devices with memory no slice reserved
 		std::set<int> borrowed_units;          // as last synced
+		std::vector<std::string> partitions;   // as last synced
 		std::vector<bool> lendable_before;     // by unit, at the last tick
 		uint64_t synced = 0;                   // the sync that last saw it
 		// A slice (or its device) changed since `rows` were taken.

@@ -173,8 +173,9 @@ void LoanBook::start_reclaim(const std::string &name, size_t unit, const SliceLe
 	if (const auto reason = static_cast<size_t>(r->second.reason); reason < counters_.reclaims.size())
 		++counters_.reclaims[reason];
 	event(now, "reclaim " + job_text(l.borrower()) + " from " + name + " slice " + std::to_string(unit) +
-	                   " of " + job_text(l.owner()) + ": " + std::string(reason_name(r->second.reason)) +
-	                   ", grace " + std::to_string(policy_.grace.count()) + " s");
+	                   book_text::of_lender(l.owner()) + ": " +
+	                   std::string(reason_name(r->second.reason)) + ", grace " +
+	                   std::to_string(policy_.grace.count()) + " s");
 }
 
 void LoanBook::signalled(uint32_t borrower, Instant now)

@@ -247,7 +247,10 @@ std::string BookSnapshot::status_text() const
 			        .append(" ")
 			        .append(state_name(m.state))
 			        .append(" ");
-			out.append(job_text(m.owner)).append(" ").append(job_text(m.borrower)).append(" ");
+			out.append(book_text::lender_text(m.owner, m.borrower))
+			        .append(" ")
+			        .append(job_text(m.borrower))
+			        .append(" ");
 			out.append(m.borrower ? std::to_string((now - m.lent_at).count()) + "s"
 			                      : std::string("-"));
 			out.append("\n");

@@ -37,4 +37,17 @@ inline std::string job_text(uint32_t job)
 	return job ? "JobId=" + std::to_string(job) : "-";
 }
 
+// Whose slice a loan is, after "<node> slice <u>": " of JobId=N", or
+// " (free)" for a free slice lent (lending.free_slices).
+inline std::string of_lender(uint32_t owner)
+{
+	return owner ? " of " + job_text(owner) : std::string(" (free)");
+}
+
+// The OWNER column of the status: the owner, "free" for a free slice lent.
+inline std::string lender_text(uint32_t owner, uint32_t borrower)
+{
+	return owner || !borrower ? job_text(owner) : std::string("free");
+}
+
 } // namespace flexslurm::book_text

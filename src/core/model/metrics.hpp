@@ -118,8 +118,6 @@ std::string dcgm_job_file(const std::vector<uint32_t> &jobs);
 
 // --- The controller's file ------------------------------------------------------
 
-constexpr size_t reclaim_reason_count = 5; // ReclaimReason's values
-
 // Counted by the loan book since the controller started.
 struct LendingCounters {
 	uint64_t loans = 0;                                    // slices lent (each borrow unit started)

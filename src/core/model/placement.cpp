@@ -168,10 +168,31 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 		// A known count the node cannot hold now: nothing is offered,
 		// or cons_tres would take the slices from several devices.
 		const bool allowed = request.slices > 0 ? is_chosen(i) || ties_choice(i) : !d.whole_used;
-		if (allowed)
+		auto free = [&](int s) {
+			return std::find(d.used_slices.begin(), d.used_slices.end(), s) ==
+			       d.used_slices.end();
+		};
+		auto borrowed = [&](int s) {
+			return std::find(d.borrowed_slices.begin(), d.borrowed_slices.end(), s) !=
+			       d.borrowed_slices.end();
+		};
+		if (allowed) {
+			// The request comes from this one device: it prefers slices
+			// no borrower holds, as long as enough remain for all of it.
+			if (d.borrowed_slices.empty() || request.slices <= 0 || chosen->size() != 1)
+				continue;
+			int unborrowed = 0;
+			for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
+				unborrowed += free(s) && !borrowed(s);
+			if (unborrowed < request.slices)
+				continue;
+			for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
+				if (free(s) && borrowed(s))
+					masks.slices.push_back(s);
 			continue;
+		}
 		for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
-			if (std::find(d.used_slices.begin(), d.used_slices.end(), s) == d.used_slices.end())
+			if (free(s))
 				masks.slices.push_back(s);
 	}
 	return masks;

@@ -30,6 +30,9 @@ struct DeviceView {
 	std::vector<int> used_slices; // vslice unit indices held by jobs
 	int gpu_unit = -1;            // its gpu unit index, -1 if gpu is not configured for it
 	bool whole_used = false;      // its gpu unit is held by a job
+	// vslice unit indices whose borrow unit a borrower holds (a free
+	// slice lent, lending.free_slices; an owned slice's loan too)
+	std::vector<int> borrowed_slices;
 
 	int free_slices() const noexcept { return slices - static_cast<int>(used_slices.size()); }
 };
@@ -83,7 +86,9 @@ bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::st
 // that must stay on one device waits instead of being split. Devices that
 // tie with a single-device choice stay open, for cons_tres to pick the one
 // near the job's cores; a job that also asks for whole devices cannot get
-// the chosen ones.
+// the chosen ones. On a device that must hold the whole request, free
+// slices a borrower holds are hidden too while enough other free slices
+// remain: an owner takes an unborrowed slice before it takes one back.
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy);
 
 // A request of several GRES types on one node (--gres=vslice:t4:1,vslice:ascend910b:1 on a mixed

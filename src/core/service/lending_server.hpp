@@ -214,8 +214,9 @@ public:
 	std::string handle(std::string_view frame, const std::string &peer);
 
 	// From select_p_* calls, under the controller's locks:
-	// the borrow units of a node a borrower may be given now (job_test);
-	std::set<int> lendable(const std::string &node);
+	// the borrow units of a node a borrower may be given now (job_test;
+	// `allocated_now`: LoanBook::lendable_units);
+	std::set<int> lendable(const std::string &node, const std::function<bool(int)> &allocated_now = {});
 	// a borrower was started on these (node, unit)s (nodeinfo_set);
 	void committed(uint32_t job, const std::vector<std::pair<std::string, int>> &units);
 	// a job ended (job_fini): its lent total, if it lent, for its record.

@@ -145,10 +145,10 @@ std::string LendingServer::answer_admin(const Result<AdminRequest> &request, uid
 	return sealed ? *sealed : "";
 }
 
-std::set<int> LendingServer::lendable(const std::string &node)
+std::set<int> LendingServer::lendable(const std::string &node, const std::function<bool(int)> &allocated_now)
 {
 	std::lock_guard<std::mutex> guard(book_mutex_);
-	const auto units = book_.lendable_units(node, io_.steady_clock());
+	const auto units = book_.lendable_units(node, io_.steady_clock(), allocated_now);
 	return {units.begin(), units.end()};
 }
 

@@ -78,12 +78,15 @@ std::vector<DeviceView> devices_of(node_record_t *node)
 {
 	std::vector<DeviceView> devices;
 	gres_node_state_t *vs = compat::node_gres(node, vslice_id());
+	gres_node_state_t *vb = compat::node_gres(node, vborrow_id()); // unit u shadows slice u
 	for (const SliceDevice &s : node_slices(vs).devices) {
 		DeviceView d;
 		d.first_slice = s.first_slice;
 		d.slices = s.slices;
 		d.type = s.type;
 		d.used_slices = set_bits(vs->gres_bit_alloc, d.first_slice, d.slices);
+		if (vb)
+			d.borrowed_slices = set_bits(vb->gres_bit_alloc, d.first_slice, d.slices);
 		devices.push_back(std::move(d));
 	}
 

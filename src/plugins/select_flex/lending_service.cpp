@@ -65,11 +65,11 @@ bool same_lending(const Config &a, const Config &b)
 	const LendingPolicy &p = a.lending, &q = b.lending;
 	const LendingChannel &c = a.channel, &d = b.channel;
 	return std::tie(p.idle_below_percent, p.idle_window, p.busy_above_percent, p.busy_samples, p.min_loan,
-	                p.max_loan, p.cooldown, p.grace, p.never_lend_partitions, p.whole_devices, c.enabled,
-	                c.port, c.telemetry_timeout, c.hard_stop_after) ==
+	                p.max_loan, p.cooldown, p.grace, p.never_lend_partitions, p.whole_devices,
+	                p.free_slices, c.enabled, c.port, c.telemetry_timeout, c.hard_stop_after) ==
 	       std::tie(q.idle_below_percent, q.idle_window, q.busy_above_percent, q.busy_samples, q.min_loan,
-	                q.max_loan, q.cooldown, q.grace, q.never_lend_partitions, q.whole_devices, d.enabled,
-	                d.port, d.telemetry_timeout, d.hard_stop_after);
+	                q.max_loan, q.cooldown, q.grace, q.never_lend_partitions, q.whole_devices,
+	                q.free_slices, d.enabled, d.port, d.telemetry_timeout, d.hard_stop_after);
 }
 
 } // namespace
@@ -105,9 +105,9 @@ void stop_lending_service()
 	lending.reset();
 }
 
-std::set<int> lendable_units(const std::string &node)
+std::set<int> lendable_units(const std::string &node, const std::function<bool(int)> &allocated_now)
 {
-	return lending && lending_enabled ? lending->lendable(node) : std::set<int>{};
+	return lending && lending_enabled ? lending->lendable(node, allocated_now) : std::set<int>{};
 }
 
 void record_loan(job_record_t *job)

@@ -11,6 +11,7 @@
 
 #include "core/io/config.hpp"
 
+#include <functional>
 #include <set>
 #include <string>
 
@@ -25,8 +26,10 @@ void reload_lending_service(const Config &cfg);
 // fini(): stops the server, if it runs.
 void stop_lending_service();
 
-// The borrow units of `node` that are lendable now (none with lending off).
-std::set<int> lendable_units(const std::string &node);
+// The borrow units of `node` that are lendable now (none with lending off);
+// a free slice lent only if `allocated_now(u)` says Slurm has not given it
+// to a job since the ledger's last sync.
+std::set<int> lendable_units(const std::string &node, const std::function<bool(int)> &allocated_now);
 
 // A running job got its units (select_p_select_nodeinfo_set): the borrow
 // units it holds become its loan.

@@ -43,6 +43,20 @@ void read_books(std::vector<NodeBooks> &books)
 		NodeBooks &nb = books[count];
 		if (nb.node != node->name)
 			nb.node = node->name;
+		// Its partitions, in place (the same names tick after tick).
+		size_t k = 0;
+		for (int p = 0; node->part_pptr && p < node->part_cnt; ++p) {
+			const auto *part = static_cast<const part_record_t *>(node->part_pptr[p]);
+			const char *name = part && part->name ? part->name : "";
+			if (k < nb.partitions.size()) {
+				if (nb.partitions[k] != name)
+					nb.partitions[k] = name;
+			} else {
+				nb.partitions.emplace_back(name);
+			}
+			++k;
+		}
+		nb.partitions.resize(k);
 		NodeSlices slices = node_slices(vs);
 		nb.known = slices.known; // false: not registered since the controller started
 		if (slices.known) {

@@ -7,6 +7,7 @@
 
 #include "core/model/placement.hpp"
 
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -104,7 +105,22 @@ std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes, int need, uint32_t *le
 			bit_clear(nodes, i);
 			continue;
 		}
-		const std::set<int> ok = lendable_units(node->name);
+		// A slice Slurm has allocated since the ledger's last sync (an
+		// owner placed earlier in this pass): its vslice unit, or its
+		// device held whole. Read only if the ledger asks (free slices).
+		gres_node_state_t *vs = compat::node_gres(node, vslice_id());
+		std::optional<std::vector<DeviceView>> devices;
+		const std::set<int> ok = lendable_units(node->name, [&](int u) {
+			if (vs && vs->gres_bit_alloc && u < bit_size(vs->gres_bit_alloc) &&
+			    bit_test(vs->gres_bit_alloc, u))
+				return true;
+			if (!devices)
+				devices = devices_of(node);
+			for (const DeviceView &d : *devices)
+				if (u >= d.first_slice && u < d.first_slice + d.slices)
+					return d.whole_used;
+			return false;
+		});
 		int free_lendable = 0;
 		for (int u : ok)
 			if (u >= 0 && u < bit_size(ns->gres_bit_alloc) && !bit_test(ns->gres_bit_alloc, u))
