@@ -445,6 +445,16 @@ def _reconfigure(c):
     # 22.05 re-reads in place; 23.11 and later re-execute slurmctld (and slurmd).
     wait_until(lambda: "UP" in c.run(["scontrol", "ping"], check=False).stdout, 30, "slurmctld after reconfigure")
     c.wait_nodes_idle(timeout=60)
+    # The re-executed slurmctld opens the report port a tick or more after it answers pings.
+    wait_until(lambda: _port_open(c.lending_port), 30, "the lending report port after reconfigure")
+
+
+def _port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _job_idx(c, job, name):
