@@ -27,31 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from localcluster import DEFAULT_YAML, LocalCluster  # noqa: E402
-from scale_bench import sdiag_numbers  # noqa: E402
+from localcluster import LocalCluster  # noqa: E402
+from scale_bench import GPUS, SLICES, file_telemetry, lending_yaml, sdiag_numbers  # noqa: E402
 
-GPUS = 8
-SLICES = 8
-YAML = DEFAULT_YAML.replace("    slices: 4\n", f"    slices: {SLICES}\n    memory_percent: 10\n") + """\
-lending:
-  enabled: true
-  port: {lending_port}
-  report_interval: 2s
-  telemetry_timeout: 10s
-  telemetry: file
-  telemetry_dir: {dir}/telemetry/%n
-"""
+YAML = lending_yaml("2s", "10s")
 
 
 def run_one(a, label, plugin_dir):
-    def prepare(c):
-        for n in c.nodes:
-            (c.dir / "telemetry" / n).mkdir(parents=True, exist_ok=True)
-            for d in range(GPUS):
-                (c.dir / "telemetry" / n / f"nvidia{d}").write_text("busy 100\n")
     c = LocalCluster(a.workdir / label, plugin_dir, nodes=a.nodes, prefix="bq", shape=f"nvidia-{GPUS}gpu",
-                     cpus=2 * GPUS * SLICES, slices=SLICES, select="select/flex", lending=True, prepare=prepare,
-                     flexslurm_yaml=YAML,
+                     cpus=2 * GPUS * SLICES, slices=SLICES, select="select/flex", lending=True,
+                     prepare=file_telemetry(100), flexslurm_yaml=YAML,
                      extra_conf="SchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
     with c:
         owners = a.nodes * GPUS

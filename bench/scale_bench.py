@@ -34,20 +34,38 @@ SLICES = 8
 SELECTS = ["select/cons_tres", "select/flex"]
 
 SLICED = DEFAULT_YAML.replace("    slices: 4\n", f"    slices: {SLICES}\n    memory_percent: 10\n")
-YAML = SLICED + """\
+
+
+def lending_yaml(report_interval, telemetry_timeout):
+    """SLICED with lending on, telemetry from files that `file_telemetry` writes."""
+    return SLICED + f"""\
 lending:
   enabled: true
-  port: {lending_port}
-  report_interval: 5s
-  telemetry_timeout: 30s
+  port: {{lending_port}}
+  report_interval: {report_interval}
+  telemetry_timeout: {telemetry_timeout}
   telemetry: file
-  telemetry_dir: {dir}/telemetry/%n
+  telemetry_dir: {{dir}}/telemetry/%n
 """
+
+
+YAML = lending_yaml("5s", "30s")
+
+
+def file_telemetry(busy):
+    """A LocalCluster `prepare` that reports every device `busy` percent busy."""
+    def prepare(c):
+        for n in c.nodes:
+            (c.dir / "telemetry" / n).mkdir(parents=True, exist_ok=True)
+            for d in range(GPUS):
+                (c.dir / "telemetry" / n / f"nvidia{d}").write_text(f"busy {busy}\n")
+    return prepare
 
 
 def arrays(nodes, seed, depth):
     """(sbatch args, tasks) per array: `depth` times the cluster's GPUs in work (with jobs of 60-240 s,
-    about twice what the cluster runs in the warm-up and measured window together, so the queue stays deep throughout)."""
+    about twice what the cluster runs in the warm-up and measured window together, so the queue stays deep
+    throughout)."""
     rng = random.Random(seed)
     out, gpu_work = [], 0.0
     while gpu_work < depth * nodes * GPUS:
@@ -99,16 +117,12 @@ def per_try(r):
 
 
 def run_one(a, select, nodes):
-    def prepare(c):
-        for n in c.nodes:
-            (c.dir / "telemetry" / n).mkdir(parents=True, exist_ok=True)
-            for d in range(GPUS):
-                (c.dir / "telemetry" / n / f"nvidia{d}").write_text("busy 0\n")
     flex = select == "select/flex"
     c = LocalCluster(a.workdir / f"{nodes}-{select.replace('/', '_')}", a.plugin_dir, nodes=nodes, prefix="sc",
                      shape=f"nvidia-{GPUS}gpu", cpus=2 * GPUS * SLICES, slices=SLICES, select=select,
-                     lending=flex, prepare=prepare, flexslurm_yaml=YAML if flex else SLICED,
-                     extra_conf="MaxJobCount=50000\nSchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
+                     lending=flex, prepare=file_telemetry(0), flexslurm_yaml=YAML if flex else SLICED,
+                     extra_conf="MaxJobCount=50000\n"
+                     "SchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
     with c:
         t0 = time.monotonic()
         for args, _tasks in arrays(nodes, a.seed, a.depth):

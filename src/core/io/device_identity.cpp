@@ -4,7 +4,6 @@
 #include "core/io/file_io.hpp"
 #include "core/util/text.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -281,14 +280,8 @@ std::vector<NvidiaGpuInfo> read_nvidia_gpus(const std::string &dir, const DirRea
 std::vector<NvidiaGpuInfo> read_nvidia_gpus(const std::string &dir)
 {
 	auto list = [](const std::string &d) {
-		std::vector<std::string> names;
-		std::unique_ptr<DIR, int (*)(DIR *)> h(opendir(d.c_str()), &closedir);
-		if (!h)
-			return names;
-		while (dirent *e = readdir(h.get()))
-			if (names.size() < 1024)
-				names.emplace_back(e->d_name);
-		return names;
+		auto names = list_directory(d, 1024);
+		return names ? std::move(*names) : std::vector<std::string>{};
 	};
 	auto read = [](const std::string &path) -> std::optional<std::string> {
 		FileRead file = read_file(path, {8192, false, false});

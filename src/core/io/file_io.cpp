@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "core/io/file_io.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace flexslurm
 {
@@ -136,6 +138,18 @@ Result<std::string> read_file_bounded(const std::string &path, size_t limit)
 	if (!read)
 		return Result<std::string>::failure(read.why());
 	return std::move(read.text);
+}
+
+Result<std::vector<std::string>> list_directory(const std::string &dir, size_t limit)
+{
+	std::unique_ptr<DIR, int (*)(DIR *)> h(opendir(dir.c_str()), &closedir);
+	if (!h)
+		return Result<std::vector<std::string>>::failure(std::strerror(errno));
+	std::vector<std::string> names;
+	while (dirent *e = readdir(h.get()))
+		if (names.size() < limit)
+			names.emplace_back(e->d_name);
+	return names;
 }
 
 FileLines::FileLines(const std::string &path, const ReadOptions &options, size_t max_line)

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace flexslurm
@@ -66,6 +67,10 @@ FileRead read_file(const std::string &path, const ReadOptions &options);
 
 // read_file with links followed, as a Result whose error is FileRead::why().
 Result<std::string> read_file_bounded(const std::string &path, size_t limit);
+
+// The names in directory `dir` ("." and ".." included), at most `limit` of
+// them; the error is strerror's text when it cannot be opened.
+Result<std::vector<std::string>> list_directory(const std::string &dir, size_t limit);
 
 // A file's lines (without their '\n'), one at a time, each at most
 // `max_line` bytes and all at most options.limit: a large file is read

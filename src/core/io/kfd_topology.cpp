@@ -3,12 +3,7 @@
 
 #include "core/io/file_io.hpp"
 
-#include <dirent.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <memory>
 
 namespace flexslurm
 {
@@ -37,16 +32,12 @@ Result<std::vector<KfdGpu>> read_kfd_gpus(const std::string &dir, const KfdDirRe
 Result<std::vector<KfdGpu>> read_kfd_gpus(const std::string &dir)
 {
 	auto list = [](const std::string &d, std::string &why) -> std::optional<std::vector<std::string>> {
-		std::unique_ptr<DIR, int (*)(DIR *)> h(opendir(d.c_str()), &closedir);
-		if (!h) {
-			why = std::strerror(errno);
+		auto names = list_directory(d, 1024);
+		if (!names) {
+			why = names.error();
 			return std::nullopt;
 		}
-		std::vector<std::string> names;
-		while (dirent *e = readdir(h.get()))
-			if (names.size() < 1024)
-				names.emplace_back(e->d_name);
-		return names;
+		return std::move(*names);
 	};
 	auto read = [](const std::string &path) -> std::optional<std::string> {
 		// sysfs reports size 4096; the properties text is well under it.
