@@ -47,10 +47,30 @@ debian=$(releases_of debian)
 
 total_passed=0 total_failed=0
 leg_passed=0 leg_failed=0
+leg_name=""
+# What failed, one line each, printed again just before the total: CI shows
+# only the end of a long run.
+failures=()
 
 count() { # count PASSED FAILED
 	leg_passed=$((leg_passed + $1))
 	leg_failed=$((leg_failed + $2))
+}
+
+failed() { # failed LINE...: one count failed, LINE remembered for the summary
+	count 0 1
+	failures+=("leg $leg_name: $*")
+}
+
+# Remembers each line of stdin that matches ERE $1 (its count is made elsewhere)
+remember() {
+	local line
+	while IFS= read -r line; do failures+=("leg $leg_name: $line"); done < <(grep -a -E "$1" || true)
+}
+
+start_leg() { # name
+	leg_name=$1
+	echo "== leg $1"
 }
 
 # Check's summary of build dir $1 (`make check` already run)
@@ -59,13 +79,14 @@ count_unit() {
 	summary=$(grep -a -E '^[0-9]+%: Checks' "$1/tests/unit/unit_tests.log" 2>/dev/null | tail -n1)
 	if [ -z "$summary" ]; then
 		echo "unit tests did not run ($1/tests/unit/unit_tests.log)"
-		count 0 1
+		failed "unit tests did not run ($1/tests/unit/unit_tests.log)"
 		return
 	fi
 	grep -a -E '^[0-9]+%: Checks|:[FE]:' "$1/tests/unit/unit_tests.log"
 	checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$summary")
 	failures=$(($(sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/' <<<"$summary")))
 	count $((checks - failures)) "$failures"
+	remember ':[FE]:' <"$1/tests/unit/unit_tests.log"
 }
 
 # scripts/fuzz.sh's last line: "fuzz: N targets, C crashes"
@@ -74,8 +95,9 @@ count_fuzz() { # log file
 	line=$(tail -n1 "$1")
 	if [[ "$line" =~ ^fuzz:\ ([0-9]+)\ targets,\ ([0-9]+)\ crashes$ ]]; then
 		count $((BASH_REMATCH[1] - BASH_REMATCH[2])) "${BASH_REMATCH[2]}"
+		remember '^fuzz( [^:]*: (CRASH|no such target)|: build failed)' <"$1"
 	else
-		count 0 1
+		failed "fuzz did not finish ($1)"
 	fi
 }
 
@@ -84,7 +106,7 @@ count_clean_root() { # log file
 	case "$(tail -n1 "$1")" in
 	"clean-root: PASS"*) count 1 0 ;;
 	"clean-root: SKIP"*) ;;
-	*) count 0 1 ;;
+	*) failed "$(tail -n1 "$1")" ;;
 	esac
 }
 
@@ -93,8 +115,10 @@ count_integration() { # log file
 	line=$(tail -n1 "$1")
 	if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
 		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+		remember '^FAIL ' <"$1"
 	else
-		count 0 1
+		failed "no summary line in $1"
+		remember '^FAIL ' <"$1"
 	fi
 }
 
@@ -122,9 +146,9 @@ build_flexslurm() {
 
 # --- the Debian release's packages ------------------------------------------------
 t0=$SECONDS
-echo "== leg $debian (Debian packages)"
+start_leg "$debian (Debian packages)"
 if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so" ]; then
-	if scripts/check-format.sh; then count 1 0; else count 0 1; fi
+	if scripts/check-format.sh; then count 1 0; else failed "clang-format: scripts/check-format.sh"; fi
 	make -C build/obj check >build/check.log 2>&1
 	count_unit build/obj
 	scripts/fuzz.sh "${FUZZ_SECONDS:-10}" | tee build/fuzz.log
@@ -137,7 +161,7 @@ if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so
 	count_clean_root build/clean-root.out
 else
 	echo "build failed (build/make.log)"
-	count 0 1
+	failed "build failed (build/make.log)"
 fi
 end_leg "$debian" $((SECONDS - t0))
 
@@ -146,14 +170,14 @@ end_leg "$debian" $((SECONDS - t0))
 # finds a borrower's processes through their cgroup, on nodes vs1, vm1, vl1...
 # (tools/localcluster.py cgroup="v2": cgroup2 mounted in slurmd's namespace).
 t0=$SECONDS
-echo "== leg $debian cgroup/v2"
+start_leg "$debian cgroup/v2"
 if [ -f "${plugin_dir:-}/gres_vslice.so" ]; then
 	python3 tests/integration/run.py --plugin-dir "$plugin_dir" --cgroup v2 --workdir build/test-clusters-cgv2 \
 		-k "$CGROUP_V2_TESTS" | tee build/integration-22.05-cgv2.log
 	count_integration build/integration-22.05-cgv2.log
 else
 	echo "no $debian build to run (leg $debian)"
-	count 0 1
+	failed "no $debian build to run"
 fi
 end_leg "$debian cgroup/v2" $((SECONDS - t0))
 
@@ -162,13 +186,13 @@ end_leg "$debian cgroup/v2" $((SECONDS - t0))
 # so the benchmark's pipeline cannot rot. Without ../shared/traces it prints one
 # line and passes.
 t0=$SECONDS
-echo "== leg replay smoke"
+start_leg "replay smoke"
 if [ -f "${plugin_dir:-}/gres_vslice.so" ] &&
 	python3 bench/replay/replay.py --smoke --plugin-dir "$plugin_dir" 2>&1 | tee build/replay-smoke.log; then
 	count 1 0
 else
 	echo "replay smoke failed (build/replay-smoke.log)"
-	count 0 1
+	failed "replay smoke failed: $(tail -n1 build/replay-smoke.log)"
 fi
 end_leg "replay smoke" $((SECONDS - t0))
 
@@ -177,7 +201,7 @@ for v in $(releases_of full) $(releases_of subset); do
 	only=()
 	if [ "$(awk -v r="$v" '$1 == r { print $2 }' RELEASES)" = subset ]; then only=(-k "$SUBSET_TESTS"); fi
 	t0=$SECONDS
-	echo "== leg $v (built from $shared)"
+	start_leg "$v (built from $shared)"
 	if dir=$(scripts/build-slurm.sh "$shared/slurm-$v.tar.xz" | tail -n1) &&
 		build_flexslurm "$v" "$dir/src" "$dir/prefix/sbin/slurmctld"; then
 		count_unit "build/obj-$v"
@@ -192,7 +216,7 @@ for v in $(releases_of full) $(releases_of subset); do
 		count_integration "build/integration-$v.log"
 	else
 		echo "Slurm $v or flexslurm against it did not build (build/slurm, build/make-$v.log)"
-		count 0 1
+		failed "Slurm $v or flexslurm against it did not build (build/slurm, build/make-$v.log)"
 	fi
 	end_leg "$v" $((SECONDS - t0))
 done
@@ -200,7 +224,7 @@ done
 # --- the "compile" releases: configure + compile + unit tests ----------------------
 for v in $(releases_of compile); do
 	t0=$SECONDS
-	echo "== leg $v (compile and unit tests)"
+	start_leg "$v (compile and unit tests)"
 	if dir=$(scripts/build-slurm.sh --configure-only "$shared/slurm-$v.tar.xz" | tail -n1) &&
 		build_flexslurm "$v" "$dir/src" no; then
 		count 1 0 # it compiled, warnings as errors
@@ -208,10 +232,14 @@ for v in $(releases_of compile); do
 	else
 		echo "flexslurm did not build against $v (build/make-$v.log)"
 		tail -20 "build/make-$v.log" 2>/dev/null
-		count 0 1
+		failed "flexslurm did not build against $v (build/make-$v.log)"
 	fi
 	end_leg "$v" $((SECONDS - t0))
 done
 
+if [ "${#failures[@]}" -gt 0 ]; then
+	echo "== what failed"
+	printf '%s\n' "${failures[@]}"
+fi
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" = 0 ]
