@@ -3,6 +3,7 @@
 
 #include "core/io/channel.hpp"
 #include "core/io/config.hpp"
+#include "core/io/file_io.hpp"
 #include "core/io/munge.hpp"
 #include "core/util/uids.hpp"
 
@@ -11,7 +12,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 
 namespace flexslurm::cli
 {
@@ -20,6 +20,7 @@ namespace
 {
 
 struct SlurmConf {
+	std::string error; // why the file could not be read whole ("" when it was)
 	std::vector<std::string> controllers;
 	std::string munge_socket;
 	uid_t slurm_user = 0;
@@ -44,11 +45,16 @@ std::string value_of(const std::string &line, const std::string &key)
 
 SlurmConf read_slurm_conf(const std::string &path)
 {
+	// Bounded like every file a flexslurm program reads: slurm.conf is read
+	// line by line, each line at most 64 KiB and the whole at most 16 MiB.
 	SlurmConf conf;
-	std::ifstream in(path);
-	std::string line;
-	while (std::getline(in, line)) {
-		line = trim_line(line);
+	ReadOptions options;
+	options.limit = 16 << 20;
+	options.follow_links = true;
+	FileLines lines(path, options, 64 << 10);
+	std::string_view raw;
+	while (lines.next(raw)) {
+		const std::string line = trim_line(std::string(raw));
 		if (auto host = value_of(line, "SlurmctldHost"); !host.empty()) {
 			// name(address): the address if given
 			const size_t open = host.find('('), close = host.find(')');
@@ -62,6 +68,8 @@ SlurmConf read_slurm_conf(const std::string &path)
 				conf.slurm_user = pw->pw_uid;
 		}
 	}
+	if (!lines.status())
+		conf.error = lines.status().why();
 	return conf;
 }
 
@@ -106,6 +114,10 @@ LendingReply ask_lending(const AdminRequest &request)
 	LendingReply out;
 	const std::string slurm_conf = slurm_conf_path();
 	const SlurmConf conf = read_slurm_conf(slurm_conf);
+	if (!conf.error.empty()) {
+		out.text = slurm_conf + ": " + conf.error;
+		return out;
+	}
 	if (conf.controllers.empty()) {
 		out.text = slurm_conf + ": no SlurmctldHost";
 		return out;

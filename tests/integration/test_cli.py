@@ -242,4 +242,11 @@ def test_lent_and_borrowed(c):
     old = c.run([_bin(c, "flexslurm-lending"), "reclaim", "999999"], check=False)
     eq((r.returncode, r.stdout), (3, "error: JobId=999999 borrows nothing\n"), "flexslurm lending reclaim")
     eq((old.returncode, old.stdout), (1, r.stdout), "flexslurm-lending reclaim")
+    # slurm.conf is read bounded, as a regular file only: a FIFO left in its
+    # place is refused at once (a plain ifstream would wait for a writer).
+    fifo = c.dir / "fifo-slurm.conf"
+    os.mkfifo(fifo)
+    old = c.run([_bin(c, "flexslurm-lending"), "status"], check=False, timeout=10, env={"SLURM_CONF": str(fifo)})
+    eq((old.returncode, old.stderr.strip()), (1, f"flexslurm-lending: {fifo}: not a regular file"),
+       "flexslurm-lending with a FIFO for slurm.conf")
     c.run(["scancel", str(borrower), str(lender)])

@@ -76,6 +76,22 @@ START_TEST(too_big_is_refused)
 }
 END_TEST
 
+START_TEST(read_nonempty_is_text_or_nothing)
+{
+	TempDir dir;
+	write_file(dir.path() + "/f", "0x1002\n");
+	write_file(dir.path() + "/empty", "");
+	write_file(dir.path() + "/big", std::string(101, 'x'));
+	ck_assert(symlink((dir.path() + "/f").c_str(), (dir.path() + "/link").c_str()) == 0);
+	ck_assert_str(read_nonempty(dir.path() + "/f", 100).value_or("?"), "0x1002\n");
+	ck_assert(!read_nonempty(dir.path() + "/empty", 100));
+	ck_assert(!read_nonempty(dir.path() + "/big", 100));
+	ck_assert(!read_nonempty(dir.path() + "/none", 100));
+	ck_assert(!read_nonempty(dir.path() + "/link", 100)); // links are not followed
+	ck_assert(!read_nonempty(dir.path(), 100));
+}
+END_TEST
+
 START_TEST(fifo_and_directory_are_not_read)
 {
 	TempDir dir;
@@ -206,6 +222,7 @@ Suite *file_io_suite()
 	tcase_add_test(tc, reads_a_whole_file);
 	tcase_add_test(tc, missing_is_its_own_result);
 	tcase_add_test(tc, too_big_is_refused);
+	tcase_add_test(tc, read_nonempty_is_text_or_nothing);
 	tcase_add_test(tc, fifo_and_directory_are_not_read);
 	tcase_add_test(tc, symlinks_only_when_followed);
 	tcase_add_test(tc, root_private_is_checked_when_asked);

@@ -283,12 +283,7 @@ std::vector<NvidiaGpuInfo> read_nvidia_gpus(const std::string &dir)
 		auto names = list_directory(d, 1024);
 		return names ? std::move(*names) : std::vector<std::string>{};
 	};
-	auto read = [](const std::string &path) -> std::optional<std::string> {
-		FileRead file = read_file(path, {8192, false, false});
-		if (!file || file.text.empty())
-			return std::nullopt;
-		return std::move(file.text);
-	};
+	auto read = [](const std::string &path) { return read_nonempty(path, 8192); };
 	return read_nvidia_gpus(dir, list, read);
 }
 

@@ -140,6 +140,14 @@ Result<std::string> read_file_bounded(const std::string &path, size_t limit)
 	return std::move(read.text);
 }
 
+std::optional<std::string> read_nonempty(const std::string &path, size_t limit)
+{
+	FileRead file = read_file(path, {limit, false, false});
+	if (!file || file.text.empty())
+		return std::nullopt;
+	return std::move(file.text);
+}
+
 Result<std::vector<std::string>> list_directory(const std::string &dir, size_t limit)
 {
 	std::unique_ptr<DIR, int (*)(DIR *)> h(opendir(dir.c_str()), &closedir);

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 #include <string_view>
@@ -67,6 +68,11 @@ FileRead read_file(const std::string &path, const ReadOptions &options);
 
 // read_file with links followed, as a Result whose error is FileRead::why().
 Result<std::string> read_file_bounded(const std::string &path, size_t limit);
+
+// The whole file (links not followed, at most `limit` bytes) when it can be
+// read and is not empty; nullopt otherwise. For sysfs attribute files, where
+// a missing or unreadable entry only means "not this device".
+std::optional<std::string> read_nonempty(const std::string &path, size_t limit);
 
 // The names in directory `dir` ("." and ".." included), at most `limit` of
 // them; the error is strerror's text when it cannot be opened.

@@ -39,13 +39,8 @@ Result<std::vector<KfdGpu>> read_kfd_gpus(const std::string &dir)
 		}
 		return std::move(*names);
 	};
-	auto read = [](const std::string &path) -> std::optional<std::string> {
-		// sysfs reports size 4096; the properties text is well under it.
-		FileRead file = read_file(path, {16384, false, false});
-		if (!file || file.text.empty())
-			return std::nullopt;
-		return std::move(file.text);
-	};
+	// sysfs reports size 4096; the properties text is well under it.
+	auto read = [](const std::string &path) { return read_nonempty(path, 16384); };
 	return read_kfd_gpus(dir, list, read);
 }
 

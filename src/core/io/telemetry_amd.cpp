@@ -30,6 +30,19 @@ uint64_t monotonic_ns() noexcept
 	return static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
 }
 
+// "TEXT (LIBRARY error RC)", TEXT from the library's own status-to-string
+// function when it has one and knows rc: AMD SMI and ROCm SMI alike.
+template <typename Status>
+std::string describe_smi_rc(Status (*status_string)(Status, const char **), int rc, Status success,
+                            const char *library)
+{
+	const char *text = nullptr;
+	if (status_string && status_string(static_cast<Status>(rc), &text) != success)
+		text = nullptr;
+	return (text ? std::string(text) + " " : std::string()) + "(" + library + " error " +
+	       std::to_string(rc) + ")";
+}
+
 // ---- AMD SMI ---------------------------------------------------------------------------------
 
 class AmdSmiBackend final : public TelemetryBackend
@@ -123,11 +136,7 @@ private:
 
 	std::string describe_rc(int rc) const
 	{
-		const char *text = nullptr;
-		if (status_string_ && status_string_(rc, &text) != amdsmi::amdsmi_success)
-			text = nullptr;
-		return (text ? std::string(text) + " " : std::string()) + "(AMD SMI error " +
-		       std::to_string(rc) + ")";
+		return describe_smi_rc(status_string_, rc, amdsmi::amdsmi_success, "AMD SMI");
 	}
 
 	std::string match(const SliceLayout &layout)
@@ -336,11 +345,7 @@ private:
 
 	std::string describe_rc(int rc) const
 	{
-		const char *text = nullptr;
-		if (status_string_ && status_string_(rc, &text) != rsmi::rsmi_success)
-			text = nullptr;
-		return (text ? std::string(text) + " " : std::string()) + "(ROCm SMI error " +
-		       std::to_string(rc) + ")";
+		return describe_smi_rc(status_string_, rc, rsmi::rsmi_success, "ROCm SMI");
 	}
 
 	std::string match(const SliceLayout &layout)
