@@ -39,7 +39,7 @@ CGROUP_V2_TESTS="test_spank.,test_spank_limits.,test_lending.test_agent_hard_sto
 
 # The subset leg's modules (run.py -k).
 # test_lending without its 20-trial reclaim loop (about 280 s; 22.05 and 26.05 run it).
-SUBSET_TESTS="test_gres_vslice.,test_gres_forms.,test_select_flex.,test_spank.,test_spank_env.,test_lending.test_borrower,test_lending.test_only_idle,test_lending.test_a_gpu,test_lending.test_agent,test_lending.test_requeued,test_lending.test_slurmctld_killed,test_lending.test_admin,test_lending.test_a_free_slice,test_lending.test_forged,test_controller_restart.,test_host_roles.,test_cli.,test_vendor_lending.,test_mixed_node."
+SUBSET_TESTS="test_gres_vslice.,test_gres_forms.,test_select_flex.,test_spank.,test_spank_env.,test_lending.test_borrower,test_lending.test_only_idle,test_lending.test_a_gpu,test_lending.test_agent,test_lending.test_requeued,test_lending.test_slurmctld_killed,test_lending.test_admin,test_lending.test_a_free_slice,test_lending.test_forged,test_lending_placement.,test_controller_restart.,test_host_roles.,test_cli.,test_vendor_lending.,test_mixed_node."
 
 # The releases of leg $1 (debian, full, subset, compile), from RELEASES.
 releases_of() { awk -v leg="$1" '$1 !~ /^#/ && $2 == leg { print $1 }' RELEASES; }

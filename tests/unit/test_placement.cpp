@@ -289,6 +289,39 @@ START_TEST(owners_prefer_unborrowed_free_slices)
 }
 END_TEST
 
+// The same for whole devices: a gpu job whose count is known skips devices
+// a borrower holds a free slice of while enough others are open, and takes
+// them (never waits) when they are not; an unknown count spares nothing.
+START_TEST(whole_gpu_owners_prefer_unborrowed_devices)
+{
+	std::vector<DeviceView> d = node(4, 4);
+	use(d, 0, 1);               // device 0 has a slice in use: never whole
+	d[1].borrowed_slices = {4}; // a free slice of device 1 lent
+	d[3].whole_used = true;     // device 3 held whole
+	NodeRequest one{0, "", true, Split::WhenLarger, 1};
+	ck_assert(masks_for(d, one, Placement::BestFit) == (UnitMasks{{}, {0, 1}}));
+	NodeRequest two = one;
+	two.gpu_count = 2; // device 2 alone is not enough: device 1 is taken
+	ck_assert(masks_for(d, two, Placement::BestFit) == (UnitMasks{{}, {0}}));
+	NodeRequest unknown = one;
+	unknown.gpu_count = 0;
+	ck_assert(masks_for(d, unknown, Placement::BestFit) == (UnitMasks{{}, {0}}));
+	NodeRequest other_type = one;
+	other_type.gpu_type = "a100"; // no open device of that type: nothing spared
+	ck_assert(masks_for(d, other_type, Placement::BestFit) == (UnitMasks{{}, {0}}));
+	// Two slices too: they go to device 0 (best fit), the whole device to
+	// device 2, and device 1 is spared.
+	NodeRequest both = one;
+	both.slices = 2;
+	ck_assert(masks_for(d, both, Placement::BestFit).gpus == (std::vector<int>{0, 1}));
+	// The rule alone, as mask_for_allocation uses it.
+	auto open = [&](size_t i) { return d[i].used_slices.empty(); };
+	ck_assert(lent_devices_to_spare(d, 1, "", open) == (std::vector<int>{1}));
+	ck_assert(lent_devices_to_spare(d, 2, "", open).empty());
+	ck_assert(lent_devices_to_spare(d, 1, "t4", open) == (std::vector<int>{1}));
+}
+END_TEST
+
 START_TEST(several_types_are_placed_per_type)
 {
 	auto d = node(2, 4);
@@ -337,6 +370,7 @@ Suite *placement_suite()
 	tcase_add_test(tc, policy_names);
 	tcase_add_test(tc, several_types_are_placed_per_type);
 	tcase_add_test(tc, owners_prefer_unborrowed_free_slices);
+	tcase_add_test(tc, whole_gpu_owners_prefer_unborrowed_devices);
 	suite_add_tcase(s, tc);
 	return s;
 }

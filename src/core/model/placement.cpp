@@ -135,6 +135,25 @@ std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> 
 	return chosen;
 }
 
+std::vector<int> lent_devices_to_spare(const std::vector<DeviceView> &devices, int count,
+                                       std::string_view type, const std::function<bool(size_t)> &open)
+{
+	std::vector<int> lent;
+	int unborrowed = 0;
+	for (size_t i = 0; i < devices.size(); ++i) {
+		const DeviceView &d = devices[i];
+		if (d.gpu_unit < 0 || d.whole_used || (!type.empty() && d.type != type) || !open(i))
+			continue;
+		if (d.borrowed_slices.empty())
+			++unborrowed;
+		else
+			lent.push_back(d.gpu_unit);
+	}
+	if (count <= 0 || unborrowed < count)
+		lent.clear();
+	return lent;
+}
+
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy)
 {
 	UnitMasks masks;
@@ -150,6 +169,14 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 		for (size_t i = 0; i < devices.size(); ++i)
 			if (devices[i].gpu_unit >= 0 && (!devices[i].used_slices.empty() || is_chosen(i)))
 				masks.gpus.push_back(devices[i].gpu_unit);
+		const std::vector<int> spare =
+		        lent_devices_to_spare(devices, request.gpu_count, request.gpu_type, [&](size_t i) {
+			        return devices[i].used_slices.empty() && !is_chosen(i);
+		        });
+		if (!spare.empty()) {
+			masks.gpus.insert(masks.gpus.end(), spare.begin(), spare.end());
+			std::sort(masks.gpus.begin(), masks.gpus.end());
+		}
 	}
 	if (request.slices == 0)
 		return masks;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,6 +59,10 @@ struct NodeRequest {
 	std::string type;  // requested GRES type, empty: any
 	bool gpus = false; // asks for whole devices
 	Split split = Split::WhenLarger;
+	// Whole devices asked on this node when known (one gpu request with a
+	// count per node, or per job on one node); 0: unknown.
+	int gpu_count = 0;
+	std::string gpu_type{}; // that request's GRES type, empty: any
 };
 
 // Units to hide from select/cons_tres for one job on one node.
@@ -88,8 +93,18 @@ bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::st
 // near the job's cores; a job that also asks for whole devices cannot get
 // the chosen ones. On a device that must hold the whole request, free
 // slices a borrower holds are hidden too while enough other free slices
-// remain: an owner takes an unborrowed slice before it takes one back.
+// remain: an owner takes an unborrowed slice before it takes one back. The
+// same for whole devices (gpu_count known): a device a borrower holds a free
+// slice of is hidden while enough devices no borrower uses remain.
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &request, Placement policy);
+
+// lending.free_slices for a job asking `count` whole devices of `type` (any
+// if empty; count 0: unknown, nothing spared): the gpu units of the devices
+// it could get (open(i), not held whole) that a borrower holds a free slice
+// of, when the open devices no borrower uses are enough for the job; else
+// none. The job is never delayed: it takes a lent device only when it must.
+std::vector<int> lent_devices_to_spare(const std::vector<DeviceView> &devices, int count,
+                                       std::string_view type, const std::function<bool(size_t)> &open);
 
 // A request of several GRES types on one node (--gres=vslice:t4:1,vslice:ascend910b:1 on a mixed
 // node): each type is placed as a request of its own, a slice stays offered when some type's

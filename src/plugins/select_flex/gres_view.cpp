@@ -133,9 +133,20 @@ std::vector<std::pair<int, int>> slices_of_gpu_units(node_record_t *node)
 JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 {
 	JobAsk ask;
+	int gpu_count = 0;
+	std::string gpu_type;
 	for (auto *state : compat::list_items<gres_state_t>(job->gres_list_req)) {
 		auto *js = static_cast<gres_job_state_t *>(state->gres_data);
 		if (state->plugin_id == gpu_id()) {
+			// One gpu request: its count per node, when known. Several
+			// (gpu:a100:1,gpu:t4:1): unknown.
+			uint64_t count = 0;
+			if (js && js->gres_per_node)
+				count = js->gres_per_node;
+			else if (js && js->gres_per_job && max_nodes == 1)
+				count = js->gres_per_job;
+			gpu_count = ask.gpus ? 0 : static_cast<int>(std::min<uint64_t>(count, INT32_MAX));
+			gpu_type = js && js->type_name ? js->type_name : "";
 			ask.gpus = true;
 		} else if (state->plugin_id == vborrow_id()) {
 			ask.borrows = true;
@@ -163,8 +174,13 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 		}
 	}
 	ask.per_node.gpus = ask.gpus;
-	for (NodeRequest &r : ask.per_type)
+	ask.per_node.gpu_count = gpu_count;
+	ask.per_node.gpu_type = gpu_type;
+	for (NodeRequest &r : ask.per_type) {
 		r.gpus = ask.gpus;
+		r.gpu_count = gpu_count;
+		r.gpu_type = gpu_type;
+	}
 	if (ask.slices) {
 		std::vector<std::string_view> env;
 		for (uint32_t i = 0; job->spank_job_env && i < job->spank_job_env_size; ++i)

@@ -201,14 +201,21 @@ std::vector<HiddenUnits> mask_for_allocation(job_record_t *job)
 			continue; // with topology cons_tres chose the units under job_test's masks
 		bitstr_t *own_slices = selected_units(job, vslice_id(), i);
 		HiddenUnits mask(gs);
-		for (const DeviceView &d : devices_of(node)) {
-			bool own = false;
+		const std::vector<DeviceView> devices = devices_of(node);
+		auto own = [&](const DeviceView &d) {
 			for (int k = d.first_slice;
 			     own_slices && k < d.first_slice + d.slices && k < bit_size(own_slices); ++k)
-				own = own || bit_test(own_slices, k);
-			if (d.gpu_unit >= 0 && (!d.used_slices.empty() || own))
+				if (bit_test(own_slices, k))
+					return true;
+			return false;
+		};
+		for (const DeviceView &d : devices)
+			if (d.gpu_unit >= 0 && (!d.used_slices.empty() || own(d)))
 				mask.hide(d.gpu_unit);
-		}
+		for (int unit : lent_devices_to_spare(
+		             devices, ask.per_node.gpu_count, ask.per_node.gpu_type,
+		             [&](size_t k) { return devices[k].used_slices.empty() && !own(devices[k]); }))
+			mask.hide(unit);
 		masks.push_back(std::move(mask));
 	}
 	return masks;
