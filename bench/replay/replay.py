@@ -111,6 +111,8 @@ class Replay:
         self.ckpt_dir = c.dir / "ckpt"
         self.ckpt_dir.mkdir(exist_ok=True)
         self.idle_lendable_slice_s = 0.0
+        # lending.free_slices (P3, P4): slices no owner holds are lendable too
+        self.free_lendable_slice_s = 0.0
         self.errors = []
 
     # -- submission
@@ -231,6 +233,7 @@ class Replay:
         """dt seconds of work by every running job; the telemetry files for now."""
         dev_busy = {d: 0.0 for d in self.devices}
         dev_jobs = {d: [] for d in self.devices}
+        owned = {d: 0.0 for d in self.devices}  # the device's share owners hold
         with self.lock:
             for jid, rec in self.jobs.items():
                 if not rec["running"]:
@@ -241,6 +244,8 @@ class Replay:
                 lends = rec["kind"] == "owner" and not rec["gres"].startswith("shard")  # slices and whole GPUs lend
                 for d, share in rec["shares"].items():
                     pct = busy * rec["gpus"] * share / total
+                    if rec["kind"] == "owner" and d in owned:
+                        owned[d] += share
                     if d in dev_busy:
                         dev_busy[d] += pct
                         dev_jobs[d].append((jid, pct))
@@ -253,6 +258,8 @@ class Replay:
                     if rec["seg_rt"] >= rec["ckpt_rt"] + self.a.ckpt:
                         rec["ckpt_rt"] = rec["seg_rt"] - (rec["seg_rt"] - rec["ckpt_rt"]) % self.a.ckpt
                         rec["ckpt_work"] = rec["seg_work"]
+            if self.policy in ("P3", "P4"):
+                self.free_lendable_slice_s += sum(max(0.0, 1.0 - v) for v in owned.values()) * self.S * dt
         for (node, d), busy in dev_busy.items():
             lines = [f"busy {min(100.0, busy):.2f}"] + [f"job {j} busy {min(100.0, p):.2f}" for j, p in dev_jobs[(node, d)]]
             path = self.c.dir / "telemetry" / node / f"nvidia{d}"

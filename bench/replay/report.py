@@ -59,6 +59,8 @@ def metrics(rp, extra, window):
     samples = rp.samples
     borrowed = sum(r["borrowed_unit_s"] for r in jobs if r["kind"] != "owner")
     lost = sum(r["lost_unit_s"] for r in jobs if r["kind"] != "owner")
+    # what lending may give: idle owners' slices, and (lending.free_slices) slices no owner holds
+    lendable = rp.idle_lendable_slice_s + rp.free_lendable_slice_s
     lat = [x["device_free_s"] for x in extra["reclaims"]]
     sd = extra["sdiag"]
     return {
@@ -76,7 +78,8 @@ def metrics(rp, extra, window):
         "borrowed_slice_s": round(borrowed, 1), "lost_slice_s": round(lost, 1),
         "lost_borrowed_fraction": round(lost / borrowed, 4) if borrowed else None,
         "lendable_idle_slice_s": round(rp.idle_lendable_slice_s, 1),
-        "borrowed_of_lendable": round(borrowed / rp.idle_lendable_slice_s, 4) if rp.idle_lendable_slice_s else None,
+        "lendable_free_slice_s": round(rp.free_lendable_slice_s, 1),
+        "borrowed_of_lendable": (round(borrowed / lendable, 4) if lendable else None),
         "loans": extra["loans"], "reclaims": len(extra["reclaims"]), "reclaims_started": extra["reclaims_started"],
         "reclaim_device_free_p50_s": pct(lat, 50), "reclaim_device_free_p95_s": pct(lat, 95),
         "requeues": sum(max(0, r["runs"] - 1) for r in jobs),
