@@ -2,7 +2,8 @@
 """lending.free_slices and whole GPUs, on lp1 (two T4s, 4 slices each): a borrower runs on a free
 slice of nvidia0; a job asking for one whole GPU gets nvidia1, which no borrower uses, and the
 borrower runs on; the next one needs nvidia0, starts at once all the same, and the borrower is
-taken back (owner-arrived)."""
+taken back (owner-arrived). Once with typed gpu lines (cons_tres picks the GPU under job_test's
+masks) and once untyped (Slurm picks it at allocation, under mask_for_allocation's)."""
 
 import re
 import time
@@ -17,9 +18,11 @@ def _prepare(c):
         (c.dir / "telemetry" / node / "nvidia1").write_text("busy 0\n")
 
 
-CLUSTER = dict(nodes=1, prefix="lp", shape="nvidia-2gpu", cpus=8, select="select/flex",
-               flexslurm_yaml=scene.lending_yaml(extra="  free_slices: true\n"), lending=True, node_addrs=True,
-               prepare=_prepare)
+def _cluster(env, name, gres_conf=None):
+    return env.cluster(name, nodes=1, prefix="lp", shape="nvidia-2gpu", cpus=8, select="select/flex",
+                       flexslurm_yaml=scene.lending_yaml(extra="  free_slices: true\n"), lending=True,
+                       node_addrs=True, prepare=_prepare, gres_conf=gres_conf,
+                       gres_per_node={"lp1": "gpu:2,vslice:t4:8,vborrow:t4:8"} if gres_conf else None)
 
 
 def _units(c, job, name):
@@ -36,7 +39,17 @@ def _log(c):
     return (c.dir / "log" / "slurmctld.log").read_text(errors="replace")
 
 
-def test_whole_gpu_owners_take_the_device_no_borrower_uses_first(c):
+def test_typed_gpu_lines(env):
+    with _cluster(env, "typed") as c:
+        _whole_gpu_owners_take_the_device_no_borrower_uses_first(c)
+
+
+def test_untyped_gpu_lines(env):
+    with _cluster(env, "untyped", "NodeName=lp1 Name=gpu File={dir}/dev/lp1/nvidia[0-1]\n") as c:
+        _whole_gpu_owners_take_the_device_no_borrower_uses_first(c)
+
+
+def _whole_gpu_owners_take_the_device_no_borrower_uses_first(c):
     scene.clean(c)
     node = c.nodes[0]
     dev0 = scene.device(c, node)
