@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // parse_admin: an admin's request (flexslurm-lending) on the report port.
 // A request that parses re-encodes to a fixed point; a reclaim names a
-// real job id.
+// real job id, status and devices none.
 #include "fuzz_common.hpp"
 
 #include "core/model/admin_request.hpp"
@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!r || !*r)
 		return 0;
 	const AdminRequest &a = **r;
-	FUZZ_CHECK(a.kind == AdminRequest::Kind::Status || a.job != 0, std::string(in));
+	// A reclaim names a job; status and devices name none.
+	FUZZ_CHECK((a.kind == AdminRequest::Kind::Reclaim) == (a.job != 0), std::string(in));
 	const std::string once = encode_admin(a);
 	const auto again = parse_admin(once);
 	FUZZ_CHECK(again && *again, once);
