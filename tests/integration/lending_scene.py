@@ -92,6 +92,16 @@ def field(detail, name):
     return m.group(1) if m else None
 
 
+def job_units(c, job, name):
+    """The unit indices of GRES `name` a job holds, from scontrol show job -d."""
+    m = re.search(rf"GRES=\S*?\b{name}(?::\w+)?:\d+\(IDX:([^)]*)\)", c.show_job(job))
+    units = set()
+    for part in filter(None, (m.group(1) if m else "").split(",")):
+        lo, _, hi = part.partition("-")
+        units |= set(range(int(lo), int(hi or lo) + 1))
+    return units
+
+
 def device(c, node):
     return c.dir / "dev" / node / "nvidia0"
 

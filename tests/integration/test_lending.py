@@ -18,6 +18,7 @@ from pathlib import Path
 from helpers import contains, eq, wait_until
 from lending_scene import field as _field
 from lending_scene import holders as _holders
+from lending_scene import job_units as _job_units
 from localcluster import DEFAULT_YAML
 
 GRACE = 4          # lending.grace
@@ -457,16 +458,6 @@ def _port_open(port):
         return False
 
 
-def _job_idx(c, job, name):
-    """The unit indices of GRES `name` a job holds, from scontrol show job -d."""
-    m = re.search(rf"GRES=\S*?{name}(?::\w+)?:\d+\(IDX:([^)]*)\)", c.show_job(job))
-    units = set()
-    for part in filter(None, (m.group(1) if m else "").split(",")):
-        lo, _, hi = part.partition("-")
-        units |= set(range(int(lo), int(hi or lo) + 1))
-    return units
-
-
 def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
     """lending.free_slices: true (turned on here by reconfigure; the rest of this module runs
     without it): a borrower starts on l2, where no job holds anything. A slice job that fits
@@ -484,7 +475,7 @@ def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
         borrower = _borrower(c, "-w", node, node=node)
         wait_until(lambda: c.job_state(borrower) == "RUNNING", 40, "borrower running with no owner on the node")
         eq(_field(c.show_job(borrower), "NodeList"), node, "borrower on the free node")
-        units = _job_idx(c, borrower, "vborrow")
+        units = _job_units(c, borrower, "vborrow")
         eq(len(units), 1, f"borrower holds one borrow unit ({units})")
         u = min(units)  # the slice it shadows
         out = c.dir / "out" / f"borrower.{borrower}"
@@ -496,7 +487,7 @@ def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
         # A one-slice job fits beside the borrower: it gets an unborrowed slice.
         beside = c.sbatch("--gres=vslice:1", "-w", node, script=LENDER)
         wait_until(lambda: c.job_state(beside) == "RUNNING", 20, "one-slice owner running")
-        eq(_job_idx(c, beside, "vslice") & {u}, set(), "the one-slice owner got a slice no borrower holds")
+        eq(_job_units(c, beside, "vslice") & {u}, set(), "the one-slice owner got a slice no borrower holds")
         time.sleep(3)  # the borrower is also old enough now to be sent its checkpoint signal
         eq(c.job_state(borrower), "RUNNING", "the borrower stays while owners fit beside it")
         # Three slices: only three are free, so one of them is the borrower's.
@@ -504,7 +495,7 @@ def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
         owner = c.sbatch("--gres=vslice:3", "-w", node, script=LENDER)
         wait_until(lambda: c.job_state(owner) == "RUNNING", 10, "the owner starts at once, borrower or not")
         started = time.monotonic() - t0
-        eq(u in _job_idx(c, owner, "vslice"), True, f"the owner holds the borrowed slice {u}")
+        eq(u in _job_units(c, owner, "vslice"), True, f"the owner holds the borrowed slice {u}")
         wait_until(lambda: c.job_state(borrower) != "RUNNING" and not _holders(dev), BOUND + 5,
                    "borrower off the device")
         took = time.monotonic() - t0

@@ -5,7 +5,6 @@ borrower runs on; the next one needs nvidia0, starts at once all the same, and t
 taken back (owner-arrived). Once with typed gpu lines (cons_tres picks the GPU under job_test's
 masks) and once untyped (Slurm picks it at allocation, under mask_for_allocation's)."""
 
-import re
 import time
 
 import lending_scene as scene
@@ -23,16 +22,6 @@ def _cluster(env, name, gres_conf=None):
                        flexslurm_yaml=scene.lending_yaml(extra="  free_slices: true\n"), lending=True,
                        node_addrs=True, prepare=_prepare, gres_conf=gres_conf,
                        gres_per_node={"lp1": "gpu:2,vslice:t4:8,vborrow:t4:8"} if gres_conf else None)
-
-
-def _units(c, job, name):
-    """The unit indices of GRES `name` a job holds, from scontrol show job -d."""
-    m = re.search(rf"GRES=\S*?\b{name}(?::\w+)?:\d+\(IDX:([^)]*)\)", c.show_job(job))
-    units = set()
-    for part in filter(None, (m.group(1) if m else "").split(",")):
-        lo, _, hi = part.partition("-")
-        units |= set(range(int(lo), int(hi or lo) + 1))
-    return units
 
 
 def _log(c):
@@ -55,7 +44,7 @@ def _whole_gpu_owners_take_the_device_no_borrower_uses_first(c):
     dev0 = scene.device(c, node)
     borrower = scene.borrower(c, node)
     wait_until(lambda: c.job_state(borrower) == "RUNNING", 40, "borrower running on a free slice")
-    units = _units(c, borrower, "vborrow")
+    units = scene.job_units(c, borrower, "vborrow")
     eq(len(units) == 1 and units <= {0, 1, 2, 3}, True, f"the borrower shadows a slice of nvidia0 ({units})")
     u = min(units)
     wait_until(lambda: "started" in scene.borrower_out(c, borrower) and scene.holders(dev0), 20,
@@ -63,7 +52,7 @@ def _whole_gpu_owners_take_the_device_no_borrower_uses_first(c):
     # One whole GPU: nvidia1 is open and no borrower uses it.
     first = c.sbatch("--gres=gpu:1", "-w", node, script=scene.LENDER)
     wait_until(lambda: c.job_state(first) == "RUNNING", 20, "first whole-GPU owner running")
-    eq(_units(c, first, "gpu"), {1}, "the first whole-GPU owner got nvidia1, which no borrower uses")
+    eq(scene.job_units(c, first, "gpu"), {1}, "the first whole-GPU owner got nvidia1, which no borrower uses")
     time.sleep(4)  # a reclaim, had one started, would show by now
     eq(c.job_state(borrower), "RUNNING", "the borrower runs on beside it")
     eq(f"reclaim JobId={borrower} " in _log(c), False, "no reclaim started")
@@ -71,7 +60,7 @@ def _whole_gpu_owners_take_the_device_no_borrower_uses_first(c):
     t0 = time.monotonic()
     second = c.sbatch("--gres=gpu:1", "-w", node, script=scene.LENDER)
     wait_until(lambda: c.job_state(second) == "RUNNING", 10, "second whole-GPU owner starts at once")
-    eq(_units(c, second, "gpu"), {0}, "the second whole-GPU owner got nvidia0")
+    eq(scene.job_units(c, second, "gpu"), {0}, "the second whole-GPU owner got nvidia0")
     wait_until(lambda: c.job_state(borrower) != "RUNNING" and not scene.holders(dev0), scene.BOUND + 5,
                "borrower off nvidia0")
     took = time.monotonic() - t0
