@@ -462,7 +462,8 @@ def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
     """lending.free_slices: true (turned on here by reconfigure; the rest of this module runs
     without it): a borrower starts on l2, where no job holds anything. A slice job that fits
     beside it gets the slices no borrower holds; one that needs the borrowed slice starts at
-    once all the same, and the borrower is requeued within the bound."""
+    once all the same, and the borrower is requeued within the bound. First, on l1: a loan
+    whose lender ends goes on as the free slice's loan, with no reclaim."""
     _clean(c)
     node = c.nodes[1]
     dev = c.dir / "dev" / node / "nvidia0"
@@ -472,6 +473,23 @@ def test_a_free_slice_is_lent_and_an_owner_takes_it_back(c):
         _reconfigure(c)
         for n in c.nodes:
             _idle(c, n)
+        first = c.nodes[0]
+        lender = c.sbatch("--gres=vslice:4", "-w", first, script=LENDER)  # every slice of l1: none free
+        wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
+        kept = _borrower(c, "-w", first, node=first)
+        wait_until(lambda: c.job_state(kept) == "RUNNING", 30, "borrower on the idle lender's slice")
+        k = min(_job_units(c, kept, "vborrow"))
+        wait_until(lambda: f"{first} {k} 0 lent JobId={lender} JobId={kept} " in status.read_text(), 15,
+                   "the status file shows the lender's loan")
+        c.run(["scancel", str(lender)])
+        wait_until(lambda: c.job_state(lender) in ("CANCELLED", None), 30, "lender ended")
+        wait_until(lambda: f"{first} {k} 0 lent free JobId={kept} " in status.read_text(), 15,
+                   "the loan goes on as the free slice's")
+        time.sleep(GRACE + 2)  # a reclaim would have requeued it by now
+        eq(c.job_state(kept), "RUNNING", "the borrower runs on after its lender ended")
+        eq(_field(c.show_job(kept), "Restarts"), "0", "never requeued")
+        eq(f"reclaim JobId={kept} " in _log(c), False, "no reclaim of that loan")
+        _cancel(c, kept)
         borrower = _borrower(c, "-w", node, node=node)
         wait_until(lambda: c.job_state(borrower) == "RUNNING", 40, "borrower running with no owner on the node")
         eq(_field(c.show_job(borrower), "NodeList"), node, "borrower on the free node")

@@ -134,7 +134,7 @@ START_TEST(free_slices_are_lent_and_taken_over_by_an_owner)
 	ck_assert(s.lendable(at(0)));
 	ck_assert(s.lend(at(0), 200));
 	ck_assert(s.state() == SliceState::Lent && s.owner() == 0 && s.borrower() == 200);
-	s.owner_released(at(1)); // the records show no owner: nothing to release
+	s.owner_released(at(1), true); // the records show no owner: nothing to release
 	ck_assert(s.state() == SliceState::Lent);
 	s.borrower_gone(at(5)); // ended by itself: the slice is free again, not "idle"
 	ck_assert(s.state() == SliceState::Free && s.owner() == 0);
@@ -195,6 +195,33 @@ START_TEST(free_slices_are_lent_and_taken_over_by_an_owner)
 	handed.borrower_gone(at(620));
 	ck_assert(handed.state() == SliceState::OwnedBusy && handed.owner() == 103);
 
+	// A lender ends where free slices are lent: the loan goes on as the
+	// free slice's, from when it was lent (max_loan counts from then); the
+	// next owner takes it back as from any free slice.
+	SliceLending goes_on(p);
+	goes_on.owner_assigned(at(0), 100, "gpu", at(5000));
+	samples(goes_on, 0, 600, 0.0);
+	ck_assert(goes_on.lend(at(600), 207));
+	goes_on.owner_released(at(700), true);
+	ck_assert(goes_on.state() == SliceState::Lent && goes_on.owner() == 0);
+	ck_assert(goes_on.borrower() == 207 && !goes_on.owner_gone());
+	ck_assert(*goes_on.lent_since() == at(600) && !goes_on.reclaim_reason());
+	const SliceLending::Memento free_loan = goes_on.memento();
+	ck_assert(!free_loan.owner_end && !free_loan.idle_since && free_loan.owner_lends);
+	goes_on.owner_released(at(701), true); // the next ticks: nothing more to release
+	ck_assert(goes_on.memento() == free_loan);
+	goes_on.owner_assigned(at(710), 104, "gpu", std::nullopt);
+	ck_assert(*goes_on.reclaim_reason() == ReclaimReason::OwnerArrived);
+	ck_assert(*goes_on.reclaim_deadline() == at(770));
+	SliceLending long_loan(p);
+	long_loan.owner_assigned(at(0), 100, "gpu", std::nullopt);
+	samples(long_loan, 0, 600, 0.0);
+	ck_assert(long_loan.lend(at(600), 208));
+	long_loan.owner_released(at(700), true);
+	ck_assert(!long_loan.tick(at(600 + 3599)) && long_loan.state() == SliceState::Lent);
+	long_loan.tick(at(600 + 3600));
+	ck_assert(*long_loan.reclaim_reason() == ReclaimReason::MaxLoan);
+
 	// With free slices not lent (turned off since, or a loan the records
 	// show on a free slice), such a loan is taken back at once.
 	SliceLending adopted(policy());
@@ -227,6 +254,7 @@ START_TEST(other_reclaim_triggers)
 	ck_assert(*b.reclaim_reason() == ReclaimReason::LenderEnded);
 	b.borrower_gone(at(710));
 	ck_assert(b.state() == SliceState::Free); // back to the pool, not to the gone lender
+	ck_assert(!b.memento().cooldown_until);   // no lender left to protect
 	SliceLending c = lent();
 	c.telemetry_lost(at(700));
 	ck_assert(*c.reclaim_reason() == ReclaimReason::TelemetryLost);
@@ -315,9 +343,15 @@ START_TEST(random_sequences_keep_the_invariants)
 				ck_assert(!s.tick(at(now + 1))); // once
 			}
 		} else if (ev < 83) {
-			const bool was_reclaiming = before == SliceState::Reclaiming;
+			// A reclaim cools the slice down unless it leaves no lender
+			// (ended, or lent free) and was neither an admin's nor a lost
+			// report's.
+			const bool cools = before == SliceState::Reclaiming &&
+			                   ((!memento_before.owner_gone && memento_before.owner != 0) ||
+			                    memento_before.reason == ReclaimReason::Admin ||
+			                    memento_before.reason == ReclaimReason::TelemetryLost);
 			s.borrower_gone(at(now));
-			if (was_reclaiming)
+			if (cools)
 				cooldown_until = now + p.cooldown.count();
 		} else if (ev < 88) {
 			if (!owned || before == SliceState::Free) {

@@ -192,6 +192,51 @@ START_TEST(free_slices_lent_then_taken_back_by_a_new_owner)
 	ck_assert_str(parts.lendable("n1", 0), "0,1");
 	ck_assert_str(parts.lendable("n2", 0), "");
 
+	// A lender ends while lent: where free slices are lent, the loan goes on
+	// as the free slice's (no reclaim, and nobody's lending from then); on
+	// a node in a partition that never lends it is taken back,
+	// and the slice it leaves free has no cooldown.
+	for (const char *partition : {"batch", "interactive"}) {
+		const bool lends_free = std::string(partition) == "batch";
+		Controller e(p);
+		e.add_node("n1", {0, 0});
+		e.records.at("n1").partitions = {"gpu", partition};
+		e.own("n1", 0, 100);
+		e.own("n1", 1, 100);
+		e.telemetry["n1"] = [](long) {
+			return std::vector<DeviceReport>{per_job_use(0, {{100, 0, 0}})};
+		};
+		ck_assert_str(e.run(0, 10), "10: lendable\n");
+		e.lend(10, "n1", 0, 200);
+		ck_assert_str(e.run(11, 14), "");
+		e.release("n1", 0);
+		e.release("n1", 1);
+		const std::string out = e.run(15, 20);
+		const std::string status = e.book.status(at(20));
+		const size_t ended =
+		        e.book.counters().reclaims[static_cast<size_t>(ReclaimReason::LenderEnded)];
+		if (lends_free) {
+			ck_assert_msg(out.find("signal") == std::string::npos, "%s", out.c_str());
+			ck_assert_msg(status.find("n1 0 0 lent free JobId=200 10s\n") != std::string::npos,
+			              "%s", status.c_str());
+			ck_assert_uint_eq(ended, 0);
+			ck_assert(e.book.totals().count(0) == 0); // nobody's lending
+			ck_assert_str(e.lendable("n1", 20), "1");
+			continue;
+		}
+		ck_assert_msg(out.find("15: signal 200:lender-ended\n") == 0, "%s", out.c_str());
+		ck_assert_uint_eq(ended, 1);
+		ck_assert_str(e.lendable("n1", 20), "");
+		e.leave("n1", 0);
+		ck_assert_str(e.run(21, 21), "");
+		ck_assert_uint_eq(e.book.active_reclaims(), 0);
+		// No cooldown on the slice left free: lendable the moment free
+		// slices are (here: once the node leaves the never-lend partition).
+		e.records.at("n1").partitions = {"gpu"};
+		ck_assert_str(e.run(22, 22), "22: lendable\n");
+		ck_assert_str(e.lendable("n1", 22), "0,1");
+	}
+
 	// An idle owner's slice stays lendable whatever Slurm shows allocated.
 	IdleLender lender;
 	ck_assert_str(units_text(lender.c.book.lendable_units("n1", at(10), [](int) { return true; })), "0");

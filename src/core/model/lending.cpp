@@ -85,14 +85,21 @@ void SliceLending::owner_assigned(Instant now, uint32_t job, std::string_view pa
 		start_reclaim(now, ReclaimReason::OwnerArrived);
 }
 
-void SliceLending::owner_released(Instant now)
+void SliceLending::owner_released(Instant now, bool free_lent)
 {
 	switch (state_) {
 	case SliceState::Lent:
-		// A free slice's loan has no owner to release; with free slices
-		// not lent (any more), it is taken back.
-		if (owner_ == 0 && policy_->free_slices)
+		// The slice is free now. Where free slices are lent, the loan goes
+		// on as the free slice's (an owner placed there later takes it
+		// back: owner_assigned); elsewhere it is taken back.
+		if (free_lent) {
+			set(owner_, uint32_t{0});
+			set(owner_lends_, true);
+			set(owner_end_, std::nullopt);
+			set(idle_since_, std::nullopt);
+			set(busy_streak_, 0);
 			break;
+		}
 		set(owner_gone_, true);
 		start_reclaim(now, ReclaimReason::LenderEnded);
 		break;
@@ -205,8 +212,13 @@ void SliceLending::borrower_gone(Instant now)
 		// free slice is free again).
 		set(state_, owner_ ? SliceState::Idle : SliceState::Free);
 	} else if (state_ == SliceState::Reclaiming) {
-		set(cooldown_until_, now + policy_->cooldown);
-		if (owner_gone_ || owner_ == 0) { // its owner ended, or it was lent free
+		const bool no_lender = owner_gone_ || owner_ == 0; // its owner ended, or it was lent free
+		// The cooldown keeps a lender that wanted its slice back from
+		// lending it again at once; a slice left with no lender has none
+		// to protect, unless an admin or a lost report took the loan back.
+		if (!no_lender || reason_ == ReclaimReason::Admin || reason_ == ReclaimReason::TelemetryLost)
+			set(cooldown_until_, now + policy_->cooldown);
+		if (no_lender) {
 			set(state_, SliceState::Free);
 			set(owner_, uint32_t{0});
 		} else {

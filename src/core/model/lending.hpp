@@ -79,7 +79,10 @@ public:
 	// its reclaim is already under way.
 	void owner_assigned(Instant now, uint32_t job, std::string_view partition,
 	                    std::optional<Instant> job_end, bool whole = false);
-	void owner_released(Instant now);
+	// `free_lent`: the node's free slices are lent (LendingPolicy::
+	// free_slices_lent). Then a loan whose lender ends goes on as the free
+	// slice's loan; otherwise it is taken back (LenderEnded).
+	void owner_released(Instant now, bool free_lent = false);
 	// The owner's use of the slice, every few seconds.
 	void sample(Instant now, double busy_percent);
 	// No report from the node: count as busy, take back any loan.
@@ -90,7 +93,10 @@ public:
 	bool lendable(Instant now) const;
 	// Records a loan; false (and nothing changes) if the slice is not lendable.
 	bool lend(Instant now, uint32_t borrower);
-	// The borrower left the device (requeued, ended, or stopped).
+	// The borrower left the device (requeued, ended, or stopped). After a
+	// reclaim the slice cools down (no loan for policy.cooldown), unless it
+	// is left with no lender to protect (its owner ended, or it was lent
+	// free) and no admin or lost report took it back.
 	void borrower_gone(Instant now);
 	// Clock: starts reclaims due to max_loan; true once when a reclaim has
 	// outlived the grace (the caller then hard-stops the borrower).

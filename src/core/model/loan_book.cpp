@@ -123,6 +123,7 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 		n.slices.erase(n.slices.begin() + static_cast<std::ptrdiff_t>(units), n.slices.end());
 	while (n.slices.size() < units)
 		n.slices.emplace_back(policy_);
+	const bool free_lent = policy_.free_slices_lent(n.partitions);
 	for (size_t i = 0; i < units; ++i) {
 		const int u = static_cast<int>(i);
 		Slice &s = n.slices[i];
@@ -136,14 +137,14 @@ void LoanBook::sync_node(Node &n, const NodeBooks &nb, Instant now, Seconds end_
 		if (owner) {
 			if (!held || l.owner() != owner->job) {
 				if (held)
-					l.owner_released(now);
+					l.owner_released(now, free_lent);
 				l.owner_assigned(now, owner->job, owner->partition,
 				                 owner->end ? std::optional<Instant>(*owner->end - end_offset)
 				                            : std::nullopt,
 				                 owner->whole);
 			}
 		} else if (held && !(l.state() == SliceState::Reclaiming && l.owner() == 0)) {
-			l.owner_released(now);
+			l.owner_released(now, free_lent);
 		}
 
 		const BorrowHolding *holding =
