@@ -16,8 +16,9 @@ HARD_STOP = 2
 BOUND = GRACE + 10  # off the device within G + 10 s
 
 
-def lending_yaml(grace=GRACE, extra=""):
-    return DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + f"""\
+def lending_section(grace=GRACE, extra=""):
+    """flexslurm.yaml's lending: block with short windows; `extra` lines end it."""
+    return f"""\
 lending:
   enabled: true
   port: {{lending_port}}
@@ -32,6 +33,13 @@ lending:
   telemetry: file
   telemetry_dir: {{dir}}/telemetry/%n
 {extra}"""
+
+
+def lending_yaml(grace=GRACE, extra=""):
+    """The default nvidia class with a fifth of the memory per slice (idle slices have memory to
+    lend), then lending_section()."""
+    return DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + \
+        lending_section(grace, extra)
 
 
 def prepare(c):

@@ -11,9 +11,9 @@ import re
 import time
 from pathlib import Path
 
+import lending_scene as scene
 from helpers import contains, eq, wait_until
 from lending_scene import holders
-from localcluster import DEFAULT_YAML
 from localcluster_accounting import ACCOUNT, ROLLUP_ACCOUNT
 
 SLICES = 4  # per GPU: a slice bills 1/4 of a GPU
@@ -21,32 +21,10 @@ SLICES = 4  # per GPU: a slice bills 1/4 of a GPU
 BILLING = "PartitionName=DEFAULT TRESBillingWeights=GRES/gpu=4.0,GRES/vslice=1.0\n"
 
 # memory_percent: each slice a fifth of the memory, so that idle slices have memory to lend.
-YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + """\
-lending:
-  enabled: true
-  port: {lending_port}
-  idle_window: 2s
-  busy_samples: 1
-  min_loan: 5s
-  cooldown: 1s
-  grace: 4s
-  report_interval: 1s
-  telemetry_timeout: 4s
-  hard_stop_after: 2s
-  telemetry: file
-  telemetry_dir: {dir}/telemetry/%n
-"""
+YAML = scene.lending_yaml()
 
-
-def _prepare(c):
-    for node in c.nodes:
-        (c.dir / "telemetry" / node).mkdir(parents=True)
-        (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
-
-
-# ac1, ac2: one T4 each, 4 slices and 4 borrow units.
 CLUSTER = dict(nodes=2, prefix="ac", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
-               lending=True, node_addrs=True, prepare=_prepare, accounting=True, extra_conf=BILLING)
+               lending=True, node_addrs=True, prepare=scene.prepare, accounting=True, extra_conf=BILLING)
 
 
 def _sacct(c, job, fields):

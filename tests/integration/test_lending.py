@@ -15,44 +15,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import lending_scene as scene
 from helpers import contains, eq, wait_until
+from lending_scene import BOUND, GRACE, HARD_STOP
 from lending_scene import field as _field
 from lending_scene import holders as _holders
 from lending_scene import job_units as _job_units
-from localcluster import DEFAULT_YAML
 
-GRACE = 4          # lending.grace
-HARD_STOP = 2      # lending.hard_stop_after: before slurmd's own KillWait (5 s) would
-                   # SIGKILL a borrower that ignores SIGTERM, so the agent's stop shows
-BOUND = GRACE + 10  # the issue's bound: gone from the device within G + 10 s
-
-YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + f"""\
-lending:
-  enabled: true
-  whole_devices: true
-  port: {{lending_port}}
-  idle_window: 2s
-  busy_samples: 1
-  min_loan: 5s
-  cooldown: 1s
-  grace: {GRACE}s
-  report_interval: 1s
-  telemetry_timeout: 4s
-  hard_stop_after: {HARD_STOP}s
-  telemetry: file
-  telemetry_dir: {{dir}}/telemetry/%n
-"""
-
-
-def _prepare(c):
-    for node in c.nodes:
-        (c.dir / "telemetry" / node).mkdir(parents=True)
-        (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
-
+YAML = scene.lending_yaml(extra="  whole_devices: true\n")  # free_slices: appended by one test
 
 # l1, l2: one T4 each, 4 slices and 4 borrow units; each node its own address.
 CLUSTER = dict(nodes=2, prefix="l", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
-               lending=True, node_addrs=True, prepare=_prepare)
+               lending=True, node_addrs=True, prepare=scene.prepare)
 
 LENDER = "#!/bin/bash\nsleep 100000\n"
 

@@ -13,26 +13,12 @@ import shutil
 import socket
 import struct
 import subprocess
-import time
 
+import lending_scene as scene
 from helpers import contains, eq, wait_until
 from lending_scene import field as _field
-from localcluster import DEFAULT_YAML
 
-YAML = DEFAULT_YAML.replace("    slices: 4\n", "    slices: 4\n    memory_percent: 20\n") + """\
-lending:
-  enabled: true
-  port: {lending_port}
-  idle_window: 2s
-  busy_samples: 1
-  min_loan: 5s
-  cooldown: 1s
-  grace: 2s
-  report_interval: 1s
-  telemetry_timeout: 4s
-  hard_stop_after: 2s
-  telemetry: file
-  telemetry_dir: {dir}/telemetry/%n
+YAML = scene.lending_yaml(grace=2) + """\
 metrics:
   node_textfile_dir: {dir}/prom/%n
   controller_textfile_dir: {dir}/prom/ctld
@@ -41,10 +27,9 @@ metrics:
 
 
 def _prepare(c):
+    scene.prepare(c)
     (c.dir / "prom" / "ctld").mkdir(parents=True)
     for node in c.nodes:
-        (c.dir / "telemetry" / node).mkdir(parents=True)
-        (c.dir / "telemetry" / node / "nvidia0").write_text("busy 0\n")
         (c.dir / "prom" / node).mkdir(parents=True)
         (c.dir / "dcgm" / node).mkdir(parents=True)
 

@@ -10,6 +10,7 @@ import os
 import re
 import time
 
+import lending_scene as scene
 from helpers import contains, env_of, eq, open_probe, opened, wait_until
 
 YAML = """\
@@ -27,20 +28,7 @@ slicing:
       slices: 2
       memory_percent: 20
       device_memory: 64GiB
-lending:
-  enabled: true
-  port: {lending_port}
-  idle_window: 2s
-  busy_samples: 1
-  min_loan: 5s
-  cooldown: 1s
-  grace: 4s
-  report_interval: 1s
-  telemetry_timeout: 4s
-  hard_stop_after: 2s
-  telemetry: file
-  telemetry_dir: {dir}/telemetry/%n
-"""
+""" + scene.lending_section()
 
 # Slice indices in inventory (PCI) order: the T4 (0000:3b) first, then the 910B (0000:81).
 T4_IDX, ASCEND_IDX = "IDX:0-3", "IDX:4-5"
