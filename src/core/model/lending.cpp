@@ -188,13 +188,18 @@ bool SliceLending::lend(Instant now, uint32_t borrower)
 {
 	if (!lendable(now) || borrower == 0)
 		return false;
+	begin_loan(now, borrower);
+	return true;
+}
+
+void SliceLending::begin_loan(Instant now, uint32_t borrower)
+{
 	set(state_, SliceState::Lent);
 	set(borrower_, borrower);
 	set(lent_at_, now);
 	set(busy_streak_, 0);
 	set(reason_, std::nullopt);
 	set(deadline_, std::nullopt);
-	return true;
 }
 
 void SliceLending::start_reclaim(Instant now, ReclaimReason why)
@@ -238,12 +243,7 @@ void SliceLending::adopt_loan(Instant now, uint32_t borrower)
 	if (borrower == 0 ||
 	    ((state_ == SliceState::Lent || state_ == SliceState::Reclaiming) && borrower_ == borrower))
 		return;
-	set(state_, SliceState::Lent);
-	set(borrower_, borrower);
-	set(lent_at_, now);
-	set(busy_streak_, 0);
-	set(reason_, std::nullopt);
-	set(deadline_, std::nullopt);
+	begin_loan(now, borrower);
 }
 
 SliceLending::Memento SliceLending::memento() const

@@ -149,6 +149,7 @@ public:
 	std::optional<Instant> reclaim_deadline() const noexcept { return deadline_; }
 
 private:
+	void begin_loan(Instant now, uint32_t borrower); // lend and adopt_loan
 	void start_reclaim(Instant now, ReclaimReason why);
 	// Every change of a field goes through here.
 	template <class T, class V>
