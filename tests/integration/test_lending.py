@@ -17,7 +17,7 @@ from pathlib import Path
 
 import lending_scene as scene
 from helpers import contains, eq, wait_until
-from lending_scene import BOUND, GRACE, HARD_STOP
+from lending_scene import BOUND, GRACE, HARD_STOP, LENDER
 from lending_scene import field as _field
 from lending_scene import holders as _holders
 from lending_scene import job_units as _job_units
@@ -27,8 +27,6 @@ YAML = scene.lending_yaml(extra="  whole_devices: true\n")  # free_slices: appen
 # l1, l2: one T4 each, 4 slices and 4 borrow units; each node its own address.
 CLUSTER = dict(nodes=2, prefix="l", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
                lending=True, node_addrs=True, prepare=scene.prepare)
-
-LENDER = "#!/bin/bash\nsleep 100000\n"
 
 # A borrower that holds the device open (as a CUDA process would), writes a
 # checkpoint when told, and resumes after its requeue.
@@ -43,19 +41,12 @@ for i in $(seq 100000); do sleep 0.2; done
 """
 
 
-def _telemetry(c, node, text):
-    path = c.dir / "telemetry" / node / "nvidia0"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _idle(c, node=None):
-    _telemetry(c, node or c.nodes[0], "busy 0\n")
+    scene.idle(c, node or c.nodes[0])
 
 
 def _busy(c, lender, node=None):
-    _telemetry(c, node or c.nodes[0], f"busy 80\njob {lender} busy 80\n")
+    scene.busy(c, lender, node or c.nodes[0])
 
 
 def _borrower(c, *extra, node=None):
