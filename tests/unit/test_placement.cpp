@@ -286,6 +286,19 @@ START_TEST(owners_prefer_unborrowed_free_slices)
 	ck_assert(masks_for(d, unknown, Placement::BestFit) == (UnitMasks{}));
 	d[0].borrowed_slices = {};
 	ck_assert(masks_for(d, two, Placement::BestFit) == (UnitMasks{}));
+
+	// Split over devices (more slices than a device has): device 1 whole,
+	// then the rest from device 0, whose free slice 0 is lent. Slice 0 is
+	// spared while the two together have enough others (six), not when the
+	// request needs it too (seven). Device 2 is not chosen: hidden.
+	std::vector<DeviceView> e = node(3, 4);
+	e[0].used_slices = {3};     // device 0: slices 0-2 free
+	e[0].borrowed_slices = {0}; // ... slice 0 lent
+	use(e, 2, 3);               // device 2: slice 11 free
+	const NodeRequest six{6, "", false, Split::WhenLarger};
+	ck_assert(masks_for(e, six, Placement::BestFit) == (UnitMasks{{0, 11}, {}}));
+	const NodeRequest seven{7, "", false, Split::WhenLarger};
+	ck_assert(masks_for(e, seven, Placement::BestFit) == (UnitMasks{{11}, {}}));
 }
 END_TEST
 

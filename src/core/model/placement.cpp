@@ -54,6 +54,25 @@ bool eligible(const DeviceView &d, std::string_view type)
 	return !d.whole_used && d.free_slices() > 0 && (type.empty() || d.type == type);
 }
 
+bool slice_free(const DeviceView &d, int s)
+{
+	return std::find(d.used_slices.begin(), d.used_slices.end(), s) == d.used_slices.end();
+}
+
+bool slice_borrowed(const DeviceView &d, int s)
+{
+	return std::find(d.borrowed_slices.begin(), d.borrowed_slices.end(), s) != d.borrowed_slices.end();
+}
+
+// Its free slices no borrower holds.
+int unborrowed_free(const DeviceView &d)
+{
+	int n = 0;
+	for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
+		n += slice_free(d, s) && !slice_borrowed(d, s);
+	return n;
+}
+
 // Among devices that can hold `need` alone, the policy's pick; ties go to
 // the lowest index so that placement is deterministic.
 std::optional<size_t> pick_single(const std::vector<DeviceView> &devices,
@@ -190,36 +209,33 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 		const DeviceView &c = devices[chosen->front()];
 		return eligible(devices[i], request.type) && devices[i].free_slices() == c.free_slices();
 	};
+	// Split over several devices, the request's slices come from all of
+	// them together (a tie choice is one device of its own).
+	int unborrowed_chosen = 0;
+	if (chosen && chosen->size() > 1)
+		for (size_t i : *chosen)
+			unborrowed_chosen += unborrowed_free(devices[i]);
 	for (size_t i = 0; i < devices.size(); ++i) {
 		const DeviceView &d = devices[i];
 		// A known count the node cannot hold now: nothing is offered,
 		// or cons_tres would take the slices from several devices.
 		const bool allowed = request.slices > 0 ? is_chosen(i) || ties_choice(i) : !d.whole_used;
-		auto free = [&](int s) {
-			return std::find(d.used_slices.begin(), d.used_slices.end(), s) ==
-			       d.used_slices.end();
-		};
-		auto borrowed = [&](int s) {
-			return std::find(d.borrowed_slices.begin(), d.borrowed_slices.end(), s) !=
-			       d.borrowed_slices.end();
-		};
 		if (allowed) {
-			// The request comes from this one device: it prefers slices
-			// no borrower holds, as long as enough remain for all of it.
-			if (d.borrowed_slices.empty() || request.slices <= 0 || chosen->size() != 1)
+			// The request comes from this device (or the chosen ones): it
+			// prefers slices no borrower holds, as long as enough remain
+			// there for all of it.
+			if (d.borrowed_slices.empty() || request.slices <= 0)
 				continue;
-			int unborrowed = 0;
-			for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
-				unborrowed += free(s) && !borrowed(s);
+			const int unborrowed = chosen->size() == 1 ? unborrowed_free(d) : unborrowed_chosen;
 			if (unborrowed < request.slices)
 				continue;
 			for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
-				if (free(s) && borrowed(s))
+				if (slice_free(d, s) && slice_borrowed(d, s))
 					masks.slices.push_back(s);
 			continue;
 		}
 		for (int s = d.first_slice; s < d.first_slice + d.slices; ++s)
-			if (free(s))
+			if (slice_free(d, s))
 				masks.slices.push_back(s);
 	}
 	return masks;
