@@ -91,35 +91,6 @@ def test_best_fit_does_not_straddle_devices(c):
         _release(c, [a, b, d], flag)
 
 
-def test_best_fit_across_nodes_fills_a_partly_used_device(c):
-    """A slice job without -w goes to the node whose device for it is fullest (f2, 6 of 8 free),
-    not to the node cons_tres alone would take (f1, fewer free cores: a CPU job holds 4), whose
-    devices stay whole for a whole-GPU job. In the `spread` partition cons_tres chooses (f1)."""
-    flag, script = _hold(c, "acrossnodes")
-    jobs = [c.sbatch("-w", "f2", "--gres=vslice:2", script=script),
-            c.sbatch("-w", "f1", "-n", "4", script=script)]
-
-    def node_of(job):
-        c.wait_job(job, states=("RUNNING",))
-        return re.search(r"\bNodeList=(\S+)", c.show_job(job)).group(1)
-
-    try:
-        eq([node_of(j) for j in jobs], ["f2", "f1"], "the first two jobs' nodes")
-        b = c.sbatch("--gres=vslice:2", script=script)
-        jobs.append(b)
-        eq(node_of(b), "f2", "the 2-slice job's node")
-        eq(_idx(c, b), "2-3", "beside the first job on f2's device")
-        s = c.sbatch("-p", "spread", "--gres=vslice:2", script=script)
-        eq(node_of(s), "f1", "the spread partition's node (cons_tres's choice)")
-        c.run(["scancel", str(s)])
-        eq(c.wait_job(s), "CANCELLED", "spread job cancelled")
-        whole = c.sbatch("--gres=gpu:2", script=script)  # f1's two devices are whole
-        jobs.append(whole)
-        eq(node_of(whole), "f1", "the gpu:2 job's node")
-    finally:
-        _release(c, jobs, flag)
-
-
 def test_spread_partition_uses_both_devices(c):
     flag, script = _hold(c, "spread")
     jobs = [c.sbatch("-p", "spread", "-w", "f1", "--gres=vslice:2", script=script) for _ in range(4)]

@@ -335,46 +335,6 @@ START_TEST(whole_gpu_owners_prefer_unborrowed_devices)
 }
 END_TEST
 
-// Across nodes: a slice request goes first to the nodes whose device for it
-// is fullest, among those of the lowest Weight; none preferred when all that
-// fit are as good, for a request with whole devices, of unknown size, or
-// that no node holds on one device.
-START_TEST(best_fit_across_nodes)
-{
-	std::vector<std::vector<DeviceView>> nodes(4, node(2, 8));
-	std::vector<uint64_t> weights(4, 1);
-	use(nodes[1], 0, 3); // node 1: 5 free on device 0
-	use(nodes[2], 1, 6); // node 2: 2 free on device 1
-	use(nodes[3], 0, 8); // node 3: device 0 full, device 1 whole
-	const NodeRequest one{1, "", false, Split::WhenLarger};
-	ck_assert(best_fit_nodes(nodes, weights, one) == (std::vector<size_t>{2}));
-	const NodeRequest three{3, "", false, Split::WhenLarger};
-	ck_assert(best_fit_nodes(nodes, weights, three) == (std::vector<size_t>{1}));
-	use(nodes[2], 1, 2); // node 2 device 1 full: node 2 is like node 3 now
-	ck_assert(best_fit_nodes(nodes, weights, one) == (std::vector<size_t>{1}));
-	use(nodes[0], 0, 3);
-	ck_assert(best_fit_nodes(nodes, weights, one) == (std::vector<size_t>{0, 1}));
-	const NodeRequest six{6, "", false, Split::WhenLarger}; // only whole devices hold it
-	ck_assert(best_fit_nodes(nodes, weights, six).empty());
-	const NodeRequest twelve{12, "", false, Split::Allowed}; // split: no node holds it on one device
-	ck_assert(best_fit_nodes(nodes, weights, twelve).empty());
-	NodeRequest with_gpu = one;
-	with_gpu.gpus = true;
-	ck_assert(best_fit_nodes(nodes, weights, with_gpu).empty());
-	const NodeRequest unknown{-1, "", false, Split::WhenLarger};
-	ck_assert(best_fit_nodes(nodes, weights, unknown).empty());
-	const NodeRequest a100{1, "a100", false, Split::WhenLarger};
-	ck_assert(best_fit_nodes(nodes, weights, a100).empty());
-	// A heavier node comes only after the lighter ones: nodes 0 and 1
-	// (5 free) weigh more, so nodes 2 and 3 (whole devices) come first.
-	weights[0] = weights[1] = 10;
-	ck_assert(best_fit_nodes(nodes, weights, one) == (std::vector<size_t>{2, 3}));
-	weights[0] = 1; // node 0 (5 free) among the light ones again: it
-	ck_assert(best_fit_nodes(nodes, weights, one) == (std::vector<size_t>{0}));
-	ck_assert(best_fit_nodes(nodes, std::vector<uint64_t>(3, 1), one).empty()); // not one per node
-}
-END_TEST
-
 START_TEST(several_types_are_placed_per_type)
 {
 	auto d = node(2, 4);
@@ -424,7 +384,6 @@ Suite *placement_suite()
 	tcase_add_test(tc, several_types_are_placed_per_type);
 	tcase_add_test(tc, owners_prefer_unborrowed_free_slices);
 	tcase_add_test(tc, whole_gpu_owners_prefer_unborrowed_devices);
-	tcase_add_test(tc, best_fit_across_nodes);
 	suite_add_tcase(s, tc);
 	return s;
 }

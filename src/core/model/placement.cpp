@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <iterator>
 #include <set>
-#include <utility>
 #include <numeric>
 
 namespace flexslurm
@@ -153,34 +152,6 @@ std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> 
 	}
 	std::sort(chosen.begin(), chosen.end());
 	return chosen;
-}
-
-std::vector<size_t> best_fit_nodes(const std::vector<std::vector<DeviceView>> &nodes,
-                                   const std::vector<uint64_t> &weights, const NodeRequest &request)
-{
-	std::vector<size_t> best;
-	if (request.slices <= 0 || request.gpus || weights.size() != nodes.size())
-		return best;
-	// (weight, free slices of its device for the request): lowest first.
-	std::optional<std::pair<uint64_t, int>> best_key;
-	size_t fitting = 0;
-	for (size_t n = 0; n < nodes.size(); ++n) {
-		const auto chosen =
-		        choose_devices(nodes[n], request.slices, request.type, Placement::BestFit);
-		if (!chosen || chosen->size() != 1)
-			continue;
-		++fitting;
-		const std::pair<uint64_t, int> key{weights[n], nodes[n][chosen->front()].free_slices()};
-		if (best_key && key > *best_key)
-			continue;
-		if (!best_key || key < *best_key)
-			best.clear();
-		best_key = key;
-		best.push_back(n);
-	}
-	if (best.size() == fitting)
-		best.clear();
-	return best;
 }
 
 std::vector<int> lent_devices_to_spare(const std::vector<DeviceView> &devices, int count,

@@ -80,18 +80,6 @@ std::optional<std::vector<size_t>> choose_devices(const std::vector<DeviceView> 
                                                   std::string_view type, Placement policy,
                                                   Split split = Split::WhenLarger);
 
-// Best fit across nodes (placement best_fit): of the candidate nodes
-// (`nodes`, each its devices; `weights`, Slurm's node Weight, parallel to
-// it), those that can hold a slice request on one device now, of the
-// lowest weight among them, whose device for it (choose_devices) has the
-// fewest free slices. Tried first, slices fill partly used devices wherever
-// they are, and devices left whole stay whole for whole-device and large
-// jobs (Slurm alone takes the first node that fits). Empty, no preference:
-// the request is not a known slice count without whole devices, no node can
-// hold it on one device, or all that can are as good.
-std::vector<size_t> best_fit_nodes(const std::vector<std::vector<DeviceView>> &nodes,
-                                   const std::vector<uint64_t> &weights, const NodeRequest &request);
-
 // True when some device of `type` (any type if empty) has at least `slices`
 // slices in all, used or not: such a request is not split unless allowed.
 bool fits_one_device(const std::vector<DeviceView> &devices, int slices, std::string_view type);

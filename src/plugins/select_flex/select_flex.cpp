@@ -107,33 +107,14 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 	        [&] {
 		        if (!delegate())
 			        return SLURM_ERROR;
-		        auto test = [&] {
-			        const JobTestMasks masks =
-			                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
-			        if (masks.refusal != SLURM_SUCCESS)
-				        return masks.refusal;
-			        // `masks` restores every node's GRES state on return,
-			        // after cons_tres chose.
-			        return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode,
-			                            FLEXSLURM_JOB_TEST_TAIL_ARGS);
-		        };
-		        // Best fit across nodes: a job starting now is offered the
-		        // nodes whose device for it is fullest first, and every
-		        // candidate where cons_tres cannot place it there. Not when
-		        // the call may preempt (cons_tres decides whom on the nodes
-		        // it sees).
-		        if (mode == SELECT_MODE_RUN_NOW &&
-		            !(preemptee_candidates && list_count(preemptee_candidates) > 0)) {
-			        const compat::bitmap_holder all =
-			                narrow_to_best_fit_nodes(job_ptr, bitmap, min_nodes, max_nodes);
-			        if (all) {
-				        const int rc = test();
-				        if (rc == SLURM_SUCCESS)
-					        return rc;
-				        bit_copybits(bitmap, all.get());
-			        }
-		        }
-		        return test();
+		        const JobTestMasks masks =
+		                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
+		        if (masks.refusal != SLURM_SUCCESS)
+			        return masks.refusal;
+		        // `masks` restores every node's GRES state on return,
+		        // after cons_tres chose.
+		        return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode,
+		                            FLEXSLURM_JOB_TEST_TAIL_ARGS);
 	        },
 	        SLURM_ERROR);
 }

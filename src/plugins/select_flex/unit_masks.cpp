@@ -178,38 +178,6 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min
 	return out;
 }
 
-compat::bitmap_holder narrow_to_best_fit_nodes(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes,
-                                               uint32_t max_nodes)
-{
-	compat::bitmap_holder all;
-	if (!nodes || min_nodes > 1 || (job->details && job->details->req_node_bitmap))
-		return all;
-	const JobAsk ask = job_ask(job, max_nodes);
-	if (!ask.slices || ask.gpus || ask.borrows || ask.per_type.size() > 1 || ask.per_node.slices <= 0)
-		return all;
-	if (settings().placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "") !=
-	    Placement::BestFit)
-		return all;
-	std::vector<int> index;
-	std::vector<std::vector<DeviceView>> devices;
-	std::vector<uint64_t> weights;
-	for (int i = 0; i < bit_size(nodes) && i < node_record_count; ++i) {
-		if (!bit_test(nodes, i) || !node_record_table_ptr[i])
-			continue;
-		index.push_back(i);
-		devices.push_back(devices_of(node_record_table_ptr[i]));
-		weights.push_back(node_record_table_ptr[i]->weight);
-	}
-	const std::vector<size_t> best = best_fit_nodes(devices, weights, ask.per_node);
-	if (best.empty())
-		return all;
-	all.reset(bit_copy(nodes));
-	bit_clear_all(nodes);
-	for (size_t b : best)
-		bit_set(nodes, index[b]);
-	return all;
-}
-
 // Slurm picks the units of a GRES without topology (gres.conf gpu lines
 // with neither Type= nor Cores=) itself, first free bit, when it allocates
 // the job (select_p_select_nodeinfo_set), after job_test's masks are gone.

@@ -49,15 +49,6 @@ struct JobTestMasks {
 JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                                 uint16_t mode);
 
-// Best fit across nodes (placement best_fit, core best_fit_nodes): for a
-// job on one node whose slices fit on one device, keeps in `nodes` only the
-// candidates whose device for it is fullest, and returns the candidates as
-// they were (to try them all if cons_tres cannot place the job on those).
-// Null, `nodes` untouched: no preference (the job asks for more than
-// slices, names its nodes, or every candidate is as good).
-compat::bitmap_holder narrow_to_best_fit_nodes(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes,
-                                               uint32_t max_nodes);
-
 // For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
 // must not pick itself (devices whose slices are in use or given to it).
 std::vector<HiddenUnits> mask_for_allocation(job_record_t *job);
