@@ -11,8 +11,9 @@ import time
 from helpers import wait_until
 from localcluster import DEFAULT_YAML
 
-GRACE = 4
-HARD_STOP = 2
+GRACE = 4          # lending.grace
+HARD_STOP = 2      # lending.hard_stop_after: before slurmd's own KillWait (5 s) would
+                   # SIGKILL a borrower that ignores SIGTERM, so the agent's stop shows
 BOUND = GRACE + 10  # off the device within G + 10 s
 
 

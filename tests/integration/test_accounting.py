@@ -23,6 +23,7 @@ BILLING = "PartitionName=DEFAULT TRESBillingWeights=GRES/gpu=4.0,GRES/vslice=1.0
 # memory_percent: each slice a fifth of the memory, so that idle slices have memory to lend.
 YAML = scene.lending_yaml()
 
+# ac1, ac2: one T4 each, 4 slices and 4 borrow units.
 CLUSTER = dict(nodes=2, prefix="ac", shape="nvidia-1gpu", cpus=8, select="select/flex", flexslurm_yaml=YAML,
                lending=True, node_addrs=True, prepare=scene.prepare, accounting=True, extra_conf=BILLING)
 

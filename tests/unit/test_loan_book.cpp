@@ -194,8 +194,8 @@ START_TEST(free_slices_lent_then_taken_back_by_a_new_owner)
 
 	// A lender ends while lent: where free slices are lent, the loan goes on
 	// as the free slice's (no reclaim, and nobody's lending from then); on
-	// a node in a partition that never lends it is taken back,
-	// and the slice it leaves free has no cooldown.
+	// a node in a partition that never lends it is taken back, and the
+	// slice it leaves free has no cooldown.
 	for (const char *partition : {"batch", "interactive"}) {
 		const bool lends_free = std::string(partition) == "batch";
 		Controller e(p);
