@@ -43,6 +43,10 @@ from policies import (ALL_POLICIES, BORROWER_SCRIPT, IDLE_BELOW, OWNER_SCRIPT, S
 from report import metrics, parse_sdiag, pct, publish, settings_key, with_ratios  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 
+# Where a requeued job is seen next (scontrol's JobState).
+REQUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+
+
 def idx_list(text):
     out = []
     for part in text.split(","):
@@ -138,7 +142,8 @@ class Replay:
                               "first_start": None, "end": None, "restarts": 0, "running": False,
                               "shares": {}, "units": 0, "done_rt": 0.0, "seg_rt": 0.0, "seg_work": 0.0,
                               "ckpt_work": 0.0, "ckpt_rt": 0.0, "work": 0.0, "lost_work": 0.0,
-                              "borrowed_unit_s": 0.0, "lost_unit_s": 0.0, "runs": 0, "slurm": None}
+                              "borrowed_unit_s": 0.0, "lost_unit_s": 0.0, "runs": 0, "slurm": None,
+                              "closing": False}
         return jid
 
     def now(self):
@@ -186,6 +191,27 @@ class Replay:
             rec["done_rt"] += rec["seg_rt"]
         rec.update(running=False, seg_rt=0.0, seg_work=0.0, ckpt_work=0.0, ckpt_rt=0.0, shares={})
 
+    def settle(self, jid, rec, at_end=False):
+        """A borrower that showed COMPLETING: ended (COMPLETED, FAILED...) or
+        requeued (PENDING, or running again with more Restarts). True when it
+        is running again; at the window's end one still leaving counts as
+        requeued (its work up to its last checkpoint)."""
+        info = self.show(jid)
+        final = info["state"] if info else "GONE"
+        if final == "COMPLETING" and not at_end:
+            return False
+        requeued = final in REQUEUED_STATES or final in ("RUNNING", "COMPLETING") or (
+            info is not None and info["restarts"] > rec["restarts"])
+        with self.lock:
+            rec["closing"] = False
+            self.end_segment(rec, requeued)
+            rec["state"] = "PENDING" if requeued else final
+            if not requeued:
+                rec["end"] = info["end"] if info else None
+                rec["end_rel"] = self.now()
+                rec["slurm"] = info
+        return requeued and final == "RUNNING"
+
     def poll(self):
         r = self.c.run(["squeue", "-h", "-o", "%i %T"], check=False, timeout=30)
         states = {}
@@ -199,6 +225,10 @@ class Replay:
             st = states.get(jid)
             if rec["end"] is not None:
                 continue
+            if rec["closing"]:
+                if st == "COMPLETING" or not self.settle(jid, rec):
+                    continue  # still leaving, or left and not running again
+                st = "RUNNING"  # requeued, and already running again
             if st == "RUNNING" and not rec["running"]:
                 info = self.show(jid)
                 if not info or info["state"] != "RUNNING":
@@ -213,12 +243,19 @@ class Replay:
             elif rec["running"] and st != "RUNNING":
                 info = self.show(jid)
                 final = info["state"] if info else "GONE"
-                requeued = final in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED") or (
+                requeued = final in REQUEUED_STATES or (
                     info is not None and info["restarts"] > rec["restarts"] and final != "COMPLETED")
                 if final == "RUNNING" and not requeued:
                     continue  # squeue raced; look again next tick
                 if final == "COMPLETING" and not requeued:
-                    final = "COMPLETED"  # its script ended: no more work (the epilog may still run)
+                    if rec["kind"] != "owner":
+                        # A requeue also shows COMPLETING (before Restarts
+                        # grows): its run stops here, and whether it ended
+                        # or was requeued is seen when it leaves (settle).
+                        with self.lock:
+                            rec.update(running=False, closing=True, state="COMPLETING")
+                        continue
+                    final = "COMPLETED"  # an owner's script ended: no more work (the epilog may still run)
                 with self.lock:
                     self.end_segment(rec, requeued)
                     rec["state"] = "PENDING" if requeued else final
@@ -316,6 +353,9 @@ class Replay:
         self.stop.set()
         for t in threads:
             t.join(timeout=120)
+        for jid, rec in list(self.jobs.items()):  # borrowers still leaving at the window's end
+            if rec["closing"]:
+                self.settle(jid, rec, at_end=True)
         with self.lock:
             for rec in self.jobs.values():  # still running at the window's end
                 if rec["running"]:

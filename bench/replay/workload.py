@@ -170,6 +170,8 @@ def describe(w):
         "offered_whole_gpu_load": round(whole / (cap * w["window_s"]), 3),
         "offered_exact_gpu_load": round(exact / (cap * w["window_s"]), 3),
         "mean_series_busy_pct": round(mean_busy, 2),
+        # jobs whose submit time plus duration fit in the window: no policy finishes more
+        "finishable_in_window": sum(1 for j in jobs if j["submit"] + j["duration"] <= w["window_s"]),
         "gap_div": round(w["gap_div"], 1),
     }
 
