@@ -202,6 +202,11 @@ class Replay:
             return False
         requeued = final in REQUEUED_STATES or final in ("RUNNING", "COMPLETING") or (
             info is not None and info["restarts"] > rec["restarts"])
+        self.run_ended(rec, requeued, final, info)
+        return requeued and final == "RUNNING"
+
+    def run_ended(self, rec, requeued, final, info):
+        """A run is over: requeued (pending again), or the job ended."""
         with self.lock:
             rec["closing"] = False
             self.end_segment(rec, requeued)
@@ -210,7 +215,6 @@ class Replay:
                 rec["end"] = info["end"] if info else None
                 rec["end_rel"] = self.now()
                 rec["slurm"] = info
-        return requeued and final == "RUNNING"
 
     def poll(self):
         r = self.c.run(["squeue", "-h", "-o", "%i %T"], check=False, timeout=30)
@@ -256,13 +260,7 @@ class Replay:
                             rec.update(running=False, closing=True, state="COMPLETING")
                         continue
                     final = "COMPLETED"  # an owner's script ended: no more work (the epilog may still run)
-                with self.lock:
-                    self.end_segment(rec, requeued)
-                    rec["state"] = "PENDING" if requeued else final
-                    if not requeued:
-                        rec["end"] = info["end"] if info else None
-                        rec["end_rel"] = self.now()
-                        rec["slurm"] = info
+                self.run_ended(rec, requeued, final, info)
             elif st == "PENDING":
                 rec["state"] = "PENDING"
 
