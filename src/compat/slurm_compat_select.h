@@ -190,11 +190,22 @@ static_assert(sizeof(select_ops_names) / sizeof(select_ops_names[0]) == sizeof(s
 	list_t *preemptee_candidates, list_t **preemptee_job_list, resv_exc_t *resv_exc_ptr,                 \
 	        will_run_data_t *will_run_ptr
 #define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, resv_exc_ptr, will_run_ptr
+/* The window backfill tests in WILL_RUN mode ({0, 0}: from now, no end). */
+#define FLEXSLURM_WILL_RUN_WINDOW                                                                            \
+	flexslurm::compat::WillRunWindow                                                                     \
+	{                                                                                                    \
+		will_run_ptr ? will_run_ptr->start : 0, will_run_ptr ? will_run_ptr->end : 0                 \
+	}
 #else
 #define FLEXSLURM_JOB_TEST_TAIL_PARAMS                                                                       \
 	List preemptee_candidates, List *preemptee_job_list, bitstr_t *exc_core_bitmap
 #define FLEXSLURM_JOB_TEST_TAIL_ARGS preemptee_candidates, preemptee_job_list, exc_core_bitmap
+#define FLEXSLURM_WILL_RUN_WINDOW                                                                            \
+	flexslurm::compat::WillRunWindow {}
 #endif
+struct WillRunWindow {
+	time_t start = 0, end = 0;
+};
 
 /* Requeue a running batch job as the controller itself (uid 0): the
  * borrower's reclaim. Not from inside a select_p_* call (locks). */

@@ -2,6 +2,7 @@
 """select/flex on a real cluster: placement, whole-device/slice exclusivity,
 and a slurmctld restart with jobs running."""
 
+import datetime
 import re
 import signal
 import time
@@ -213,6 +214,69 @@ def test_backfill_respects_exclusivity(c):
     finally:
         c.run(["scancel", str(b)])
         _release(c, [a, d], flag)
+
+
+def _time_field(c, job, field):
+    """A job's StartTime/EndTime as a datetime, None while Unknown."""
+    m = re.search(rf"\b{field}=(\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d)", c.show_job(job))
+    return datetime.datetime.fromisoformat(m.group(1)) if m else None
+
+
+def _planned(c, job, near, what):
+    """Waits for backfill to plan the pending job; its planned start must be
+    within a minute or two of `near` (bf_resolution rounds it)."""
+    when = wait_until(lambda: _time_field(c, job, "StartTime"), 15, f"{what}: a planned start")
+    if abs((when - near).total_seconds()) > 150:
+        raise AssertionError(f"{what}: planned at {when}, expected near {near}")
+    return when
+
+
+def test_backfill_reserves_a_device_for_a_whole_gpu_job(c):
+    """A slice in use on f2's only device, a whole-GPU job queued behind it:
+    backfill plans the GPU job for when the slice job's time ends, and a
+    later slice job whose time would run past that start does not take the
+    device's free slices meanwhile (it would keep the GPU job waiting); one
+    that ends before it does."""
+    flag, script = _hold(c, "bf-gpu")
+    a = c.sbatch("-w", "f2", "-t", "5", "--gres=vslice:1", script=script)
+    c.wait_job(a, states=("RUNNING",))
+    b = c.sbatch("-w", "f2", "-t", "3", "--gres=gpu:1", script=script)
+    try:
+        when = _planned(c, b, _time_field(c, a, "EndTime"), "the whole-GPU job")
+        d = c.sbatch("-w", "f2", "-t", "10", "--gres=vslice:1", script=script)
+        time.sleep(4)  # several scheduling and backfill cycles
+        eq(c.job_state(d), "PENDING", f"10-minute slice job while the GPU job is planned at {when}")
+        eq(c.job_state(b), "PENDING", "the GPU job while the slice is in use")
+        e = c.sbatch("-w", "f2", "-t", "1", "--gres=vslice:1", script="#!/bin/bash\ntrue\n")
+        eq(c.wait_job(e, timeout=30), "COMPLETED", "a 1-minute slice job, by backfill meanwhile")
+        contains(c.show_job(e), "Scheduler=Backfill", "how the 1-minute slice job started")
+    finally:
+        flag.touch()
+    eq(c.wait_job(a), "COMPLETED", "first slice job")
+    eq(c.wait_job(b), "COMPLETED", "the whole-GPU job")
+    eq(c.wait_job(d), "COMPLETED", "the later slice job")
+
+
+def test_backfill_plans_the_device_that_frees_first(c):
+    """f1's two devices held whole for 30 minutes, f2's device sliced for 5:
+    a whole-GPU job on either node is planned on f2, when its slices end,
+    not on f1 when a whole GPU does (what cons_tres alone would answer)."""
+    flag, script = _hold(c, "bf-first")
+    whole = [c.sbatch("-w", "f1", "-t", "30", "--gres=gpu:1", script=script) for _ in range(2)]
+    a = c.sbatch("-w", "f2", "-t", "5", "--gres=vslice:1", script=script)
+    jobs = [*whole, a]
+    try:
+        for j in jobs:
+            c.wait_job(j, states=("RUNNING",))
+        b = c.sbatch("-t", "3", "--gres=gpu:1", script=script)
+        jobs.append(b)
+        _planned(c, b, _time_field(c, a, "EndTime"), "the whole-GPU job")
+        contains(c.show_job(b), "SchedNodeList=f2", "the node it is planned on")
+    finally:
+        flag.touch()
+        c.run(["scancel", *map(str, jobs)])
+        for j in jobs:
+            c.wait_job(j)
 
 
 def test_resize_releases_slices(c):

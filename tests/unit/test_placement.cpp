@@ -362,6 +362,48 @@ START_TEST(several_types_are_placed_per_type)
 }
 END_TEST
 
+START_TEST(devices_free_up_as_their_holders_end)
+{
+	// two devices of 4: device 0 has slices held until 100 and 300, device 1
+	// is held whole until 200
+	auto d = node(2, 4);
+	use(d, 0, 2);
+	d[1].whole_used = true;
+	const UnitEnds ends{{{0, 100}, {1, 300}}, {{1, 200}}};
+	const NodeRequest gpu{0, "", true, Split::WhenLarger, 1};
+	const NodeRequest gpus2{0, "", true, Split::WhenLarger, 2};
+	const NodeRequest slices4{4, "", false};
+	ck_assert(!devices_can_hold(d, {gpu}, Placement::BestFit));
+	ck_assert(devices_at(d, ends, 100)[0].used_slices == std::vector<int>({1}));
+	ck_assert(devices_at(d, ends, 199)[1].whole_used);
+	ck_assert(!devices_at(d, ends, 200)[1].whole_used);
+	// a whole GPU: device 1's holder ends first (a device whose slices are
+	// partly back is still not whole)
+	ck_assert(devices_ready_at(d, ends, {gpu}, Placement::BestFit, 50) == 200);
+	ck_assert(devices_ready_at(d, ends, {gpus2}, Placement::BestFit, 50) == 300);
+	// four slices on one device: device 1 once its whole holder ends
+	ck_assert(devices_ready_at(d, ends, {slices4}, Placement::BestFit, 50) == 200);
+	// two slices fit now on device 0
+	ck_assert(devices_ready_at(d, ends, {NodeRequest{2, "", false}}, Placement::BestFit, 50) == 50);
+	// a holder past its end may end any moment: just after now
+	ck_assert(devices_ready_at(d, ends, {gpus2}, Placement::BestFit, 400) == 401);
+	// more than the node has, or a unit no running job is known to hold
+	ck_assert(!devices_ready_at(d, ends, {NodeRequest{0, "", true, Split::WhenLarger, 3}},
+	                            Placement::BestFit, 50));
+	ck_assert(!devices_ready_at(d, UnitEnds{{{0, 100}}, {{1, 200}}}, {gpus2}, Placement::BestFit, 50));
+	// slices and a whole GPU in one job: different devices
+	ck_assert(devices_ready_at(d, ends, {NodeRequest{1, "", true, Split::WhenLarger, 1}},
+	                           Placement::BestFit, 50) == 200);
+	ck_assert(!devices_can_hold(devices_at(d, ends, 200),
+	                            {NodeRequest{4, "", true, Split::WhenLarger, 1}}, Placement::BestFit));
+	ck_assert(devices_ready_at(d, ends, {NodeRequest{4, "", true, Split::WhenLarger, 1}},
+	                           Placement::BestFit, 50) == 300);
+	// the whole GPU's type
+	ck_assert(!devices_ready_at(d, ends, {NodeRequest{0, "", true, Split::WhenLarger, 1, "a100"}},
+	                            Placement::BestFit, 50));
+}
+END_TEST
+
 Suite *placement_suite()
 {
 	Suite *s = suite_create("placement");
@@ -384,6 +426,7 @@ Suite *placement_suite()
 	tcase_add_test(tc, several_types_are_placed_per_type);
 	tcase_add_test(tc, owners_prefer_unborrowed_free_slices);
 	tcase_add_test(tc, whole_gpu_owners_prefer_unborrowed_devices);
+	tcase_add_test(tc, devices_free_up_as_their_holders_end);
 	suite_add_tcase(s, tc);
 	return s;
 }

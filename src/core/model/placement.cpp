@@ -241,6 +241,59 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 	return masks;
 }
 
+std::vector<DeviceView> devices_at(const std::vector<DeviceView> &devices, const UnitEnds &ends, int64_t at)
+{
+	auto ended = [at](const std::map<int, int64_t> &m, int unit) {
+		const auto it = m.find(unit);
+		return it != m.end() && it->second <= at;
+	};
+	std::vector<DeviceView> out = devices;
+	for (DeviceView &d : out) {
+		std::erase_if(d.used_slices, [&](int s) { return ended(ends.slices, s); });
+		if (d.whole_used && ended(ends.gpus, d.gpu_unit))
+			d.whole_used = false;
+	}
+	return out;
+}
+
+bool devices_can_hold(const std::vector<DeviceView> &devices, const std::vector<NodeRequest> &requests,
+                      Placement policy)
+{
+	for (const NodeRequest &r : requests) {
+		std::optional<std::vector<size_t>> chosen;
+		if (r.slices > 0 && !(chosen = choose_devices(devices, r.slices, r.type, policy, r.split)))
+			return false;
+		if (!r.gpus)
+			continue;
+		int open = 0;
+		for (size_t i = 0; i < devices.size(); ++i) {
+			const DeviceView &d = devices[i];
+			open += d.gpu_unit >= 0 && !d.whole_used && d.used_slices.empty() &&
+			        (r.gpu_type.empty() || d.type == r.gpu_type) &&
+			        !(chosen && std::find(chosen->begin(), chosen->end(), i) != chosen->end());
+		}
+		if (open < std::max(r.gpu_count, 1))
+			return false;
+	}
+	return true;
+}
+
+std::optional<int64_t> devices_ready_at(const std::vector<DeviceView> &devices, const UnitEnds &ends,
+                                        const std::vector<NodeRequest> &requests, Placement policy,
+                                        int64_t now)
+{
+	if (devices_can_hold(devices, requests, policy))
+		return now;
+	std::set<int64_t> times;
+	for (const auto *m : {&ends.slices, &ends.gpus})
+		for (const auto &[unit, end] : *m)
+			times.insert(end);
+	for (int64_t t : times)
+		if (devices_can_hold(devices_at(devices, ends, t), requests, policy))
+			return std::max(t, now + 1); // a holder past its end may end any moment
+	return std::nullopt;
+}
+
 UnitMasks masks_for(const std::vector<DeviceView> &devices, const std::vector<NodeRequest> &requests,
                     Placement policy)
 {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,6 +106,32 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 // none. The job is never delayed: it takes a lent device only when it must.
 std::vector<int> lent_devices_to_spare(const std::vector<DeviceView> &devices, int count,
                                        std::string_view type, const std::function<bool(size_t)> &open);
+
+// When a node's units are expected back: for each held unit, the end of its
+// holder's time limit (select/flex reads them from the running jobs).
+struct UnitEnds {
+	std::map<int, int64_t> slices; // vslice unit -> when its holder's time ends
+	std::map<int, int64_t> gpus;   // gpu unit -> the same
+};
+
+// `devices` as they will be at `at` if no job starts meanwhile: slices and
+// whole devices whose holder's time ends by then are free.
+std::vector<DeviceView> devices_at(const std::vector<DeviceView> &devices, const UnitEnds &ends, int64_t at);
+
+// Whether a node's devices, as they are, can take every request: a whole
+// device for each gpu asked (one if the count is unknown) with no slice in
+// use, and a placement for the slices. Cores and memory are cons_tres's.
+bool devices_can_hold(const std::vector<DeviceView> &devices, const std::vector<NodeRequest> &requests,
+                      Placement policy);
+
+// The earliest time the node's devices can take the requests: `now` if they
+// can now, else the first end in `ends` after which they can; nullopt if
+// they cannot even when every holder has ended. Backfill's will-run test
+// plans a start from it: cons_tres simulates the running jobs' ends, but
+// not that a device whose slices end becomes a whole GPU again.
+std::optional<int64_t> devices_ready_at(const std::vector<DeviceView> &devices, const UnitEnds &ends,
+                                        const std::vector<NodeRequest> &requests, Placement policy,
+                                        int64_t now);
 
 // A request of several GRES types on one node (--gres=vslice:t4:1,vslice:ascend910b:1 on a mixed
 // node): each type is placed as a request of its own, a slice stays offered when some type's

@@ -193,6 +193,13 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 	return ask;
 }
 
+std::vector<NodeRequest> node_requests(const JobAsk &ask)
+{
+	if (ask.per_type.size() > 1 && ask.per_node.slices >= 0)
+		return ask.per_type;
+	return {ask.per_node};
+}
+
 bitstr_t *selected_units(job_record_t *job, uint32_t gres, int index)
 {
 	bitstr_t *bits = nullptr;

@@ -83,6 +83,10 @@ struct JobAsk {
 };
 JobAsk job_ask(job_record_t *job, uint32_t max_nodes);
 
+// What the job asks of each node, for the placement core: per type when it
+// asks several types with a known count per node, else per_node alone.
+std::vector<NodeRequest> node_requests(const JobAsk &ask);
+
 // The units of `gres` that job_test selected for the job on node `index`.
 bitstr_t *selected_units(job_record_t *job, uint32_t gres, int index);
 

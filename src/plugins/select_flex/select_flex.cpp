@@ -29,10 +29,12 @@
 #include "plugins/select_flex/lending_service.hpp"
 #include "plugins/select_flex/settings.hpp"
 #include "plugins/select_flex/unit_masks.hpp"
+#include "plugins/select_flex/will_run.hpp"
 
 #include "core/util/log.hpp"
 
 #include <cstdio>
+#include <ctime>
 #include <vector>
 
 extern "C" {
@@ -107,14 +109,30 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 	        [&] {
 		        if (!delegate())
 			        return SLURM_ERROR;
-		        const JobTestMasks masks =
-		                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
-		        if (masks.refusal != SLURM_SUCCESS)
-			        return masks.refusal;
-		        // `masks` restores every node's GRES state on return,
-		        // after cons_tres chose.
-		        return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode,
-		                            FLEXSLURM_JOB_TEST_TAIL_ARGS);
+		        auto test = [&] {
+			        return ops.job_test(job_ptr, bitmap, min_nodes, max_nodes, req_nodes, mode,
+			                            FLEXSLURM_JOB_TEST_TAIL_ARGS);
+		        };
+		        // A later start is planned only in WILL_RUN mode, without
+		        // preemption (whose answer is "now") or TEST_NOW_ONLY.
+		        const bool plan = mode == SELECT_MODE_WILL_RUN &&
+		                          !(preemptee_candidates && list_count(preemptee_candidates)) &&
+		                          !(job_ptr->bit_flags & TEST_NOW_ONLY) && bitmap;
+		        const compat::bitmap_holder candidates(plan ? bit_copy(bitmap) : nullptr);
+		        int rc;
+		        {
+			        const JobTestMasks masks =
+			                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
+			        if (masks.refusal != SLURM_SUCCESS)
+				        return masks.refusal;
+			        // `masks` restores every node's GRES state when it
+			        // goes, after cons_tres chose.
+			        rc = test();
+		        }
+		        if (!plan || (rc == SLURM_SUCCESS && job_ptr->start_time <= std::time(nullptr)))
+			        return rc;
+		        return will_run_when_devices_free(job_ptr, bitmap, candidates.get(), min_nodes,
+		                                          max_nodes, FLEXSLURM_WILL_RUN_WINDOW, test, rc);
 	        },
 	        SLURM_ERROR);
 }

@@ -61,7 +61,8 @@ namespace
 // The units a job must not get: slices of devices held whole, whole devices
 // with a slice in use, and, for slice jobs, the free slices outside the
 // devices the placement policy chose.
-std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask)
+std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask,
+                                    const NodeEnds *ends, int64_t at)
 {
 	std::vector<HiddenUnits> hidden;
 	const Placement policy =
@@ -70,9 +71,11 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
 			continue;
 		node_record_t *node = node_record_table_ptr[i];
-		const UnitMasks masks = ask.per_type.size() > 1 && ask.per_node.slices >= 0
-		                                ? masks_for(devices_of(node), ask.per_type, policy)
-		                                : masks_for(devices_of(node), ask.per_node, policy);
+		std::vector<DeviceView> devices = devices_of(node);
+		if (const auto e = ends ? ends->find(i) : NodeEnds::const_iterator{};
+		    ends && e != ends->end())
+			devices = devices_at(devices, e->second, at);
+		const UnitMasks masks = masks_for(devices, node_requests(ask), policy);
 		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
 			gres_node_state_t *ns = compat::node_gres(node, gres);
 			if (units.empty() || !ns || !ns->gres_bit_alloc)
@@ -141,7 +144,7 @@ std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes, int need, uint32_t *le
 } // namespace
 
 JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
-                                uint16_t mode)
+                                uint16_t mode, const NodeEnds *ends, int64_t at)
 {
 	JobTestMasks out;
 	const JobAsk ask = job_ask(job, max_nodes);
@@ -174,7 +177,7 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min
 		}
 	}
 	if (ask.slices || ask.gpus)
-		out.hidden = hide_units(job, nodes, ask);
+		out.hidden = hide_units(job, nodes, ask, ends, at);
 	return out;
 }
 

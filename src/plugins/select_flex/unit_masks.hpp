@@ -11,7 +11,10 @@
 #endif
 #include "slurm_compat.h"
 
+#include "core/model/placement.hpp"
+
 #include <cstdint>
+#include <map>
 #include <vector>
 
 namespace flexslurm::select_flex
@@ -46,8 +49,13 @@ struct JobTestMasks {
 	int refusal = SLURM_SUCCESS;
 	std::vector<HiddenUnits> hidden;
 };
+// Per candidate node (its index): when the units held on it come back.
+using NodeEnds = std::map<int, UnitEnds>;
+
+// `ends` (with `at`): hide as the devices will be at `at`, units whose holder
+// ends by then counted free (backfill's plan of a later start, will_run.*).
 JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
-                                uint16_t mode);
+                                uint16_t mode, const NodeEnds *ends = nullptr, int64_t at = 0);
 
 // For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
 // must not pick itself (devices whose slices are in use or given to it).
