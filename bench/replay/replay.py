@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -379,6 +380,22 @@ class Replay:
                 "reclaims_started": started, "loans": loans}
 
 
+def source_commit():
+    """The checkout's commit (with -dirty when its tracked files differ), or None outside git: the
+    plugins replayed are this tree's build only if build/stage was made from it."""
+    top = Path(__file__).resolve().parent.parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(top), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(top), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 def private_plugin_copy(plugin_dir, workdir):
     """The plugins copied into the run's own directory: rebuilding build/stage during a run
     (it lasts over an hour) must not change what sbatch and slurmstepd load meanwhile."""
@@ -454,6 +471,7 @@ def main(argv=None):
     print(f"replay: seed {a.seed}, {a.nodes}x{a.gpus_per_node}, {len(w['jobs'])} jobs over {a.window:.0f} s, "
           f"policies {','.join(policies)}", flush=True)
     started = datetime.now().isoformat(timespec="seconds")
+    source = source_commit()
     t_start = time.monotonic()
     per_policy, series = {}, {}
     for p in policies:
@@ -476,7 +494,8 @@ def main(argv=None):
               f"loans {m['loans']}, reclaims {m['reclaims']}, {time.monotonic() - t:.0f} s", flush=True)
     with_ratios(per_policy)
     cmd = "python3 bench/replay/replay.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
-    run = {"settings": settings, "started": started, "wall_s": time.monotonic() - t_start, "command": cmd,
+    run = {"settings": settings, "started": started, "source": source, "wall_s": time.monotonic() - t_start,
+           "command": cmd,
            "workload": W.describe(w), "policies": per_policy,
            "series": {p: s for p, s in series.items()}}
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,7 @@ def write_report(out_dir, key, runs, results, label):
         notes += [f"{p}: driver errors {m['driver_errors']}" for p, m in r["policies"].items() if m["driver_errors"]]
         if notes:
             L += [""] + [f"- {n}" for n in notes]
-        L += ["", f"Command: `{r['command']}`"]
+        L += ["", f"Command: `{r['command']}`" + (f" (source {r['source']})" if r.get("source") else "")]
     L += ["", "Plots: `plots/<policy>.png` (latest run): top panel busy utilisation (red), bottom panel trace",
           "jobs pending (blue), x = the window.", ""]
     (out_dir / "RESULTS.md").write_text("\n".join(L))
