@@ -55,6 +55,11 @@ void HiddenUnits::count(int unit, bool add)
 	}
 }
 
+Placement placement_of(const job_record_t *job)
+{
+	return settings().placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
+}
+
 namespace
 {
 
@@ -65,16 +70,15 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
                                     const NodeEnds *ends, int64_t at)
 {
 	std::vector<HiddenUnits> hidden;
-	const Placement policy =
-	        settings().placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
+	const Placement policy = placement_of(job);
 	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
 		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
 			continue;
 		node_record_t *node = node_record_table_ptr[i];
 		std::vector<DeviceView> devices = devices_of(node);
-		if (const auto e = ends ? ends->find(i) : NodeEnds::const_iterator{};
-		    ends && e != ends->end())
-			devices = devices_at(devices, e->second, at);
+		if (ends)
+			if (const auto e = ends->find(i); e != ends->end())
+				devices = devices_at(devices, e->second, at);
 		const UnitMasks masks = masks_for(devices, node_requests(ask), policy);
 		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
 			gres_node_state_t *ns = compat::node_gres(node, gres);

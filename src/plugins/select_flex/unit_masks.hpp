@@ -49,6 +49,9 @@ struct JobTestMasks {
 	int refusal = SLURM_SUCCESS;
 	std::vector<HiddenUnits> hidden;
 };
+// The placement policy of the job's partition (placement: in flexslurm.yaml).
+Placement placement_of(const job_record_t *job);
+
 // Per candidate node (its index): when the units held on it come back.
 using NodeEnds = std::map<int, UnitEnds>;
 

@@ -2,7 +2,6 @@
 #include "plugins/select_flex/will_run.hpp"
 
 #include "plugins/select_flex/gres_view.hpp"
-#include "plugins/select_flex/settings.hpp"
 #include "plugins/select_flex/unit_masks.hpp"
 
 #include "core/model/placement.hpp"
@@ -11,6 +10,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace flexslurm::select_flex
@@ -31,16 +31,12 @@ NodeEnds unit_ends(job_record_t *self, bitstr_t *nodes)
 		    !job->node_bitmap || !bit_overlap_any(job->node_bitmap, nodes))
 			continue;
 		const int64_t end = job->end_time;
-		auto record = [&](bool slices) {
-			return [&, slices](int i, bitstr_t *bits) {
-				if (i >= bit_size(nodes) || !bit_test(nodes, i))
-					return;
-				auto &units = slices ? ends[i].slices : ends[i].gpus;
-				for_each_set_bit(bits, [&](int u) { units[u] = end; });
-			};
-		};
-		for_each_job_unit_set(job, vslice_id(), record(true));
-		for_each_job_unit_set(job, gpu_id(), record(false));
+		for (const auto &[gres, units] :
+		     {std::pair{vslice_id(), &UnitEnds::slices}, std::pair{gpu_id(), &UnitEnds::gpus}})
+			for_each_job_unit_set(job, gres, [&](int i, bitstr_t *bits) {
+				if (i < bit_size(nodes) && bit_test(nodes, i))
+					for_each_set_bit(bits, [&](int u) { (ends[i].*units)[u] = end; });
+			});
 	}
 	return ends;
 }
@@ -56,8 +52,7 @@ int will_run_when_devices_free(job_record_t *job, bitstr_t *nodes, bitstr_t *can
 		return rc;
 	const time_t now = std::time(nullptr);
 	const time_t after = std::max(now, window.start);
-	const Placement policy =
-	        settings().placement_for(job->part_ptr && job->part_ptr->name ? job->part_ptr->name : "");
+	const Placement policy = placement_of(job);
 	const std::vector<NodeRequest> requests = node_requests(ask);
 	const NodeEnds ends = unit_ends(job, candidates);
 
