@@ -157,6 +157,19 @@ def build(trace_dir, seed, nodes=16, gpus_per_node=8, window_s=900, dur_div=10, 
     }
 
 
+def busy_ceiling(w, step=0.25):
+    """Busy utilisation (the replay's: GPUs x busy % over capacity x window) if no job ever waited."""
+    work = 0.0
+    for j in w["jobs"]:
+        end = min(j["duration"], w["window_s"] - j["submit"])
+        t = 0.0
+        while t < end:
+            dt = min(step, end - t)
+            work += j["gpus"] * busy_at(j, t) / 100.0 * dt
+            t += dt
+    return work / (w["nodes"] * w["gpus_per_node"] * w["window_s"])
+
+
 def describe(w):
     jobs = w["jobs"]
     cap = w["nodes"] * w["gpus_per_node"]
@@ -172,6 +185,8 @@ def describe(w):
         "mean_series_busy_pct": round(mean_busy, 2),
         # jobs whose submit time plus duration fit in the window: no policy finishes more
         "finishable_in_window": sum(1 for j in jobs if j["submit"] + j["duration"] <= w["window_s"]),
+        # busy utilisation if every job ran from its submit time, never waiting: no policy does more
+        "busy_ceiling": round(busy_ceiling(w), 5),
         "gap_div": round(w["gap_div"], 1),
     }
 
@@ -183,13 +198,14 @@ def main(argv=None):
     ap.add_argument("--nodes", type=int, default=16)
     ap.add_argument("--gpus-per-node", type=int, default=8)
     ap.add_argument("--window", type=float, default=900)
+    ap.add_argument("--target-load", type=float, default=1.1)
     ap.add_argument("--json", action="store_true", help="print the whole stream")
     a = ap.parse_args(argv)
     if not a.trace_dir:
         print("workload: no trace directory (give --trace-dir; see bench/replay/README.md)")
         return 0
     try:
-        w = build(a.trace_dir, a.seed, a.nodes, a.gpus_per_node, a.window)
+        w = build(a.trace_dir, a.seed, a.nodes, a.gpus_per_node, a.window, target_load=a.target_load)
     except TraceMissing as e:
         print(f"workload: {e}")
         return 0
