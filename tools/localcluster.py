@@ -34,7 +34,7 @@ SYSTEM_PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
 
 from localcluster_accounting import Accounting  # noqa: E402
 from localcluster_cgroups import CgroupSteps  # noqa: E402
-from localcluster_files import DEFAULT_YAML, SHAPES, ClusterFiles  # noqa: E402,F401 (DEFAULT_YAML: for importers)
+from localcluster_files import DEFAULT_YAML, SHAPES, ClusterFiles, release_ports  # noqa: E402,F401 (DEFAULT_YAML: for importers)
 
 
 class ClusterError(RuntimeError):
@@ -387,6 +387,8 @@ class LocalCluster(ClusterFiles, CgroupSteps, Accounting):
         self.stop_accounting()
         self.kill_job_steps()
         self.stop_daemon("munged")
+        release_ports(getattr(self, "_ports", []))
+        self._ports = []
         for target in self._made_targets:
             if target.exists() and target.stat().st_size == 0:
                 target.unlink()

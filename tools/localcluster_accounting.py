@@ -26,6 +26,7 @@ class Accounting:
         if not self.accounting:
             return "AccountingStorageType=accounting_storage/none\n"
         self.db_port, self.dbd_port = free_ports(2)
+        self._ports += [self.db_port, self.dbd_port]
         tres = "gres/gpu,gres/vslice" + (",gres/vborrow" if self.lending else "")
         return ("AccountingStorageType=accounting_storage/slurmdbd\n"
                 "AccountingStorageHost=localhost\n"

@@ -55,10 +55,54 @@ slicing:
 """
 
 
+PORT_RESERVATIONS = Path(os.environ.get("FLEXSLURM_TEST_PORTS", "/tmp/flexslurm-test-ports"))
+
+
+def _reserve(port):
+    """True if `port` is now this process's: a file named after it, made exclusively, holds our pid. A file
+    whose pid is gone is a reservation of a process that ended: taken over."""
+    path = PORT_RESERVATIONS / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or "0")
+            except (OSError, ValueError):
+                return False  # being written by its maker, or unreadable: not ours
+            if pid == os.getpid() or (pid and Path(f"/proc/{pid}").exists()):
+                return False
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_ports(ports):
+    """Hands back ports free_ports() reserved for this process (a stopped cluster's)."""
+    for port in ports:
+        path = PORT_RESERVATIONS / str(port)
+        try:
+            if int(path.read_text() or "0") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
 def free_ports(count):
     """Ports free now, below the kernel's ephemeral range: a port from that range may be taken, before the
     daemon binds it, as the source port of an outgoing connection (a node agent binds its node's address
-    with port 0 and would get the very port just released here)."""
+    with port 0 and would get the very port just released here). Each is reserved (PORT_RESERVATIONS) until
+    release_ports() or the end of this process: a port is picked some seconds before its daemon binds it,
+    and neither a later pick of this cluster (its lending or slurmdbd port) nor a cluster that another
+    process starts meanwhile (run.py --jobs) may pick it again: a controller whose lending port a slurmd
+    holds cannot listen for node reports, and nothing is ever lent on that cluster."""
+    PORT_RESERVATIONS.mkdir(mode=0o755, exist_ok=True)
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -74,6 +118,9 @@ def free_ports(count):
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:
+                s.close()
+                continue
+            if not _reserve(port):
                 s.close()
                 continue
             socks.append(s)
@@ -98,10 +145,11 @@ class ClusterFiles:
         key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o400)
 
-        ctld_port, *node_ports = free_ports(1 + len(self.nodes))
+        self._ports = free_ports(1 + len(self.nodes) + (1 if self.lending else 0))
+        ctld_port, *node_ports = self._ports[:1 + len(self.nodes)]
         self.ctld_port = ctld_port
         node_lines, gres_lines = [], ["AutoDetect=off"]
-        self.lending_port = free_ports(1)[0] if self.lending else None
+        self.lending_port = self._ports[-1] if self.lending else None
         for k, (node, port) in enumerate(zip(self.nodes, node_ports)):
             (self.dir / "spool" / node).mkdir()
             topo, _vendor, gtype, devnodes = SHAPES[self.node_shapes[node]]

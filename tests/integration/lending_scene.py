@@ -7,6 +7,7 @@ requeue (as in test_lending)."""
 import os
 import re
 import time
+from pathlib import Path
 
 from helpers import wait_until
 from localcluster import DEFAULT_YAML
@@ -131,10 +132,28 @@ def lender_and_borrower(c, node):
     lender = c.sbatch("--gres=vslice:1", "-w", node, script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
     b = borrower(c, node)
-    wait_until(lambda: c.job_state(b) == "RUNNING", 40, "borrower running")
+    try:
+        wait_until(lambda: c.job_state(b) == "RUNNING", 40, "borrower running")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{why_pending(c, b, node)}") from None
     wait_until(lambda: "started" in borrower_out(c, b) and holders(device(c, node)), 20,
                "borrower holds the device")
     return lender, b
+
+
+def why_pending(c, job, node):
+    """What a borrower that does not start waits for: its reason, the node's GRES, the lending state and
+    the controller's last lending lines (a test that times out says why)."""
+    lines = [f"JobId={job} " + " ".join(f"{k}={field(c.show_job(job), k)}" for k in ("JobState", "Reason")),
+             " ".join(re.findall(r"\b(?:Gres|GresUsed)=\S+", c.run(["scontrol", "-d", "show", "node", node]).stdout))]
+    status = next((str(p) for d in Path(c.plugin_dir).parents if d.name.startswith("stage")
+                   for p in sorted(d.rglob("bin/flexslurm-lending"))), None)
+    if status:
+        r = c.run([status, "status"], check=False)
+        lines += ["flexslurm-lending status:", r.stdout.strip(), r.stderr.strip()]
+    lines += ["slurmctld.log, its last lending lines:",
+              *[x for x in c.log("slurmctld").splitlines() if "lending" in x][-15:]]
+    return "\n".join(lines)
 
 
 def clean(c):
