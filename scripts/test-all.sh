@@ -11,19 +11,26 @@
 #            Slurm, a slice job there (one count; skipped, not counted, when
 #            Debian's mirror cannot be reached);
 #   full     built from ../shared/slurm into build/slurm (reused when
-#            built): the same, but test_accounting only where that Slurm
-#            has accounting_storage/mysql (configured with libmariadb-dev);
+#            built; scripts/build-slurm.sh: -O0, line tables only): the
+#            same, but make check without the core's unit tests (they never
+#            include Slurm: the Debian leg runs them; configure
+#            --disable-unit-tests), test_accounting only where that Slurm has
+#            accounting_storage/mysql (configured with libmariadb-dev), and
+#            the reclaim loop of test_lending makes RECLAIM_TRIALS_FULL
+#            loans instead of 20;
 #   debian cgroup/v2  the Debian build: device isolation, limits and the
 #            lending hard stop again under Slurm's cgroup/v2;
-#   subset   built from ../shared/slurm like full: compile, unit tests and
-#            the integration modules in SUBSET_TESTS (those whose code paths
+#   subset   built from ../shared/slurm like full: compile, make check
+#            (plugin symbols, man pages) and the integration modules in
+#            SUBSET_TESTS (those whose code paths
 #            differ by release: GRES, select, SPANK, lending, client
 #            commands), which keeps .ci/run under an hour;
-#   compile  configure + compile + unit tests;
+#   compile  configure + compile + make check (man pages);
 #   replay smoke  bench/replay/replay.py --smoke (one count).
 # The full suites run two test modules at once (run.py --jobs 2: their
-# clusters never share node names), which keeps the whole under an hour on two
-# cores. The Debian leg also runs every fuzz driver of tests/fuzz for 10 s
+# clusters never share node names; the longest first, by
+# tests/integration/durations.json in a clean clone), and make check runs
+# with -j, which keeps the whole under an hour on two cores. The Debian leg also runs every fuzz driver of tests/fuzz for 10 s
 # (scripts/fuzz.sh: about 2 minutes with its build), one count per target.
 # Each leg ends with its own `leg X: N passed, N failed` line; the last line
 # is the total `N passed, N failed`.
@@ -38,8 +45,11 @@ shared=$(realpath -m "$top/../shared/slurm")
 CGROUP_V2_TESTS="test_spank.,test_spank_limits.,test_lending.test_agent_hard_stops,test_lending.test_requeued_borrower"
 
 # The subset leg's modules (run.py -k).
-# test_lending without its 20-trial reclaim loop (about 280 s; 22.05 and 26.05 run it).
+# test_lending without its reclaim loop (test_reclaim_when_the_lender_turns_busy_again_and_again:
+# 20 loans on the Debian leg, RECLAIM_TRIALS_FULL on the full legs, about 14 s each).
 SUBSET_TESTS="test_gres_vslice.,test_gres_forms.,test_select_flex.,test_spank.,test_spank_env.,test_lending.test_borrower,test_lending.test_only_idle,test_lending.test_a_gpu,test_lending.test_agent,test_lending.test_requeued,test_lending.test_slurmctld_killed,test_lending.test_admin,test_lending.test_a_free_slice,test_lending.test_forged,test_lending_placement.,test_controller_restart.,test_host_roles.,test_cli.,test_vendor_lending.,test_mixed_node."
+
+RECLAIM_TRIALS_FULL=5
 
 # The releases of leg $1 (debian, full, subset, compile), from RELEASES.
 releases_of() { awk -v leg="$1" '$1 !~ /^#/ && $2 == leg { print $1 }' RELEASES; }
@@ -129,15 +139,32 @@ end_leg() { # name seconds
 	leg_passed=0 leg_failed=0
 }
 
+# The automake test harness's summary of build dir $1 (`make check` already
+# run): without unit tests (--disable-unit-tests), the plugin symbol check
+# (skipped where configure had no slurmctld) and the man pages.
+count_checks() {
+	local log="$1/test-suite.log" pass bad
+	if ! grep -q '^# TOTAL:' "$log" 2>/dev/null; then
+		failed "make check did not run ($log)"
+		return
+	fi
+	pass=$(awk '$1 == "#" && $2 == "PASS:" { print $3 }' "$log")
+	bad=$(awk '$1 == "#" && ($2 == "FAIL:" || $2 == "ERROR:" || $2 == "XPASS:") { n += $3 } END { print n + 0 }' "$log")
+	grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$log"
+	count "$pass" "$bad"
+	remember '^(FAIL|ERROR): ' <"$log"
+}
+
 # Configures and builds flexslurm in build/obj-$1 against tree $2; $3 is the
-# slurmctld to match (or no). Stages the plugins in build/stage-$1.
+# slurmctld to match (or no). Stages the plugins in build/stage-$1. The
+# core's unit tests do not depend on the release: the Debian leg runs them.
 build_flexslurm() {
 	local obj="$top/build/obj-$1"
 	mkdir -p "$obj"
-	(cd "$obj" && "$top/configure" --quiet --with-slurm-source="$2" --with-slurmctld="$3" \
+	(cd "$obj" && "$top/configure" --quiet --disable-unit-tests --with-slurm-source="$2" --with-slurmctld="$3" \
 		CXXFLAGS="-O2 -g -Werror") >"$top/build/configure-$1.log" 2>&1 &&
 		make -C "$obj" -j"$(nproc)" >"$top/build/make-$1.log" 2>&1 &&
-		make -C "$obj" check >"$top/build/check-$1.log" 2>&1
+		make -C "$obj" -j"$(nproc)" check >"$top/build/check-$1.log" 2>&1
 	local rc=$?
 	rm -rf "$top/build/stage-$1"
 	make -C "$obj" install DESTDIR="$top/build/stage-$1" >>"$top/build/make-$1.log" 2>&1 || rc=1
@@ -149,7 +176,7 @@ t0=$SECONDS
 start_leg "$debian (Debian packages)"
 if plugin_dir=$(scripts/build.sh | tail -n1) && [ -f "$plugin_dir/gres_vslice.so" ]; then
 	if scripts/check-format.sh; then count 1 0; else failed "clang-format: scripts/check-format.sh"; fi
-	make -C build/obj check >build/check.log 2>&1
+	make -C build/obj -j"$(nproc)" check >build/check.log 2>&1
 	count_unit build/obj
 	scripts/fuzz.sh "${FUZZ_SECONDS:-10}" | tee build/fuzz.log
 	count_fuzz build/fuzz.log
@@ -204,13 +231,13 @@ for v in $(releases_of full) $(releases_of subset); do
 	start_leg "$v (built from $shared)"
 	if dir=$(scripts/build-slurm.sh "$shared/slurm-$v.tar.xz" | tail -n1) &&
 		build_flexslurm "$v" "$dir/src" "$dir/prefix/sbin/slurmctld"; then
-		count_unit "build/obj-$v"
+		count_checks "build/obj-$v"
 		plugin_dir=$(dirname "$(find "build/stage-$v" -name gres_vslice.so | head -n1)")
 		# slurmdbd stores through accounting_storage/mysql, built only where
 		# Slurm's configure found libmariadb-dev: else no accounting tests.
 		skip=test_packages # Debian's .deb: built and installed on the Debian leg only
 		[ -f "$dir/prefix/lib/slurm/accounting_storage_mysql.so" ] || skip=test_packages,test_accounting
-		python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" --jobs 2 \
+		FLEXSLURM_RECLAIM_TRIALS=$RECLAIM_TRIALS_FULL python3 tests/integration/run.py --plugin-dir "$plugin_dir" --slurm-prefix "$dir/prefix" --jobs 2 \
 			--workdir "build/test-clusters-$v" --skip "$skip" "${only[@]}" |
 			tee "build/integration-$v.log"
 		count_integration "build/integration-$v.log"
@@ -228,7 +255,7 @@ for v in $(releases_of compile); do
 	if dir=$(scripts/build-slurm.sh --configure-only "$shared/slurm-$v.tar.xz" | tail -n1) &&
 		build_flexslurm "$v" "$dir/src" no; then
 		count 1 0 # it compiled, warnings as errors
-		count_unit "build/obj-$v"
+		count_checks "build/obj-$v"
 	else
 		echo "flexslurm did not build against $v (build/make-$v.log)"
 		tail -20 "build/make-$v.log" 2>/dev/null

@@ -12,8 +12,11 @@ Usage: run.py --plugin-dir DIR [--workdir DIR] [-k SUBSTRING] [--jobs N] [--cgro
 
 --jobs N runs up to N modules at once, each in a run.py of its own (their
 clusters never share a node name: modules whose node-name prefixes overlap
-wait for each other), longest first by the durations of the last run, and
-prints each module's output whole when it ends.
+wait for each other), longest first by the durations of the last run in
+the workdir (durations.json) or, where there is none (a clean clone), by
+tests/integration/durations.json, a full run's, and prints each module's
+output whole when it ends. Run alphabetically, the longest module
+(test_lending) started last and ran alone for minutes.
 
 --cgroup v2 runs the clusters under Slurm's cgroup/v2 (tools/localcluster.py)
 with every node name prefixed by "v" (vs1, vm1, vl1, ...; --node-prefix), so
@@ -141,10 +144,12 @@ def node_prefixes(path):
 def run_parallel(args, workdir, paths):
     workdir.mkdir(parents=True, exist_ok=True)
     times_file = workdir / "durations.json"
-    try:
-        last = json.loads(times_file.read_text())
-    except (OSError, ValueError):
-        last = {}
+    last = {}
+    for known in (HERE / "durations.json", times_file):  # the workdir's last run over the committed one
+        try:
+            last.update(json.loads(known.read_text()))
+        except (OSError, ValueError):
+            pass
     todo = sorted(paths, key=lambda p: -last.get(p.stem, 1e6))  # unknown: first
     base = [sys.executable, str(Path(__file__).resolve()), "--plugin-dir", args.plugin_dir,
             "--workdir", str(workdir), "-k", args.k, "--skip", args.skip]

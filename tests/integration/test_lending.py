@@ -182,14 +182,19 @@ def test_a_gpu_held_whole_is_lent_and_taken_back(c):
     contains(c.show_job(lender), "SystemComment=flexslurm: lent", "lender's record")
 
 
-def test_reclaim_when_the_lender_turns_busy_20_trials(c):
+# How many loans the reclaim loop makes and takes back (about 14 s each):
+# scripts/test-all.sh runs 20 on the Debian leg and fewer on the others.
+RECLAIM_TRIALS = int(os.environ.get("FLEXSLURM_RECLAIM_TRIALS", "20"))
+
+
+def test_reclaim_when_the_lender_turns_busy_again_and_again(c):
     _clean(c)
     lender = c.sbatch("--gres=vslice:1", "-w", c.nodes[0], script=LENDER)
     wait_until(lambda: c.job_state(lender) == "RUNNING", 20, "lender running")
     before = _stable_detail(c, lender)
     dev = c.dir / "dev" / c.nodes[0] / "nvidia0"
     worst = 0.0
-    for trial in range(20):
+    for trial in range(RECLAIM_TRIALS):
         _idle(c)
         borrower = _borrower(c)
         wait_until(lambda: c.job_state(borrower) == "RUNNING", 30, f"trial {trial}: borrower running")
@@ -222,7 +227,7 @@ def test_reclaim_when_the_lender_turns_busy_20_trials(c):
         _cancel(c, borrower)
     eq(_stable_detail(c, lender), before, "lender's scontrol show job -d")
     contains(_stable_detail(c, borrower), "SystemComment=flexslurm: borrowed", "borrower's record")
-    print(f"# worst reclaim of 20: {worst:.1f}s (bound {BOUND}s)")
+    print(f"# worst reclaim of {RECLAIM_TRIALS}: {worst:.1f}s (bound {BOUND}s)")
     _cancel(c, lender)
 
 
