@@ -121,7 +121,9 @@ def run_one(a, select, nodes):
     c = LocalCluster(a.workdir / f"{nodes}-{select.replace('/', '_')}", a.plugin_dir, nodes=nodes, prefix="sc",
                      shape=f"nvidia-{GPUS}gpu", cpus=2 * GPUS * SLICES, slices=SLICES, select=select,
                      lending=flex, prepare=file_telemetry(0), flexslurm_yaml=YAML if flex else SLICED,
-                     extra_conf="MaxJobCount=50000\n"
+                     # MessageTimeout: at 256 nodes and more, sbatch timed out at Slurm's 10 s
+                     # while slurmctld launched hundreds of jobs on 2 cores (2026-12-01/02).
+                     extra_conf="MaxJobCount=50000\nMessageTimeout=60\n"
                      "SchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
     with c:
         t0 = time.monotonic()
@@ -158,10 +160,11 @@ def main():
     ap.add_argument("--depth", type=int, default=4, help="queued GPU work, in cluster GPUs (default 4)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "build" / "scale")
     ap.add_argument("--out", type=Path, help="JSON of every run")
+    ap.add_argument("--selects", default=",".join(SELECTS), help="select plugins to run (default: both)")
     a = ap.parse_args()
     rows = []
     for nodes in [int(s) for s in a.sizes.split(",")]:
-        for select in SELECTS:
+        for select in a.selects.split(","):
             r = run_one(a, select, nodes)
             rows.append(r)
             print(json.dumps(r), flush=True)

@@ -18,6 +18,7 @@
  * service, which runs only in slurmctld.
  */
 #pragma weak job_list
+#pragma weak last_job_update
 #pragma weak slurmctld_primary
 #pragma weak slurmctld_config
 #pragma weak control_time

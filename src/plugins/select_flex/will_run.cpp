@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <utility>
 #include <vector>
@@ -19,25 +21,53 @@ namespace flexslurm::select_flex
 namespace
 {
 
-// When each vslice and gpu unit held on the candidate nodes comes back: the
-// end of its holder's time limit, as cons_tres's own simulation takes it.
-NodeEnds unit_ends(job_record_t *self, bitstr_t *nodes)
+// When each vslice and gpu unit held on a node comes back: the end of its
+// holder's time limit, as cons_tres's own simulation takes it. Every node
+// with a running job, but `self`'s units (a running job's own) left out.
+NodeEnds unit_ends(const job_record_t *self)
 {
 	NodeEnds ends;
 	for (auto *job : compat::list_items<job_record_t>(job_list)) {
 		// cons_tres's simulation skips a running job without an end time:
 		// its units never come back here either.
 		if (job == self || !(IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job)) || !job->end_time ||
-		    !job->node_bitmap || !bit_overlap_any(job->node_bitmap, nodes))
+		    !job->node_bitmap)
 			continue;
 		const int64_t end = job->end_time;
 		for (const auto &[gres, units] :
 		     {std::pair{vslice_id(), &UnitEnds::slices}, std::pair{gpu_id(), &UnitEnds::gpus}})
 			for_each_job_unit_set(job, gres, [&](int i, bitstr_t *bits) {
-				if (i < bit_size(nodes) && bit_test(nodes, i))
-					for_each_set_bit(bits, [&](int u) { (ends[i].*units)[u] = end; });
+				for_each_set_bit(bits, [&](int u) { (ends[i].*units)[u] = end; });
 			});
 	}
+	return ends;
+}
+
+// The running jobs' unit ends, kept from one will-run test to the next:
+// backfill tests a job at each of its start-time windows, and every job it
+// tries, while the running jobs stay the same, and reading them walks every
+// job record. Slurm stamps each change of a job record (a start, an end, a
+// signal, a new time limit) in last_job_update, to the second: the ends read
+// are reused while it holds the value it had then, and only if that value
+// was older than the second they were read in (another change in that same
+// second would leave it as it was). The callers hold the job read lock at
+// least, so the stamp does not move under them; the mutex is for two
+// readers at once (backfill and an RPC's will-run).
+std::shared_ptr<const NodeEnds> running_unit_ends(const job_record_t *self)
+{
+	if (IS_JOB_RUNNING(self) || IS_JOB_SUSPENDED(self) || !&last_job_update)
+		return std::make_shared<const NodeEnds>(unit_ends(self));
+	static std::mutex mutex;
+	static std::shared_ptr<const NodeEnds> kept;
+	static time_t kept_stamp = 0;
+	const std::lock_guard<std::mutex> guard(mutex);
+	const time_t stamp = last_job_update;
+	if (kept && kept_stamp == stamp)
+		return kept;
+	auto ends = std::make_shared<const NodeEnds>(unit_ends(self));
+	const bool reusable = stamp != 0 && stamp < std::time(nullptr);
+	kept = reusable ? ends : nullptr;
+	kept_stamp = stamp;
 	return ends;
 }
 
@@ -54,7 +84,8 @@ int will_run_when_devices_free(job_record_t *job, bitstr_t *nodes, bitstr_t *can
 	const time_t after = std::max(now, window.start);
 	const Placement policy = placement_of(job);
 	const std::vector<NodeRequest> requests = node_requests(ask);
-	const NodeEnds ends = unit_ends(job, candidates);
+	const std::shared_ptr<const NodeEnds> kept_ends = running_unit_ends(job);
+	const NodeEnds &ends = *kept_ends;
 
 	// Per candidate node, when its devices can take the job: now if they
 	// can now (a node without slices too: its GPUs are cons_tres's alone);
