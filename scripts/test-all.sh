@@ -251,7 +251,7 @@ done
 # --- the "compile" releases: configure + compile + unit tests ----------------------
 for v in $(releases_of compile); do
 	t0=$SECONDS
-	start_leg "$v (compile and unit tests)"
+	start_leg "$v (compile and make check)"
 	if dir=$(scripts/build-slurm.sh --configure-only "$shared/slurm-$v.tar.xz" | tail -n1) &&
 		build_flexslurm "$v" "$dir/src" no; then
 		count 1 0 # it compiled, warnings as errors
