@@ -4,8 +4,9 @@
 
 For each size N (emulated nodes x 8 GPUs x 8 slices, multiple-slurmd on this
 machine) and each select plugin, in turn: start the cluster, submit the same
-seeded stream of job arrays (whole GPUs and slices, `--depth` times the
-cluster's GPUs in work, so the queue stays deep), let it run `--warmup` s, reset
+seeded stream of job arrays held and release them at once (whole GPUs and
+slices, `--depth` times the cluster's GPUs in work, so the queue stays deep),
+let it run `--warmup` s, reset
 sdiag, measure `--measure` s, then read sdiag's main and backfill cycles.
 select/flex runs with lending on (file telemetry, every device idle), so its
 cost includes the lending tick; the tick's time under slurmctld's locks is
@@ -126,9 +127,14 @@ def run_one(a, select, nodes):
                      extra_conf="MaxJobCount=50000\nMessageTimeout=60\n"
                      "SchedulerParameters=bf_interval=5,bf_max_job_test=1000,default_queue_depth=200\n")
     with c:
+        # Submitted held, then released at once: submitted as they came, the
+        # jobs on 2 cores loaded by the ones already running took up to 494 s
+        # to submit at 256 nodes (2026-12-02), and the queue had drained
+        # before the measured window (no backfill cycle).
         t0 = time.monotonic()
-        for args, _tasks in arrays(nodes, a.seed, a.depth):
-            c.run(["sbatch", *args], timeout=60)
+        ids = [c.run(["sbatch", "--parsable", "--hold", *args], timeout=60).stdout.strip().split(";")[0]
+               for args, _tasks in arrays(nodes, a.seed, a.depth)]
+        c.run(["scontrol", "release", ",".join(ids)], timeout=120)
         submit_s = time.monotonic() - t0
         time.sleep(a.warmup)
         c.run(["sdiag", "-r"])

@@ -279,6 +279,29 @@ def test_backfill_plans_the_device_that_frees_first(c):
             c.wait_job(j)
 
 
+def test_backfill_plans_a_whole_gpu_job_when_the_cpus_free_too(c):
+    """f2's device sliced for 5 minutes and its other 15 CPUs held for 10:
+    a whole-GPU job asking 2 CPUs on f2 is planned when the CPUs come back,
+    not when the slices end (its device and one CPU are free then, the
+    second CPU is not; the test as of the devices' time must not be taken as
+    the plan)."""
+    flag, script = _hold(c, "bf-cpus")
+    a = c.sbatch("-w", "f2", "-t", "5", "--gres=vslice:1", script=script)
+    cpus = c.sbatch("-w", "f2", "-t", "10", "-c", "15", script=script)
+    jobs = [a, cpus]
+    try:
+        for j in jobs:
+            c.wait_job(j, states=("RUNNING",))
+        b = c.sbatch("-w", "f2", "-t", "3", "-c", "2", "--gres=gpu:1", script=script)
+        jobs.append(b)
+        _planned(c, b, _time_field(c, cpus, "EndTime"), "the whole-GPU job")
+    finally:
+        flag.touch()
+        c.run(["scancel", *map(str, jobs)])
+        for j in jobs:
+            c.wait_job(j)
+
+
 def test_resize_releases_slices(c):
     flag, script = _hold(c, "resize")
     job = c.sbatch("-N", "2", "-w", "f1,f2", "--gres=vslice:2", script=script)

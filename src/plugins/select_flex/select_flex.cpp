@@ -118,21 +118,16 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 		        const bool plan = mode == SELECT_MODE_WILL_RUN &&
 		                          !(preemptee_candidates && list_count(preemptee_candidates)) &&
 		                          !(job_ptr->bit_flags & TEST_NOW_ONLY) && bitmap;
-		        const compat::bitmap_holder candidates(plan ? bit_copy(bitmap) : nullptr);
-		        int rc;
-		        {
-			        const JobTestMasks masks =
-			                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
-			        if (masks.refusal != SLURM_SUCCESS)
-				        return masks.refusal;
-			        // `masks` restores every node's GRES state when it
-			        // goes, after cons_tres chose.
-			        rc = test();
-		        }
-		        if (!plan || (rc == SLURM_SUCCESS && job_ptr->start_time <= std::time(nullptr)))
-			        return rc;
-		        return will_run_when_devices_free(job_ptr, bitmap, candidates.get(), min_nodes,
-		                                          max_nodes, FLEXSLURM_WILL_RUN_WINDOW, test, rc);
+		        if (plan)
+			        return will_run_planned(job_ptr, bitmap, min_nodes, max_nodes,
+			                                FLEXSLURM_WILL_RUN_WINDOW, test);
+		        // `masks` restores every node's GRES state when it goes,
+		        // after cons_tres chose.
+		        const JobTestMasks masks =
+		                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
+		        if (masks.refusal != SLURM_SUCCESS)
+			        return masks.refusal;
+		        return test();
 	        },
 	        SLURM_ERROR);
 }

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -73,97 +74,200 @@ std::shared_ptr<const NodeEnds> running_unit_ends(const job_record_t *self)
 
 } // namespace
 
-int will_run_when_devices_free(job_record_t *job, bitstr_t *nodes, bitstr_t *candidates, uint32_t min_nodes,
-                               uint32_t max_nodes, compat::WillRunWindow window,
-                               const std::function<int()> &test, int rc)
+namespace
+{
+
+// When each candidate node's devices can take the job (now if they can now,
+// a node without slices too: its GPUs are cons_tres's alone; absent if not
+// while only the jobs now running end), from the running jobs' unit ends.
+struct DevicePlan {
+	std::shared_ptr<const NodeEnds> ends;
+	std::map<int, int64_t> ready;
+	std::set<int64_t> times; // those of the nodes that cannot now, within the window
+	bool any_now = false;
+	bool every_node = true; // every candidate node has a time
+	bool complete = true;   // false: stopped at the first node that can take it now
+	// The earliest time min_nodes candidates' devices can take the job: no
+	// node can start it earlier, whatever cons_tres's simulation finds,
+	// when the request is known per node (0: none).
+	int64_t lower_bound = 0;
+};
+
+std::optional<DevicePlan> device_plan(job_record_t *job, bitstr_t *candidates, uint32_t min_nodes,
+                                      uint32_t max_nodes, compat::WillRunWindow window, time_t now,
+                                      bool stop_at_now)
 {
 	const JobAsk ask = job_ask(job, max_nodes);
 	if (!(ask.slices || ask.gpus) || ask.borrows || !job_list)
-		return rc;
-	const time_t now = std::time(nullptr);
+		return std::nullopt;
 	const time_t after = std::max(now, window.start);
 	const Placement policy = placement_of(job);
 	const std::vector<NodeRequest> requests = node_requests(ask);
-	const std::shared_ptr<const NodeEnds> kept_ends = running_unit_ends(job);
-	const NodeEnds &ends = *kept_ends;
-
-	// Per candidate node, when its devices can take the job: now if they
-	// can now (a node without slices too: its GPUs are cons_tres's alone);
-	// absent if not while only the jobs now running end. The times to try
-	// are those of the nodes that cannot now: the test just answered
-	// covered the others.
-	std::map<int, int64_t> ready;
-	std::set<int64_t> times;
+	DevicePlan plan;
 	for_each_set_bit(candidates, [&](int i) {
-		if (i >= node_record_count || !node_record_table_ptr[i])
+		if (!plan.complete)
 			return;
+		if (i >= node_record_count || !node_record_table_ptr[i]) {
+			plan.every_node = false;
+			return;
+		}
 		const std::vector<DeviceView> devices = devices_of(node_record_table_ptr[i]);
 		if (devices.empty() || devices_can_hold(devices, requests, policy)) {
-			ready[i] = now;
+			plan.ready[i] = now;
+			plan.any_now = true;
+			plan.complete = !stop_at_now;
 			return;
 		}
-		const auto e = ends.find(i);
+		if (!plan.ends)
+			plan.ends = running_unit_ends(job);
+		const auto e = plan.ends->find(i);
 		const UnitEnds none;
-		const UnitEnds &held = e != ends.end() ? e->second : none;
+		const UnitEnds &held = e != plan.ends->end() ? e->second : none;
 		const auto at =
 		        devices_ready_at(devices_at(devices, held, after), held, requests, policy, after);
-		if (!at)
+		if (!at) {
+			plan.every_node = false;
 			return;
-		ready[i] = *at;
+		}
+		plan.ready[i] = *at;
 		if (!window.end || *at <= window.end)
-			times.insert(*at);
+			plan.times.insert(*at);
 	});
+	const bool known =
+	        (!ask.slices || ask.per_node.slices >= 0) && (!ask.gpus || ask.per_node.gpu_count > 0);
+	if (known && plan.every_node && !plan.any_now && min_nodes >= 1 && plan.ready.size() >= min_nodes) {
+		std::vector<int64_t> times;
+		for (const auto &[node, at] : plan.ready)
+			times.push_back(at);
+		std::nth_element(times.begin(), times.begin() + (min_nodes - 1), times.end());
+		plan.lower_bound = times[min_nodes - 1];
+	}
+	return plan;
+}
 
-	// cons_tres's own plan, if it found one (a later start, on other nodes
-	// or behind other jobs): a time tried must beat it.
-	time_t best = rc == SLURM_SUCCESS ? job->start_time : 0;
-	compat::bitmap_holder best_nodes(rc == SLURM_SUCCESS ? bit_copy(nodes) : nullptr);
-	bool improved = false;
+// One cons_tres will-run test as of `t`: `nodes` cut from `candidates` to
+// the nodes ready by then, the units hidden as they will be then. Its
+// start (no earlier than `t`), or nullopt.
+std::optional<time_t> test_at(job_record_t *job, bitstr_t *nodes, bitstr_t *candidates, uint32_t min_nodes,
+                              uint32_t max_nodes, const DevicePlan &plan, int64_t t,
+                              const std::function<int()> &test, int &tests, bool &refused)
+{
+	bit_copybits(nodes, candidates);
+	uint32_t left = 0;
+	for_each_set_bit(candidates, [&](int i) {
+		const auto r = plan.ready.find(i);
+		if (r == plan.ready.end() || r->second > t)
+			bit_clear(nodes, i);
+		else
+			++left;
+	});
+	if (left < min_nodes)
+		return std::nullopt;
+	const JobTestMasks masks = masks_for_job_test(job, nodes, min_nodes, max_nodes, SELECT_MODE_WILL_RUN,
+	                                              plan.ends.get(), t);
+	if (masks.refusal != SLURM_SUCCESS) {
+		refused = true;
+		return std::nullopt;
+	}
+	++tests;
+	if (test() != SLURM_SUCCESS)
+		return std::nullopt;
+	return std::max<time_t>(job->start_time, static_cast<time_t>(t));
+}
+
+} // namespace
+
+int will_run_planned(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
+                     compat::WillRunWindow window, const std::function<int()> &test)
+{
+	const compat::bitmap_holder candidates(bit_copy(nodes));
+	const time_t now = std::time(nullptr);
+	// Stopped at the first node that can take the job now: most jobs
+	// backfill tests can start now, and the rest of the plan is read only if
+	// cons_tres's test says otherwise.
+	std::optional<DevicePlan> plan =
+	        device_plan(job, candidates.get(), min_nodes, max_nodes, window, now, true);
+
+	// The best plan so far: its start and nodes.
+	time_t best = 0;
+	compat::bitmap_holder best_nodes;
+	bool planned_by_devices = false;
 	int tests = 0;
-	for (int64_t t : times) {
-		if ((best && t >= best) || tests == will_run_steps)
-			break;
-		bit_copybits(nodes, candidates);
-		uint32_t left = 0;
-		for_each_set_bit(candidates, [&](int i) {
-			const auto r = ready.find(i);
-			if (r == ready.end() || r->second > t)
-				bit_clear(nodes, i);
-			else
-				++left;
-		});
-		if (left < min_nodes)
-			continue;
-		++tests;
-		int answer = SLURM_ERROR;
-		{
-			const JobTestMasks masks = masks_for_job_test(job, nodes, min_nodes, max_nodes,
-			                                              SELECT_MODE_WILL_RUN, &ends, t);
-			if (masks.refusal != SLURM_SUCCESS)
-				break;
-			answer = test();
+	bool refused = false;
+	auto keep = [&](time_t start, bool by_devices) {
+		if (best && start >= best)
+			return;
+		best = start;
+		best_nodes.reset(bit_copy(nodes));
+		planned_by_devices = by_devices;
+	};
+	int rc = SLURM_ERROR;
+	auto answer = [&] {
+		if (!best) {
+			bit_copybits(nodes, candidates.get());
+			return rc;
 		}
-		if (answer != SLURM_SUCCESS)
-			continue;
-		const time_t start = std::max<time_t>(job->start_time, static_cast<time_t>(t));
-		if (!best || start < best) {
-			best = start;
-			best_nodes.reset(bit_copy(nodes));
-			improved = true;
+		bit_copybits(nodes, best_nodes.get());
+		job->start_time = best;
+		if (planned_by_devices)
+			debug2("select/flex: JobId=%u planned at %lld, when devices free up",
+			       compat::job_id_of(job), static_cast<long long>(best));
+		return SLURM_SUCCESS;
+	};
+
+	// No candidate's devices can take the job now: cons_tres's simulation
+	// cannot start it before the lower bound either (the units it hides stay
+	// hidden there, the plan frees them). A test as of the lower bound that
+	// starts it then is the best plan: cons_tres's own test is spared.
+	int64_t tried = 0;
+	if (plan && plan->lower_bound && (!window.end || plan->lower_bound <= window.end)) {
+		tried = plan->lower_bound;
+		if (const auto start = test_at(job, nodes, candidates.get(), min_nodes, max_nodes, *plan,
+		                               tried, test, tests, refused)) {
+			keep(*start, true);
+			if (*start == tried)
+				return answer();
 		}
-		if (start == t)
-			break; // a later time cannot start it earlier
+		if (refused)
+			plan.reset();
 	}
-	if (!best) {
-		bit_copybits(nodes, candidates);
+
+	// cons_tres's own test, with the units hidden as they are now.
+	bit_copybits(nodes, candidates.get());
+	{
+		const JobTestMasks masks =
+		        masks_for_job_test(job, nodes, min_nodes, max_nodes, SELECT_MODE_WILL_RUN);
+		if (masks.refusal != SLURM_SUCCESS)
+			return masks.refusal;
+		rc = test();
+	}
+	if (rc == SLURM_SUCCESS && job->start_time <= now)
 		return rc;
+	if (rc == SLURM_SUCCESS)
+		keep(job->start_time, false);
+	if (plan && !plan->complete)
+		plan = device_plan(job, candidates.get(), min_nodes, max_nodes, window, now, false);
+
+	// Then as of each time a candidate's devices can take the job, earliest
+	// first, while a time can beat the best plan.
+	if (plan) {
+		for (int64_t t : plan->times) {
+			if ((best && t >= best) || tests == will_run_steps)
+				break;
+			if (t == tried)
+				continue;
+			const auto start = test_at(job, nodes, candidates.get(), min_nodes, max_nodes, *plan,
+			                           t, test, tests, refused);
+			if (refused)
+				break;
+			if (!start)
+				continue;
+			keep(*start, true);
+			if (*start == t)
+				break; // a later time cannot start it earlier
+		}
 	}
-	bit_copybits(nodes, best_nodes.get());
-	job->start_time = best;
-	if (improved)
-		debug2("select/flex: JobId=%u planned at %lld, when devices free up", compat::job_id_of(job),
-		       static_cast<long long>(best));
-	return SLURM_SUCCESS;
+	return answer();
 }
 
 } // namespace flexslurm::select_flex

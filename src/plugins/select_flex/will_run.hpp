@@ -26,17 +26,18 @@ namespace flexslurm::select_flex
 // cons_tres will-run test.
 inline constexpr int will_run_steps = 4;
 
-// After job_test answered `rc` for the job in WILL_RUN mode with the units
-// hidden as they are now (no start: rc is an error; a later start: rc is
-// SLURM_SUCCESS with the job's start_time and `nodes` cons_tres's plan):
-// `test` (cons_tres's job_test on `nodes`) again as of the times at which
-// candidate nodes' devices can take the job, earliest first, each with
-// `nodes` cut from `candidates` to the nodes ready by then and the units
-// hidden as they will be then, while a time can still beat the best plan.
-// The earliest plan wins: its nodes are left in `nodes` and the job's start
-// time is no earlier than the time it was tried at. No plan gives back `rc`.
-int will_run_when_devices_free(job_record_t *job, bitstr_t *nodes, bitstr_t *candidates, uint32_t min_nodes,
-                               uint32_t max_nodes, compat::WillRunWindow window,
-                               const std::function<int()> &test, int rc);
+// Backfill's will-run test of the job on `nodes`: `test` (cons_tres's
+// job_test on `nodes`) with the units hidden as they are now and, when that
+// gives no start now, again as of the times at which candidate nodes'
+// devices can take the job, earliest first, each with `nodes` cut to the
+// nodes ready by then and the units hidden as they will be then, while a
+// time can still beat the best plan. The earliest plan wins: its nodes are
+// left in `nodes` and the job's start time is no earlier than the time it
+// was tried at. When no candidate's devices can take the job now, the
+// earliest time min_nodes of them can is tried first: a start then is the
+// best plan, and cons_tres's test as of now is not made. No plan: the
+// answer of cons_tres's test as of now.
+int will_run_planned(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
+                     compat::WillRunWindow window, const std::function<int()> &test);
 
 } // namespace flexslurm::select_flex
