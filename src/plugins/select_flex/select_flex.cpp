@@ -121,13 +121,7 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 		        if (plan)
 			        return will_run_planned(job_ptr, bitmap, min_nodes, max_nodes,
 			                                FLEXSLURM_WILL_RUN_WINDOW, test);
-		        // `masks` restores every node's GRES state when it goes,
-		        // after cons_tres chose.
-		        const JobTestMasks masks =
-		                masks_for_job_test(job_ptr, bitmap, min_nodes, max_nodes, mode);
-		        if (masks.refusal != SLURM_SUCCESS)
-			        return masks.refusal;
-		        return test();
+		        return test_with_units_hidden(job_ptr, bitmap, min_nodes, max_nodes, mode, test);
 	        },
 	        SLURM_ERROR);
 }

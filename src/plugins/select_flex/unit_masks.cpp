@@ -185,6 +185,19 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min
 	return out;
 }
 
+int test_with_units_hidden(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
+                           uint16_t mode, const std::function<int()> &test, bool *refused,
+                           const NodeEnds *ends, int64_t at)
+{
+	const JobTestMasks masks = masks_for_job_test(job, nodes, min_nodes, max_nodes, mode, ends, at);
+	if (masks.refusal != SLURM_SUCCESS) {
+		if (refused)
+			*refused = true;
+		return masks.refusal;
+	}
+	return test();
+}
+
 // Slurm picks the units of a GRES without topology (gres.conf gpu lines
 // with neither Type= nor Cores=) itself, first free bit, when it allocates
 // the job (select_p_select_nodeinfo_set), after job_test's masks are gone.

@@ -14,6 +14,7 @@
 #include "core/model/placement.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -59,6 +60,14 @@ using NodeEnds = std::map<int, UnitEnds>;
 // ends by then counted free (backfill's plan of a later start, will_run.*).
 JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                                 uint16_t mode, const NodeEnds *ends = nullptr, int64_t at = 0);
+
+// What cons_tres's job_test answers (`test`, on `nodes`) while the units
+// masks_for_job_test hides stay hidden; they come back, whatever the test
+// allocated staying, before this returns. A job that cannot be placed at
+// all: the refusal, `test` not run and `*refused` (where given) set.
+int test_with_units_hidden(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
+                           uint16_t mode, const std::function<int()> &test, bool *refused = nullptr,
+                           const NodeEnds *ends = nullptr, int64_t at = 0);
 
 // For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
 // must not pick itself (devices whose slices are in use or given to it).

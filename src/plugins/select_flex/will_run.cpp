@@ -72,11 +72,6 @@ std::shared_ptr<const NodeEnds> running_unit_ends(const job_record_t *self)
 	return ends;
 }
 
-} // namespace
-
-namespace
-{
-
 // When each candidate node's devices can take the job (now if they can now,
 // a node without slices too: its GPUs are cons_tres's alone; absent if not
 // while only the jobs now running end), from the running jobs' unit ends.
@@ -163,14 +158,12 @@ std::optional<time_t> test_at(job_record_t *job, bitstr_t *nodes, bitstr_t *cand
 	});
 	if (left < min_nodes)
 		return std::nullopt;
-	const JobTestMasks masks = masks_for_job_test(job, nodes, min_nodes, max_nodes, SELECT_MODE_WILL_RUN,
-	                                              plan.ends.get(), t);
-	if (masks.refusal != SLURM_SUCCESS) {
-		refused = true;
+	const int rc = test_with_units_hidden(job, nodes, min_nodes, max_nodes, SELECT_MODE_WILL_RUN, test,
+	                                      &refused, plan.ends.get(), t);
+	if (refused)
 		return std::nullopt;
-	}
 	++tests;
-	if (test() != SLURM_SUCCESS)
+	if (rc != SLURM_SUCCESS)
 		return std::nullopt;
 	return std::max<time_t>(job->start_time, static_cast<time_t>(t));
 }
@@ -234,13 +227,11 @@ int will_run_planned(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uin
 
 	// cons_tres's own test, with the units hidden as they are now.
 	bit_copybits(nodes, candidates.get());
-	{
-		const JobTestMasks masks =
-		        masks_for_job_test(job, nodes, min_nodes, max_nodes, SELECT_MODE_WILL_RUN);
-		if (masks.refusal != SLURM_SUCCESS)
-			return masks.refusal;
-		rc = test();
-	}
+	bool refused_now = false;
+	rc = test_with_units_hidden(job, nodes, min_nodes, max_nodes, SELECT_MODE_WILL_RUN, test,
+	                            &refused_now);
+	if (refused_now)
+		return rc;
 	if (rc == SLURM_SUCCESS && job->start_time <= now)
 		return rc;
 	if (rc == SLURM_SUCCESS)
