@@ -41,6 +41,19 @@ class ClusterError(RuntimeError):
     pass
 
 
+def _sigterm_interrupts(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_clusters_on_sigterm():
+    """SIGTERM (a CI timeout, `kill`) raises KeyboardInterrupt in the main thread, so that every
+    `with LocalCluster(...)` and `finally` stops its daemons, as Ctrl-C does. Python's default
+    would end the process at once and leave them running. A handler set already is kept."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, _sigterm_interrupts)
+
+
 class Daemon:
     """A daemon this cluster started that is not its child (slurmd without -D), by PID, with the
     part of Popen's interface the cluster uses. Once it exits it is init's: a zombie counts as gone."""
@@ -344,7 +357,12 @@ class LocalCluster(ClusterFiles, CgroupSteps, Accounting):
             return True
         except subprocess.TimeoutExpired:
             p.kill()
-            p.wait(5)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                # SIGKILLed, not reaped yet (a 512-node cluster on 2 cores): the
+                # kernel ends it; the other daemons are stopped all the same.
+                pass
             return False
 
     def daemon_exit_code(self, name, timeout=10):
@@ -395,6 +413,7 @@ class LocalCluster(ClusterFiles, CgroupSteps, Accounting):
         self._made_targets = []
 
     def __enter__(self):
+        stop_clusters_on_sigterm()
         try:
             return self.start()
         except BaseException:

@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tools"))
 sys.path.insert(0, str(HERE))
 
-from localcluster import LocalCluster  # noqa: E402
+from localcluster import LocalCluster, stop_clusters_on_sigterm  # noqa: E402
 
 
 class Env:
@@ -55,12 +55,6 @@ class Env:
     def cluster(self, name, **kwargs):
         return LocalCluster(self.workdir / name, self.plugin_dir, slurm_prefix=self.slurm_prefix,
                             **self.cluster_args, **kwargs)
-
-
-def _terminate(signum, _frame):
-    # Turn SIGTERM (CI timeout, kill) into an exception so that every
-    # `finally` and context manager stops its daemons.
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main():
@@ -78,7 +72,7 @@ def main():
     if args.node_prefix is None:
         args.node_prefix = "v" if args.cgroup == "v2" else ""
     cluster_args = {"cgroup": args.cgroup, "node_prefix": args.node_prefix}
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_clusters_on_sigterm()
 
     workdir = Path(args.workdir).resolve()
     paths = sorted(HERE.glob("test_*.py"))
