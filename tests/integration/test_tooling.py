@@ -4,7 +4,6 @@ a process killed with SIGTERM (a CI timeout, `kill`) while its cluster runs stop
 that cluster's daemons before it exits, as on Ctrl-C."""
 
 import json
-import os
 import select
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 from helpers import eq
+from localcluster import Daemon
 
 TOOLS = Path(__file__).resolve().parent.parent.parent / "tools"
 
@@ -29,11 +29,7 @@ with LocalCluster(a.pop("workdir"), a.pop("plugin_dir"), **a) as c:
 
 
 def _alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return Daemon(pid).poll() is None  # a zombie counts as gone
 
 
 def test_sigterm_stops_the_cluster(env):
@@ -64,8 +60,4 @@ def test_sigterm_stops_the_cluster(env):
             child.kill()
             child.wait()
         for pid in pids.values():
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            Daemon(pid).kill()
