@@ -6,8 +6,11 @@ Type, Cores, Links). Each form gets a seeded random stream of whole-GPU and
 slice jobs on a real cluster, and every snapshot of `scontrol show job -d` is
 checked: no device is held whole while any of its slices is held."""
 
-from gres_state import random_stream
+import re
+
+from gres_state import parse_idx, random_stream
 from helpers import eq
+from test_select_flex import _hold, _planned, _time_field
 
 SLICES = 4  # the local cluster's default flexslurm.yaml
 SUBMISSIONS = 50
@@ -52,3 +55,34 @@ def test_untyped_with_cores(env):
 
 def test_autodetect_style_records(env):
     _random_stream(env, "autodetect_style", 4)
+
+
+def _device(c, job):
+    m = re.search(r"[\s=,]vslice:t4:\d+\(IDX:([^)]*)\)", c.show_job(job))
+    return sorted({u // SLICES for u in parse_idx(m.group(1))}) if m else None
+
+
+def test_untyped_gpu_backfill_plans_the_first_device_to_free(env):
+    """Untyped gpu records (gpu:2, no Type=): both devices wholly sliced,
+    one for 5 minutes and one for 15; a whole-GPU job is planned when the
+    first device's slices end, as with typed records (the device plan must
+    match an untyped gpu request to the sliced devices)."""
+    with env.cluster("forms-untyped-plan", nodes=1, prefix="e", shape="nvidia-2gpu", cpus=8, select="select/flex",
+                     gres_conf=FORMS["untyped_range"][1], gres_per_node={"e1": "gpu:2,vslice:t4:8"}) as c:
+        flag, script = _hold(c, "untyped-plan")
+        a = c.sbatch("-t", "5", "--gres=vslice:4", script=script)
+        b = c.sbatch("-t", "15", "--gres=vslice:4", script=script)
+        jobs = [a, b]
+        try:
+            for j in jobs:
+                c.wait_job(j, states=("RUNNING",))
+            eq(sorted(_device(c, a) + _device(c, b)), [0, 1], "each slice job holds one whole device's slices")
+            g = c.sbatch("-t", "3", "--gres=gpu:1", script=script)
+            jobs.append(g)
+            when = _planned(c, g, _time_field(c, a, "EndTime"), "the whole-GPU job")
+            print(f"  planned at {when}; slice jobs end {_time_field(c, a, 'EndTime')}, {_time_field(c, b, 'EndTime')}")
+        finally:
+            flag.touch()
+            c.run(["scancel", *map(str, jobs)])
+            for j in jobs:
+                c.wait_job(j)
