@@ -45,6 +45,12 @@ def holdings(show_job_d_output):
     return rows
 
 
+def sliced_devices(show_job_d_output, slices_per_device):
+    """The devices (sorted indices) whose slices the running jobs in the output hold."""
+    return sorted({u // slices_per_device for _job, _node, name, idx in holdings(show_job_d_output)
+                   if name == "vslice" for u in idx})
+
+
 def device_conflicts(rows, slices_per_device):
     """Devices held whole by one job while another (or it) holds a slice, and
     units held twice. Empty when exclusivity holds."""

@@ -6,7 +6,7 @@ Type, Cores, Links). Each form gets a seeded random stream of whole-GPU and
 slice jobs on a real cluster, and every snapshot of `scontrol show job -d` is
 checked: no device is held whole while any of its slices is held."""
 
-from gres_state import holdings, random_stream
+from gres_state import random_stream, sliced_devices
 from helpers import eq
 from test_select_flex import _hold, _planned, _time_field
 
@@ -55,12 +55,6 @@ def test_autodetect_style_records(env):
     _random_stream(env, "autodetect_style", 4)
 
 
-def _devices(c, job):
-    """The devices whose slices a running job holds (gres_state's reading of its IDX)."""
-    return sorted({u // SLICES for _job, _node, name, idx in holdings(c.show_job(job)) if name == "vslice"
-                   for u in idx})
-
-
 def test_untyped_gpu_backfill_plans_the_first_device_to_free(env):
     """Untyped gpu records (gpu:2, no Type=): both devices wholly sliced,
     one for 5 minutes and one for 15; a whole-GPU job is planned when the
@@ -75,7 +69,8 @@ def test_untyped_gpu_backfill_plans_the_first_device_to_free(env):
         try:
             for j in jobs:
                 c.wait_job(j, states=("RUNNING",))
-            eq(sorted(_devices(c, a) + _devices(c, b)), [0, 1], "each slice job holds one whole device's slices")
+            held = sliced_devices(c.show_job(a), SLICES) + sliced_devices(c.show_job(b), SLICES)
+            eq(sorted(held), [0, 1], "each slice job holds one whole device's slices")
             g = c.sbatch("-t", "3", "--gres=gpu:1", script=script)
             jobs.append(g)
             when = _planned(c, g, _time_field(c, a, "EndTime"), "the whole-GPU job")

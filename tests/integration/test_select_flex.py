@@ -7,7 +7,7 @@ import re
 import signal
 import time
 
-from gres_state import device_conflicts, holdings, random_stream
+from gres_state import device_conflicts, holdings, random_stream, sliced_devices
 from helpers import contains, eq, wait_until
 from localcluster import DEFAULT_YAML
 
@@ -35,8 +35,7 @@ def _idx(c, job):
 
 
 def _devices(c, job):
-    from gres_state import parse_idx
-    return sorted({u // SLICES for u in parse_idx(_idx(c, job))})
+    return sliced_devices(c.show_job(job), SLICES)
 
 
 def _release(c, jobs, flag):
