@@ -404,6 +404,73 @@ START_TEST(devices_free_up_as_their_holders_end)
 }
 END_TEST
 
+START_TEST(running_ends_are_read_again_only_for_new_or_changed_jobs)
+{
+	RunningEnds running;
+	int reads = 0;
+	// job 7 holds slices 0-1 and job 9 gpu unit 1 of node 3; job 8 slice 2 of node 4
+	auto units = [&](const std::vector<HeldBy> &jobs) {
+		return [&reads, jobs](size_t i) {
+			++reads;
+			switch (jobs[i].job_id) {
+			case 7:
+				return std::vector<HeldUnit>{{3, false, 0}, {3, false, 1}};
+			case 8:
+				return std::vector<HeldUnit>{{4, false, 2}};
+			default:
+				return std::vector<HeldUnit>{{3, true, 1}};
+			}
+		};
+	};
+	std::vector<HeldBy> jobs{{9, 10, 500, 1, 1}, {7, 10, 100, 2, 1}, {8, 20, 300, 3, 1}};
+	const auto first = running.read(jobs, units(jobs));
+	ck_assert_int_eq(reads, 3);
+	ck_assert_int_eq(first->at(3).slices.at(0), 100);
+	ck_assert_int_eq(first->at(3).slices.at(1), 100);
+	ck_assert_int_eq(first->at(3).gpus.at(1), 500);
+	ck_assert_int_eq(first->at(4).slices.at(2), 300);
+	ck_assert_int_eq(static_cast<long>(first->size()), 2);
+
+	// the same jobs in another order: the same reading, nothing read
+	std::vector<HeldBy> again{jobs[2], jobs[0], jobs[1]};
+	ck_assert(running.read(again, units(again)) == first);
+	ck_assert_int_eq(reads, 3);
+
+	// a new time limit: new ends, the units not read again
+	jobs[1].end = 150;
+	const auto extended = running.read(jobs, units(jobs));
+	ck_assert(extended != first);
+	ck_assert_int_eq(reads, 3);
+	ck_assert_int_eq(extended->at(3).slices.at(0), 150);
+	ck_assert_int_eq(first->at(3).slices.at(0), 100); // a reading handed out stays as it was
+
+	// job 8 ends; job 7 is requeued and starts again (its units read again)
+	jobs = {{9, 10, 500, 1, 1}, {7, 60, 400, 2, 1}};
+	const auto requeued = running.read(jobs, units(jobs));
+	ck_assert_int_eq(reads, 4);
+	ck_assert(requeued->find(4) == requeued->end());
+	ck_assert_int_eq(requeued->at(3).slices.at(1), 400);
+
+	// job 9 resized (another allocation record, fewer nodes): read again
+	jobs[0] = {9, 10, 500, 4, 1};
+	running.read(jobs, units(jobs));
+	ck_assert_int_eq(reads, 5);
+	jobs[0].nodes = 2;
+	running.read(jobs, units(jobs));
+	ck_assert_int_eq(reads, 6);
+	ck_assert_int_eq(static_cast<long>(running.units_read()), 6);
+
+	// a unit two jobs list comes back at the later end
+	std::vector<HeldBy> both{{1, 0, 900, 1, 1}, {2, 0, 200, 2, 1}};
+	const auto shared = RunningEnds().read(both, [](size_t) {
+		return std::vector<HeldUnit>{{0, true, 5}};
+	});
+	ck_assert_int_eq(shared->at(0).gpus.at(5), 900);
+	// no running job: nothing held
+	ck_assert(RunningEnds().read({}, [](size_t) { return std::vector<HeldUnit>{}; })->empty());
+}
+END_TEST
+
 Suite *placement_suite()
 {
 	Suite *s = suite_create("placement");
@@ -427,6 +494,7 @@ Suite *placement_suite()
 	tcase_add_test(tc, owners_prefer_unborrowed_free_slices);
 	tcase_add_test(tc, whole_gpu_owners_prefer_unborrowed_devices);
 	tcase_add_test(tc, devices_free_up_as_their_holders_end);
+	tcase_add_test(tc, running_ends_are_read_again_only_for_new_or_changed_jobs);
 	suite_add_tcase(s, tc);
 	return s;
 }

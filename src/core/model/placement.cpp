@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <iterator>
 #include <set>
+#include <tuple>
 #include <numeric>
 
 namespace flexslurm
@@ -239,6 +240,49 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 				masks.slices.push_back(s);
 	}
 	return masks;
+}
+
+std::shared_ptr<const NodeEnds> RunningEnds::read(std::vector<HeldBy> jobs,
+                                                  const std::function<std::vector<HeldUnit>(size_t)> &units)
+{
+	std::vector<size_t> order(jobs.size());
+	for (size_t i = 0; i < order.size(); ++i)
+		order[i] = i;
+	std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+		return std::tie(jobs[a].job_id, jobs[a].start) < std::tie(jobs[b].job_id, jobs[b].start);
+	});
+	std::vector<HeldBy> sorted;
+	sorted.reserve(jobs.size());
+	for (size_t i : order)
+		sorted.push_back(jobs[i]);
+	if (ends_ && sorted == jobs_)
+		return ends_;
+	std::map<uint32_t, Held> held;
+	auto ends = std::make_shared<NodeEnds>();
+	for (size_t i : order) {
+		const HeldBy &by = jobs[i];
+		Held h{by, {}};
+		auto kept = held_.extract(by.job_id);
+		if (kept && kept.mapped().by.start == by.start &&
+		    kept.mapped().by.allocation == by.allocation && kept.mapped().by.nodes == by.nodes) {
+			h.units = std::move(kept.mapped().units);
+		} else {
+			h.units = units(i);
+			++units_read_;
+		}
+		for (const HeldUnit &u : h.units) {
+			UnitEnds &node = (*ends)[u.node];
+			auto &m = u.gpu ? node.gpus : node.slices;
+			const auto [it, added] = m.emplace(u.unit, by.end);
+			if (!added)
+				it->second = std::max(it->second, by.end);
+		}
+		held.insert_or_assign(by.job_id, std::move(h));
+	}
+	held_ = std::move(held);
+	jobs_ = std::move(sorted);
+	ends_ = std::move(ends);
+	return ends_;
 }
 
 std::vector<DeviceView> devices_at(const std::vector<DeviceView> &devices, const UnitEnds &ends, int64_t at)

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,6 +113,52 @@ std::vector<int> lent_devices_to_spare(const std::vector<DeviceView> &devices, i
 struct UnitEnds {
 	std::map<int, int64_t> slices; // vslice unit -> when its holder's time ends
 	std::map<int, int64_t> gpus;   // gpu unit -> the same
+};
+
+// Per node (its index): when the units held on it come back.
+using NodeEnds = std::map<int, UnitEnds>;
+
+// A running job as the reading of unit ends knows it. Its units are read
+// again only when its id, start or allocation differ from the last reading.
+struct HeldBy {
+	uint32_t job_id = 0;
+	int64_t start = 0;       // with the id: which run of the job (a requeued job starts again)
+	int64_t end = 0;         // the end of its time limit: when its units come back
+	uint64_t allocation = 0; // names its allocation's record (select/flex: its address)
+	uint32_t nodes = 0;      // nodes in it (a resized or expanded job's count changes)
+	bool operator==(const HeldBy &) const = default;
+};
+
+// A unit a running job holds: on node `node`, vslice unit or gpu unit `unit`.
+struct HeldUnit {
+	int node = 0;
+	bool gpu = false;
+	int unit = 0;
+};
+
+// The running jobs' unit ends, kept from one reading to the next: backfill
+// plans every job it tries from them, while the running jobs seldom change
+// between two of its tests. A reading of the same jobs (id, start,
+// allocation, end) is the last one's result; otherwise it is built again,
+// reading the units only of the jobs not in the last reading. A unit two
+// jobs list comes back at the later end.
+class RunningEnds
+{
+public:
+	// `jobs`: the running jobs now, any order; units(i): jobs[i]'s units.
+	std::shared_ptr<const NodeEnds> read(std::vector<HeldBy> jobs,
+	                                     const std::function<std::vector<HeldUnit>(size_t)> &units);
+	size_t units_read() const noexcept { return units_read_; } // jobs whose units were read, all readings
+
+private:
+	struct Held {
+		HeldBy by;
+		std::vector<HeldUnit> units;
+	};
+	std::vector<HeldBy> jobs_; // the last reading's, by job id
+	std::map<uint32_t, Held> held_;
+	std::shared_ptr<const NodeEnds> ends_;
+	size_t units_read_ = 0;
 };
 
 // `devices` as they will be at `at` if no job starts meanwhile: slices and

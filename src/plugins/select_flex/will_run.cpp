@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,52 +23,94 @@ namespace flexslurm::select_flex
 namespace
 {
 
-// When each vslice and gpu unit held on a node comes back: the end of its
-// holder's time limit, as cons_tres's own simulation takes it. Every node
-// with a running job, but `self`'s units (a running job's own) left out.
-NodeEnds unit_ends(const job_record_t *self)
+// The vslice and gpu units a running job holds.
+std::vector<HeldUnit> held_units(job_record_t *job)
 {
-	NodeEnds ends;
-	for (auto *job : compat::list_items<job_record_t>(job_list)) {
-		// cons_tres's simulation skips a running job without an end time:
-		// its units never come back here either.
-		if (job == self || !(IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job)) || !job->end_time ||
-		    !job->node_bitmap)
-			continue;
-		const int64_t end = job->end_time;
-		for (const auto &[gres, units] :
-		     {std::pair{vslice_id(), &UnitEnds::slices}, std::pair{gpu_id(), &UnitEnds::gpus}})
-			for_each_job_unit_set(job, gres, [&](int i, bitstr_t *bits) {
-				for_each_set_bit(bits, [&](int u) { (ends[i].*units)[u] = end; });
-			});
-	}
-	return ends;
+	std::vector<HeldUnit> units;
+	for (const auto &[gres, gpu] : {std::pair{vslice_id(), false}, std::pair{gpu_id(), true}})
+		for_each_job_unit_set(job, gres, [&](int i, bitstr_t *bits) {
+			for_each_set_bit(bits, [&](int u) { units.push_back({i, gpu, u}); });
+		});
+	return units;
 }
 
-// The running jobs' unit ends, kept from one will-run test to the next:
-// backfill tests a job at each of its start-time windows, and every job it
-// tries, while the running jobs stay the same, and reading them walks every
-// job record. Slurm stamps each change of a job record (a start, an end, a
-// signal, a new time limit) in last_job_update, to the second: the ends read
-// are reused while it holds the value it had then, and only if that value
-// was older than the second they were read in (another change in that same
-// second would leave it as it was). The callers hold the job read lock at
-// least, so the stamp does not move under them; the mutex is for two
-// readers at once (backfill and an RPC's will-run).
-std::shared_ptr<const NodeEnds> running_unit_ends(const job_record_t *self)
+// The running jobs, but `self` (a running job's own units are left out):
+// those whose units come back at the end of their time limit, as cons_tres's
+// own simulation takes it, which skips a running job without an end time
+// (its units never come back here either).
+struct Running {
+	std::vector<HeldBy> by;
+	std::vector<job_record_t *> jobs;
+};
+Running running_jobs(const job_record_t *self)
 {
-	if (IS_JOB_RUNNING(self) || IS_JOB_SUSPENDED(self) || !&last_job_update)
-		return std::make_shared<const NodeEnds>(unit_ends(self));
+	struct Walk {
+		const job_record_t *self;
+		Running out;
+		std::exception_ptr failed;
+	} walk{self, {}, nullptr};
+	// One walk under the list's lock, not a lock per item: the job list
+	// holds every pending job too. Nothing thrown crosses Slurm's list code.
+	list_for_each(
+	        job_list,
+	        [](void *item, void *arg) -> int {
+		        auto *job = static_cast<job_record_t *>(item);
+		        auto *w = static_cast<Walk *>(arg);
+		        if (job == w->self || !(IS_JOB_RUNNING(job) || IS_JOB_SUSPENDED(job)) ||
+		            !job->end_time || !job->node_bitmap || !job->job_resrcs)
+			        return 0;
+		        try {
+			        w->out.by.push_back(
+			                {job->job_id, static_cast<int64_t>(job->start_time),
+			                 static_cast<int64_t>(job->end_time),
+			                 static_cast<uint64_t>(reinterpret_cast<uintptr_t>(job->job_resrcs)),
+			                 job->job_resrcs->nhosts});
+			        w->out.jobs.push_back(job);
+		        } catch (...) {
+			        w->failed = std::current_exception();
+			        return -1;
+		        }
+		        return 0;
+	        },
+	        &walk);
+	if (walk.failed)
+		std::rethrow_exception(walk.failed);
+	return std::move(walk.out);
+}
+
+// When the units held on each node come back. The reading is kept from one
+// will-run test to the next (RunningEnds): backfill tests a job at each of
+// its start-time windows, and every job it tries, while the running jobs
+// stay the same. Slurm stamps each change of a job record (a start, an end,
+// a signal, a new time limit, a pending job's reason) in last_job_update, to
+// the second: while it holds the value it had at the last reading, and that
+// value was older than the second of that reading (another change in that
+// same second would leave it as it was), the last reading stands without a
+// walk of the job list. The callers hold the job read lock at least, so no
+// job record changes under them; the mutex is for two readers at once
+// (backfill and an RPC's will-run).
+std::shared_ptr<const NodeEnds> running_unit_ends(job_record_t *self)
+{
+	auto read = [](RunningEnds &ends, const job_record_t *left_out) {
+		Running running = running_jobs(left_out);
+		return ends.read(std::move(running.by),
+		                 [&](size_t i) { return held_units(running.jobs[i]); });
+	};
+	if (IS_JOB_RUNNING(self) || IS_JOB_SUSPENDED(self) || !&last_job_update) {
+		RunningEnds once;
+		return read(once, self);
+	}
 	static std::mutex mutex;
-	static std::shared_ptr<const NodeEnds> kept;
+	static RunningEnds kept;
+	static std::shared_ptr<const NodeEnds> last;
 	static time_t kept_stamp = 0;
 	const std::lock_guard<std::mutex> guard(mutex);
 	const time_t stamp = last_job_update;
-	if (kept && kept_stamp == stamp)
-		return kept;
-	auto ends = std::make_shared<const NodeEnds>(unit_ends(self));
+	if (last && kept_stamp == stamp)
+		return last;
+	auto ends = read(kept, nullptr);
 	const bool reusable = stamp != 0 && stamp < std::time(nullptr);
-	kept = reusable ? ends : nullptr;
+	last = reusable ? ends : nullptr;
 	kept_stamp = stamp;
 	return ends;
 }
