@@ -159,15 +159,24 @@ def test_vslice_split_runs_at_once_on_two_devices(c):
 
 
 def _waits_then_runs(c, first, second):
+    """`second` pends while `first` holds f2's only device, answered by
+    select/flex's own view of the devices (the main scheduler's test of it
+    does not reach cons_tres), and runs when `first` ends."""
     flag, script = _hold(c, f"order-{first}")
     a = c.sbatch("-w", "f2", f"--gres={first}", script=script)
     c.wait_job(a, states=("RUNNING",))
-    b = c.sbatch("-w", "f2", f"--gres={second}", script="#!/bin/bash\ntrue\n")
-    time.sleep(3)  # several scheduling cycles (sched_interval=1)
+    log = c.dir / "log" / "slurmctld.log"
+    mark = len(log.read_text(errors="replace"))
+    c.run(["scontrol", "setdebug", "debug2"])
     try:
+        b = c.sbatch("-w", "f2", f"--gres={second}", script="#!/bin/bash\ntrue\n")
+        time.sleep(3)  # several scheduling cycles (sched_interval=1)
         eq(c.job_state(b), "PENDING", f"{second} while {first} holds the only device")
         contains(c.show_job(b), "Reason=Resources", "pending reason")
+        contains(log.read_text(errors="replace")[mark:],
+                 f"select/flex: JobId={b}: no candidate node's devices can take it now", "slurmctld log")
     finally:
+        c.run(["scontrol", "setdebug", "info"], check=False)
         flag.touch()
     eq(c.wait_job(a), "COMPLETED", first)
     eq(c.wait_job(b), "COMPLETED", f"{second} after {first} ended")

@@ -38,7 +38,8 @@ std::vector<int> set_bits(bitstr_t *bits, int first, int count)
 	std::vector<int> out;
 	if (!bits)
 		return out;
-	for (int i = first; i < first + count && i < bit_size(bits); ++i)
+	const int last = std::min(first + count, static_cast<int>(bit_size(bits)));
+	for (int i = first; i < last; ++i)
 		if (bit_test(bits, i))
 			out.push_back(i);
 	return out;
@@ -94,11 +95,14 @@ std::vector<DeviceView> devices_of(node_record_t *node)
 	if (!gs || !gs->gres_bit_alloc)
 		return devices;
 	const int gpu_units = static_cast<int>(bit_size(gs->gres_bit_alloc));
-	std::vector<std::string> gpu_type(static_cast<size_t>(gpu_units));
+	std::vector<std::string_view> gpu_type(static_cast<size_t>(gpu_units));
 	for (int t = 0; gs->topo_gres_bitmap && t < gs->topo_cnt; ++t)
-		for (int u : set_bits(gs->topo_gres_bitmap[t], 0, gpu_units))
-			gpu_type[static_cast<size_t>(u)] =
-			        gs->topo_type_name && gs->topo_type_name[t] ? gs->topo_type_name[t] : "";
+		for_each_set_bit(gs->topo_gres_bitmap[t], [&](int u) {
+			if (u < gpu_units)
+				gpu_type[static_cast<size_t>(u)] = gs->topo_type_name && gs->topo_type_name[t]
+				                                           ? gs->topo_type_name[t]
+				                                           : "";
+		});
 	bool types_match = true;
 	for (const DeviceView &d : devices)
 		types_match = types_match && std::count(gpu_type.begin(), gpu_type.end(), d.type) > 0;

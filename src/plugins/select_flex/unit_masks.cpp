@@ -15,43 +15,79 @@ namespace flexslurm::select_flex
 {
 
 HiddenUnits::HiddenUnits(HiddenUnits &&other) noexcept
-    : ns_(std::exchange(other.ns_, nullptr)), units_(std::move(other.units_))
+    : ns_(std::exchange(other.ns_, nullptr)), units_(std::move(other.units_)),
+      topo_counted_(std::move(other.topo_counted_))
 {
 }
+
+namespace
+{
+
+// Counts `by` in or out of `v`, never below zero.
+void step(uint64_t &v, uint64_t by, bool add)
+{
+	v = add ? v + by : (v > by ? v - by : 0);
+}
+
+// `by` counted in or out of topology entry t and its type's total.
+void count_in_topo(gres_node_state_t *ns, int t, uint64_t by, bool add)
+{
+	step(ns->topo_gres_cnt_alloc[t], by, add);
+	for (int k = 0; ns->type_id && ns->type_cnt_alloc && k < ns->type_cnt; ++k)
+		if (ns->type_id[k] == ns->topo_type_id[t])
+			step(ns->type_cnt_alloc[k], by, add);
+}
+
+} // namespace
 
 HiddenUnits::~HiddenUnits()
 {
 	if (!ns_)
 		return;
 	for (int u : units_)
-		count(u, false);
+		bit_clear(ns_->gres_bit_alloc, u);
+	step(ns_->gres_cnt_alloc, units_.size(), false);
+	for (size_t t = 0; t < topo_counted_.size(); ++t)
+		if (topo_counted_[t])
+			count_in_topo(ns_, static_cast<int>(t), topo_counted_[t], false);
 	xfree(ns_->gres_used); // a cached "in use" string, rebuilt on demand
 }
 
-void HiddenUnits::hide(int unit)
+void HiddenUnits::hide(const std::vector<int> &units)
 {
-	if (unit < 0 || unit >= bit_size(ns_->gres_bit_alloc) || bit_test(ns_->gres_bit_alloc, unit))
-		return;
-	count(unit, true);
-	units_.push_back(unit);
-}
-
-void HiddenUnits::count(int unit, bool add)
-{
-	if (add)
-		bit_set(ns_->gres_bit_alloc, unit);
-	else
-		bit_clear(ns_->gres_bit_alloc, unit);
-	auto step = [add](uint64_t &v) { v = add ? v + 1 : (v ? v - 1 : 0); };
-	step(ns_->gres_cnt_alloc);
-	for (int t = 0; ns_->topo_gres_bitmap && t < ns_->topo_cnt; ++t) {
-		if (!ns_->topo_gres_bitmap[t] || unit >= bit_size(ns_->topo_gres_bitmap[t]) ||
-		    !bit_test(ns_->topo_gres_bitmap[t], unit))
+	const int size = static_cast<int>(bit_size(ns_->gres_bit_alloc));
+	const compat::bitmap_holder added(bit_alloc(size));
+	size_t n = 0;
+	for (int u : units) {
+		if (u < 0 || u >= size || bit_test(ns_->gres_bit_alloc, u))
 			continue;
-		step(ns_->topo_gres_cnt_alloc[t]);
-		for (int k = 0; k < ns_->type_cnt; ++k)
-			if (ns_->type_id[k] == ns_->topo_type_id[t])
-				step(ns_->type_cnt_alloc[k]);
+		bit_set(ns_->gres_bit_alloc, u);
+		bit_set(added.get(), u);
+		units_.push_back(u);
+		++n;
+	}
+	if (!n)
+		return;
+	step(ns_->gres_cnt_alloc, n, true);
+	if (!ns_->topo_gres_bitmap || ns_->topo_cnt <= 0 || !ns_->topo_gres_cnt_alloc)
+		return;
+	topo_counted_.resize(static_cast<size_t>(ns_->topo_cnt), 0);
+	for (int t = 0; t < ns_->topo_cnt; ++t) {
+		bitstr_t *topo = ns_->topo_gres_bitmap[t];
+		if (!topo)
+			continue;
+		uint64_t in = 0;
+		if (bit_size(topo) == size) {
+			in = static_cast<uint64_t>(bit_overlap(topo, added.get()));
+		} else {
+			const int topo_size = static_cast<int>(bit_size(topo));
+			for (size_t k = units_.size() - n; k < units_.size(); ++k)
+				in += units_[k] < topo_size && bit_test(topo, units_[k]);
+		}
+		if (!in)
+			continue;
+		count_in_topo(ns_, t, in, true);
+		topo_counted_[static_cast<size_t>(t)] += in;
 	}
 }
 
@@ -71,26 +107,26 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 {
 	std::vector<HiddenUnits> hidden;
 	const Placement policy = placement_of(job);
-	for (int i = 0; nodes && i < bit_size(nodes); ++i) {
-		if (!bit_test(nodes, i) || i >= node_record_count || !node_record_table_ptr[i])
-			continue;
+	const std::vector<NodeRequest> requests = node_requests(ask);
+	for_each_set_bit(nodes, [&](int i) {
+		if (i >= node_record_count || !node_record_table_ptr[i])
+			return;
 		node_record_t *node = node_record_table_ptr[i];
 		std::vector<DeviceView> devices = devices_of(node);
 		if (ends)
 			if (const auto e = ends->find(i); e != ends->end())
 				devices = devices_at(devices, e->second, at);
-		const UnitMasks masks = masks_for(devices, node_requests(ask), policy);
+		const UnitMasks masks = masks_for(devices, requests, policy);
 		auto hide = [&](uint32_t gres, const std::vector<int> &units) {
 			gres_node_state_t *ns = compat::node_gres(node, gres);
 			if (units.empty() || !ns || !ns->gres_bit_alloc)
 				return;
 			hidden.emplace_back(ns);
-			for (int u : units)
-				hidden.back().hide(u);
+			hidden.back().hide(units);
 		};
 		hide(vslice_id(), masks.slices);
 		hide(gpu_id(), masks.gpus);
-	}
+	});
 	return hidden;
 }
 
@@ -137,10 +173,12 @@ std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes, int need, uint32_t *le
 			continue;
 		}
 		++*left;
-		hidden.emplace_back(ns);
-		for (int u = 0; u < bit_size(ns->gres_bit_alloc); ++u)
+		std::vector<int> unlendable;
+		for (int u = 0, size = static_cast<int>(bit_size(ns->gres_bit_alloc)); u < size; ++u)
 			if (!ok.count(u))
-				hidden.back().hide(u);
+				unlendable.push_back(u);
+		hidden.emplace_back(ns);
+		hidden.back().hide(unlendable);
 	}
 	return hidden;
 }
@@ -196,6 +234,58 @@ int test_with_units_hidden(job_record_t *job, bitstr_t *nodes, uint32_t min_node
 		return masks.refusal;
 	}
 	return test();
+}
+
+bool no_candidate_fits_now(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes)
+{
+	const JobAsk ask = job_ask(job, max_nodes);
+	if (!(ask.slices || ask.gpus) || ask.borrows || !nodes)
+		return false;
+	if (ask.slices && ask.per_node.slices < 0)
+		return false;
+	if (ask.gpus && (ask.per_node.gpu_count <= 0 || !ask.per_node.gpu_type.empty()))
+		return false;
+	const Placement policy = placement_of(job);
+	const std::vector<NodeRequest> requests = node_requests(ask);
+	// Every unit on a device: the masks decide all cons_tres sees free.
+	auto covered = [&](node_record_t *node, const std::vector<DeviceView> &devices) {
+		int slices = 0;
+		int gpus = 0;
+		for (const DeviceView &d : devices) {
+			slices += d.slices;
+			gpus += d.gpu_unit >= 0;
+		}
+		gres_node_state_t *vs = compat::node_gres(node, vslice_id());
+		if (ask.slices && (!vs || !vs->gres_bit_alloc || slices != bit_size(vs->gres_bit_alloc)))
+			return false;
+		gres_node_state_t *gs = compat::node_gres(node, gpu_id());
+		return !ask.gpus || (gs && gs->gres_bit_alloc && gpus == bit_size(gs->gres_bit_alloc));
+	};
+	// Whether node i cannot take the job now, as select/flex knows (false:
+	// not select/flex's to judge, cons_tres's test answers).
+	auto cannot = [&](int i) {
+		node_record_t *node = i < node_record_count ? node_record_table_ptr[i] : nullptr;
+		if (!node)
+			return false;
+		const std::vector<DeviceView> devices = devices_of(node);
+		return !devices.empty() && covered(node, devices) &&
+		       !devices_can_hold(devices, requests, policy);
+	};
+	// A node the job must get (srun/sbatch -w) that cannot take it.
+	bool required_cannot = false;
+	if (job->details && job->details->req_node_bitmap)
+		for_each_set_bit(job->details->req_node_bitmap, [&](int i) {
+			if (!required_cannot && i < bit_size(nodes) && bit_test(nodes, i))
+				required_cannot = cannot(i);
+		});
+	if (required_cannot)
+		return true;
+	bool fits = false;
+	for_each_set_bit(nodes, [&](int i) {
+		if (!fits)
+			fits = !cannot(i);
+	});
+	return !fits;
 }
 
 // Slurm picks the units of a GRES without topology (gres.conf gpu lines

@@ -35,13 +35,16 @@ public:
 	HiddenUnits &operator=(HiddenUnits &&) = delete;
 	~HiddenUnits();
 
-	void hide(int unit);
+	// Hides each of `units` not allocated yet (one outside the node's units:
+	// none), counted in the node's, its topology entries' and types' totals
+	// in one pass per entry.
+	void hide(const std::vector<int> &units);
+	void hide(int unit) { hide(std::vector<int>{unit}); }
 
 private:
-	void count(int unit, bool add);
-
 	gres_node_state_t *ns_;
 	std::vector<int> units_;
+	std::vector<uint64_t> topo_counted_; // per topology entry: the hidden units counted in it
 };
 
 // What job_test hides for a job on the candidate `nodes`, or the error
@@ -52,9 +55,6 @@ struct JobTestMasks {
 };
 // The placement policy of the job's partition (placement: in flexslurm.yaml).
 Placement placement_of(const job_record_t *job);
-
-// Per candidate node (its index): when the units held on it come back.
-using NodeEnds = std::map<int, UnitEnds>;
 
 // `ends` (with `at`): hide as the devices will be at `at`, units whose holder
 // ends by then counted free (backfill's plan of a later start, will_run.*).
@@ -68,6 +68,15 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min
 int test_with_units_hidden(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                            uint16_t mode, const std::function<int()> &test, bool *refused = nullptr,
                            const NodeEnds *ends = nullptr, int64_t at = 0);
+
+// Whether none of the candidate `nodes` (or a node the job requires, -w)
+// has devices that can take the job now, where select/flex's view of them is all cons_tres would see through
+// the masks: a known slice count per node, or an untyped gpu count per node,
+// no borrowing, and on each node every vslice unit on a device and (a gpu
+// request) every gpu unit matched to a device. Then cons_tres's own test, with the
+// masks, finds no node either, and need not run (select_p_job_test in
+// RUN_NOW mode without preemption: the main scheduler's test of each job).
+bool no_candidate_fits_now(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes);
 
 // For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
 // must not pick itself (devices whose slices are in use or given to it).
