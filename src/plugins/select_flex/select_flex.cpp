@@ -122,15 +122,11 @@ int select_p_job_test(job_record_t *job_ptr, bitstr_t *bitmap, uint32_t min_node
 			        return will_run_planned(job_ptr, bitmap, min_nodes, max_nodes,
 			                                FLEXSLURM_WILL_RUN_WINDOW, test);
 		        // The main scheduler's test of a job no candidate's devices
-		        // can take now: cons_tres's answer, without its test.
-		        if (mode == SELECT_MODE_RUN_NOW &&
-		            !(preemptee_candidates && list_count(preemptee_candidates)) &&
-		            no_candidate_fits_now(job_ptr, bitmap, max_nodes)) {
-			        debug2("select/flex: JobId=%u: no candidate node's devices can take it now",
-			               compat::job_id_of(job_ptr));
-			        return SLURM_ERROR;
-		        }
-		        return test_with_units_hidden(job_ptr, bitmap, min_nodes, max_nodes, mode, test);
+		        // can take now is answered without cons_tres's test.
+		        const bool answer_unfit = mode == SELECT_MODE_RUN_NOW &&
+		                                  !(preemptee_candidates && list_count(preemptee_candidates));
+		        return test_with_units_hidden(job_ptr, bitmap, min_nodes, max_nodes, mode, test,
+		                                      nullptr, nullptr, 0, answer_unfit);
 	        },
 	        SLURM_ERROR);
 }

@@ -99,20 +99,59 @@ Placement placement_of(const job_record_t *job)
 namespace
 {
 
+// Whether select/flex's view of a node's devices is all cons_tres sees of
+// the job's GRES through the masks: a known slice count per node, or an
+// untyped gpu count per node, not a borrower's, and on the node every vslice
+// unit on a device and (a gpu request) every gpu unit matched to a device.
+bool fit_is_known(const JobAsk &ask)
+{
+	return (ask.slices || ask.gpus) && !ask.borrows && (!ask.slices || ask.per_node.slices >= 0) &&
+	       (!ask.gpus || (ask.per_node.gpu_count > 0 && ask.per_node.gpu_type.empty()));
+}
+bool devices_cover(node_record_t *node, const std::vector<DeviceView> &devices, const JobAsk &ask)
+{
+	int slices = 0;
+	int gpus = 0;
+	for (const DeviceView &d : devices) {
+		slices += d.slices;
+		gpus += d.gpu_unit >= 0;
+	}
+	gres_node_state_t *vs = compat::node_gres(node, vslice_id());
+	if (ask.slices && (!vs || !vs->gres_bit_alloc || slices != bit_size(vs->gres_bit_alloc)))
+		return false;
+	gres_node_state_t *gs = compat::node_gres(node, gpu_id());
+	return !ask.gpus || (gs && gs->gres_bit_alloc && gpus == bit_size(gs->gres_bit_alloc));
+}
+
 // The units a job must not get: slices of devices held whole, whole devices
 // with a slice in use, and, for slice jobs, the free slices outside the
-// devices the placement policy chose.
+// devices the placement policy chose. `none_fit` (where given): set when
+// select/flex knows that no candidate node's devices, or not those of a node
+// the job requires (-w), can take the job now (fit_is_known).
 std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const JobAsk &ask,
-                                    const NodeEnds *ends, int64_t at)
+                                    const NodeEnds *ends, int64_t at, bool *none_fit = nullptr)
 {
 	std::vector<HiddenUnits> hidden;
 	const Placement policy = placement_of(job);
 	const std::vector<NodeRequest> requests = node_requests(ask);
+	const bool check = none_fit && fit_is_known(ask);
+	bitstr_t *required = job->details ? job->details->req_node_bitmap : nullptr;
+	bool found = false;
+	bool required_cannot = false;
 	for_each_set_bit(nodes, [&](int i) {
-		if (i >= node_record_count || !node_record_table_ptr[i])
+		if (i >= node_record_count || !node_record_table_ptr[i]) {
+			found = true; // not select/flex's to judge: cons_tres's test answers
 			return;
+		}
 		node_record_t *node = node_record_table_ptr[i];
 		std::vector<DeviceView> devices = devices_of(node);
+		const bool is_required = required && i < bit_size(required) && bit_test(required, i);
+		if (check && (!found || is_required)) {
+			const bool cannot = !devices.empty() && devices_cover(node, devices, ask) &&
+			                    !devices_can_hold(devices, requests, policy);
+			found = found || !cannot;
+			required_cannot = required_cannot || (cannot && is_required);
+		}
 		if (ends)
 			if (const auto e = ends->find(i); e != ends->end())
 				devices = devices_at(devices, e->second, at);
@@ -127,6 +166,8 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 		hide(vslice_id(), masks.slices);
 		hide(gpu_id(), masks.gpus);
 	});
+	if (none_fit)
+		*none_fit = check && (!found || required_cannot);
 	return hidden;
 }
 
@@ -186,7 +227,7 @@ std::vector<HiddenUnits> hide_unlendable(bitstr_t *nodes, int need, uint32_t *le
 } // namespace
 
 JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
-                                uint16_t mode, const NodeEnds *ends, int64_t at)
+                                uint16_t mode, const NodeEnds *ends, int64_t at, bool answer_unfit)
 {
 	JobTestMasks out;
 	const JobAsk ask = job_ask(job, max_nodes);
@@ -218,74 +259,31 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min
 			}
 		}
 	}
-	if (ask.slices || ask.gpus)
-		out.hidden = hide_units(job, nodes, ask, ends, at);
+	if (ask.slices || ask.gpus) {
+		bool none_fit = false;
+		out.hidden = hide_units(job, nodes, ask, ends, at, answer_unfit ? &none_fit : nullptr);
+		if (none_fit) {
+			debug2("select/flex: JobId=%u: no candidate node's devices can take it now",
+			       compat::job_id_of(job));
+			out.hidden.clear();
+			out.refusal = SLURM_ERROR; // not now: pending, Reason=Resources
+		}
+	}
 	return out;
 }
 
 int test_with_units_hidden(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                            uint16_t mode, const std::function<int()> &test, bool *refused,
-                           const NodeEnds *ends, int64_t at)
+                           const NodeEnds *ends, int64_t at, bool answer_unfit)
 {
-	const JobTestMasks masks = masks_for_job_test(job, nodes, min_nodes, max_nodes, mode, ends, at);
+	const JobTestMasks masks =
+	        masks_for_job_test(job, nodes, min_nodes, max_nodes, mode, ends, at, answer_unfit);
 	if (masks.refusal != SLURM_SUCCESS) {
 		if (refused)
 			*refused = true;
 		return masks.refusal;
 	}
 	return test();
-}
-
-bool no_candidate_fits_now(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes)
-{
-	const JobAsk ask = job_ask(job, max_nodes);
-	if (!(ask.slices || ask.gpus) || ask.borrows || !nodes)
-		return false;
-	if (ask.slices && ask.per_node.slices < 0)
-		return false;
-	if (ask.gpus && (ask.per_node.gpu_count <= 0 || !ask.per_node.gpu_type.empty()))
-		return false;
-	const Placement policy = placement_of(job);
-	const std::vector<NodeRequest> requests = node_requests(ask);
-	// Every unit on a device: the masks decide all cons_tres sees free.
-	auto covered = [&](node_record_t *node, const std::vector<DeviceView> &devices) {
-		int slices = 0;
-		int gpus = 0;
-		for (const DeviceView &d : devices) {
-			slices += d.slices;
-			gpus += d.gpu_unit >= 0;
-		}
-		gres_node_state_t *vs = compat::node_gres(node, vslice_id());
-		if (ask.slices && (!vs || !vs->gres_bit_alloc || slices != bit_size(vs->gres_bit_alloc)))
-			return false;
-		gres_node_state_t *gs = compat::node_gres(node, gpu_id());
-		return !ask.gpus || (gs && gs->gres_bit_alloc && gpus == bit_size(gs->gres_bit_alloc));
-	};
-	// Whether node i cannot take the job now, as select/flex knows (false:
-	// not select/flex's to judge, cons_tres's test answers).
-	auto cannot = [&](int i) {
-		node_record_t *node = i < node_record_count ? node_record_table_ptr[i] : nullptr;
-		if (!node)
-			return false;
-		const std::vector<DeviceView> devices = devices_of(node);
-		return !devices.empty() && covered(node, devices) &&
-		       !devices_can_hold(devices, requests, policy);
-	};
-	// A node the job must get (srun/sbatch -w) that cannot take it.
-	bool required_cannot = false;
-	if (job->details && job->details->req_node_bitmap)
-		for_each_set_bit(job->details->req_node_bitmap, [&](int i) {
-			if (!required_cannot && i < bit_size(nodes) && bit_test(nodes, i))
-				required_cannot = cannot(i);
-		});
-	if (required_cannot)
-		return true;
-	bool fits = false;
-	for_each_set_bit(nodes, [&](int i) {
-		if (!fits)
-			fits = !cannot(i);
-	});
-	return !fits;
 }
 
 // Slurm picks the units of a GRES without topology (gres.conf gpu lines

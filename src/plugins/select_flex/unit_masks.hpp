@@ -58,8 +58,15 @@ Placement placement_of(const job_record_t *job);
 
 // `ends` (with `at`): hide as the devices will be at `at`, units whose holder
 // ends by then counted free (backfill's plan of a later start, will_run.*).
+// `answer_unfit` (RUN_NOW without preemption: the main scheduler's test):
+// when select/flex's own view of the devices is all cons_tres would see
+// through the masks (a known slice count or untyped gpu count per node, no
+// borrowing, every unit on a device) and no candidate node's devices, or
+// not those of a node the job requires (-w), can take the job now, the
+// refusal is SLURM_ERROR ("not now"): cons_tres's test could find no node.
 JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
-                                uint16_t mode, const NodeEnds *ends = nullptr, int64_t at = 0);
+                                uint16_t mode, const NodeEnds *ends = nullptr, int64_t at = 0,
+                                bool answer_unfit = false);
 
 // What cons_tres's job_test answers (`test`, on `nodes`) while the units
 // masks_for_job_test hides stay hidden; they come back, whatever the test
@@ -67,16 +74,7 @@ JobTestMasks masks_for_job_test(job_record_t *job, bitstr_t *nodes, uint32_t min
 // all: the refusal, `test` not run and `*refused` (where given) set.
 int test_with_units_hidden(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                            uint16_t mode, const std::function<int()> &test, bool *refused = nullptr,
-                           const NodeEnds *ends = nullptr, int64_t at = 0);
-
-// Whether none of the candidate `nodes` (or a node the job requires, -w)
-// has devices that can take the job now, where select/flex's view of them is all cons_tres would see through
-// the masks: a known slice count per node, or an untyped gpu count per node,
-// no borrowing, and on each node every vslice unit on a device and (a gpu
-// request) every gpu unit matched to a device. Then cons_tres's own test, with the
-// masks, finds no node either, and need not run (select_p_job_test in
-// RUN_NOW mode without preemption: the main scheduler's test of each job).
-bool no_candidate_fits_now(job_record_t *job, bitstr_t *nodes, uint32_t max_nodes);
+                           const NodeEnds *ends = nullptr, int64_t at = 0, bool answer_unfit = false);
 
 // For select_p_select_nodeinfo_set of a running job: the gpu units Slurm
 // must not pick itself (devices whose slices are in use or given to it).
