@@ -458,7 +458,15 @@ START_TEST(running_ends_are_read_again_only_for_new_or_changed_jobs)
 	jobs[0].nodes = 2;
 	running.read(jobs, units(jobs));
 	ck_assert_int_eq(reads, 6);
-	ck_assert_int_eq(static_cast<long>(running.units_read()), 6);
+	// expanded again into the same record address and node count: its resize time says so
+	jobs[0].resized = 70;
+	running.read(jobs, units(jobs));
+	ck_assert_int_eq(reads, 7);
+	ck_assert_int_eq(static_cast<long>(running.units_read()), 7);
+	// forgotten (node indices may have changed): every job read again
+	running.forget();
+	running.read(jobs, units(jobs));
+	ck_assert_int_eq(reads, 9);
 
 	// a unit two jobs list comes back at the later end
 	std::vector<HeldBy> both{{1, 0, 900, 1, 1}, {2, 0, 200, 2, 1}};

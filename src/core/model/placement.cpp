@@ -242,6 +242,13 @@ UnitMasks masks_for(const std::vector<DeviceView> &devices, const NodeRequest &r
 	return masks;
 }
 
+void RunningEnds::forget() noexcept
+{
+	jobs_.clear();
+	held_.clear();
+	ends_.reset();
+}
+
 std::shared_ptr<const NodeEnds> RunningEnds::read(std::vector<HeldBy> jobs,
                                                   const std::function<std::vector<HeldUnit>(size_t)> &units)
 {
@@ -263,8 +270,11 @@ std::shared_ptr<const NodeEnds> RunningEnds::read(std::vector<HeldBy> jobs,
 		const HeldBy &by = jobs[i];
 		Held h{by, {}};
 		auto kept = held_.extract(by.job_id);
-		if (kept && kept.mapped().by.start == by.start &&
-		    kept.mapped().by.allocation == by.allocation && kept.mapped().by.nodes == by.nodes) {
+		const auto same_units = [&](const HeldBy &was) {
+			return was.start == by.start && was.allocation == by.allocation &&
+			       was.nodes == by.nodes && was.resized == by.resized;
+		};
+		if (kept && same_units(kept.mapped().by)) {
 			h.units = std::move(kept.mapped().units);
 		} else {
 			h.units = units(i);

@@ -126,6 +126,7 @@ struct HeldBy {
 	int64_t end = 0;         // the end of its time limit: when its units come back
 	uint64_t allocation = 0; // names its allocation's record (select/flex: its address)
 	uint32_t nodes = 0;      // nodes in it (a resized or expanded job's count changes)
+	int64_t resized = 0;     // its last resize or expansion (Slurm's resize_time)
 	bool operator==(const HeldBy &) const = default;
 };
 
@@ -139,9 +140,10 @@ struct HeldUnit {
 // The running jobs' unit ends, kept from one reading to the next: backfill
 // plans every job it tries from them, while the running jobs seldom change
 // between two of its tests. A reading of the same jobs (id, start,
-// allocation, end) is the last one's result; otherwise it is built again,
-// reading the units only of the jobs not in the last reading. A unit two
-// jobs list comes back at the later end.
+// allocation, nodes, resize, end) is the last one's result; otherwise it is
+// built again, reading the units only of the jobs not in the last reading
+// (forget(): of every job, as when node indices may have changed). A unit
+// two jobs list comes back at the later end.
 class RunningEnds
 {
 public:
@@ -149,6 +151,7 @@ public:
 	std::shared_ptr<const NodeEnds> read(std::vector<HeldBy> jobs,
 	                                     const std::function<std::vector<HeldUnit>(size_t)> &units);
 	size_t units_read() const noexcept { return units_read_; } // jobs whose units were read, all readings
+	void forget() noexcept;
 
 private:
 	struct Held {

@@ -176,6 +176,8 @@ int select_p_reconfigure(void)
 	        [] {
 		        // Slurm 22.05 to 23.02 reconfigure in place; 23.11 and later
 		        // re-execute slurmctld, which reads everything in init().
+		        plugin::guarded_void("reconfigure (the kept reading of running jobs)",
+		                             [] { forget_running_ends(); });
 		        plugin::guarded_void("reconfigure (keeping the last good settings)", [] {
 			        if (is_selected_plugin() && reload_settings())
 				        reload_lending_service(settings());

@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <set>
+#include <string>
 #include <utility>
 
 namespace flexslurm::select_flex
@@ -57,6 +58,7 @@ void HiddenUnits::hide(const std::vector<int> &units)
 {
 	const int size = static_cast<int>(bit_size(ns_->gres_bit_alloc));
 	const compat::bitmap_holder added(bit_alloc(size));
+	units_.reserve(units_.size() + units.size()); // no throw once a bit is set
 	size_t n = 0;
 	for (int u : units) {
 		if (u < 0 || u >= size || bit_test(ns_->gres_bit_alloc, u))
@@ -103,10 +105,28 @@ namespace
 // the job's GRES through the masks: a known slice count per node, or an
 // untyped gpu count per node, not a borrower's, and on the node every vslice
 // unit on a device and (a gpu request) every gpu unit matched to a device.
-bool fit_is_known(const JobAsk &ask)
+// Several slice requests only of distinct named types (vslice:4,vslice:t4:1
+// overlap: the masks offer what either's placement does). Not a job whose
+// memory comes from its GRES (no --mem, a memory per GRES): cons_tres's test
+// as of now sets its per-node memory, select/flex leaves that to it.
+bool fit_is_known(job_record_t *job, const JobAsk &ask)
 {
-	return (ask.slices || ask.gpus) && !ask.borrows && (!ask.slices || ask.per_node.slices >= 0) &&
-	       (!ask.gpus || (ask.per_node.gpu_count > 0 && ask.per_node.gpu_type.empty()));
+	if (!(ask.slices || ask.gpus) || ask.borrows || (ask.slices && ask.per_node.slices < 0) ||
+	    (ask.gpus && (ask.per_node.gpu_count <= 0 || !ask.per_node.gpu_type.empty())))
+		return false;
+	if (ask.per_type.size() > 1) {
+		std::set<std::string> types;
+		for (const NodeRequest &r : ask.per_type)
+			if (r.type.empty() || !types.insert(r.type).second)
+				return false;
+	}
+	if (!(job->bit_flags & JOB_MEM_SET))
+		for (auto *state : compat::list_items<gres_state_t>(job->gres_list_req)) {
+			const auto *js = static_cast<gres_job_state_t *>(state->gres_data);
+			if (js && (js->mem_per_gres || js->def_mem_per_gres))
+				return false;
+		}
+	return true;
 }
 bool devices_cover(node_record_t *node, const std::vector<DeviceView> &devices, const JobAsk &ask)
 {
@@ -134,7 +154,7 @@ std::vector<HiddenUnits> hide_units(job_record_t *job, bitstr_t *nodes, const Jo
 	std::vector<HiddenUnits> hidden;
 	const Placement policy = placement_of(job);
 	const std::vector<NodeRequest> requests = node_requests(ask);
-	const bool check = none_fit && fit_is_known(ask);
+	const bool check = none_fit && fit_is_known(job, ask);
 	bitstr_t *required = job->details ? job->details->req_node_bitmap : nullptr;
 	bool found = false;
 	bool required_cannot = false;

@@ -49,9 +49,10 @@ Running running_jobs(const job_record_t *self)
 		Running out;
 		std::exception_ptr failed;
 	} walk{self, {}, nullptr};
-	// One walk under the list's lock, not a lock per item: the job list
-	// holds every pending job too. Nothing thrown crosses Slurm's list code.
-	list_for_each(
+	// One walk under the list's read lock, not a lock per item: the job
+	// list holds every pending job too. Nothing thrown crosses Slurm's list
+	// code.
+	list_for_each_ro(
 	        job_list,
 	        [](void *item, void *arg) -> int {
 		        auto *job = static_cast<job_record_t *>(item);
@@ -64,7 +65,7 @@ Running running_jobs(const job_record_t *self)
 			                {job->job_id, static_cast<int64_t>(job->start_time),
 			                 static_cast<int64_t>(job->end_time),
 			                 static_cast<uint64_t>(reinterpret_cast<uintptr_t>(job->job_resrcs)),
-			                 job->job_resrcs->nhosts});
+			                 job->job_resrcs->nhosts, static_cast<int64_t>(job->resize_time)});
 			        w->out.jobs.push_back(job);
 		        } catch (...) {
 			        w->failed = std::current_exception();
@@ -77,6 +78,12 @@ Running running_jobs(const job_record_t *self)
 		std::rethrow_exception(walk.failed);
 	return std::move(walk.out);
 }
+
+// The reading kept between will-run tests (running_unit_ends).
+std::mutex kept_mutex;
+RunningEnds kept;
+std::shared_ptr<const NodeEnds> last;
+time_t kept_stamp = 0;
 
 // When the units held on each node come back. The reading is kept from one
 // will-run test to the next (RunningEnds): backfill tests a job at each of
@@ -100,11 +107,7 @@ std::shared_ptr<const NodeEnds> running_unit_ends(job_record_t *self)
 		RunningEnds once;
 		return read(once, self);
 	}
-	static std::mutex mutex;
-	static RunningEnds kept;
-	static std::shared_ptr<const NodeEnds> last;
-	static time_t kept_stamp = 0;
-	const std::lock_guard<std::mutex> guard(mutex);
+	const std::lock_guard<std::mutex> guard(kept_mutex);
 	const time_t stamp = last_job_update;
 	if (last && kept_stamp == stamp)
 		return last;
@@ -212,6 +215,14 @@ std::optional<time_t> test_at(job_record_t *job, bitstr_t *nodes, bitstr_t *cand
 }
 
 } // namespace
+
+void forget_running_ends()
+{
+	const std::lock_guard<std::mutex> guard(kept_mutex);
+	kept.forget();
+	last.reset();
+	kept_stamp = 0;
+}
 
 int will_run_planned(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                      compat::WillRunWindow window, const std::function<int()> &test)

@@ -37,6 +37,11 @@ inline constexpr int will_run_steps = 4;
 // earliest time min_nodes of them can is tried first: a start then is the
 // best plan, and cons_tres's test as of now is not made. No plan: the
 // answer of cons_tres's test as of now.
+// Drops the kept reading of the running jobs' units (select_p_reconfigure:
+// Slurm 22.05 to 23.02 rebuild the node table in place, node indices may
+// change under the same jobs).
+void forget_running_ends();
+
 int will_run_planned(job_record_t *job, bitstr_t *nodes, uint32_t min_nodes, uint32_t max_nodes,
                      compat::WillRunWindow window, const std::function<int()> &test);
 
