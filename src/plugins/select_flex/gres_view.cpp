@@ -197,6 +197,11 @@ JobAsk job_ask(job_record_t *job, uint32_t max_nodes)
 	return ask;
 }
 
+bool count_known_per_node(const JobAsk &ask)
+{
+	return (!ask.slices || ask.per_node.slices >= 0) && (!ask.gpus || ask.per_node.gpu_count > 0);
+}
+
 std::vector<NodeRequest> node_requests(const JobAsk &ask)
 {
 	if (ask.per_type.size() > 1 && ask.per_node.slices >= 0)

@@ -83,6 +83,11 @@ struct JobAsk {
 };
 JobAsk job_ask(job_record_t *job, uint32_t max_nodes);
 
+// Whether what the job asks of each node is known: a slice count per node
+// (not one cons_tres spreads over nodes) and a gpu count per node, for
+// whichever of the two it asks.
+bool count_known_per_node(const JobAsk &ask);
+
 // What the job asks of each node, for the placement core: per type when it
 // asks several types with a known count per node, else per_node alone.
 std::vector<NodeRequest> node_requests(const JobAsk &ask);

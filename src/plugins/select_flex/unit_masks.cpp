@@ -111,8 +111,8 @@ namespace
 // as of now sets its per-node memory, select/flex leaves that to it.
 bool fit_is_known(job_record_t *job, const JobAsk &ask)
 {
-	if (!(ask.slices || ask.gpus) || ask.borrows || (ask.slices && ask.per_node.slices < 0) ||
-	    (ask.gpus && (ask.per_node.gpu_count <= 0 || !ask.per_node.gpu_type.empty())))
+	if (!(ask.slices || ask.gpus) || ask.borrows || !count_known_per_node(ask) ||
+	    !ask.per_node.gpu_type.empty())
 		return false;
 	if (ask.per_type.size() > 1) {
 		std::set<std::string> types;

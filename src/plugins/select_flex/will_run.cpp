@@ -174,8 +174,7 @@ std::optional<DevicePlan> device_plan(job_record_t *job, bitstr_t *candidates, u
 		if (!window.end || *at <= window.end)
 			plan.times.insert(*at);
 	});
-	const bool known =
-	        (!ask.slices || ask.per_node.slices >= 0) && (!ask.gpus || ask.per_node.gpu_count > 0);
+	const bool known = count_known_per_node(ask);
 	if (known && plan.every_node && !plan.any_now && min_nodes >= 1 && plan.ready.size() >= min_nodes) {
 		std::vector<int64_t> times;
 		for (const auto &[node, at] : plan.ready)
